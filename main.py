@@ -1,0 +1,21 @@
+"""The deployable entry point: `functions-framework --target chat`.
+
+Settings and logging are set up once per process, at import; the relay itself
+lives in the `relay` package.
+"""
+
+import os
+
+import flask
+import functions_framework
+
+from relay.handler import ChatRelay
+from relay.startup import start
+
+_relay: ChatRelay = start(os.environ)
+
+
+@functions_framework.http
+def chat(request: flask.Request) -> flask.Response:
+    """Relay a chat completion stream in the original route's wire format."""
+    return _relay(request)

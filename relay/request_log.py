@@ -1,0 +1,110 @@
+"""One structured log line per request, in the JSON shape Cloud Logging reads from stdout.
+
+The line says what happened (status, outcome, model, timings, sizes, token
+usage) and never what was said: no message text, no key, no token.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from relay import jsoncodec
+
+logger = logging.getLogger("relay.request")
+
+# outcome -> severity. ok and client_gone are normal; the others say who failed.
+_LEVELS = {
+    "ok": logging.INFO,
+    "client_gone": logging.INFO,
+    "rejected": logging.WARNING,  # the caller's request was refused (4xx)
+    "upstream_error": logging.WARNING,  # the upstream failed or refused
+    "timeout": logging.WARNING,  # the upstream was too slow
+    "error": logging.ERROR,  # the relay itself failed
+}
+OUTCOMES = tuple(_LEVELS)
+
+
+@dataclass
+class RequestLog:
+    """What the relay learns about one request while serving it."""
+
+    method: str
+    path: str
+    user_agent: str
+    trace: str | None = None  # projects/<project>/traces/<id>, when known
+    started: float = field(default_factory=time.monotonic)
+    model: str | None = None
+    upstream_status: int | None = None
+    first_token_ms: float | None = None
+    chunks: int = 0
+    bytes_sent: int = 0
+    usage: dict[str, Any] | None = None
+    detail: str | None = None  # why it failed, in the relay's own words
+
+    def mark_first_token(self) -> None:
+        if self.first_token_ms is None:
+            self.first_token_ms = round((time.monotonic() - self.started) * 1000, 1)
+
+    def finish(self, status: int, outcome: str) -> None:
+        """Write the request's log line; `outcome` is one of OUTCOMES."""
+        latency = time.monotonic() - self.started
+        fields: dict[str, Any] = {
+            "httpRequest": {
+                "requestMethod": self.method,
+                "requestUrl": self.path,
+                "status": status,
+                "latency": f"{latency:.3f}s",
+                "userAgent": self.user_agent,
+            },
+            "outcome": outcome,
+            "model": self.model,
+            "upstream_status": self.upstream_status,
+            "first_token_ms": self.first_token_ms,
+            "chunks": self.chunks,
+            "bytes": self.bytes_sent,
+        }
+        if self.usage is not None:
+            fields["usage"] = self.usage
+        if self.detail:
+            fields["detail"] = self.detail
+        if self.trace:
+            fields["logging.googleapis.com/trace"] = self.trace
+        level = _LEVELS.get(outcome, logging.WARNING)
+        message = f"{self.method} {self.path} {status} {outcome}"
+        logger.log(level, message, extra={"json_fields": fields})
+
+
+class CloudLoggingFormatter(logging.Formatter):
+    """Formats a record as one JSON line with `severity` and `message`.
+
+    Fields passed as `extra={"json_fields": {...}}` become top-level keys, which
+    Cloud Logging indexes (`httpRequest`, `logging.googleapis.com/trace`).
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "severity": record.levelname,
+            "message": record.getMessage(),
+            "logger": record.name,
+        }
+        extra = getattr(record, "json_fields", None)
+        if isinstance(extra, dict):
+            entry.update(extra)
+        if record.exc_info and record.exc_info[0] is not None:
+            # The exception's type only: its text or traceback could quote a request.
+            entry["exception"] = record.exc_info[0].__name__
+        return jsoncodec.dumps(entry).decode()
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Send the relay's log records to stdout as Cloud Logging JSON lines."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(CloudLoggingFormatter())
+    root = logging.getLogger("relay")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False

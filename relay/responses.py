@@ -1,0 +1,40 @@
+"""HTTP responses: the one place errors are rendered, and the stream's headers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import flask
+
+from relay.errors import PayloadTooLarge, RelayError
+
+TEXT = "text/plain; charset=utf-8"
+
+STREAM_HEADERS = {
+    "Cache-Control": "no-cache",
+    # nginx and some proxies buffer responses unless told not to.
+    "X-Accel-Buffering": "no",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def error_response(error: RelayError) -> flask.Response:
+    """Render any RelayError: its status, its message as plain text, its headers."""
+    body: bytes | Iterable[bytes] = error.message.encode()
+    if isinstance(error, PayloadTooLarge):
+        # An iterable body marks the response as streamed, so functions-framework
+        # does not read the oversized request body to the end before answering.
+        body = iter([error.message.encode()])
+    response = flask.Response(body, status=error.status, content_type=TEXT)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    for name, value in error.headers().items():
+        response.headers[name] = value
+    return response
+
+
+def stream_response(body: Iterable[bytes]) -> flask.Response:
+    """A 200 whose body is written as it is produced."""
+    response = flask.Response(body, status=200, content_type=TEXT, direct_passthrough=True)
+    response.headers.update(STREAM_HEADERS)
+    return response

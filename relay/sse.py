@@ -1,0 +1,96 @@
+"""An incremental decoder for server-sent events, bytes in, `data` payloads out.
+
+It follows the WHATWG HTML "event stream interpretation" rules, and does no I/O:
+- a line ends at CRLF, CR or LF and nowhere else; `bytes.splitlines` splits at
+  exactly those three (unlike `str.splitlines`, which also splits at U+2028,
+  U+2029, U+0085 and others that may sit inside a JSON string);
+- `data` lines of one event are joined with LF; one space after the colon is
+  dropped; a line without a colon is a field with an empty value;
+- comments (`:` lines) and the `event`, `id` and `retry` fields are ignored;
+- a blank line dispatches the event; an event with no `data` line is dropped;
+- a UTF-8 byte order mark at the start of the stream is skipped.
+
+Input may be split at any byte, a CR/LF pair and a multi-byte character
+included: only complete lines are interpreted, and lines are bytes, so no
+character is ever decoded from half of its bytes.
+
+One departure, so that nothing the upstream sent is lost: at the end of the
+stream (`flush`), an unterminated last line is still read and a pending event
+is still dispatched, where the spec discards them.
+"""
+
+from __future__ import annotations
+
+_BOM = b"\xef\xbb\xbf"
+
+
+class SSEDecoder:
+    """Feed network reads; get back the `data` of every event they complete."""
+
+    __slots__ = ("_data", "_pending", "_skip_lf", "_started")
+
+    def __init__(self) -> None:
+        self._pending: list[bytes] = []  # the start of a line not yet terminated
+        self._data: list[bytes] | None = None  # `data` values of the event being read
+        self._skip_lf = False  # the last read ended in CR; an LF next is part of it
+        self._started = False  # the first line has been seen (BOM check done)
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        """Decode one read; return the `data` of each event it completes, in order."""
+        if self._skip_lf:
+            self._skip_lf = False
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]
+        if not chunk:
+            return []
+        if b"\n" not in chunk and b"\r" not in chunk:
+            # No line ends here; keep the piece and join once, so a long line
+            # arriving in many small reads costs linear time, not quadratic.
+            self._pending.append(chunk)
+            return []
+        if self._pending:
+            self._pending.append(chunk)
+            chunk = b"".join(self._pending)
+            self._pending = []
+        lines = chunk.splitlines()
+        last = chunk[-1]
+        if last == 13:  # CR: the line is complete, but an LF may open the next read
+            self._skip_lf = True
+        elif last != 10:
+            self._pending.append(lines.pop())
+        return self._interpret(lines)
+
+    def flush(self) -> list[bytes]:
+        """End of stream: read any unterminated line and dispatch a pending event."""
+        lines = [b"".join(self._pending)] if self._pending else []
+        self._pending = []
+        self._skip_lf = False
+        lines.append(b"")
+        return self._interpret(lines)
+
+    def _interpret(self, lines: list[bytes]) -> list[bytes]:
+        if not self._started and lines:
+            self._started = True
+            if lines[0].startswith(_BOM):
+                lines[0] = lines[0][3:]
+        events: list[bytes] = []
+        data = self._data
+        for line in lines:
+            if not line:
+                if data is not None:
+                    events.append(b"\n".join(data))
+                    data = None
+            elif line.startswith(b"data"):
+                if len(line) == 4:
+                    value = b""
+                elif line[4] == 58:  # "data:"
+                    value = line[6:] if line[5:6] == b" " else line[5:]
+                else:
+                    continue  # another field whose name starts with "data"
+                if data is None:
+                    data = [value]
+                else:
+                    data.append(value)
+            # Any other line is a comment or a field the relay does not use.
+        self._data = data
+        return events

@@ -1,0 +1,166 @@
+"""The upstream side: one pooled HTTP client per process, and opening a chat stream.
+
+The stream is opened before the relay answers, so the upstream's status decides
+the relay's: an error status, a refused connection or a timeout becomes an
+UpstreamError while the caller can still be told with an honest status.
+"""
+
+from __future__ import annotations
+
+import http
+import threading
+
+import httpx
+
+from relay import jsoncodec
+from relay.config import Settings
+from relay.errors import UpstreamError, UpstreamHTTPError, UpstreamTimeout, UpstreamUnreachable
+from relay.redaction import redact
+
+# Enough of an error body for any real error object; an HTML error page is cut here.
+ERROR_BODY_LIMIT = 64 * 1024
+
+
+class Upstream:
+    """The configured upstream, with a client created on first use in each process.
+
+    Lazily, because the server may fork workers after importing this module and
+    may monkey-patch sockets and SSL in each (gevent): a client made at import
+    would share its pool across processes and hold unpatched SSL state.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> httpx.Client:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = make_client(self.settings)
+        return self._client
+
+    def open_chat_stream(self, api_key: str, body: bytes) -> httpx.Response:
+        """POST the chat request; return the streaming response once its status is 2xx."""
+        settings = self.settings
+        headers = {
+            "Authorization": f"Bearer {api_key}",
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream",
+        }
+        if settings.openai_org_id:
+            headers["OpenAI-Organization"] = settings.openai_org_id
+        if settings.openai_project_id:
+            headers["OpenAI-Project"] = settings.openai_project_id
+        request = self.client.build_request("POST", settings.completions_url, content=body, headers=headers)
+        try:
+            response = self.client.send(request, stream=True)
+        except httpx.TransportError as error:
+            raise describe_transport_error(error, settings) from None
+        if response.is_success and _is_stream_or_json(response):
+            return response
+        try:
+            if response.is_success:
+                raise UpstreamUnreachable(
+                    f"OpenAI API error: {settings.upstream_host} answered {response.status_code} with "
+                    f"{response.headers.get('content-type')}, not an event stream; check OPENAI_BASE_URL."
+                )
+            raise http_error(response, secrets=(api_key,))
+        finally:
+            response.close()
+
+
+def make_client(settings: Settings) -> httpx.Client:
+    """The process's HTTP client: keep-alive pool as large as the server's concurrency."""
+    return httpx.Client(
+        timeout=httpx.Timeout(
+            connect=settings.connect_timeout,
+            # Between two reads: the wait for the status line, then between chunks.
+            read=settings.idle_timeout,
+            write=settings.connect_timeout,
+            pool=settings.connect_timeout,
+        ),
+        limits=httpx.Limits(
+            max_connections=settings.max_connections,
+            max_keepalive_connections=settings.max_connections,
+        ),
+        follow_redirects=False,
+    )
+
+
+def http_error(response: httpx.Response, secrets: tuple[str | None, ...]) -> UpstreamError:
+    """The original route's error text for an upstream error status.
+
+    `OpenAI API error: <status> <reason> <the upstream's JSON body, compact, or {}>`;
+    the 2023 client shows it and looks for "429 Too Many Requests" in it.
+    """
+    body = _read_error_body(response)
+    try:
+        payload = jsoncodec.dumps(jsoncodec.loads(body)).decode()
+    except jsoncodec.JSONDecodeError:
+        payload = "{}"
+    status = response.status_code
+    # HTTP/2 has no reason phrase; httpx then gives the standard one, or "" if unknown.
+    reason = response.reason_phrase or _standard_reason(status)
+    message = redact(f"OpenAI API error: {status} {reason} {payload}", secrets)
+    if 400 <= status <= 599:
+        return UpstreamHTTPError(status, message)
+    # A redirect or another status the relay cannot pass on: the base URL is likely wrong.
+    return UpstreamUnreachable(f"{message} (unexpected status from the upstream; check OPENAI_BASE_URL)")
+
+
+def describe_transport_error(error: httpx.TransportError, settings: Settings) -> UpstreamError:
+    """A 502 or 504 that says what happened, naming the host but never the URL's secrets."""
+    host = settings.upstream_host
+    if isinstance(error, httpx.ConnectTimeout):
+        return UpstreamTimeout(
+            f"OpenAI API error: could not connect to {host} within {settings.connect_timeout:g} s."
+        )
+    if isinstance(error, httpx.PoolTimeout):
+        return UpstreamTimeout(
+            f"OpenAI API error: no free connection to {host} within {settings.connect_timeout:g} s "
+            "(UPSTREAM_MAX_CONNECTIONS reached)."
+        )
+    if isinstance(error, httpx.TimeoutException):
+        return UpstreamTimeout(f"OpenAI API error: {host} did not answer within {settings.idle_timeout:g} s.")
+    if isinstance(error, httpx.RemoteProtocolError):
+        return UpstreamUnreachable(f"OpenAI API error: {host} closed the connection without answering.")
+    if isinstance(error, httpx.ConnectError):
+        return UpstreamUnreachable(f"OpenAI API error: could not connect to {host}: {_reason(error)}.")
+    return UpstreamUnreachable(f"OpenAI API error: the request to {host} failed: {_reason(error)}.")
+
+
+def _is_stream_or_json(response: httpx.Response) -> bool:
+    # No content type is taken as a stream: some local servers send none.
+    content_type: str = response.headers.get("content-type", "text/event-stream").lower()
+    return content_type.startswith(("text/event-stream", "application/json"))
+
+
+def _read_error_body(response: httpx.Response) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_bytes():
+            parts.append(chunk)
+            size += len(chunk)
+            if size >= ERROR_BODY_LIMIT:
+                break
+    except httpx.HTTPError:
+        pass  # what arrived is all there is; a cut JSON body shows as {}
+    return b"".join(parts)[:ERROR_BODY_LIMIT]
+
+
+def _standard_reason(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _reason(error: Exception) -> str:
+    # httpx wraps the OS error; its text ("[Errno 111] Connection refused",
+    # "Name or service not known", a certificate failure) is what an operator needs.
+    text = str(error) or type(error).__name__
+    return text.rstrip(".")

@@ -1,0 +1,384 @@
+"""A fake OpenAI API: a real HTTP/1.1 server on a local port that sends exactly the bytes a test asks for.
+
+It speaks raw HTTP over asyncio so that it can produce what a well-behaved
+framework would not: one-byte writes, a character split between two writes, a
+reset or an early close mid-stream, a stall, a body without `data: [DONE]`.
+
+A test registers a `Reply` for a model name; a request for that model gets it.
+Any other model gets an ordinary OpenAI-style stream (the demo's reply). Every
+request is recorded with its headers and body, and the server counts open
+connections and notes when a client closed its connection early.
+
+Run it alone for the demo: `python -m tests.fake_upstream --port 8081`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import socket
+import ssl
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+DEMO_REPLY = "Hello! I am the fake upstream: no API key, no network, streamed token by token. 👋"
+
+
+@dataclass
+class Pause:
+    """Wait before the next step."""
+
+    seconds: float
+
+
+@dataclass
+class Reset:
+    """Abort the connection with a TCP reset."""
+
+
+@dataclass
+class Close:
+    """Close the connection cleanly, mid-body if the body is not finished."""
+
+
+@dataclass
+class Stall:
+    """Send nothing more; wait until the client gives up."""
+
+
+Step = bytes | Pause | Reset | Close | Stall
+
+
+@dataclass
+class Reply:
+    """What the fake sends for one request."""
+
+    status: int = 200
+    reason: str | None = None  # None: the standard phrase; "" sends none
+    headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "text/event-stream"})
+    body: list[Step] = field(default_factory=list)
+    chunked: bool = True  # chunked transfer encoding; else Connection: close framing
+    one_byte_writes: bool = False  # split every bytes step into one-byte writes
+    delay_headers: float = 0.0  # seconds before the status line
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None  # the reply was sent to the end
+    client_closed: float | None = None  # the client closed the connection mid-reply
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+# --- building blocks for replies -------------------------------------------------------------
+
+
+def sse(payload: Any) -> bytes:
+    """One SSE event whose data is `payload` (JSON unless bytes or str)."""
+    if isinstance(payload, bytes):
+        data = payload
+    elif isinstance(payload, str):
+        data = payload.encode()
+    else:
+        data = json.dumps(payload, ensure_ascii=False).encode()
+    return b"data: " + data + b"\n\n"
+
+
+def chunk(
+    content: str | None = None,
+    *,
+    role: str | None = None,
+    model: str = "gpt-fake-0613",
+    finish: str | None = None,
+) -> dict[str, Any]:
+    """A chat.completion.chunk with one choice."""
+    delta: dict[str, Any] = {}
+    if role is not None:
+        delta["role"] = role
+    if content is not None:
+        delta["content"] = content
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": 1700000000,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+
+
+def openai_stream(
+    tokens: Iterable[str],
+    *,
+    model: str = "gpt-fake-0613",
+    pace: float = 0.0,
+    done: bool = True,
+    usage: dict[str, int] | None = None,
+) -> list[Step]:
+    """The body of an ordinary OpenAI stream: role chunk, one chunk per token, finish, [DONE]."""
+    steps: list[Step] = [sse(chunk("", role="assistant", model=model))]
+    for token in tokens:
+        if pace:
+            steps.append(Pause(pace))
+        steps.append(sse(chunk(token, model=model)))
+    steps.append(sse(chunk(model=model, finish="stop")))
+    if usage is not None:
+        steps.append(sse({"id": "chatcmpl-fake", "model": model, "choices": [], "usage": usage}))
+    if done:
+        steps.append(sse("[DONE]"))
+    return steps
+
+
+def tokenize(text: str) -> list[str]:
+    """Split text into word-ish tokens, spaces kept, as a model would stream it."""
+    tokens: list[str] = []
+    for word in text.split(" "):
+        tokens.append(word if not tokens else " " + word)
+    return tokens
+
+
+def error_reply(status: int, body: bytes, content_type: str = "application/json", **kw: Any) -> Reply:
+    return Reply(status=status, headers={"Content-Type": content_type}, body=[body], **kw)
+
+
+# --- the server ------------------------------------------------------------------------------
+
+
+class FakeUpstream:
+    """The server; `start()` runs it on a thread of its own, `stop()` ends it."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None):
+        self.host = host
+        self.port = port
+        self.ssl_context = ssl_context
+        self.replies: dict[str, Reply | Callable[[RecordedRequest], Reply]] = {}
+        self.requests: list[RecordedRequest] = []
+        self.open_connections = 0
+        self.total_connections = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- control, from the test's thread --
+
+    @property
+    def base_url(self) -> str:
+        scheme = "https" if self.ssl_context else "http"
+        host = "localhost" if self.ssl_context else self.host
+        return f"{scheme}://{host}:{self.port}/v1"
+
+    def start(self) -> FakeUpstream:
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(ready,), name="fake-upstream", daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("the fake upstream did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def reset(self) -> None:
+        """Forget replies and recorded requests (connections stay counted)."""
+        self.replies.clear()
+        self.requests.clear()
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+        """Poll until `predicate()` holds; return whether it did within `timeout`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.01)
+        return predicate()
+
+    # -- the server, on its own loop --
+
+    def _run(self, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        sock = socket.create_server((self.host, self.port), backlog=4096)
+        self.port = sock.getsockname()[1]
+        self._server = loop.run_until_complete(
+            asyncio.start_server(self._serve, sock=sock, ssl=self.ssl_context, limit=1 << 20)
+        )
+        ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            self._server.close()
+            loop.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.open_connections += 1
+        self.total_connections += 1
+        try:
+            leftover: bytes | None = b""
+            while leftover is not None:
+                leftover = await self._serve_one(reader, writer, leftover)
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            pass
+        finally:
+            self.open_connections -= 1
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    async def _serve_one(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, leftover: bytes
+    ) -> bytes | None:
+        """Read one request and answer it; return None to close, else bytes already read of the next."""
+        head = leftover + await reader.readuntil(b"\r\n\r\n")
+        request_line, *header_lines = head.decode("latin-1").split("\r\n")
+        method, path, _ = request_line.split(" ", 2)
+        headers: dict[str, str] = {}
+        for line in header_lines:
+            if line:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+        body = await reader.readexactly(int(headers.get("content-length", "0")))
+        request = RecordedRequest(method, path, headers, body)
+        self.requests.append(request)
+        reply = self._reply_for(request)
+
+        closed = asyncio.ensure_future(reader.read(1))  # b"" when the client hangs up
+        try:
+            keep_open = await self._send(reply, writer, closed)
+        except ConnectionError:
+            request.client_closed = time.monotonic()
+            await _stop_watch(closed)
+            return None
+        if closed.done() and closed.result() == b"":
+            request.client_closed = time.monotonic()
+            return None
+        next_bytes = await _stop_watch(closed)  # may hold the first byte of the next request
+        if not keep_open:
+            return None
+        request.finished = time.monotonic()
+        return next_bytes
+
+    def _reply_for(self, request: RecordedRequest) -> Reply:
+        if request.path.endswith("/models"):
+            return Reply(
+                headers={"Content-Type": "application/json"},
+                chunked=False,
+                body=[
+                    json.dumps({"object": "list", "data": [{"id": "gpt-fake", "object": "model"}]}).encode()
+                ],
+            )
+        try:
+            model = request.json.get("model", "")
+        except ValueError:
+            model = ""
+        reply = self.replies.get(model)
+        if reply is None:
+            return Reply(body=openai_stream(tokenize(DEMO_REPLY), pace=0.05))
+        return reply(request) if callable(reply) else reply
+
+    async def _send(self, reply: Reply, writer: asyncio.StreamWriter, closed: asyncio.Future[bytes]) -> bool:
+        if reply.delay_headers and await _client_left(closed, reply.delay_headers):
+            return False
+        reason = reply.reason if reply.reason is not None else _standard_reason(reply.status)
+        head = [f"HTTP/1.1 {reply.status} {reason}"]  # an empty reason is allowed (and sent)
+        head += [f"{name}: {value}" for name, value in reply.headers.items()]
+        head.append("Transfer-Encoding: chunked" if reply.chunked else "Connection: close")
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+        await writer.drain()
+        for step in reply.body:
+            if closed.done():
+                return False
+            if isinstance(step, Pause):
+                if await _client_left(closed, step.seconds):
+                    return False
+            elif isinstance(step, Reset):
+                _reset(writer)
+                return False
+            elif isinstance(step, Close):
+                await writer.drain()
+                writer.close()
+                return False
+            elif isinstance(step, Stall):
+                await closed
+                return False
+            elif reply.one_byte_writes:
+                for index in range(len(step)):
+                    writer.write(_frame(step[index : index + 1], reply.chunked))
+                    await writer.drain()
+                    await asyncio.sleep(0.001)
+            else:
+                writer.write(_frame(step, reply.chunked))
+                await writer.drain()
+        if reply.chunked:
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+            return True
+        await writer.drain()
+        writer.close()
+        return False
+
+
+async def _stop_watch(closed: asyncio.Future[bytes]) -> bytes:
+    """Cancel the hang-up watch; return what it read, if it read anything."""
+    closed.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        return await closed
+    return b""
+
+
+async def _client_left(closed: asyncio.Future[bytes], seconds: float) -> bool:
+    """Wait `seconds`; return True at once if the client closes meanwhile."""
+    done, _ = await asyncio.wait({closed}, timeout=seconds)
+    return bool(done)
+
+
+def _frame(data: bytes, chunked: bool) -> bytes:
+    if not chunked:
+        return data
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+def _standard_reason(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8081)
+    args = parser.parse_args()
+    fake = FakeUpstream(args.host, args.port).start()
+    print(f"fake upstream listening on {fake.base_url}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()
