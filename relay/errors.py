@@ -75,10 +75,6 @@ class PayloadTooLarge(ClientError):
             "Send a shorter conversation."
         )
 
-    def headers(self) -> dict[str, str]:
-        # The rest of the body is never read, so the connection cannot be reused.
-        return {"Connection": "close"}
-
 
 class UpstreamError(RelayError):
     """The upstream failed before any byte of the reply was sent."""

@@ -76,11 +76,16 @@ class ChatRelay:
 
     def _read_body(self, request: flask.Request) -> bytes:
         limit = self.settings.max_body_bytes
-        request.max_content_length = limit
+        # Werkzeug refuses a declared length over the maximum before reading, but cuts a
+        # chunked body at the maximum without a word: read one byte more to tell.
+        request.max_content_length = limit + 1
         try:
-            return request.get_data(cache=True)
+            body = request.get_data(cache=True)
         except RequestEntityTooLarge:
             raise PayloadTooLarge(limit) from None
+        if len(body) > limit:
+            raise PayloadTooLarge(limit)
+        return body
 
 
 def _outcome(error: RelayError) -> str:

@@ -347,8 +347,8 @@ async def _client_left(closed: asyncio.Future[bytes], seconds: float) -> bool:
 
 
 def _frame(data: bytes, chunked: bool) -> bytes:
-    if not chunked:
-        return data
+    if not chunked or not data:
+        return data  # an empty chunk would end a chunked body
     return f"{len(data):x}\r\n".encode() + data + b"\r\n"
 
 

@@ -1,0 +1,104 @@
+"""The real server, as deployed: `functions-framework --target chat` in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def base_environ() -> dict[str, str]:
+    """A clean environment: nothing of the developer's (no OPENAI_API_KEY) leaks in."""
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "SYSTEMROOT", "TMPDIR")
+    return {name: os.environ[name] for name in keep if name in os.environ}
+
+
+class RelayServer:
+    """Starts the function on a free port with exactly the environment given."""
+
+    def __init__(self, env: dict[str, str], python: str = sys.executable) -> None:
+        self.env = env
+        self.python = python
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self._stdout = tempfile.NamedTemporaryFile(prefix="relay-stdout-", suffix=".log")  # noqa: SIM115
+        self._stderr = tempfile.NamedTemporaryFile(prefix="relay-stderr-", suffix=".log")  # noqa: SIM115
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> RelayServer:
+        command = [
+            self.python, "-m", "functions_framework",
+            "--target", "chat", "--source", str(ROOT / "main.py"),
+            "--host", "127.0.0.1", "--port", str(self.port),
+        ]  # fmt: skip
+        self.process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**base_environ(), **self.env},
+            stdout=self._stdout,
+            stderr=self._stderr,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the relay exited with {self.process.returncode}:\n{self.output()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"the relay did not start listening:\n{self.output()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+    def stdout(self) -> str:
+        return Path(self._stdout.name).read_text(errors="replace")
+
+    def output(self) -> str:
+        """Everything the server printed: stdout, then stderr."""
+        return self.stdout() + Path(self._stderr.name).read_text(errors="replace")
+
+    def log_entries(self) -> list[dict[str, Any]]:
+        """The structured JSON lines on stdout."""
+        entries = []
+        for line in self.stdout().splitlines():
+            if line.startswith("{"):
+                entries.append(json.loads(line))
+        return entries
+
+    def request_logs(self) -> list[dict[str, Any]]:
+        return [entry for entry in self.log_entries() if "httpRequest" in entry]
+
+    def wait_for_request_logs(self, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """The request log lines, once at least `count` have been written."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            logs = self.request_logs()
+            if len(logs) >= count:
+                return logs
+            time.sleep(0.02)
+        return self.request_logs()

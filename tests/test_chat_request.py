@@ -1,0 +1,143 @@
+"""Request validation: every bad body is a 400 whose message names the field."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from relay.chat_request import parse_chat_request
+from relay.errors import BadRequest
+
+USER = [{"role": "user", "content": "Hi"}]
+
+
+def body(**fields: Any) -> bytes:
+    return json.dumps({"model": "gpt-4o-mini", "messages": USER, **fields}).encode()
+
+
+def test_defaults_and_forwarded_fields() -> None:
+    request = parse_chat_request(body())
+    assert request.model == "gpt-4o-mini"
+    assert request.options == {"temperature": 0.5, "max_tokens": 2048}
+    assert json.loads(request.upstream_body()) == {
+        "model": "gpt-4o-mini",
+        "messages": USER,
+        "temperature": 0.5,
+        "max_tokens": 2048,
+        "stream": True,
+        "n": 1,
+    }
+
+
+def test_optional_fields_pass_through_and_unknown_ones_do_not() -> None:
+    request = parse_chat_request(
+        body(
+            temperature=0,
+            max_tokens=10,
+            top_p=1,
+            frequency_penalty=-2,
+            presence_penalty=2.0,
+            stop=["\n", "END"],
+            stream=False,
+            n=3,
+            tools=[],
+        )
+    )
+    sent = json.loads(request.upstream_body())
+    assert sent["temperature"] == 0 and sent["max_tokens"] == 10 and sent["top_p"] == 1
+    assert sent["frequency_penalty"] == -2 and sent["presence_penalty"] == 2.0
+    assert sent["stop"] == ["\n", "END"]
+    assert sent["stream"] is True and sent["n"] == 1
+    assert "tools" not in sent
+
+
+def test_api_key_is_taken_but_never_forwarded_or_shown() -> None:
+    request = parse_chat_request(body(apiKey="sk-from-client"))
+    assert request.api_key == "sk-from-client"
+    assert b"sk-from-client" not in request.upstream_body()
+    assert "sk-from-client" not in repr(request)
+
+
+@pytest.mark.parametrize("key", ["", None])
+def test_empty_api_key_means_none(key: Any) -> None:
+    assert parse_chat_request(body(apiKey=key)).api_key is None
+
+
+def test_content_parts_and_null_content_are_forwarded_as_given() -> None:
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+            ],
+        },
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "1"}]},
+    ]
+    request = parse_chat_request(json.dumps({"model": "m", "messages": messages}).encode())
+    assert json.loads(request.upstream_body())["messages"] == messages
+
+
+def test_integral_float_max_tokens_is_an_integer() -> None:
+    assert parse_chat_request(body(max_tokens=100.0)).options["max_tokens"] == 100
+
+
+def test_null_optional_fields_take_their_defaults() -> None:
+    request = parse_chat_request(body(temperature=None, max_tokens=None, top_p=None, stop=None))
+    assert request.options == {"temperature": 0.5, "max_tokens": 2048}
+
+
+@pytest.mark.parametrize(
+    ("raw", "named"),
+    [
+        pytest.param(b"", "empty", id="empty-body"),
+        pytest.param(b"  \n", "empty", id="blank-body"),
+        pytest.param(b"{not json", "not valid JSON", id="invalid-json"),
+        pytest.param(b'{"model": NaN}', "not valid JSON", id="nan"),
+        pytest.param(b"\xff\xfe{}", "not valid JSON", id="not-utf8"),
+        pytest.param(b"[]", "must be a JSON object, got an empty list", id="array"),
+        pytest.param(b'"hi"', "must be a JSON object, got a string", id="string"),
+        pytest.param(b'{"messages": []}', '"model" must be a non-empty string', id="model-missing"),
+        pytest.param(body(model=""), '"model" must be a non-empty string', id="model-empty"),
+        pytest.param(body(model=4), '"model" must be a non-empty string such as "gpt-4o-mini", got a number', id="model-number"),
+        pytest.param(body(messages=None), '"messages" must be a non-empty list', id="messages-missing"),
+        pytest.param(body(messages=[]), '"messages" must be a non-empty list', id="messages-empty"),
+        pytest.param(body(messages="hi"), '"messages" must be a non-empty list', id="messages-string"),
+        pytest.param(body(messages=["hi"]), '"messages[0]" must be an object', id="message-string"),
+        pytest.param(body(messages=[{"content": "x"}]), '"messages[0].role" must be a non-empty string', id="role-missing"),
+        pytest.param(body(messages=[{"role": 1, "content": "x"}]), '"messages[0].role"', id="role-number"),
+        pytest.param(body(messages=[*USER, {"role": "user"}]), '"messages[1].content" is missing', id="content-missing"),
+        pytest.param(body(messages=[{"role": "user", "content": 5}]), '"messages[0].content" must be a string or a list', id="content-number"),
+        pytest.param(body(messages=[{"role": "user", "content": [{"text": "x"}]}]), '"messages[0].content[0]" must be a content part', id="part-without-type"),
+        pytest.param(body(messages=[{"role": "user", "content": ["x"]}]), '"messages[0].content[0]"', id="part-string"),
+        pytest.param(body(temperature=2.5), '"temperature" must be a number from 0 to 2, got 2.5', id="temperature-high"),
+        pytest.param(body(temperature=-0.1), '"temperature" must be a number from 0 to 2', id="temperature-low"),
+        pytest.param(body(temperature="0.5"), '"temperature" must be a number from 0 to 2, got a string', id="temperature-string"),
+        pytest.param(body(temperature=True), '"temperature" must be a number from 0 to 2, got true/false', id="temperature-bool"),
+        pytest.param(body(top_p=1.5), '"top_p" must be a number from 0 to 1', id="top-p"),
+        pytest.param(body(frequency_penalty=-3), '"frequency_penalty" must be a number from -2 to 2', id="frequency-penalty"),
+        pytest.param(body(presence_penalty=[]), '"presence_penalty" must be a number from -2 to 2', id="presence-penalty"),
+        pytest.param(body(max_tokens=0), '"max_tokens" must be a positive whole number, got 0', id="max-tokens-zero"),
+        pytest.param(body(max_tokens=-5), '"max_tokens" must be a positive whole number', id="max-tokens-negative"),
+        pytest.param(body(max_tokens=1.5), '"max_tokens" must be a positive whole number, got 1.5', id="max-tokens-fraction"),
+        pytest.param(body(max_tokens="10"), '"max_tokens" must be a positive whole number, got a string', id="max-tokens-string"),
+        pytest.param(body(max_tokens=False), '"max_tokens" must be a positive whole number', id="max-tokens-bool"),
+        pytest.param(body(stop=5), '"stop" must be a string or a list of strings', id="stop-number"),
+        pytest.param(body(stop=["a", 1]), '"stop" must be a string or a list of strings', id="stop-mixed"),
+        pytest.param(body(apiKey=123), '"apiKey" must be a string, got a number', id="api-key-number"),
+    ],
+)  # fmt: skip
+def test_bad_requests_name_the_field(raw: bytes, named: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        parse_chat_request(raw)
+    assert caught.value.status == 400
+    assert named in caught.value.message
+
+
+def test_message_never_quotes_a_value_that_may_be_secret() -> None:
+    with pytest.raises(BadRequest) as caught:
+        parse_chat_request(body(temperature="sk-secret-looking"))
+    assert "sk-secret-looking" not in caught.value.message

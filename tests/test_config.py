@@ -1,0 +1,64 @@
+"""Settings from the environment: defaults, and a clear failure naming a bad variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from relay.config import ConfigError, Settings, load_settings
+
+
+def test_defaults() -> None:
+    settings = load_settings({})
+    assert settings == Settings()
+    assert settings.openai_api_key is None
+    assert settings.completions_url == "https://api.openai.com/v1/chat/completions"
+    assert settings.connect_timeout == 10.0
+    assert settings.idle_timeout == 60.0
+    assert settings.max_body_bytes == 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("base_url", "url"),
+    [
+        ("http://localhost:11434/v1", "http://localhost:11434/v1/chat/completions"),
+        ("https://example.com/openai/v1/", "https://example.com/openai/v1/chat/completions"),
+        ("https://example.com", "https://example.com/chat/completions"),
+    ],
+)
+def test_base_url_is_joined_as_the_openai_sdks_join_it(base_url: str, url: str) -> None:
+    assert load_settings({"OPENAI_BASE_URL": base_url}).completions_url == url
+
+
+def test_blank_values_mean_unset() -> None:
+    settings = load_settings({"OPENAI_API_KEY": "  ", "OPENAI_BASE_URL": "", "MAX_BODY_BYTES": ""})
+    assert settings == Settings()
+
+
+def test_key_is_not_in_the_repr() -> None:
+    settings = load_settings({"OPENAI_API_KEY": "sk-very-secret"})
+    assert settings.openai_api_key == "sk-very-secret"
+    assert "sk-very-secret" not in repr(settings)
+
+
+def test_upstream_host_hides_credentials_in_the_url() -> None:
+    settings = load_settings({"OPENAI_BASE_URL": "https://user:pass@proxy.example:8443/v1"})
+    assert settings.upstream_host == "proxy.example:8443"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("OPENAI_BASE_URL", "api.openai.com/v1", "OPENAI_BASE_URL must be an http:// or https:// URL"),
+        ("OPENAI_BASE_URL", "ftp://example.com", "OPENAI_BASE_URL must be an http:// or https:// URL"),
+        ("OPENAI_BASE_URL", "https://example.com/v1?key=x", "OPENAI_BASE_URL must not carry a query"),
+        ("UPSTREAM_CONNECT_TIMEOUT", "ten", "UPSTREAM_CONNECT_TIMEOUT must be a number of seconds"),
+        ("UPSTREAM_IDLE_TIMEOUT", "0", "UPSTREAM_IDLE_TIMEOUT must be a positive number of seconds"),
+        ("UPSTREAM_IDLE_TIMEOUT", "inf", "UPSTREAM_IDLE_TIMEOUT must be a positive number of seconds"),
+        ("MAX_BODY_BYTES", "1.5", "MAX_BODY_BYTES must be a whole number"),
+        ("MAX_BODY_BYTES", "-1", "MAX_BODY_BYTES must be greater than zero"),
+        ("UPSTREAM_MAX_CONNECTIONS", "many", "UPSTREAM_MAX_CONNECTIONS must be a whole number"),
+    ],
+)
+def test_bad_values_fail_naming_the_variable(name: str, value: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        load_settings({name: value})

@@ -1,0 +1,472 @@
+"""End to end: the real functions-framework server, relaying the fake upstream's streams."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import httpx
+import pytest
+
+from tests.chat_client import USER, chat
+from tests.conftest import CLIENT_KEY, SERVER_KEY, RelayFactory
+from tests.fake_upstream import (
+    Close,
+    FakeUpstream,
+    Pause,
+    Reply,
+    Reset,
+    Stall,
+    chunk,
+    error_reply,
+    openai_stream,
+    sse,
+)
+from tests.relay_server import RelayServer, free_port
+
+PACKET = b'{"model":"gpt-fake-0613"}'
+
+
+def stream_of(*steps: bytes | Pause | Reset | Close | Stall, **options: object) -> Reply:
+    return Reply(body=list(steps), **options)  # type: ignore[arg-type]
+
+
+# -- the ordinary path --------------------------------------------------------------------------
+
+
+def test_streams_the_original_wire_format(fake: FakeUpstream, relay: RelayServer, client: httpx.Client) -> None:
+    fake.replies["gpt-test"] = Reply(body=openai_stream(["Hel", "lo", " world"]))
+    reply = chat(client, relay.url)
+
+    assert reply.status == 200
+    assert reply.headers["content-type"] == "text/plain; charset=utf-8"
+    assert reply.headers["cache-control"] == "no-cache"
+    assert reply.headers["x-accel-buffering"] == "no"
+    assert reply.body == PACKET + b"Hello world"
+    assert reply.reads[0][1] == PACKET  # the 2023 client parses its first read as JSON
+
+
+def test_upstream_receives_the_validated_request(fake: FakeUpstream, relay: RelayServer, client: httpx.Client) -> None:
+    chat(client, relay.url, temperature=1, max_tokens=5, top_p=0.5, stop="END", extra="dropped")
+    (request,) = fake.requests
+    assert request.method == "POST"
+    assert request.path == "/v1/chat/completions"
+    assert request.headers["authorization"] == f"Bearer {SERVER_KEY}"
+    assert request.headers["content-type"] == "application/json"
+    assert request.json == {
+        "model": "gpt-test",
+        "messages": USER,
+        "temperature": 1,
+        "max_tokens": 5,
+        "top_p": 0.5,
+        "stop": "END",
+        "stream": True,
+        "n": 1,
+    }
+    assert "openai-organization" not in request.headers
+    assert "openai-project" not in request.headers
+
+
+def test_root_path_is_the_same_endpoint(fake: FakeUpstream, relay: RelayServer, client: httpx.Client) -> None:
+    fake.replies["gpt-test"] = Reply(body=openai_stream(["root"]))
+    assert chat(client, relay.url, path="/").body == PACKET + b"root"
+
+
+def test_organization_and_project_headers(
+    fake: FakeUpstream, relay_factory: RelayFactory, client: httpx.Client
+) -> None:
+    relay = relay_factory(OPENAI_ORG_ID="org-123", OPENAI_PROJECT_ID="proj_456")
+    chat(client, relay.url)
+    (request,) = fake.requests
+    assert request.headers["openai-organization"] == "org-123"
+    assert request.headers["openai-project"] == "proj_456"
+
+
+def test_client_key_is_used_when_sent(fake: FakeUpstream, relay: RelayServer, client: httpx.Client) -> None:
+    chat(client, relay.url, apiKey=CLIENT_KEY)
+    assert fake.requests[0].headers["authorization"] == f"Bearer {CLIENT_KEY}"
+
+
+def test_no_key_anywhere_is_the_original_400(
+    fake: FakeUpstream, relay_factory: RelayFactory, client: httpx.Client
+) -> None:
+    relay = relay_factory(OPENAI_API_KEY=None)
+    reply = chat(client, relay.url, apiKey="")
+    assert reply.status == 400
+    assert reply.text == (
+        "Error: missing OpenAI API Key. Add it on the client side (Settings icon) "
+        "or server side (your deployment)."
+    )
+    assert fake.requests == []
+    warnings = [entry for entry in relay.log_entries() if entry["severity"] == "WARNING"]
+    assert any("OPENAI_API_KEY has not been provided" in entry["message"] for entry in warnings)
+
+
+def test_text_arrives_token_by_token(fake: FakeUpstream, relay: RelayServer, client: httpx.Client) -> None:
+    fake.replies["gpt-test"] = Reply(body=openai_stream(["one", " two", " three", " four"], pace=0.2))
+    reply = chat(client, relay.url)
+    assert reply.body == PACKET + b"one two three four"
+    text_reads = [(at, data) for at, data in reply.reads if data != PACKET]
+    assert [data for _, data in text_reads] == [b"one", b" two", b" three", b" four"]
+    gaps = [later - earlier for (earlier, _), (later, _) in zip(text_reads, text_reads[1:], strict=False)]
+    assert all(gap > 0.1 for gap in gaps), gaps  # each token was sent when it came, not batched
+
+
+def test_headers_come_when_the_upstream_answers_not_at_the_first_token(
+    fake: FakeUpstream, relay: RelayServer, client: httpx.Client
+) -> None:
+    fake.replies["gpt-test"] = Reply(body=[Pause(1.5), *openai_stream(["late"])])
+    reply = chat(client, relay.url)
+    assert reply.headers_at < 1.0
+    assert reply.reads[-1][0] >= 1.5
+    assert reply.body == PACKET + b"late"
+
+
+# -- every stream an upstream can send ----------------------------------------------------------
+
+UTF8 = "Grüße 😀 中文 \u2028 fin".encode()
+SPLIT = UTF8.index("😀".encode()) + 2  # in the middle of the emoji's four bytes
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        pytest.param(
+            Reply(body=openai_stream(["a", "é", "😀"]), one_byte_writes=True),
+            PACKET + "aé😀".encode(),
+            id="one-byte-reads",
+        ),
+        pytest.param(
+            stream_of(
+                b'data: {"model":"gpt-fake-0613","choices":[{"delta":{"content":"' + UTF8[:SPLIT],
+                Pause(0.2),
+                UTF8[SPLIT:] + b'"}}]}\n\n',
+                sse("[DONE]"),
+            ),
+            PACKET + UTF8,
+            id="utf8-split-mid-character",
+        ),
+        pytest.param(
+            stream_of(b"".join(s for s in openai_stream(["cr", "lf"]) if isinstance(s, bytes)).replace(b"\n", b"\r")),
+            PACKET + b"crlf",
+            id="cr-line-ends",
+        ),
+        pytest.param(
+            stream_of(b"".join(s for s in openai_stream(["cr", "lf"]) if isinstance(s, bytes)).replace(b"\n", b"\r\n")),
+            PACKET + b"crlf",
+            id="crlf-line-ends",
+        ),
+        pytest.param(
+            stream_of(b": OPENROUTER PROCESSING\n\n", *openai_stream(["x"])[:2], b": ping\n\n", sse("[DONE]")),
+            PACKET + b"x",
+            id="comments",
+        ),
+        pytest.param(
+            stream_of(
+                sse({"id": "", "choices": [], "prompt_filter_results": [{"prompt_index": 0}]}),
+                *openai_stream(["safe"], usage={"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}),
+            ),
+            PACKET + b"safe",
+            id="empty-choices-azure-filter-and-usage",
+        ),
+        pytest.param(
+            stream_of(sse(chunk("Hello", role="assistant")), sse(chunk(" there")), sse("[DONE]")),
+            PACKET + b"Hello there",
+            id="role-with-content",
+        ),
+        pytest.param(
+            stream_of(*openai_stream(["no", " done"], done=False)),
+            PACKET + b"no done",
+            id="no-done",
+        ),
+        pytest.param(
+            stream_of(sse(chunk("a")), b"data: {this is not json\n\n", sse(chunk("b")), sse("[DONE]")),
+            PACKET + b"ab",
+            id="malformed-line",
+        ),
+        pytest.param(
+            stream_of(sse(chunk("a")), sse("[DONE]"), sse(chunk("after done"))),
+            PACKET + b"a",
+            id="done-ends-it",
+        ),
+        pytest.param(
+            stream_of(sse(chunk("partial")), sse({"error": {"message": "The server had an error", "type": "server_error"}})),
+            PACKET + b"partial\n\n[Error: The server had an error]",
+            id="in-stream-error",
+        ),
+        pytest.param(
+            Reply(
+                headers={"Content-Type": "application/json"},
+                body=[json.dumps({"model": "gpt-whole", "choices": [{"message": {"content": "whole"}}]}).encode()],
+            ),
+            b'{"model":"gpt-whole"}whole',
+            id="non-streamed-json-answer",
+        ),
+        pytest.param(
+            Reply(headers={}, body=openai_stream(["no", " type"])),
+            PACKET + b"no type",
+            id="no-content-type",
+        ),
+        pytest.param(
+            Reply(body=openai_stream(["closed", " framing"]), chunked=False),
+            PACKET + b"closed framing",
+            id="connection-close-framing",
+        ),
+    ],
+)  # fmt: skip
+def test_stream_cases(
+    fake: FakeUpstream, relay: RelayServer, client: httpx.Client, reply: Reply, expected: bytes
+) -> None:
+    fake.replies["gpt-test"] = reply
+    result = chat(client, relay.url)
+    assert result.status == 200
+    assert result.body == expected
+    for _, data in result.reads:
+        data.decode("utf-8")  # every read is whole characters
+
+
+def test_long_reply_in_one_read(fake: FakeUpstream, relay: RelayServer, client: httpx.Client) -> None:
+    tokens = [f" t{index}" for index in range(20_000)]
+    fake.replies["gpt-test"] = stream_of(b"".join(s for s in openai_stream(tokens) if isinstance(s, bytes)))
+    assert chat(client, relay.url).body == PACKET + "".join(tokens).encode()
+
+
+def test_malformed_line_is_logged_without_its_text(
+    fake: FakeUpstream, relay: RelayServer, client: httpx.Client
+) -> None:
+    fake.replies["gpt-test"] = stream_of(sse(chunk("a")), b"data: {secret words\n\n", sse("[DONE]"))
+    logged = len(relay.request_logs())
+    chat(client, relay.url)
+    assert relay.wait_for_request_logs(logged + 1)[logged]["outcome"] == "ok"
+    skipped = [e for e in relay.log_entries() if "not a JSON object" in e["message"]]
+    assert skipped and all("secret words" not in json.dumps(e) for e in relay.log_entries())
+
+
+# -- upstream failures after the stream began ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("steps", "note"),
+    [
+        pytest.param([Reset()], b"\n\n[Error: the upstream closed the connection before the reply was complete]", id="reset"),
+        pytest.param([Close()], b"\n\n[Error: the upstream closed the connection before the reply was complete]", id="early-close"),
+    ],
+)  # fmt: skip
+def test_upstream_lost_mid_stream_ends_the_reply_with_a_note(
+    fake: FakeUpstream, relay: RelayServer, client: httpx.Client, steps: list[Reset | Close], note: bytes
+) -> None:
+    fake.replies["gpt-test"] = stream_of(sse(chunk("partial")), Pause(0.1), *steps)
+    reply = chat(client, relay.url)
+    assert reply.status == 200
+    assert reply.body == PACKET + b"partial" + note
+
+
+def test_upstream_silent_mid_stream_times_out_with_a_note(
+    fake: FakeUpstream, relay_factory: RelayFactory, client: httpx.Client
+) -> None:
+    relay = relay_factory(UPSTREAM_IDLE_TIMEOUT="1")
+    fake.replies["gpt-test"] = stream_of(sse(chunk("partial")), Stall())
+    reply = chat(client, relay.url)
+    assert reply.body == PACKET + b"partial\n\n[Error: the upstream sent nothing for 1 s; the reply is incomplete]"
+    assert 0.9 < reply.reads[-1][0] < 5
+    assert fake.wait_for(lambda: fake.requests[0].client_closed is not None)
+
+
+# -- upstream failures before the stream began --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reply", "status", "text"),
+    [
+        pytest.param(
+            error_reply(429, b'{"error": {"message": "Rate limit reached", "type": "requests", "code": null}}'),
+            429,
+            'OpenAI API error: 429 Too Many Requests {"error":{"message":"Rate limit reached","type":"requests","code":null}}',
+            id="429-json",
+        ),
+        pytest.param(
+            error_reply(500, b"<html><body>Internal error</body></html>", "text/html"),
+            500,
+            "OpenAI API error: 500 Internal Server Error {}",
+            id="500-html",
+        ),
+        pytest.param(error_reply(503, b""), 503, "OpenAI API error: 503 Service Unavailable {}", id="503-empty"),
+        pytest.param(
+            error_reply(400, b'{"error": {"message": "bad"}}', reason=""),
+            400,
+            'OpenAI API error: 400 Bad Request {"error":{"message":"bad"}}',
+            id="no-reason-phrase",
+        ),
+        pytest.param(
+            error_reply(404, b'{"error": {"message": "The model `x` does not exist"}}', reason="Not Found"),
+            404,
+            'OpenAI API error: 404 Not Found {"error":{"message":"The model `x` does not exist"}}',
+            id="404-model",
+        ),
+        pytest.param(
+            Reply(status=302, headers={"Location": "https://elsewhere/"}, body=[]),
+            502,
+            "OpenAI API error: 302 Found {} (unexpected status from the upstream; check OPENAI_BASE_URL)",
+            id="redirect",
+        ),
+        pytest.param(
+            Reply(headers={"Content-Type": "text/html"}, body=[b"<html>login</html>"]),
+            502,
+            "answered 200 with text/html, not an event stream; check OPENAI_BASE_URL.",
+            id="200-html",
+        ),
+    ],
+)
+def test_upstream_error_status_is_relayed_with_the_original_text(
+    fake: FakeUpstream, relay: RelayServer, client: httpx.Client, reply: Reply, status: int, text: str
+) -> None:
+    fake.replies["gpt-test"] = reply
+    result = chat(client, relay.url)
+    assert result.status == status
+    assert result.headers["content-type"] == "text/plain; charset=utf-8"
+    assert text in result.text
+
+
+def test_masked_key_in_an_upstream_401_is_redacted(
+    fake: FakeUpstream, relay: RelayServer, client: httpx.Client
+) -> None:
+    masked = SERVER_KEY[:6] + "*" * 12 + SERVER_KEY[-4:]
+    message = f"Incorrect API key provided: {masked}. You can find your API key at https://platform.openai.com."
+    fake.replies["gpt-test"] = error_reply(401, json.dumps({"error": {"message": message}}).encode())
+    result = chat(client, relay.url)
+    assert result.status == 401
+    assert result.text.startswith("OpenAI API error: 401 Unauthorized ")
+    assert "Incorrect API key provided: [redacted]." in result.text
+    assert SERVER_KEY[-4:] not in result.text
+
+
+def test_upstream_silent_before_answering_is_504(
+    fake: FakeUpstream, relay_factory: RelayFactory, client: httpx.Client
+) -> None:
+    relay = relay_factory(UPSTREAM_IDLE_TIMEOUT="1")
+    fake.replies["gpt-test"] = Reply(body=openai_stream(["late"]), delay_headers=3)
+    result = chat(client, relay.url)
+    assert result.status == 504
+    assert result.text == f"OpenAI API error: 127.0.0.1:{fake.port} did not answer within 1 s."
+
+
+def test_upstream_unreachable_is_502(relay_factory: RelayFactory, client: httpx.Client) -> None:
+    port = free_port()  # nothing listens here
+    relay = relay_factory(OPENAI_BASE_URL=f"http://127.0.0.1:{port}/v1")
+    result = chat(client, relay.url)
+    assert result.status == 502
+    assert result.text.startswith(f"OpenAI API error: could not connect to 127.0.0.1:{port}: ")
+    assert "refused" in result.text.lower()
+
+
+def test_upstream_dns_failure_is_502(relay_factory: RelayFactory, client: httpx.Client) -> None:
+    relay = relay_factory(OPENAI_BASE_URL="http://no-such-host.invalid/v1")
+    result = chat(client, relay.url)
+    assert result.status == 502
+    assert result.text.startswith("OpenAI API error: could not connect to no-such-host.invalid: ")
+
+
+# -- the client goes away -----------------------------------------------------------------------
+
+
+def test_client_leaving_mid_stream_closes_the_upstream(
+    fake: FakeUpstream, relay: RelayServer, client: httpx.Client
+) -> None:
+    fake.replies["gpt-test"] = Reply(body=openai_stream([f" t{i}" for i in range(200)], pace=0.05))
+    logged = len(relay.request_logs())
+    with client.stream("POST", relay.url + "/api/chat", json={"model": "gpt-test", "messages": USER}) as response:
+        received = b""
+        for data in response.iter_raw():
+            received += data
+            if received.count(b" t") >= 3:
+                break
+    left = time.monotonic()
+    assert fake.wait_for(lambda: fake.requests[0].client_closed is not None, timeout=2)
+    (upstream,) = fake.requests
+    assert upstream.client_closed is not None
+    assert upstream.client_closed - left < 2
+    assert upstream.finished is None  # the upstream was not read to the end
+    logs = relay.wait_for_request_logs(logged + 1)
+    assert logs[logged]["outcome"] == "client_gone"
+
+
+# -- bad requests never reach the upstream ------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
+@pytest.mark.parametrize("path", ["/api/chat", "/"])
+def test_other_methods_are_405_with_allow(
+    fake: FakeUpstream, relay: RelayServer, client: httpx.Client, method: str, path: str
+) -> None:
+    response = client.request(method, relay.url + path, content=b"{}")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert f"Method {method} is not allowed on {path}; use POST." == response.text
+    assert fake.requests == []
+
+
+def test_unknown_path_is_404(relay: RelayServer, client: httpx.Client) -> None:
+    response = client.post(relay.url + "/v2/whatever", content=b"{}")
+    assert response.status_code == 404
+    assert "POST /api/chat" in response.text
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        pytest.param(b"", "The request body is empty", id="empty"),
+        pytest.param(b"{oops", "The request body is not valid JSON", id="invalid-json"),
+        pytest.param(b'{"model": "m", "messages": [], "temperature": 9}', '"messages" must be', id="bad-field"),
+    ],
+)
+def test_bad_input_is_400_with_a_message(
+    fake: FakeUpstream, relay: RelayServer, client: httpx.Client, content: bytes, message: str
+) -> None:
+    response = client.post(relay.url + "/api/chat", content=content)
+    assert response.status_code == 400
+    assert message in response.text
+    assert fake.requests == []
+
+
+def test_body_over_the_limit_is_413(fake: FakeUpstream, relay_factory: RelayFactory, client: httpx.Client) -> None:
+    relay = relay_factory(MAX_BODY_BYTES="1000")
+    big = json.dumps({"model": "m", "messages": [{"role": "user", "content": "x" * 2000}]}).encode()
+    response = client.post(relay.url + "/api/chat", content=big)
+    assert response.status_code == 413
+    assert "the limit is 1000 bytes (MAX_BODY_BYTES)" in response.text
+
+    def chunked() -> object:
+        yield big[:500]
+        yield big[500:]
+
+    response = client.post(relay.url + "/api/chat", content=chunked())  # no Content-Length
+    assert response.status_code == 413
+    assert fake.requests == []
+    assert client.post(relay.url + "/api/chat", content=b"{}").status_code == 400  # still serving
+
+
+def test_huge_declared_body_is_refused_without_reading_it(relay_factory: RelayFactory) -> None:
+    relay = relay_factory(MAX_BODY_BYTES="1000")
+    with socket.create_connection(("127.0.0.1", relay.port), timeout=5) as sock:
+        sock.sendall(b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000000\r\n\r\n{")
+        answer = b""
+        while b"MAX_BODY_BYTES" not in answer and (data := sock.recv(65536)):
+            answer += data
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert b"the limit is 1000 bytes (MAX_BODY_BYTES)" in answer
+
+
+# -- secrets ------------------------------------------------------------------------------------
+
+
+def test_keys_never_appear_in_logs(fake: FakeUpstream, relay: RelayServer, client: httpx.Client) -> None:
+    chat(client, relay.url)
+    chat(client, relay.url, apiKey=CLIENT_KEY)
+    fake.replies["gpt-test"] = error_reply(401, json.dumps({"error": {"message": f"bad key {CLIENT_KEY}"}}).encode())
+    logged = len(relay.request_logs())
+    result = chat(client, relay.url, apiKey=CLIENT_KEY)
+    assert CLIENT_KEY not in result.text
+    relay.wait_for_request_logs(logged + 1)
+    output = relay.output()
+    assert SERVER_KEY not in output and CLIENT_KEY not in output
