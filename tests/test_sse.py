@@ -43,8 +43,8 @@ def decode(*reads: bytes, flush: bool = True) -> list[bytes]:
         pytest.param(b"\xef\xbb\xbfdata: a\n\n", [b"a"], id="bom-skipped"),
         pytest.param(b"data: a\n\n\xef\xbb\xbfdata: b\n\n", [b"a"], id="bom-only-at-start"),
         pytest.param(
-            "data: {\"c\":\"x\u2028y\u2029z\u0085w\x0bv\x0cu\x1cs\"}\n\n".encode(),
-            ["{\"c\":\"x\u2028y\u2029z\u0085w\x0bv\x0cu\x1cs\"}".encode()],
+            'data: {"c":"x\u2028y\u2029z\u0085w\x0bv\x0cu\x1cs"}\n\n'.encode(),
+            ['{"c":"x\u2028y\u2029z\u0085w\x0bv\x0cu\x1cs"}'.encode()],
             id="unicode-and-ascii-separators-are-not-line-ends",
         ),
         pytest.param("data: é😀中\n\n".encode(), ["é😀中".encode()], id="multibyte"),
@@ -62,7 +62,9 @@ def test_one_read(stream: bytes, expected: list[bytes]) -> None:
         pytest.param([b"data: a\r", b"\r"], [b"a"], id="cr-then-cr-is-a-blank-line"),
         pytest.param([b"data: a\r", b"\n", b"\n"], [b"a"], id="lf-alone-after-cr"),
         pytest.param([b"da", b"ta: ", b"a", b"\n", b"\n"], [b"a"], id="field-name-split"),
-        pytest.param(["data: 😀\n\n".encode()[:8], "data: 😀\n\n".encode()[8:]], ["😀".encode()], id="char-split"),
+        pytest.param(
+            ["data: 😀\n\n".encode()[:8], "data: 😀\n\n".encode()[8:]], ["😀".encode()], id="char-split"
+        ),
         pytest.param([b"\xef\xbb", b"\xbfdata: a\n\n"], [b"a"], id="bom-split"),
         pytest.param([b"data: a\n", b"\n", b"data: b\n\n"], [b"a", b"b"], id="blank-line-alone"),
         pytest.param([b"", b"data: a\n\n", b""], [b"a"], id="empty-reads"),
@@ -98,7 +100,7 @@ def test_flush_keeps_what_the_upstream_sent_at_the_end(stream: bytes, expected: 
 
 # Pieces of JSON text, "\\n" (an escaped newline) and characters that are line ends elsewhere.
 _text = st.lists(
-    st.sampled_from([*"ab {}\":,é中😀\u2028\u2029\u0085\t", "\\n"]),
+    st.sampled_from([*'ab {}":,é中😀\u2028\u2029\u0085\t', "\\n"]),
     max_size=12,
 ).map("".join)
 _line_end = st.sampled_from([b"\n", b"\r", b"\r\n"])

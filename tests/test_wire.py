@@ -178,7 +178,7 @@ def test_json_loads_accepts_lone_surrogates_and_refuses_nan() -> None:
 # -- decoder and wire format together, under every split ------------------------------------
 
 _tokens = st.lists(
-    st.lists(st.sampled_from([*"ab \n\"\\é中😀\u2028\u0085\r", "👩‍💻"]), max_size=6).map("".join),
+    st.lists(st.sampled_from([*'ab \n"\\é中😀\u2028\u0085\r', "👩‍💻"]), max_size=6).map("".join),
     min_size=1,
     max_size=12,
 )
