@@ -49,7 +49,7 @@ def main() -> None:
                 f"  curl -N {relay.url}/api/chat -H 'Content-Type: application/json' "
                 """-d '{"model":"gpt-demo","messages":[{"role":"user","content":"Hi"}]}'"""
             )
-            print(f"  curl -i {relay.url}/api/chat -d '{{\"model\":\"gpt-demo\",\"messages\":[]}}'   # a 400")
+            print(f'  curl -i {relay.url}/api/chat -d \'{{"model":"gpt-demo","messages":[]}}\'   # a 400')
             threading.Event().wait()
     except KeyboardInterrupt:
         pass
