@@ -395,3 +395,14 @@ def test_keys_never_appear_in_logs(fake: FakeUpstream, relay: RelayServer, clien
     relay.wait_for_request_logs(logged + 1)
     output = relay.output()
     assert SERVER_KEY not in output and CLIENT_KEY not in output
+
+
+def test_upstream_connection_is_reused_across_requests(
+    fake: FakeUpstream, relay_factory: RelayFactory, client: httpx.Client
+) -> None:
+    relay = relay_factory(OPENAI_ORG_ID="org-keepalive")  # a server of its own: a pool no other test used
+    fake.replies["gpt-test"] = Reply(body=openai_stream(["same", " connection"]))
+    before = fake.total_connections
+    for _ in range(3):
+        assert chat(client, relay.url).body == PACKET + b"same connection"
+    assert fake.total_connections - before == 1
