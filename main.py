@@ -1,7 +1,7 @@
 """The deployable entry point: `functions-framework --target chat`.
 
-Settings and logging are set up once per process, at import; the relay itself
-lives in the `relay` package.
+Settings, logging and the server's worker class are set up once per process, at
+import; the relay itself lives in the `relay` package.
 """
 
 import os

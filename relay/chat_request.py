@@ -35,6 +35,7 @@ class ChatRequest:
     messages: list[Any]
     options: dict[str, Any]  # temperature, max_tokens and the optional fields present
     api_key: str | None = field(default=None, repr=False)
+    max_tokens_given: bool = False  # False: max_tokens is the default, not the caller's
 
     def upstream_body(self) -> bytes:
         """The chat completions body: the validated fields, streamed, one choice."""
@@ -82,6 +83,7 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         messages=messages,
         options=options,
         api_key=api_key or None,
+        max_tokens_given=data.get("max_tokens") is not None,
     )
 
 

@@ -7,11 +7,23 @@ misconfigured deployment never starts serving.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import overload
 from urllib.parse import urlsplit
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+# Cloud Run and Cloud Functions (2nd gen) end any request at 60 minutes. The relay
+# must end its longest reply itself, with a note, a minute before that.
+PLATFORM_REQUEST_LIMIT = 3600
+LONGEST_REQUEST_ALLOWED = PLATFORM_REQUEST_LIMIT - 60
+
+# What may appear in an HTTP header value that is a token (RFC 6750 b64token, widened
+# to any visible ASCII so that any generated secret fits).
+_TOKEN = re.compile(r"[\x21-\x7e]+")
+_ORIGIN = re.compile(r"https?://[^/\s?#]+")
 
 
 class ConfigError(ValueError):
@@ -22,15 +34,23 @@ class ConfigError(ValueError):
 class Settings:
     """Everything the relay reads from its environment."""
 
-    # repr=False keeps the key out of any log line or traceback that prints settings.
+    # repr=False keeps secrets out of any log line or traceback that prints settings.
     openai_api_key: str | None = field(default=None, repr=False)
     openai_base_url: str = DEFAULT_BASE_URL
     openai_org_id: str | None = None
     openai_project_id: str | None = None
+    access_tokens: tuple[str, ...] = field(default=(), repr=False)
+    allow_client_keys: bool = True
+    allowed_origins: tuple[str, ...] = ("*",)
+    allowed_models: tuple[str, ...] = ()  # empty: any model
+    max_tokens_limit: int | None = None
     connect_timeout: float = 10.0
+    first_byte_timeout: float = 120.0
     idle_timeout: float = 60.0
+    stream_max_seconds: float = 900.0
     max_body_bytes: int = 1024 * 1024
     max_connections: int = 1000
+    google_cloud_project: str | None = None
 
     @property
     def completions_url(self) -> str:
@@ -42,25 +62,95 @@ class Settings:
         """The upstream's host and port, safe to show in a message."""
         return urlsplit(self.openai_base_url).netloc.rpartition("@")[2]
 
+    @property
+    def longest_request_seconds(self) -> float:
+        """The longest a request can last: the stream cap, plus a silent gap the idle timeout ends."""
+        return self.stream_max_seconds + self.idle_timeout
+
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Read the relay's settings from `environ`; raise ConfigError naming a bad variable."""
-    return Settings(
+    settings = Settings(
         openai_api_key=_text(environ, "OPENAI_API_KEY"),
         openai_base_url=_base_url(environ, "OPENAI_BASE_URL"),
         openai_org_id=_text(environ, "OPENAI_ORG_ID"),
         openai_project_id=_text(environ, "OPENAI_PROJECT_ID"),
+        access_tokens=_tokens(environ, "ACCESS_TOKENS"),
+        allow_client_keys=_boolean(environ, "ALLOW_CLIENT_KEYS", True),
+        allowed_origins=_origins(environ, "ALLOWED_ORIGINS"),
+        allowed_models=_list(environ, "ALLOWED_MODELS"),
+        max_tokens_limit=_positive_int(environ, "MAX_TOKENS_LIMIT", None),
         connect_timeout=_seconds(environ, "UPSTREAM_CONNECT_TIMEOUT", 10.0),
+        first_byte_timeout=_seconds(environ, "UPSTREAM_FIRST_BYTE_TIMEOUT", 120.0),
         idle_timeout=_seconds(environ, "UPSTREAM_IDLE_TIMEOUT", 60.0),
+        stream_max_seconds=_seconds(environ, "STREAM_MAX_SECONDS", 900.0),
         max_body_bytes=_positive_int(environ, "MAX_BODY_BYTES", 1024 * 1024),
         max_connections=_positive_int(environ, "UPSTREAM_MAX_CONNECTIONS", 1000),
+        google_cloud_project=_text(environ, "GOOGLE_CLOUD_PROJECT"),
     )
+    longest = settings.longest_request_seconds
+    if longest > LONGEST_REQUEST_ALLOWED:
+        raise ConfigError(
+            f"STREAM_MAX_SECONDS + UPSTREAM_IDLE_TIMEOUT is {longest:g} s; it must be "
+            f"at most {LONGEST_REQUEST_ALLOWED} s, so the relay ends its longest reply itself before "
+            f"Cloud Run's {PLATFORM_REQUEST_LIMIT} s request limit cuts it."
+        )
+    return settings
 
 
 def _text(environ: Mapping[str, str], name: str) -> str | None:
     # An empty or blank variable means "not set": deploy tools often export NAME="".
     value = environ.get(name, "").strip()
     return value or None
+
+
+def _list(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
+    value = _text(environ, name)
+    if value is None:
+        return ()
+    items = tuple(item.strip() for item in value.split(","))
+    if not all(items):
+        raise ConfigError(f"{name} has an empty item; write a comma-separated list such as 'a,b'.")
+    return items
+
+
+def _tokens(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
+    tokens = _list(environ, name)
+    for position, token in enumerate(tokens, start=1):
+        if not _TOKEN.fullmatch(token):
+            # Never quote the token: it is a secret.
+            raise ConfigError(
+                f"{name}: token {position} has a character that cannot travel in an Authorization "
+                "header; use letters, digits and punctuation only (no spaces)."
+            )
+    return tokens
+
+
+def _origins(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
+    origins = _list(environ, name) or ("*",)
+    if origins == ("*",):
+        return origins
+    for origin in origins:
+        if origin == "*":
+            raise ConfigError(f"{name}: '*' must stand alone, not in a list of origins.")
+        if not _ORIGIN.fullmatch(origin):
+            raise ConfigError(
+                f"{name}: {origin!r} is not an origin; write scheme://host[:port] with no path or "
+                "trailing slash, such as https://chat.example.com."
+            )
+    return origins
+
+
+def _boolean(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    value = _text(environ, name)
+    if value is None:
+        return default
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}.")
 
 
 def _base_url(environ: Mapping[str, str], name: str) -> str:
@@ -90,7 +180,11 @@ def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
     return seconds
 
 
-def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
+@overload
+def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int: ...
+@overload
+def _positive_int(environ: Mapping[str, str], name: str, default: None) -> int | None: ...
+def _positive_int(environ: Mapping[str, str], name: str, default: int | None) -> int | None:
     value = _text(environ, name)
     if value is None:
         return default

@@ -1,9 +1,11 @@
 """The relay's errors: each class carries its HTTP status and a message a user can act on.
 
     RelayError
-    ├── ClientError            4xx: the request is wrong; nothing was sent upstream
+    ├── ClientError            4xx: the request is refused; nothing was sent upstream
     │   ├── BadRequest         400
     │   │   └── MissingApiKey  400, the original route's exact text
+    │   ├── Unauthorized       401, with WWW-Authenticate: Bearer
+    │   ├── Forbidden          403: an origin that ALLOWED_ORIGINS does not list
     │   ├── NotFound           404
     │   ├── MethodNotAllowed   405, with the methods the path allows
     │   └── PayloadTooLarge    413
@@ -51,6 +53,31 @@ class MissingApiKey(BadRequest):
         )
 
 
+class Unauthorized(ClientError):
+    status = 401
+
+    def __init__(self, token_sent: bool) -> None:
+        how = (
+            'Send the header "Authorization: Bearer <token>" with one of the access tokens '
+            "its owner set in ACCESS_TOKENS."
+        )
+        if token_sent:
+            super().__init__(f"Unauthorized: the access token sent is not valid for this relay. {how}")
+        else:
+            super().__init__(f"Unauthorized: this relay needs an access token. {how}")
+        self.token_sent = token_sent
+
+    def headers(self) -> dict[str, str]:
+        # RFC 6750: say which scheme, and whether the token sent was wrong.
+        if self.token_sent:
+            return {"WWW-Authenticate": 'Bearer realm="relay", error="invalid_token"'}
+        return {"WWW-Authenticate": 'Bearer realm="relay"'}
+
+
+class Forbidden(ClientError):
+    status = 403
+
+
 class NotFound(ClientError):
     status = 404
 
@@ -59,7 +86,9 @@ class MethodNotAllowed(ClientError):
     status = 405
 
     def __init__(self, method: str, path: str, allowed: tuple[str, ...]) -> None:
-        super().__init__(f"Method {method} is not allowed on {path}; use {' or '.join(allowed)}.")
+        # OPTIONS is for browsers' preflights; a person is told the methods that do something.
+        use = " or ".join(name for name in allowed if name != "OPTIONS")
+        super().__init__(f"Method {method} is not allowed on {path}; use {use}.")
         self.allowed = allowed
 
     def headers(self) -> dict[str, str]:
@@ -85,9 +114,14 @@ class UpstreamError(RelayError):
 class UpstreamHTTPError(UpstreamError):
     """The upstream answered with an error status; the caller gets the same status."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        # A 429 or 503 says when to try again; the caller should know too.
+        return {"Retry-After": self.retry_after} if self.retry_after else {}
 
 
 class UpstreamUnreachable(UpstreamError):

@@ -1,4 +1,4 @@
-"""The HTTP function: route, read and validate, pick the key, open the upstream, stream back."""
+"""The HTTP function: route, check access, read and validate, pick the key, open the upstream, stream back."""
 
 from __future__ import annotations
 
@@ -7,27 +7,30 @@ import logging
 import flask
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from relay import cors
 from relay.chat_request import parse_chat_request
 from relay.config import Settings
 from relay.errors import (
     ClientError,
+    Forbidden,
     MethodNotAllowed,
-    MissingApiKey,
     NotFound,
     PayloadTooLarge,
     RelayError,
     UpstreamHTTPError,
     UpstreamTimeout,
 )
+from relay.policy import apply_limits, check_access_token, choose_key
 from relay.reply import ReplyStream
-from relay.request_log import RequestLog
-from relay.responses import error_response, stream_response
+from relay.request_log import RequestLog, trace_of
+from relay.responses import empty_response, error_response, stream_response
 from relay.upstream import Upstream
 from relay.wire import TextStream
 
 logger = logging.getLogger(__name__)
 
 CHAT_PATHS = ("/", "/api/chat")
+CHAT_METHODS = ("POST", "OPTIONS")
 
 
 class ChatRelay:
@@ -42,37 +45,74 @@ class ChatRelay:
             method=request.method,
             path=request.path,
             user_agent=request.headers.get("User-Agent", ""),
+            trace=trace_of(
+                self.settings.google_cloud_project,
+                request.headers.get("X-Cloud-Trace-Context"),
+                request.headers.get("traceparent"),
+            ),
         )
+        origin = request.headers.get("Origin")
         try:
-            return self._serve(request, log)
+            response = self._serve(request, origin, log)
         except RelayError as error:
             if isinstance(error, UpstreamHTTPError):
                 log.upstream_status = error.status
             log.finish(error.status, _outcome(error))
-            return error_response(error)
+            response = error_response(error)
         except Exception:
             # A bug: say so in the log (type only) and give the caller a plain 500.
             logger.exception("Unexpected error while serving %s %s", request.method, request.path)
             log.finish(500, "error")
-            return error_response(RelayError("Internal error in the relay; the request was not completed."))
+            response = error_response(
+                RelayError("Internal error in the relay; the request was not completed.")
+            )
+        # Every answer to an allowed origin carries CORS headers, or the page cannot read it.
+        response.vary.add("Origin")
+        if origin is not None and cors.origin_allowed(self.settings, origin):
+            response.headers.update(cors.response_headers(origin))
+        return response
 
-    def _serve(self, request: flask.Request, log: RequestLog) -> flask.Response:
+    def _serve(self, request: flask.Request, origin: str | None, log: RequestLog) -> flask.Response:
         if request.path not in CHAT_PATHS:
             raise NotFound(f"Not found: {request.path}. The chat endpoint is POST /api/chat (or POST /).")
+        if origin is not None and not cors.origin_allowed(self.settings, origin):
+            # Refused before anything is spent: a page from this origin could still send a
+            # "simple" POST without a preflight, and the browser would only hide the answer.
+            raise Forbidden(f"Origin {origin} is not allowed to use this relay (ALLOWED_ORIGINS).")
+        if request.method == "OPTIONS":
+            return self._preflight(request, origin, log)
         if request.method != "POST":
-            raise MethodNotAllowed(request.method, request.path, ("POST",))
+            raise MethodNotAllowed(request.method, request.path, CHAT_METHODS)
+        check_access_token(self.settings, request.headers.get("Authorization"))
 
-        chat = parse_chat_request(self._read_body(request))
+        chat = apply_limits(self.settings, parse_chat_request(self._read_body(request)))
         log.model = chat.model
-        api_key = chat.api_key or self.settings.openai_api_key
-        if not api_key:
-            raise MissingApiKey()
+        api_key = choose_key(self.settings, chat)
 
-        secrets = (api_key,)
         response = self.upstream.open_chat_stream(api_key, chat.upstream_body())
         log.upstream_status = response.status_code
-        body = ReplyStream(response, TextStream(chat.model), log, self.settings, secrets)
+        body = ReplyStream(
+            response,
+            TextStream(chat.model),
+            log=log,
+            settings=self.settings,
+            secrets=(api_key,),
+            client_socket=request.environ.get("gunicorn.socket"),
+        )
         return stream_response(body)
+
+    def _preflight(self, request: flask.Request, origin: str | None, log: RequestLog) -> flask.Response:
+        log.finish(204, "ok")
+        response = empty_response(204, {"Allow": ", ".join(CHAT_METHODS)})
+        if origin is not None:
+            response.headers.update(
+                cors.preflight_headers(
+                    origin,
+                    request.headers.get("Access-Control-Request-Headers"),
+                    private_network=request.headers.get("Access-Control-Request-Private-Network") == "true",
+                )
+            )
+        return response
 
     def _read_body(self, request: flask.Request) -> bytes:
         limit = self.settings.max_body_bytes

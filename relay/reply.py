@@ -2,12 +2,18 @@
 
 Every upstream read becomes at most one write (two for the read that carries the
 model packet), sent as soon as it is read. Whatever happens, the upstream
-response is closed: at the end, on an error, or when the client goes away (the
-server then closes this body, which raises GeneratorExit at the pending yield).
+response is closed: at the end, on an error, at the stream's time cap, or when
+the client goes away. A client that left is seen before the next write (its
+socket has been closed: a peek reads end-of-file), so its upstream is freed at
+the next upstream chunk at the latest, not after more writes fail.
 """
 
 from __future__ import annotations
 
+import _socket
+import os
+import socket
+import time
 from collections.abc import Generator, Iterator
 
 import httpx
@@ -22,6 +28,7 @@ from relay.wire import TextStream, error_note
 _DRAIN_LIMIT = 64 * 1024
 # A non-streamed answer (an upstream that ignored `stream: true`) is read whole, up to this.
 _JSON_BODY_LIMIT = 16 * 1024 * 1024
+_PEEK_FLAGS = socket.MSG_PEEK | getattr(socket, "MSG_DONTWAIT", 0)
 
 
 class ReplyStream:
@@ -31,15 +38,19 @@ class ReplyStream:
         self,
         response: httpx.Response,
         text: TextStream,
+        *,
         log: RequestLog,
         settings: Settings,
         secrets: tuple[str | None, ...],
+        client_socket: socket.socket | None = None,
     ) -> None:
         self._response = response
         self._text = text
         self._log = log
         self._settings = settings
         self._secrets = secrets
+        self._client = _ClientWatch(client_socket)
+        self._deadline = log.started + settings.stream_max_seconds
         self._chunks = response.iter_bytes()
         self._outcome = "client_gone"  # until the body ends some other way
         self._closed = False
@@ -59,6 +70,7 @@ class ReplyStream:
                 self._drain()
         finally:
             self._response.close()
+            self._client.release()
             log = self._log
             log.chunks = self._text.chunks
             log.usage = self._text.usage
@@ -70,18 +82,32 @@ class ReplyStream:
         yield b""
         text = self._text
         log = self._log
+        client = self._client
+        deadline = self._deadline
         try:
             if _is_event_stream(self._response):
                 decoder = SSEDecoder()
                 for chunk in self._chunks:
                     payloads = decoder.feed(chunk)
                     if payloads:
-                        for write in text.translate(payloads):
+                        writes = text.translate(payloads)
+                        if writes and client.gone():
+                            return  # outcome stays client_gone; close() frees the upstream
+                        for write in writes:
                             log.mark_first_token()
                             log.bytes_sent += len(write)
                             yield write
                         if text.finished:
                             break
+                    if time.monotonic() > deadline:
+                        self._outcome = "timeout"
+                        log.detail = "stream reached STREAM_MAX_SECONDS"
+                        limit = self._settings.stream_max_seconds
+                        yield self._note(
+                            f"the reply reached this relay's limit of {limit:g} s "
+                            "(STREAM_MAX_SECONDS) and was cut"
+                        )
+                        return
                 else:
                     for write in text.translate(decoder.flush()):
                         log.bytes_sent += len(write)
@@ -134,6 +160,43 @@ class ReplyStream:
                     break
         except httpx.HTTPError:
             pass
+
+
+class _ClientWatch:
+    """Tells whether the client closed its connection, without blocking and without reading.
+
+    It peeks at the server's socket for the client (gunicorn puts it in the WSGI
+    environ) through a plain `_socket.socket` on a duplicate of its descriptor:
+    gevent's socket would wait for data instead of answering at once, and a
+    duplicate can be closed, even by the garbage collector, without touching the
+    server's connection.
+    """
+
+    __slots__ = ("_peer",)
+
+    def __init__(self, client_socket: socket.socket | None) -> None:
+        self._peer: _socket.socket | None = None
+        if client_socket is not None:
+            try:
+                self._peer = _socket.socket(fileno=os.dup(client_socket.fileno()))
+            except (OSError, ValueError, AttributeError):
+                self._peer = None
+
+    def gone(self) -> bool:
+        peer = self._peer
+        if peer is None:
+            return False
+        try:
+            return peer.recv(1, _PEEK_FLAGS) == b""  # end of file: the client closed
+        except (BlockingIOError, InterruptedError):
+            return False  # open, nothing to read: the usual case
+        except OSError:
+            return True  # reset
+
+    def release(self) -> None:
+        if self._peer is not None:
+            self._peer.close()
+            self._peer = None
 
 
 def _is_event_stream(response: httpx.Response) -> bool:

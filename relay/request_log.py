@@ -7,6 +7,7 @@ usage) and never what was said: no message text, no key, no token.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -26,6 +27,20 @@ _LEVELS = {
     "error": logging.ERROR,  # the relay itself failed
 }
 OUTCOMES = tuple(_LEVELS)
+
+_CLOUD_TRACE = re.compile(r"([0-9a-fA-F]{32})(?:/|$)")  # X-Cloud-Trace-Context: TRACE/SPAN;o=1
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")  # W3C
+
+
+def trace_of(project: str | None, cloud_trace_context: str | None, traceparent: str | None) -> str | None:
+    """The request's trace as Cloud Logging names it, so its log line joins the trace.
+
+    From `X-Cloud-Trace-Context` (TRACE_ID/SPAN_ID;o=1), else W3C `traceparent`.
+    """
+    if not project:
+        return None
+    match = _CLOUD_TRACE.match(cloud_trace_context or "") or _TRACEPARENT.fullmatch(traceparent or "")
+    return f"projects/{project}/traces/{match.group(1)}" if match else None
 
 
 @dataclass

@@ -33,6 +33,13 @@ def error_response(error: RelayError) -> flask.Response:
     return response
 
 
+def empty_response(status: int, headers: dict[str, str]) -> flask.Response:
+    """A response with no body, such as a preflight's 204."""
+    response = flask.Response(b"", status=status)
+    response.headers.update(headers)
+    return response
+
+
 def stream_response(body: Iterable[bytes]) -> flask.Response:
     """A 200 whose body is written as it is produced."""
     response = flask.Response(body, status=200, content_type=TEXT, direct_passthrough=True)

@@ -1,15 +1,19 @@
-"""Process start-up: read the settings, set up logging, warn about risky settings."""
+"""Process start-up: read the settings, set up logging and the server, warn about risky settings."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
 
-from relay.config import ConfigError, load_settings
+from relay.config import ConfigError, Settings, load_settings
 from relay.handler import ChatRelay
 from relay.request_log import configure_logging
+from relay.server import use_configured_worker
 
 logger = logging.getLogger("relay")
+
+# Shorter tokens can be guessed; 16 random characters cannot.
+SHORT_TOKEN = 16
 
 
 def start(environ: Mapping[str, str]) -> ChatRelay:
@@ -17,12 +21,37 @@ def start(environ: Mapping[str, str]) -> ChatRelay:
     configure_logging()
     try:
         settings = load_settings(environ)
+        worker = use_configured_worker(environ)
     except ConfigError as error:
         logger.critical("Configuration error: %s", error)
         raise SystemExit(f"Configuration error: {error}") from None
+    warn_about_risks(settings)
+    logger.info(
+        "Relay ready: upstream %s, %s worker, %s",
+        settings.upstream_host,
+        worker,
+        f"{len(settings.access_tokens)} access token(s)" if settings.access_tokens else "no access tokens",
+    )
+    return ChatRelay(settings)
+
+
+def warn_about_risks(settings: Settings) -> None:
     if not settings.openai_api_key:
         logger.warning(
             "OPENAI_API_KEY has not been provided in this deployment environment. "
             "Will use the optional keys incoming from the client, which is not recommended."
         )
-    return ChatRelay(settings)
+    elif not settings.access_tokens:
+        logger.warning(
+            "!!! OPENAI_API_KEY is set and ACCESS_TOKENS is not: ANYONE WHO FINDS THIS URL CAN SPEND "
+            "THE KEY. Set ACCESS_TOKENS to one or more long random secrets and send one as "
+            "'Authorization: Bearer <token>' (see README, 'A private deployment')."
+        )
+    if any(len(token) < SHORT_TOKEN for token in settings.access_tokens):
+        logger.warning(
+            "ACCESS_TOKENS has a token shorter than %d characters; a short token can be guessed. "
+            "Generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
+            SHORT_TOKEN,
+        )
+    if not settings.allow_client_keys and not settings.openai_api_key:
+        logger.warning("ALLOW_CLIENT_KEYS=false and no OPENAI_API_KEY: every chat request will be refused.")

@@ -54,11 +54,26 @@ class Upstream:
             headers["OpenAI-Organization"] = settings.openai_org_id
         if settings.openai_project_id:
             headers["OpenAI-Project"] = settings.openai_project_id
-        request = self.client.build_request("POST", settings.completions_url, content=body, headers=headers)
+        request = self.client.build_request(
+            "POST",
+            settings.completions_url,
+            content=body,
+            headers=headers,
+            # Until the status line: the first-byte timeout.
+            timeout=httpx.Timeout(
+                connect=settings.connect_timeout,
+                read=settings.first_byte_timeout,
+                write=settings.connect_timeout,
+                pool=settings.connect_timeout,
+            ),
+        )
         try:
             response = self.client.send(request, stream=True)
         except httpx.TransportError as error:
             raise describe_transport_error(error, settings) from None
+        # From here on, the longest silence between two reads. httpcore reads this
+        # request's timeouts when the body's iteration begins, which is after this.
+        request.extensions["timeout"]["read"] = settings.idle_timeout
         if response.is_success and _is_stream_or_json(response):
             return response
         try:
@@ -75,13 +90,8 @@ class Upstream:
 def make_client(settings: Settings) -> httpx.Client:
     """The process's HTTP client: keep-alive pool as large as the server's concurrency."""
     return httpx.Client(
-        timeout=httpx.Timeout(
-            connect=settings.connect_timeout,
-            # Between two reads: the wait for the status line, then between chunks.
-            read=settings.idle_timeout,
-            write=settings.connect_timeout,
-            pool=settings.connect_timeout,
-        ),
+        # Each request sets its own read timeouts (see open_chat_stream).
+        timeout=httpx.Timeout(settings.connect_timeout, read=settings.idle_timeout),
         limits=httpx.Limits(
             max_connections=settings.max_connections,
             max_keepalive_connections=settings.max_connections,
@@ -106,7 +116,7 @@ def http_error(response: httpx.Response, secrets: tuple[str | None, ...]) -> Ups
     reason = response.reason_phrase or _standard_reason(status)
     message = redact(f"OpenAI API error: {status} {reason} {payload}", secrets)
     if 400 <= status <= 599:
-        return UpstreamHTTPError(status, message)
+        return UpstreamHTTPError(status, message, _retry_after(response))
     # A redirect or another status the relay cannot pass on: the base URL is likely wrong.
     return UpstreamUnreachable(f"{message} (unexpected status from the upstream; check OPENAI_BASE_URL)")
 
@@ -124,7 +134,10 @@ def describe_transport_error(error: httpx.TransportError, settings: Settings) ->
             "(UPSTREAM_MAX_CONNECTIONS reached)."
         )
     if isinstance(error, httpx.TimeoutException):
-        return UpstreamTimeout(f"OpenAI API error: {host} did not answer within {settings.idle_timeout:g} s.")
+        return UpstreamTimeout(
+            f"OpenAI API error: {host} did not answer within {settings.first_byte_timeout:g} s "
+            "(UPSTREAM_FIRST_BYTE_TIMEOUT)."
+        )
     if isinstance(error, httpx.RemoteProtocolError):
         return UpstreamUnreachable(f"OpenAI API error: {host} closed the connection without answering.")
     if isinstance(error, httpx.ConnectError):
@@ -150,6 +163,12 @@ def _read_error_body(response: httpx.Response) -> bytes:
     except httpx.HTTPError:
         pass  # what arrived is all there is; a cut JSON body shows as {}
     return b"".join(parts)[:ERROR_BODY_LIMIT]
+
+
+def _retry_after(response: httpx.Response) -> str | None:
+    value = response.headers.get("retry-after", "").strip()
+    # Seconds or an HTTP date; anything else is not passed on.
+    return value if value and len(value) <= 64 and value.isprintable() else None
 
 
 def _standard_reason(status: int) -> str:

@@ -293,11 +293,13 @@ def test_masked_key_in_an_upstream_401_is_redacted(
 def test_upstream_silent_before_answering_is_504(
     fake: FakeUpstream, relay_factory: RelayFactory, client: httpx.Client
 ) -> None:
-    relay = relay_factory(UPSTREAM_IDLE_TIMEOUT="1")
+    relay = relay_factory(UPSTREAM_FIRST_BYTE_TIMEOUT="1")
     fake.replies["gpt-test"] = Reply(body=openai_stream(["late"]), delay_headers=3)
     result = chat(client, relay.url)
     assert result.status == 504
-    assert result.text == f"OpenAI API error: 127.0.0.1:{fake.port} did not answer within 1 s."
+    assert result.text == (
+        f"OpenAI API error: 127.0.0.1:{fake.port} did not answer within 1 s (UPSTREAM_FIRST_BYTE_TIMEOUT)."
+    )
 
 
 def test_upstream_dns_failure_is_502(relay_factory: RelayFactory, client: httpx.Client) -> None:
@@ -320,7 +322,7 @@ def test_other_methods_are_405_with_allow(
 ) -> None:
     response = client.request(method, relay.url + path, content=b"{}")
     assert response.status_code == 405
-    assert response.headers["allow"] == "POST"
+    assert response.headers["allow"] == "POST, OPTIONS"
     assert f"Method {method} is not allowed on {path}; use POST." == response.text
     assert fake.requests == []
 

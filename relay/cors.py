@@ -1,0 +1,48 @@
+"""Cross-origin access for web frontends: which origins, and the headers that let them read replies."""
+
+from __future__ import annotations
+
+import re
+
+from relay.config import Settings
+
+ALLOWED_METHODS = "POST, OPTIONS"
+ALWAYS_ALLOWED_HEADERS = ("Content-Type", "Authorization")
+# Chromium caps a cached preflight at two hours; asking for more gains nothing.
+MAX_AGE_SECONDS = "7200"
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+
+
+def origin_allowed(settings: Settings, origin: str) -> bool:
+    return settings.allowed_origins == ("*",) or origin in settings.allowed_origins
+
+
+def response_headers(origin: str) -> dict[str, str]:
+    """The headers every response to an allowed origin carries, errors and streams included."""
+    return {
+        # The origin itself rather than "*": valid with and without credentials.
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Expose-Headers": "Retry-After",
+    }
+
+
+def preflight_headers(origin: str, requested_headers: str | None, private_network: bool) -> dict[str, str]:
+    """The answer to an allowed origin's OPTIONS preflight."""
+    allowed = list(ALWAYS_ALLOWED_HEADERS)
+    known = {name.lower() for name in allowed}
+    for item in (requested_headers or "").split(","):
+        name = item.strip()
+        # Whatever the page asks for (the OpenAI JS SDK sends x-stainless-*), if it is a header name.
+        if _HEADER_NAME.fullmatch(name) and name.lower() not in known:
+            allowed.append(name)
+            known.add(name.lower())
+    headers = {
+        **response_headers(origin),
+        "Access-Control-Allow-Methods": ALLOWED_METHODS,
+        "Access-Control-Allow-Headers": ", ".join(allowed),
+        "Access-Control-Max-Age": MAX_AGE_SECONDS,
+    }
+    if private_network:
+        # Chrome's Private Network Access: a public page calling a relay on localhost or a LAN.
+        headers["Access-Control-Allow-Private-Network"] = "true"
+    return headers
