@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http
 import threading
+from collections.abc import Iterator
 
 import httpx
 
@@ -20,27 +21,57 @@ from relay.redaction import redact
 # Enough of an error body for any real error object; an HTML error page is cut here.
 ERROR_BODY_LIMIT = 64 * 1024
 
+# httpcore's pool does work proportional to (idle connections x all connections) each
+# time a request starts or a response closes: with 500 kept-alive connections in one
+# pool, 500 streams ending together took 5 s of CPU to close. Pools this small keep
+# that cost negligible.
+CONNECTIONS_PER_POOL = 32
 
-class Upstream:
-    """The configured upstream, with a client created on first use in each process.
 
-    Lazily, because the server may fork workers after importing this module and
-    may monkey-patch sockets and SSL in each (gevent): a client made at import
+class ClientPools:
+    """The process's HTTP clients, each a small pool, together as large as the server's concurrency.
+
+    A request takes the first client with a free connection, so a quiet relay keeps
+    using (and reusing the kept-alive connections of) the first one. Created on
+    first use in each process, because the server may fork workers after import
+    and may monkey-patch sockets and SSL in each (gevent): a client made at import
     would share its pool across processes and hold unpatched SSL state.
     """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._client: httpx.Client | None = None
+        self._clients: list[httpx.Client] = []
+        self._busy: list[int] = []  # open responses per client
+        self._size = CONNECTIONS_PER_POOL
         self._lock = threading.Lock()
 
-    @property
-    def client(self) -> httpx.Client:
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    self._client = make_client(self.settings)
-        return self._client
+    def take(self) -> int:
+        """Reserve a connection; return the index of the client to use."""
+        with self._lock:
+            if not self._clients:
+                count = -(-self.settings.max_connections // CONNECTIONS_PER_POOL)  # ceiling division
+                self._size = -(-self.settings.max_connections // count)
+                self._clients = [make_client(self.settings, self._size) for _ in range(count)]
+                self._busy = [0] * count
+            busy = self._busy
+            index = next((i for i, n in enumerate(busy) if n < self._size), busy.index(min(busy)))
+            busy[index] += 1
+            return index
+
+    def client(self, index: int) -> httpx.Client:
+        return self._clients[index]
+
+    def give_back(self, index: int) -> None:
+        with self._lock:
+            self._busy[index] -= 1
+
+
+class Upstream:
+    """The configured upstream."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pools = ClientPools(settings)
 
     def open_chat_stream(self, api_key: str, body: bytes) -> httpx.Response:
         """POST the chat request; return the streaming response once its status is 2xx."""
@@ -54,7 +85,9 @@ class Upstream:
             headers["OpenAI-Organization"] = settings.openai_org_id
         if settings.openai_project_id:
             headers["OpenAI-Project"] = settings.openai_project_id
-        request = self.client.build_request(
+        pool = self.pools.take()
+        client = self.pools.client(pool)
+        request = client.build_request(
             "POST",
             settings.completions_url,
             content=body,
@@ -68,9 +101,11 @@ class Upstream:
             ),
         )
         try:
-            response = self.client.send(request, stream=True)
+            response = client.send(request, stream=True)
         except httpx.TransportError as error:
+            self.pools.give_back(pool)
             raise describe_transport_error(error, settings) from None
+        response.stream = _GivenBackOnClose(response.stream, self.pools, pool)
         # From here on, the longest silence between two reads. httpcore reads this
         # request's timeouts when the body's iteration begins, which is after this.
         request.extensions["timeout"]["read"] = settings.idle_timeout
@@ -87,15 +122,34 @@ class Upstream:
             response.close()
 
 
-def make_client(settings: Settings) -> httpx.Client:
-    """The process's HTTP client: keep-alive pool as large as the server's concurrency."""
+class _GivenBackOnClose(httpx.SyncByteStream):
+    """A response body that returns its connection's place to the pools when closed."""
+
+    def __init__(self, stream: httpx.SyncByteStream | httpx.AsyncByteStream, pools: ClientPools, index: int):
+        if not isinstance(stream, httpx.SyncByteStream):
+            raise TypeError("the relay's upstream client is synchronous")
+        self._stream = stream
+        self._pools = pools
+        self._index: int | None = index
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._stream)
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        finally:
+            if self._index is not None:
+                self._pools.give_back(self._index)
+                self._index = None
+
+
+def make_client(settings: Settings, connections: int) -> httpx.Client:
+    """One HTTP client with a keep-alive pool of `connections`."""
     return httpx.Client(
         # Each request sets its own read timeouts (see open_chat_stream).
         timeout=httpx.Timeout(settings.connect_timeout, read=settings.idle_timeout),
-        limits=httpx.Limits(
-            max_connections=settings.max_connections,
-            max_keepalive_connections=settings.max_connections,
-        ),
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         follow_redirects=False,
     )
 

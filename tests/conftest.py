@@ -13,6 +13,42 @@ from tests.relay_server import RelayServer
 # Distinctive values, so a leak into a response or a log line is found by a plain search.
 SERVER_KEY = "sk-server-SECRET-7f3a9c1e5b"
 CLIENT_KEY = "sk-client-SECRET-2d8b6e4f0a"
+ACCESS_TOKEN = "tok-ACCESS-SECRET-9c4e1a7b3d5f"
+OTHER_ACCESS_TOKEN = "tok-ACCESS-SECRET-other-0e2c4a6b8d"
+SECRETS = (SERVER_KEY, CLIENT_KEY, ACCESS_TOKEN, OTHER_ACCESS_TOKEN)
+
+
+class RecordingTransport(httpx.HTTPTransport):
+    """Keeps every response's headers and body bytes that a test reads, to search them for secrets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[bytes] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        self.seen.append(repr(response.headers.raw).encode())
+        stream = response.stream
+        seen = self.seen
+
+        class Recorded(httpx.SyncByteStream):
+            def __iter__(self) -> Iterator[bytes]:
+                for data in stream:  # type: ignore[union-attr]
+                    seen.append(data)
+                    yield data
+
+            def close(self) -> None:
+                stream.close()  # type: ignore[union-attr]
+
+        response.stream = Recorded()
+        return response
+
+
+def assert_no_secret(text: str | bytes, where: str) -> None:
+    data = text.encode() if isinstance(text, str) else text
+    for secret in SECRETS:
+        assert secret.encode() not in data, f"a secret appeared in {where}"
+
 
 RelayFactory = Callable[..., RelayServer]
 
@@ -55,6 +91,9 @@ def relay_factory(fake: FakeUpstream) -> Iterator[RelayFactory]:
     yield make
     for server in servers.values():
         server.stop()
+    # The secrets test for the whole suite: no key or token in any line any server wrote.
+    for server in servers.values():
+        assert_no_secret(server.output(), "a relay's output")
 
 
 @pytest.fixture
@@ -65,5 +104,8 @@ def relay(relay_factory: RelayFactory) -> RelayServer:
 
 @pytest.fixture
 def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=httpx.Timeout(30.0)) as http:
+    """An HTTP client whose every response is searched for secrets when the test ends."""
+    transport = RecordingTransport()
+    with httpx.Client(transport=transport, timeout=httpx.Timeout(30.0)) as http:
         yield http
+    assert_no_secret(b"".join(transport.seen), "a response")

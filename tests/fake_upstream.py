@@ -166,6 +166,7 @@ class FakeUpstream:
         self.replies: dict[str, Reply | Callable[[RecordedRequest], Reply]] = {}
         self.requests: list[RecordedRequest] = []
         self.open_connections = 0
+        self.peak_connections = 0  # the most open at once
         self.total_connections = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
@@ -227,6 +228,7 @@ class FakeUpstream:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.open_connections += 1
+        self.peak_connections = max(self.peak_connections, self.open_connections)
         self.total_connections += 1
         try:
             leftover: bytes | None = b""
@@ -263,7 +265,7 @@ class FakeUpstream:
             request.client_closed = time.monotonic()
             await _stop_watch(closed)
             return None
-        if closed.done() and closed.result() == b"":
+        if _hung_up(closed):
             request.client_closed = time.monotonic()
             return None
         next_bytes = await _stop_watch(closed)  # may hold the first byte of the next request
@@ -332,10 +334,17 @@ class FakeUpstream:
         return False
 
 
+def _hung_up(closed: asyncio.Future[bytes]) -> bool:
+    """The hang-up watch saw the client close or reset the connection."""
+    if not closed.done() or closed.cancelled():
+        return False
+    return closed.exception() is not None or closed.result() == b""
+
+
 async def _stop_watch(closed: asyncio.Future[bytes]) -> bytes:
     """Cancel the hang-up watch; return what it read, if it read anything."""
     closed.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
+    with contextlib.suppress(asyncio.CancelledError, ConnectionError):
         return await closed
     return b""
 

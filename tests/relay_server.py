@@ -21,6 +21,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def shipped_server_env() -> dict[str, str]:
+    """The server settings the deploy scripts ship (deploy/server.env)."""
+    env = {}
+    for line in (ROOT / "deploy" / "server.env").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, value = line.partition("=")
+            env[name.strip()] = value.strip()
+    return env
+
+
 def base_environ() -> dict[str, str]:
     """A clean environment: nothing of the developer's (no OPENAI_API_KEY) leaks in."""
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "SYSTEMROOT", "TMPDIR")

@@ -1,0 +1,91 @@
+"""Cancellation and concurrency, end to end, with the server settings the deploy scripts ship."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.conftest import RelayFactory
+from tests.fake_upstream import FakeUpstream, Reply, openai_stream
+from tests.load_client import chat_request, run_streams
+from tests.relay_server import RelayServer, shipped_server_env
+
+PACKET = b'{"model":"gpt-fake-0613"}'
+PACE = 0.05  # seconds between tokens, as a model streams them
+
+
+@pytest.fixture
+def shipped(relay_factory: RelayFactory) -> RelayServer:
+    return relay_factory(**shipped_server_env())
+
+
+def test_shipped_settings_are_the_gevent_worker_with_enough_connections() -> None:
+    env = shipped_server_env()
+    assert env["SERVER_WORKER"] == "gevent"
+    assert int(env["WORKERS"]) * int(env["THREADS"]) >= 500
+
+
+def test_500_concurrent_streams_on_one_instance(fake: FakeUpstream, shipped: RelayServer) -> None:
+    # 4 s streams, so that all 500 overlap however long opening them takes.
+    tokens = [f" w{index}" for index in range(40)]
+    fake.replies["gpt-load"] = Reply(body=openai_stream(tokens, pace=0.1))
+    expected = PACKET + "".join(tokens).encode()
+    request = chat_request(
+        "127.0.0.1", shipped.port, {"model": "gpt-load", "messages": [{"role": "user", "content": "x"}]}
+    )
+    fake.peak_connections = baseline = fake.open_connections
+
+    results = run_streams("127.0.0.1", shipped.port, [request] * 500)
+
+    failures = [result.error or result.status for result in results if result.error or result.status != 200]
+    assert failures == []
+    assert sum(result.body != expected for result in results) == 0
+    # They were truly concurrent: the upstream saw (nearly) all 500 open at once.
+    assert fake.peak_connections - baseline >= 450
+    assert len(fake.requests) == 500
+
+
+def test_100_aborted_streams_free_every_upstream_connection(fake: FakeUpstream, shipped: RelayServer) -> None:
+    fake.replies["gpt-abort"] = Reply(body=openai_stream([f" t{i}" for i in range(400)], pace=PACE))
+    request = chat_request(
+        "127.0.0.1", shipped.port, {"model": "gpt-abort", "messages": [{"role": "user", "content": "x"}]}
+    )
+    open_before = fake.open_connections
+
+    # Each client hangs up after the model packet and a few tokens (about 0.2 s into a 20 s stream).
+    results = run_streams("127.0.0.1", shipped.port, [request] * 100, abort_after_bytes=len(PACKET) + 12)
+
+    assert all(result.aborted_at is not None for result in results), [r.error for r in results if r.error]
+    last_abort = max(result.aborted_at for result in results if result.aborted_at is not None)
+    assert len(fake.requests) == 100
+    assert fake.wait_for(lambda: all(request.client_closed for request in fake.requests), timeout=5), (
+        f"{sum(not request.client_closed for request in fake.requests)} upstream requests still open"
+    )
+    # Idle pooled connections of earlier tests may expire meanwhile, hence <=.
+    assert fake.open_connections <= open_before
+    freed = [request.client_closed for request in fake.requests]
+    # Freed at the next upstream chunk after the client left: within two token intervals
+    # (plus scheduling slack for 100 streams on a shared machine).
+    lag = max(closed for closed in freed if closed is not None) - last_abort
+    assert lag < 2 * PACE + 0.5, f"the last upstream was freed {lag:.2f} s after the last client left"
+
+    # Every request's handler finished (its log line is written when the body is closed).
+    def aborted_logs() -> list[dict[str, object]]:
+        return [entry for entry in shipped.request_logs() if entry["model"] == "gpt-abort"]
+
+    assert fake.wait_for(lambda: len(aborted_logs()) >= 100, timeout=5)
+    logs = aborted_logs()
+    assert len(logs) == 100
+    assert {entry["outcome"] for entry in logs} == {"client_gone"}
+    assert all(entry["bytes"] < 200 for entry in logs)
+
+    # Nothing is left busy: the instance serves new streams at once.
+    fake.replies["gpt-after"] = Reply(body=openai_stream(["fine"]))
+    after = chat_request(
+        "127.0.0.1", shipped.port, {"model": "gpt-after", "messages": [{"role": "user", "content": "x"}]}
+    )
+    started = time.monotonic()
+    results = run_streams("127.0.0.1", shipped.port, [after] * 20)
+    assert all(result.body == PACKET + b"fine" for result in results)
+    assert time.monotonic() - started < 5

@@ -1,0 +1,161 @@
+"""Any web frontend: CORS preflights, and CORS headers on every answer to an allowed origin."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.chat_client import USER, chat
+from tests.conftest import ACCESS_TOKEN, RelayFactory
+from tests.fake_upstream import FakeUpstream, Pause, Reply, error_reply, openai_stream
+from tests.relay_server import RelayServer, free_port
+
+APP = "https://chat.example.com"
+OTHER_APP = "http://localhost:5173"
+EVIL = "https://evil.example"
+
+
+@pytest.fixture
+def listed(relay_factory: RelayFactory) -> RelayServer:
+    return relay_factory(ALLOWED_ORIGINS=f"{APP},{OTHER_APP}")
+
+
+def preflight(client: httpx.Client, url: str, origin: str, **headers: str) -> httpx.Response:
+    return client.options(
+        url + "/api/chat",
+        headers={"Origin": origin, "Access-Control-Request-Method": "POST", **headers},
+    )
+
+
+@pytest.mark.parametrize("origin", [APP, OTHER_APP])
+def test_preflight_from_a_listed_origin(listed: RelayServer, client: httpx.Client, origin: str) -> None:
+    response = preflight(
+        client,
+        listed.url,
+        origin,
+        **{"Access-Control-Request-Headers": "content-type, authorization, x-stainless-os, x-stainless-lang"},
+    )
+    assert response.status_code == 204
+    assert response.content == b""
+    assert response.headers["access-control-allow-origin"] == origin
+    assert response.headers["access-control-allow-methods"] == "POST, OPTIONS"
+    allowed = [name.strip().lower() for name in response.headers["access-control-allow-headers"].split(",")]
+    assert {"content-type", "authorization", "x-stainless-os", "x-stainless-lang"} <= set(allowed)
+    assert len(allowed) == len(set(allowed))
+    assert int(response.headers["access-control-max-age"]) > 0
+    assert "Origin" in response.headers["vary"]
+
+
+def test_preflight_allows_content_type_and_authorization_even_unasked(
+    listed: RelayServer, client: httpx.Client
+) -> None:
+    response = preflight(client, listed.url, APP)
+    assert response.headers["access-control-allow-headers"] == "Content-Type, Authorization"
+
+
+def test_preflight_ignores_requested_names_that_are_not_header_names(
+    listed: RelayServer, client: httpx.Client
+) -> None:
+    response = preflight(client, listed.url, APP, **{"Access-Control-Request-Headers": "x-ok, bad name, a:b"})
+    assert response.headers["access-control-allow-headers"] == "Content-Type, Authorization, x-ok"
+
+
+def test_private_network_preflight(listed: RelayServer, client: httpx.Client) -> None:
+    response = preflight(client, listed.url, APP, **{"Access-Control-Request-Private-Network": "true"})
+    assert response.headers["access-control-allow-private-network"] == "true"
+
+
+def test_preflight_from_another_origin_is_403_without_cors_headers(
+    listed: RelayServer, client: httpx.Client
+) -> None:
+    response = preflight(client, listed.url, EVIL)
+    assert response.status_code == 403
+    assert response.text == f"Origin {EVIL} is not allowed to use this relay (ALLOWED_ORIGINS)."
+    assert not [name for name in response.headers if name.lower().startswith("access-control-")]
+
+
+def test_post_from_another_origin_is_refused_before_the_upstream(
+    fake: FakeUpstream, listed: RelayServer, client: httpx.Client
+) -> None:
+    # A page may POST text/plain without a preflight; the key must not pay for it.
+    reply = chat(client, listed.url, headers={"Origin": EVIL, "Content-Type": "text/plain"})
+    assert reply.status == 403
+    assert "access-control-allow-origin" not in reply.headers
+    assert fake.requests == []
+
+
+def test_any_origin_by_default(fake: FakeUpstream, relay: RelayServer, client: httpx.Client) -> None:
+    assert preflight(client, relay.url, EVIL).headers["access-control-allow-origin"] == EVIL
+    reply = chat(client, relay.url, headers={"Origin": EVIL})
+    assert reply.status == 200
+    assert reply.headers["access-control-allow-origin"] == EVIL
+
+
+def test_no_origin_no_cors_headers(relay: RelayServer, client: httpx.Client) -> None:
+    reply = chat(client, relay.url)
+    assert "access-control-allow-origin" not in reply.headers
+    assert reply.headers["vary"] == "Origin"
+
+
+def test_stream_carries_cors_headers(fake: FakeUpstream, listed: RelayServer, client: httpx.Client) -> None:
+    fake.replies["gpt-test"] = Reply(body=openai_stream(["hi"]))
+    reply = chat(client, listed.url, headers={"Origin": APP})
+    assert reply.status == 200
+    assert reply.headers["access-control-allow-origin"] == APP
+    assert "Origin" in reply.headers["vary"]
+    assert reply.body.endswith(b"hi")
+
+
+@pytest.mark.parametrize(
+    ("status", "settings", "request_fields", "upstream"),
+    [
+        pytest.param(400, {}, {"messages": []}, None, id="400"),
+        pytest.param(401, {"ACCESS_TOKENS": ACCESS_TOKEN}, {}, None, id="401"),
+        pytest.param(413, {"MAX_BODY_BYTES": "100"}, {"messages": [{"role": "user", "content": "x" * 200}]}, None, id="413"),
+        pytest.param(429, {}, {}, error_reply(429, b'{"error":{"message":"slow down"}}'), id="429"),
+        pytest.param(500, {}, {}, error_reply(500, b"{}"), id="500"),
+        pytest.param(502, {"OPENAI_BASE_URL": "http://127.0.0.1:{closed}/v1"}, {}, None, id="502"),
+        pytest.param(504, {"UPSTREAM_FIRST_BYTE_TIMEOUT": "0.5"}, {}, Reply(delay_headers=2), id="504"),
+    ],
+)  # fmt: skip
+def test_errors_carry_cors_headers(
+    fake: FakeUpstream,
+    relay_factory: RelayFactory,
+    client: httpx.Client,
+    status: int,
+    settings: dict[str, str],
+    request_fields: dict[str, object],
+    upstream: Reply | None,
+) -> None:
+    settings = {name: value.format(closed=free_port()) for name, value in settings.items()}
+    relay = relay_factory(ALLOWED_ORIGINS=APP, **settings)
+    if upstream is not None:
+        fake.replies["gpt-test"] = upstream
+    payload = {"model": "gpt-test", "messages": USER, **request_fields}
+    response = client.post(relay.url + "/api/chat", json=payload, headers={"Origin": APP})
+    assert response.status_code == status
+    assert response.headers["access-control-allow-origin"] == APP
+    assert response.text  # a message the page can read and show
+
+
+def test_retry_after_is_passed_on_and_readable(
+    fake: FakeUpstream, listed: RelayServer, client: httpx.Client
+) -> None:
+    fake.replies["gpt-test"] = Reply(
+        status=429, headers={"Content-Type": "application/json", "Retry-After": "7"}, body=[b"{}"]
+    )
+    response = client.post(
+        listed.url + "/api/chat", json={"model": "gpt-test", "messages": USER}, headers={"Origin": APP}
+    )
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "7"
+    assert "Retry-After" in response.headers["access-control-expose-headers"]
+
+
+def test_headers_go_out_before_a_slow_first_token_for_cross_origin_pages_too(
+    fake: FakeUpstream, listed: RelayServer, client: httpx.Client
+) -> None:
+    fake.replies["gpt-test"] = Reply(body=[Pause(1.0), *openai_stream(["late"])])
+    reply = chat(client, listed.url, headers={"Origin": APP})
+    assert reply.headers_at < 0.8
+    assert reply.headers["access-control-allow-origin"] == APP
