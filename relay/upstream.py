@@ -8,6 +8,7 @@ UpstreamError while the caller can still be told with an honest status.
 from __future__ import annotations
 
 import http
+import ssl
 import threading
 from collections.abc import Iterator
 
@@ -40,26 +41,32 @@ class ClientPools:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._clients: list[httpx.Client] = []
-        self._busy: list[int] = []  # open responses per client
-        self._size = CONNECTIONS_PER_POOL
+        count = -(-settings.max_connections // CONNECTIONS_PER_POOL)  # ceiling division
+        self._size = -(-settings.max_connections // count)
+        self._clients: list[httpx.Client | None] = [None] * count
+        self._busy = [0] * count  # open responses per client
+        self._ssl: ssl.SSLContext | None = None  # one for all: loading the CA bundle takes ~20 ms
         self._lock = threading.Lock()
 
     def take(self) -> int:
         """Reserve a connection; return the index of the client to use."""
         with self._lock:
-            if not self._clients:
-                count = -(-self.settings.max_connections // CONNECTIONS_PER_POOL)  # ceiling division
-                self._size = -(-self.settings.max_connections // count)
-                self._clients = [make_client(self.settings, self._size) for _ in range(count)]
-                self._busy = [0] * count
             busy = self._busy
             index = next((i for i, n in enumerate(busy) if n < self._size), busy.index(min(busy)))
             busy[index] += 1
             return index
 
     def client(self, index: int) -> httpx.Client:
-        return self._clients[index]
+        client = self._clients[index]
+        if client is None:
+            with self._lock:
+                client = self._clients[index]
+                if client is None:
+                    if self._ssl is None:
+                        self._ssl = httpx.create_ssl_context()  # honours SSL_CERT_FILE and SSL_CERT_DIR
+                    client = make_client(self.settings, self._size, self._ssl)
+                    self._clients[index] = client
+        return client
 
     def give_back(self, index: int) -> None:
         with self._lock:
@@ -144,9 +151,10 @@ class _GivenBackOnClose(httpx.SyncByteStream):
                 self._index = None
 
 
-def make_client(settings: Settings, connections: int) -> httpx.Client:
+def make_client(settings: Settings, connections: int, ssl_context: ssl.SSLContext) -> httpx.Client:
     """One HTTP client with a keep-alive pool of `connections`."""
     return httpx.Client(
+        verify=ssl_context,
         # Each request sets its own read timeouts (see open_chat_stream).
         timeout=httpx.Timeout(settings.connect_timeout, read=settings.idle_timeout),
         limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -71,7 +72,7 @@ def test_100_aborted_streams_free_every_upstream_connection(fake: FakeUpstream, 
     assert lag < 2 * PACE + 0.5, f"the last upstream was freed {lag:.2f} s after the last client left"
 
     # Every request's handler finished (its log line is written when the body is closed).
-    def aborted_logs() -> list[dict[str, object]]:
+    def aborted_logs() -> list[dict[str, Any]]:
         return [entry for entry in shipped.request_logs() if entry["model"] == "gpt-abort"]
 
     assert fake.wait_for(lambda: len(aborted_logs()) >= 100, timeout=5)
