@@ -8,8 +8,10 @@ import os
 
 import flask
 import functions_framework
+from werkzeug.exceptions import HTTPException
 
 from relay.handler import ChatRelay
+from relay.responses import framework_error_response
 from relay.startup import start
 
 _relay: ChatRelay = start(os.environ)
@@ -19,3 +21,8 @@ _relay: ChatRelay = start(os.environ)
 def chat(request: flask.Request) -> flask.Response:
     """Relay a chat completion stream in the original route's wire format."""
     return _relay(request)
+
+
+# functions-framework answers /favicon.ico and /robots.txt itself, with an HTML 404;
+# make those, like every other answer, plain text.
+functions_framework.errorhandler(HTTPException)(framework_error_response)

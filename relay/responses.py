@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import flask
+from werkzeug.exceptions import HTTPException
 
 from relay.errors import PayloadTooLarge, RelayError
 
@@ -30,6 +31,14 @@ def error_response(error: RelayError) -> flask.Response:
     response.headers["X-Content-Type-Options"] = "nosniff"
     for name, value in error.headers().items():
         response.headers[name] = value
+    return response
+
+
+def framework_error_response(error: HTTPException) -> flask.Response:
+    """Plain text for an error the framework raises before the function runs."""
+    status = error.code or 500
+    response = flask.Response(f"{status} {error.name}".encode(), status=status, content_type=TEXT)
+    response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
 

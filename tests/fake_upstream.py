@@ -4,8 +4,9 @@ It speaks raw HTTP over asyncio so that it can produce what a well-behaved
 framework would not: one-byte writes, a character split between two writes, a
 reset or an early close mid-stream, a stall, a body without `data: [DONE]`.
 
-A test registers a `Reply` for a model name; a request for that model gets it.
-Any other model gets an ordinary OpenAI-style stream (the demo's reply). Every
+A test registers a `Reply` for a model name (or for "*", any other model); a
+request for that model gets it. Otherwise: an ordinary OpenAI-style stream (the
+demo's reply). Every
 request is recorded with its headers and body, and the server counts open
 connections and notes when a client closed its connection early.
 
@@ -287,7 +288,7 @@ class FakeUpstream:
             model = request.json.get("model", "")
         except ValueError:
             model = ""
-        reply = self.replies.get(model)
+        reply = self.replies.get(model, self.replies.get("*"))  # "*": any model not listed
         if reply is None:
             return Reply(body=openai_stream(tokenize(DEMO_REPLY), pace=0.05))
         return reply(request) if callable(reply) else reply

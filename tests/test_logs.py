@@ -1,0 +1,153 @@
+"""One structured JSON line per request, in Cloud Logging's format; never a key, a token or a message's text."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.chat_client import chat
+from tests.conftest import ACCESS_TOKEN, RelayFactory
+from tests.fake_upstream import FakeUpstream, Reply, Reset, Stall, chunk, error_reply, openai_stream, sse
+from tests.relay_server import RelayServer
+
+TRACE = "105445aa7843bc8bf206b12000100000"
+SPOKEN = "PURPLE-ELEPHANT-42"  # the user's words: never in a log
+ANSWERED = "ORANGE-GIRAFFE-7"  # the model's words: never in a log
+
+
+@pytest.fixture
+def logged(relay_factory: RelayFactory) -> RelayServer:
+    return relay_factory(GOOGLE_CLOUD_PROJECT="my-project", UPSTREAM_IDLE_TIMEOUT="1")
+
+
+def last_request_log(relay: RelayServer, before: int) -> dict[str, Any]:
+    logs = relay.wait_for_request_logs(before + 1)
+    assert len(logs) == before + 1, "one line per request"
+    return logs[before]
+
+
+def test_a_streamed_request_is_one_line_with_every_field(
+    fake: FakeUpstream, logged: RelayServer, client: httpx.Client
+) -> None:
+    usage = {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}
+    fake.replies["gpt-test"] = Reply(body=openai_stream([ANSWERED, "!"], usage=usage))
+    before = len(logged.request_logs())
+    reply = chat(
+        client,
+        logged.url,
+        headers={"X-Cloud-Trace-Context": f"{TRACE}/1;o=1", "User-Agent": "test-agent/1.0"},
+        messages=[{"role": "user", "content": SPOKEN}],
+    )
+    assert reply.status == 200
+    entry = last_request_log(logged, before)
+
+    assert entry["severity"] == "INFO"
+    assert entry["message"] == "POST /api/chat 200 ok"
+    assert entry["httpRequest"]["requestMethod"] == "POST"
+    assert entry["httpRequest"]["requestUrl"] == "/api/chat"
+    assert entry["httpRequest"]["status"] == 200
+    assert entry["httpRequest"]["userAgent"] == "test-agent/1.0"
+    assert re.fullmatch(r"\d+\.\d{3}s", entry["httpRequest"]["latency"])
+    assert entry["logging.googleapis.com/trace"] == f"projects/my-project/traces/{TRACE}"
+    assert entry["model"] == "gpt-test"
+    assert entry["upstream_status"] == 200
+    assert 0 < entry["first_token_ms"] < 5000
+    assert entry["chunks"] == 5  # role, two tokens, finish, usage
+    assert entry["bytes"] == len(reply.body)
+    assert entry["outcome"] == "ok"
+    assert entry["usage"] == usage
+    line = json.dumps(entry)
+    assert SPOKEN not in line and ANSWERED not in line
+
+
+def test_w3c_traceparent_is_used_when_there_is_no_cloud_trace_header(
+    fake: FakeUpstream, logged: RelayServer, client: httpx.Client
+) -> None:
+    before = len(logged.request_logs())
+    chat(client, logged.url, headers={"traceparent": f"00-{TRACE}-00f067aa0ba902b7-01"})
+    assert (
+        last_request_log(logged, before)["logging.googleapis.com/trace"]
+        == f"projects/my-project/traces/{TRACE}"
+    )
+
+
+def test_no_trace_without_a_project(fake: FakeUpstream, relay: RelayServer, client: httpx.Client) -> None:
+    before = len(relay.request_logs())
+    chat(client, relay.url, headers={"X-Cloud-Trace-Context": f"{TRACE}/1;o=1"})
+    assert "logging.googleapis.com/trace" not in last_request_log(relay, before)
+
+
+@pytest.mark.parametrize(
+    ("reply", "status", "outcome", "severity"),
+    [
+        pytest.param(error_reply(429, b'{"error":{"message":"slow"}}'), 429, "upstream_error", "WARNING", id="upstream-429"),
+        pytest.param(Reply(body=[sse(chunk("x")), Reset()]), 200, "upstream_error", "WARNING", id="reset-mid-stream"),
+        pytest.param(Reply(body=[sse(chunk("x")), sse({"error": {"message": "bad"}})]), 200, "upstream_error", "WARNING", id="error-event"),
+        pytest.param(Reply(body=[sse(chunk("x")), Stall()]), 200, "timeout", "WARNING", id="idle-timeout"),
+    ],
+)  # fmt: skip
+def test_outcomes(
+    fake: FakeUpstream,
+    logged: RelayServer,
+    client: httpx.Client,
+    reply: Reply,
+    status: int,
+    outcome: str,
+    severity: str,
+) -> None:
+    fake.replies["gpt-test"] = reply
+    before = len(logged.request_logs())
+    assert chat(client, logged.url).status == status
+    entry = last_request_log(logged, before)
+    assert (entry["httpRequest"]["status"], entry["outcome"], entry["severity"]) == (
+        status,
+        outcome,
+        severity,
+    )
+
+
+def test_rejected_request(logged: RelayServer, client: httpx.Client) -> None:
+    before = len(logged.request_logs())
+    assert client.post(logged.url + "/api/chat", content=b"{}").status_code == 400
+    entry = last_request_log(logged, before)
+    assert (entry["outcome"], entry["severity"], entry["httpRequest"]["status"]) == (
+        "rejected",
+        "WARNING",
+        400,
+    )
+    assert entry["upstream_status"] is None
+
+
+def test_client_gone(fake: FakeUpstream, logged: RelayServer, client: httpx.Client) -> None:
+    fake.replies["gpt-test"] = Reply(body=openai_stream([f" t{i}" for i in range(100)], pace=0.05))
+    before = len(logged.request_logs())
+    with client.stream(
+        "POST",
+        logged.url + "/api/chat",
+        json={"model": "gpt-test", "messages": [{"role": "user", "content": "x"}]},
+    ) as response:
+        next(response.iter_raw())
+    assert last_request_log(logged, before)["outcome"] == "client_gone"
+
+
+def test_access_token_never_logged(
+    fake: FakeUpstream, relay_factory: RelayFactory, client: httpx.Client
+) -> None:
+    relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN)
+    chat(client, relay.url, headers={"Authorization": f"Bearer {ACCESS_TOKEN}"})
+    chat(client, relay.url, headers={"Authorization": f"Bearer {ACCESS_TOKEN}-wrong"})
+    relay.wait_for_request_logs(2)
+    assert ACCESS_TOKEN not in relay.output()
+
+
+def test_every_stdout_line_is_json_with_a_severity(relay: RelayServer) -> None:
+    lines = [line for line in relay.stdout().splitlines() if line.strip()]
+    assert lines
+    for line in lines:
+        entry = json.loads(line)
+        assert entry["severity"] in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+        assert isinstance(entry["message"], str)

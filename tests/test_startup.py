@@ -1,0 +1,91 @@
+"""Start-up: a malformed setting stops the process with a message naming it; risky settings warn."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from tests.chat_client import chat
+from tests.conftest import ACCESS_TOKEN, SERVER_KEY, RelayFactory
+from tests.fake_upstream import FakeUpstream, Reply, openai_stream
+from tests.relay_server import ROOT, base_environ
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("OPENAI_BASE_URL", "api.openai.com", "OPENAI_BASE_URL must be an http:// or https:// URL"),
+        ("ACCESS_TOKENS", "good-token-123456789,,other", "ACCESS_TOKENS has an empty item"),
+        ("ACCESS_TOKENS", "has space inside", "ACCESS_TOKENS: token 1 has a character that cannot travel"),
+        ("ALLOW_CLIENT_KEYS", "maybe", "ALLOW_CLIENT_KEYS must be true or false"),
+        ("ALLOWED_ORIGINS", "https://ok.example,https://bad.example/", "ALLOWED_ORIGINS: 'https://bad.example/' is not an origin"),
+        ("ALLOWED_ORIGINS", "*,https://ok.example", "ALLOWED_ORIGINS: '*' must stand alone"),
+        ("ALLOWED_MODELS", "gpt-4o,", "ALLOWED_MODELS has an empty item"),
+        ("MAX_TOKENS_LIMIT", "lots", "MAX_TOKENS_LIMIT must be a whole number"),
+        ("UPSTREAM_FIRST_BYTE_TIMEOUT", "-1", "UPSTREAM_FIRST_BYTE_TIMEOUT must be a positive number"),
+        ("STREAM_MAX_SECONDS", "3600", "STREAM_MAX_SECONDS + UPSTREAM_IDLE_TIMEOUT is 3660 s; it must be at most 3540 s"),
+        ("SERVER_WORKER", "eventlet", "SERVER_WORKER must be one of gevent, gthread"),
+        ("THREADS", "0", "THREADS must be greater than zero"),
+    ],
+)  # fmt: skip
+def test_malformed_setting_stops_the_process_naming_it(name: str, value: str, message: str) -> None:
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "functions_framework",
+            "--target",
+            "chat",
+            "--source",
+            str(ROOT / "main.py"),
+            "--port",
+            "0",
+        ],
+        cwd=ROOT,
+        env={**base_environ(), "OPENAI_API_KEY": SERVER_KEY, name: value},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode != 0
+    output = completed.stdout + completed.stderr
+    assert f"Configuration error: {message}" in output
+    assert "Traceback" not in output
+    assert SERVER_KEY not in output
+
+
+def warnings_of(relay_factory: RelayFactory, **settings: str | None) -> list[str]:
+    relay = relay_factory(**settings)
+    # Start-up lines only: request lines (with httpRequest) come from whatever tests shared the server.
+    return [
+        entry["message"]
+        for entry in relay.log_entries()
+        if entry["severity"] == "WARNING" and "httpRequest" not in entry
+    ]
+
+
+def test_server_key_without_tokens_warns_loudly(relay_factory: RelayFactory) -> None:
+    assert any("ANYONE WHO FINDS THIS URL CAN SPEND THE KEY" in line for line in warnings_of(relay_factory))
+
+
+def test_server_key_with_tokens_does_not(relay_factory: RelayFactory) -> None:
+    assert warnings_of(relay_factory, ACCESS_TOKENS=ACCESS_TOKEN) == []
+
+
+def test_short_token_warns(relay_factory: RelayFactory) -> None:
+    assert any(
+        "shorter than 16 characters" in line for line in warnings_of(relay_factory, ACCESS_TOKENS="short")
+    )
+
+
+def test_gthread_worker_still_serves(
+    fake: FakeUpstream, relay_factory: RelayFactory, client: httpx.Client
+) -> None:
+    relay = relay_factory(SERVER_WORKER="gthread", THREADS="4")
+    fake.replies["gpt-test"] = Reply(body=openai_stream(["threads"]))
+    assert chat(client, relay.url).body == b'{"model":"gpt-fake-0613"}threads'
+    assert any("gthread worker" in entry["message"] for entry in relay.log_entries())
