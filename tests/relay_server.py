@@ -40,9 +40,13 @@ def base_environ() -> dict[str, str]:
 class RelayServer:
     """Starts the function on a free port with exactly the environment given."""
 
-    def __init__(self, env: dict[str, str], python: str = sys.executable) -> None:
+    def __init__(self, env: dict[str, str], command: list[str] | None = None, cwd: Path = ROOT) -> None:
         self.env = env
-        self.python = python
+        # The server's command without its port; by default the framework from this environment.
+        self.command = command or [
+            sys.executable, "-m", "functions_framework", "--target", "chat", "--source", str(ROOT / "main.py"),
+        ]  # fmt: skip
+        self.cwd = cwd
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self._stdout = tempfile.NamedTemporaryFile(prefix="relay-stdout-", suffix=".log")  # noqa: SIM115
@@ -53,14 +57,9 @@ class RelayServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> RelayServer:
-        command = [
-            self.python, "-m", "functions_framework",
-            "--target", "chat", "--source", str(ROOT / "main.py"),
-            "--host", "127.0.0.1", "--port", str(self.port),
-        ]  # fmt: skip
         self.process = subprocess.Popen(
-            command,
-            cwd=ROOT,
+            [*self.command, "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=self.cwd,
             env={**base_environ(), **self.env},
             stdout=self._stdout,
             stderr=self._stderr,

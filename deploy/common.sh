@@ -1,0 +1,174 @@
+# shellcheck shell=bash disable=SC2034  # settings here are used by the scripts that source this file
+# Shared by deploy/setup.sh, deploy/function.sh and deploy/run.sh: settings, checks, and running
+# (or, with --dry-run, printing) gcloud commands. Sourced, not run.
+
+DEPLOY_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT_DIR=$(dirname "$DEPLOY_DIR")
+
+# Defaults; each can be set by a flag or by the environment variable of the same name.
+PROJECT=${PROJECT:-${CLOUDSDK_CORE_PROJECT:-}}
+REGION=${REGION:-us-central1}
+SERVICE=${SERVICE:-openai-stream-relay}
+KEY_SECRET=${KEY_SECRET:-relay-openai-api-key}
+TOKENS_SECRET=${TOKENS_SECRET-relay-access-tokens}
+RUNTIME_ACCOUNT=${RUNTIME_ACCOUNT:-relay-runtime}
+PYTHON_RUNTIME=python312
+MEMORY=${MEMORY:-512Mi}
+MAX_INSTANCES=${MAX_INSTANCES:-10}
+DRY_RUN=false
+PUBLIC=false
+PRIVATE=false
+
+# The relay's own settings, passed on to the deployment when set here (never the secrets).
+RELAY_SETTINGS=(
+  OPENAI_BASE_URL OPENAI_ORG_ID OPENAI_PROJECT_ID
+  ALLOW_CLIENT_KEYS ALLOWED_ORIGINS ALLOWED_MODELS MAX_TOKENS_LIMIT MAX_BODY_BYTES
+  UPSTREAM_CONNECT_TIMEOUT UPSTREAM_FIRST_BYTE_TIMEOUT UPSTREAM_IDLE_TIMEOUT STREAM_MAX_SECONDS
+  UPSTREAM_MAX_CONNECTIONS
+)
+
+die() {
+  echo "error: $*" >&2
+  exit 1
+}
+
+warn() {
+  echo "warning: $*" >&2
+}
+
+# The usage text is the comment block at the top of the calling script.
+usage() {
+  sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+# parse_flags "$@": the shared flags. A script with flags of its own defines
+# parse_extra_flag, which sets EXTRA_USED to the number of arguments it took (0: unknown).
+parse_flags() {
+  EXTRA_USED=0
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}"; continue ;;  # --flag=value is --flag value
+      -h | --help) usage; exit 0 ;;
+      --project) PROJECT=${2:?--project needs a value}; shift 2 ;;
+      --region) REGION=${2:?--region needs a value}; shift 2 ;;
+      --name) SERVICE=${2:?--name needs a value}; shift 2 ;;
+      --key-secret) KEY_SECRET=${2:?--key-secret needs a value}; shift 2 ;;
+      --tokens-secret) TOKENS_SECRET=${2:?--tokens-secret needs a value}; shift 2 ;;
+      --no-access-tokens) TOKENS_SECRET=""; shift ;;
+      --runtime-account) RUNTIME_ACCOUNT=${2:?--runtime-account needs a value}; shift 2 ;;
+      --memory) MEMORY=${2:?--memory needs a value}; shift 2 ;;
+      --max-instances) MAX_INSTANCES=${2:?--max-instances needs a value}; shift 2 ;;
+      --public) PUBLIC=true; shift ;;
+      --private) PRIVATE=true; shift ;;
+      --dry-run) DRY_RUN=true; shift ;;
+      *)
+        EXTRA_USED=0
+        if declare -F parse_extra_flag >/dev/null; then parse_extra_flag "$@"; fi
+        [ "$EXTRA_USED" -gt 0 ] || die "unknown option '$1' (see $0 --help)"
+        shift "$EXTRA_USED"
+        ;;
+    esac
+  done
+}
+
+require_gcloud() {
+  if [ "$DRY_RUN" = false ] && ! command -v gcloud >/dev/null 2>&1; then
+    die "gcloud is not installed or not on PATH. Install the Google Cloud CLI (https://cloud.google.com/sdk/docs/install), run 'gcloud auth login', or use --dry-run to see the commands."
+  fi
+}
+
+require_project() {
+  if [ -z "$PROJECT" ] && command -v gcloud >/dev/null 2>&1; then
+    PROJECT=$(gcloud config get-value project 2>/dev/null || true)
+  fi
+  [ -n "$PROJECT" ] || die "no Google Cloud project: pass --project PROJECT_ID, set PROJECT, or run 'gcloud config set project PROJECT_ID'."
+}
+
+runtime_account_email() {
+  case "$RUNTIME_ACCOUNT" in
+    *@*) echo "$RUNTIME_ACCOUNT" ;;
+    *) echo "$RUNTIME_ACCOUNT@$PROJECT.iam.gserviceaccount.com" ;;
+  esac
+}
+
+# run COMMAND...: run it, or with --dry-run print it, quoted so that a shell would run it as is.
+run() {
+  if [ "$DRY_RUN" = true ]; then
+    local words=() arg
+    for arg in "$@"; do
+      if [[ "$arg" =~ ^[A-Za-z0-9_./:=@,+-]+$ ]]; then
+        words+=("$arg")
+      else
+        words+=("'${arg//\'/\'\\\'\'}'")
+      fi
+    done
+    echo "${words[*]}"
+  else
+    "$@"
+  fi
+}
+
+# The value of NAME in deploy/server.env.
+server_setting() {
+  sed -n "s/^$1=//p" "$DEPLOY_DIR/server.env"
+}
+
+# The longest a request can last (relay/config.py) plus a minute, as the platform's timeout.
+request_timeout_seconds() {
+  local stream=${STREAM_MAX_SECONDS:-900} idle=${UPSTREAM_IDLE_TIMEOUT:-60}
+  local total
+  total=$(awk -v a="$stream" -v b="$idle" 'BEGIN { printf "%d", a + b + 60 + 0.999 }')
+  [ "$total" -le 3600 ] || die "STREAM_MAX_SECONDS + UPSTREAM_IDLE_TIMEOUT + 60 s is $total s, over the platform's 3600 s limit."
+  echo "$total"
+}
+
+# --set-env-vars value: deploy/server.env, the project (for log traces), and the relay settings set here.
+# gcloud's ^|^ prefix makes | the separator, so that values may hold commas (ALLOWED_ORIGINS).
+env_vars_flag() {
+  local pairs=() name value
+  while IFS='=' read -r name value; do
+    case "$name" in '' | '#'*) continue ;; esac
+    pairs+=("$name=$value")
+  done <"$DEPLOY_DIR/server.env"
+  pairs+=("GOOGLE_CLOUD_PROJECT=$PROJECT")
+  for name in "${RELAY_SETTINGS[@]}"; do
+    value=${!name-}
+    if [ -n "$value" ]; then
+      case "$value" in *'|'*) die "$name must not contain '|'." ;; esac
+      pairs+=("$name=$value")
+    fi
+  done
+  local joined
+  joined=$(IFS='|'; echo "${pairs[*]}")
+  echo "^|^$joined"
+}
+
+# --set-secrets value: the key, and the access tokens unless --no-access-tokens; never plain variables.
+secrets_flag() {
+  local secrets="OPENAI_API_KEY=$KEY_SECRET:latest"
+  [ -z "$TOKENS_SECRET" ] || secrets="$secrets,ACCESS_TOKENS=$TOKENS_SECRET:latest"
+  echo "$secrets"
+}
+
+# --allow-unauthenticated only when the relay checks access tokens itself, or when asked for.
+access_flag() {
+  if [ "$PRIVATE" = true ]; then
+    echo "--no-allow-unauthenticated"
+  elif [ -n "$TOKENS_SECRET" ]; then
+    echo "--allow-unauthenticated"
+  elif [ "$PUBLIC" = true ]; then
+    warn "--public without access tokens: ANYONE WHO FINDS THE URL CAN SPEND YOUR OPENAI KEY."
+    echo "--allow-unauthenticated"
+  else
+    echo "--no-allow-unauthenticated"
+  fi
+}
+
+warn_about_plain_secrets() {
+  local name
+  for name in OPENAI_API_KEY ACCESS_TOKENS; do
+    if [ -n "${!name-}" ]; then
+      warn "$name is set in this shell and is NOT deployed as a plain variable; the deployment reads it from Secret Manager (deploy/setup.sh)."
+    fi
+  done
+}
