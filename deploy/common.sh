@@ -113,12 +113,15 @@ server_setting() {
   sed -n "s/^$1=//p" "$DEPLOY_DIR/server.env"
 }
 
-# The longest a request can last (relay/config.py) plus a minute, as the platform's timeout.
+# The longest a request can last (Settings.longest_request_seconds in relay/config.py)
+# plus a minute, as the platform's timeout: the relay always ends a reply before it.
 request_timeout_seconds() {
+  local connect=${UPSTREAM_CONNECT_TIMEOUT:-10} first=${UPSTREAM_FIRST_BYTE_TIMEOUT:-120}
   local stream=${STREAM_MAX_SECONDS:-900} idle=${UPSTREAM_IDLE_TIMEOUT:-60}
   local total
-  total=$(awk -v a="$stream" -v b="$idle" 'BEGIN { printf "%d", a + b + 60 + 0.999 }')
-  [ "$total" -le 3600 ] || die "STREAM_MAX_SECONDS + UPSTREAM_IDLE_TIMEOUT + 60 s is $total s, over the platform's 3600 s limit."
+  total=$(awk -v c="$connect" -v f="$first" -v s="$stream" -v i="$idle" \
+    'BEGIN { w = c + f; longest = (w > s ? w : s) + i; t = longest + 60; printf "%d", (t == int(t) ? t : int(t) + 1) }')
+  [ "$total" -le 3600 ] || die "the longest request plus 60 s is $total s, over the platform's 3600 s limit (README, 'Timeouts')."
   echo "$total"
 }
 

@@ -13,10 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from relay import jsoncodec
+from relay.config import HEADER_TOKEN
 from relay.errors import BadRequest
 
 DEFAULT_TEMPERATURE = 0.5
 DEFAULT_MAX_TOKENS = 2048
+# Real messages nest a few levels (content parts, image_url objects); this is far above
+# that and far below what the JSON encoder allows.
+MAX_MESSAGE_DEPTH = 32
 
 # name -> (lowest, highest) for the optional numbers forwarded as given
 _RANGES: dict[str, tuple[float, float]] = {
@@ -37,11 +41,17 @@ class ChatRequest:
     api_key: str | None = field(default=None, repr=False)
     max_tokens_given: bool = False  # False: max_tokens is the default, not the caller's
 
-    def upstream_body(self) -> bytes:
-        """The chat completions body: the validated fields, streamed, one choice."""
-        return jsoncodec.dumps(
-            {"model": self.model, "messages": self.messages, **self.options, "stream": True, "n": 1}
-        )
+    def upstream_body(self, *, stream_usage: bool = False) -> bytes:
+        """The chat completions body: the validated fields, streamed, one choice.
+
+        With `stream_usage`, OpenAI's `stream_options.include_usage` asks for a last
+        chunk with the token counts, for the request log (STREAM_USAGE).
+        """
+        body: dict[str, Any] = {"model": self.model, "messages": self.messages, **self.options}
+        body.update(stream=True, n=1)
+        if stream_usage:
+            body["stream_options"] = {"include_usage": True}
+        return jsoncodec.dumps(body)
 
 
 def parse_chat_request(body: bytes) -> ChatRequest:
@@ -64,6 +74,9 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     api_key = data.get("apiKey")
     if api_key is not None and not isinstance(api_key, str):
         raise BadRequest(f'"apiKey" must be a string, got {_kind(api_key)}.')
+    if api_key and not HEADER_TOKEN.fullmatch(api_key):
+        # Never quote it: it is a secret, and it would go into an Authorization header.
+        raise BadRequest('"apiKey" must be an API key: visible ASCII characters, no spaces.')
 
     messages = _messages(data.get("messages"))
     options: dict[str, Any] = {
@@ -100,6 +113,8 @@ def _messages(messages: Any) -> list[Any]:
         role = message.get("role")
         if not isinstance(role, str) or not role:
             raise BadRequest(f'"{where}.role" must be a non-empty string such as "user", got {_kind(role)}.')
+        if _deeper_than(message, MAX_MESSAGE_DEPTH):
+            raise BadRequest(f'"{where}" is nested more than {MAX_MESSAGE_DEPTH} levels deep.')
         if "content" not in message:
             raise BadRequest(f'"{where}.content" is missing; send a string or a list of content parts.')
         content = message["content"]
@@ -149,8 +164,25 @@ def _stop(data: dict[str, Any]) -> str | list[str] | None:
 
 
 def _is_number(value: Any) -> bool:
-    # bool is an int in Python, but `true` is not a number in JSON.
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    # bool is an int in Python, but `true` is not a number in JSON; an int of any size is
+    # finite (and too large for math.isfinite to take).
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    level = [value]
+    for _ in range(limit):
+        level = [
+            child
+            for item in level
+            if isinstance(item, (dict, list))
+            for child in (item.values() if isinstance(item, dict) else item)
+        ]
+        if not level:
+            return False
+    return any(isinstance(item, (dict, list)) for item in level)
 
 
 def _describe(value: Any) -> str:
@@ -160,7 +192,7 @@ def _describe(value: Any) -> str:
 def _kind(value: Any) -> str:
     """The JSON type of a value, for messages (never the value: it may be a secret)."""
     if value is None:
-        return "null" if value is None else ""
+        return "null"
     if isinstance(value, bool):
         return "true/false"
     if isinstance(value, str):

@@ -20,9 +20,10 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 PLATFORM_REQUEST_LIMIT = 3600
 LONGEST_REQUEST_ALLOWED = PLATFORM_REQUEST_LIMIT - 60
 
-# What may appear in an HTTP header value that is a token (RFC 6750 b64token, widened
-# to any visible ASCII so that any generated secret fits).
-_TOKEN = re.compile(r"[\x21-\x7e]+")
+# What may stand alone in an HTTP header value such as a key or a token: visible ASCII,
+# no spaces (RFC 6750's b64token, widened so that any generated secret fits).
+HEADER_TOKEN = re.compile(r"[\x21-\x7e]+")
+SERVER_WORKERS = ("gevent", "gthread")
 _ORIGIN = re.compile(r"https?://[^/\s?#]+")
 
 
@@ -49,8 +50,13 @@ class Settings:
     idle_timeout: float = 60.0
     stream_max_seconds: float = 900.0
     max_body_bytes: int = 1024 * 1024
+    stream_usage: bool = False
     max_connections: int = 1000
     google_cloud_project: str | None = None
+    # How functions-framework's gunicorn serves the function (relay/server.py).
+    server_worker: str = "gevent"
+    workers: int = 1
+    threads: int = 1000  # concurrent requests per worker process
 
     @property
     def completions_url(self) -> str:
@@ -64,17 +70,24 @@ class Settings:
 
     @property
     def longest_request_seconds(self) -> float:
-        """The longest a request can last: the stream cap, plus a silent gap the idle timeout ends."""
-        return self.stream_max_seconds + self.idle_timeout
+        """The longest a request can last.
+
+        Until the upstream answers: connect plus first byte. After: the stream cap counted
+        from the request's arrival, checked at each read. Either way, one more silent gap
+        (a read or a write to the client) that the idle timeout ends.
+        """
+        waiting = self.connect_timeout + self.first_byte_timeout
+        return max(waiting, self.stream_max_seconds) + self.idle_timeout
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Read the relay's settings from `environ`; raise ConfigError naming a bad variable."""
+    threads = _positive_int(environ, "THREADS", 1000)
     settings = Settings(
-        openai_api_key=_text(environ, "OPENAI_API_KEY"),
+        openai_api_key=_header_value(environ, "OPENAI_API_KEY"),
         openai_base_url=_base_url(environ, "OPENAI_BASE_URL"),
-        openai_org_id=_text(environ, "OPENAI_ORG_ID"),
-        openai_project_id=_text(environ, "OPENAI_PROJECT_ID"),
+        openai_org_id=_header_value(environ, "OPENAI_ORG_ID"),
+        openai_project_id=_header_value(environ, "OPENAI_PROJECT_ID"),
         access_tokens=_tokens(environ, "ACCESS_TOKENS"),
         allow_client_keys=_boolean(environ, "ALLOW_CLIENT_KEYS", True),
         allowed_origins=_origins(environ, "ALLOWED_ORIGINS"),
@@ -85,15 +98,26 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         idle_timeout=_seconds(environ, "UPSTREAM_IDLE_TIMEOUT", 60.0),
         stream_max_seconds=_seconds(environ, "STREAM_MAX_SECONDS", 900.0),
         max_body_bytes=_positive_int(environ, "MAX_BODY_BYTES", 1024 * 1024),
-        max_connections=_positive_int(environ, "UPSTREAM_MAX_CONNECTIONS", 1000),
+        stream_usage=_boolean(environ, "STREAM_USAGE", False),
+        # As many upstream connections as the worker has requests in flight.
+        max_connections=_positive_int(environ, "UPSTREAM_MAX_CONNECTIONS", threads),
         google_cloud_project=_text(environ, "GOOGLE_CLOUD_PROJECT"),
+        server_worker=_choice(environ, "SERVER_WORKER", SERVER_WORKERS),
+        workers=_positive_int(environ, "WORKERS", 1),
+        threads=threads,
     )
+    if settings.max_connections < settings.threads:
+        raise ConfigError(
+            f"UPSTREAM_MAX_CONNECTIONS ({settings.max_connections}) must be at least THREADS "
+            f"({settings.threads}), or requests beyond it wait for a connection and time out."
+        )
     longest = settings.longest_request_seconds
     if longest > LONGEST_REQUEST_ALLOWED:
         raise ConfigError(
-            f"STREAM_MAX_SECONDS + UPSTREAM_IDLE_TIMEOUT is {longest:g} s; it must be "
-            f"at most {LONGEST_REQUEST_ALLOWED} s, so the relay ends its longest reply itself before "
-            f"Cloud Run's {PLATFORM_REQUEST_LIMIT} s request limit cuts it."
+            "the longest request, max(UPSTREAM_CONNECT_TIMEOUT + UPSTREAM_FIRST_BYTE_TIMEOUT, "
+            f"STREAM_MAX_SECONDS) + UPSTREAM_IDLE_TIMEOUT, is {longest:g} s; it must be at most "
+            f"{LONGEST_REQUEST_ALLOWED} s, so the relay ends its longest reply itself before the "
+            f"platform's {PLATFORM_REQUEST_LIMIT} s request limit cuts it."
         )
     return settings
 
@@ -114,10 +138,27 @@ def _list(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
     return items
 
 
+def _header_value(environ: Mapping[str, str], name: str) -> str | None:
+    value = _text(environ, name)
+    if value is not None and not HEADER_TOKEN.fullmatch(value):
+        # Never quote the value: it may be a secret.
+        raise ConfigError(
+            f"{name} has a character that cannot travel in an HTTP header (visible ASCII only)."
+        )
+    return value
+
+
+def _choice(environ: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    value = (_text(environ, name) or choices[0]).lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}.")
+    return value
+
+
 def _tokens(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
     tokens = _list(environ, name)
     for position, token in enumerate(tokens, start=1):
-        if not _TOKEN.fullmatch(token):
+        if not HEADER_TOKEN.fullmatch(token):
             # Never quote the token: it is a secret.
             raise ConfigError(
                 f"{name}: token {position} has a character that cannot travel in an Authorization "

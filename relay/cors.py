@@ -6,7 +6,7 @@ import re
 
 from relay.config import Settings
 
-ALLOWED_METHODS = "POST, OPTIONS"
+ALLOWED_METHODS = ("POST", "OPTIONS")
 ALWAYS_ALLOWED_HEADERS = ("Content-Type", "Authorization")
 # Chromium caps a cached preflight at two hours; asking for more gains nothing.
 MAX_AGE_SECONDS = "7200"
@@ -38,7 +38,7 @@ def preflight_headers(origin: str, requested_headers: str | None, private_networ
             known.add(name.lower())
     headers = {
         **response_headers(origin),
-        "Access-Control-Allow-Methods": ALLOWED_METHODS,
+        "Access-Control-Allow-Methods": ", ".join(ALLOWED_METHODS),
         "Access-Control-Allow-Headers": ", ".join(allowed),
         "Access-Control-Max-Age": MAX_AGE_SECONDS,
     }

@@ -30,7 +30,7 @@ from relay.wire import TextStream
 logger = logging.getLogger(__name__)
 
 CHAT_PATHS = ("/", "/api/chat")
-CHAT_METHODS = ("POST", "OPTIONS")
+CHAT_METHODS = cors.ALLOWED_METHODS
 
 
 class ChatRelay:
@@ -52,6 +52,8 @@ class ChatRelay:
             ),
         )
         origin = request.headers.get("Origin")
+        # Whatever reads the body from here on, the framework included, stops past the limit.
+        request.max_content_length = self.settings.max_body_bytes + 1
         try:
             response = self._serve(request, origin, log)
         except RelayError as error:
@@ -89,9 +91,10 @@ class ChatRelay:
         log.model = chat.model
         api_key = choose_key(self.settings, chat)
 
-        response = self.upstream.open_chat_stream(api_key, chat.upstream_body())
+        body = chat.upstream_body(stream_usage=self.settings.stream_usage)
+        response = self.upstream.open_chat_stream(api_key, body)
         log.upstream_status = response.status_code
-        body = ReplyStream(
+        reply = ReplyStream(
             response,
             TextStream(chat.model),
             log=log,
@@ -99,7 +102,7 @@ class ChatRelay:
             secrets=(api_key,),
             client_socket=request.environ.get("gunicorn.socket"),
         )
-        return stream_response(body)
+        return stream_response(reply)
 
     def _preflight(self, request: flask.Request, origin: str | None, log: RequestLog) -> flask.Response:
         log.finish(204, "ok")
@@ -116,9 +119,9 @@ class ChatRelay:
 
     def _read_body(self, request: flask.Request) -> bytes:
         limit = self.settings.max_body_bytes
-        # Werkzeug refuses a declared length over the maximum before reading, but cuts a
-        # chunked body at the maximum without a word: read one byte more to tell.
-        request.max_content_length = limit + 1
+        # Werkzeug refuses a declared length over the maximum (set one byte above the
+        # limit in __call__) before reading, but cuts a chunked body at the maximum
+        # without a word: the byte more tells.
         try:
             body = request.get_data(cache=True)
         except RequestEntityTooLarge:

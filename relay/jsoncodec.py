@@ -1,10 +1,12 @@
 """JSON in and out, fast on the common path and exact on the rare one.
 
-orjson does the work. It refuses two things that JSON text may legally hold and
-that browsers do produce: a lone UTF-16 surrogate escape (`"\\ud83d"`, from a
-string cut in the middle of an emoji). For those the standard library takes
-over, so nothing valid is refused and the output matches JavaScript's
-`JSON.stringify`: compact, non-ASCII as is, lone surrogates as `\\uXXXX`.
+orjson does the work. It refuses a lone UTF-16 surrogate escape (`"\\ud83d"`,
+from a string cut in the middle of an emoji), which JSON text may legally hold
+and browsers do produce, and an integer beyond 64 bits; for those the standard
+library takes over, and the output still matches JavaScript's `JSON.stringify`:
+compact, non-ASCII as is, lone surrogates as `\\uXXXX`. Input nested deeper than
+orjson allows (1,024 levels when reading, 254 when writing) is refused, as
+JSONDecodeError or ValueError, never as a crash.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import orjson
 
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class JSONDecodeError(ValueError):
@@ -31,18 +33,23 @@ def loads(data: bytes | str) -> Any:
             raise JSONDecodeError(str(error)) from None
     try:
         return json.loads(data, parse_constant=_refuse_constant)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise JSONDecodeError(str(error)) from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        raise JSONDecodeError(str(error) or "nested too deeply") from None
 
 
 def dumps(value: Any) -> bytes:
     """Serialise compactly, byte for byte as JavaScript's JSON.stringify does."""
     try:
         return orjson.dumps(value)
-    except TypeError:
-        # A lone surrogate or an integer beyond 64 bits gets here; escape surrogates as JS does.
+    except TypeError as error:
+        if "recursion" in str(error).lower():
+            raise ValueError("nested too deeply to serialise") from None
+    # A lone surrogate or an integer beyond 64 bits gets here; escape surrogates as JS does.
+    try:
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-        return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode()
+    except RecursionError:
+        raise ValueError("nested too deeply to serialise") from None
+    return LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode()
 
 
 def _refuse_constant(name: str) -> None:

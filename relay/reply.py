@@ -3,32 +3,34 @@
 Every upstream read becomes at most one write (two for the read that carries the
 model packet), sent as soon as it is read. Whatever happens, the upstream
 response is closed: at the end, on an error, at the stream's time cap, or when
-the client goes away. A client that left is seen before the next write (its
-socket has been closed: a peek reads end-of-file), so its upstream is freed at
-the next upstream chunk at the latest, not after more writes fail.
+the client goes away. Before each upstream read is relayed, the client's socket
+is checked (relay/client_connection.py), so a client that left frees its
+upstream at the next upstream chunk at the latest, text or not.
 """
 
 from __future__ import annotations
 
-import _socket
-import os
-import socket
+import logging
 import time
 from collections.abc import Generator, Iterator
+from typing import Any
 
 import httpx
 
+from relay.client_connection import ClientConnection
 from relay.config import Settings
 from relay.redaction import redact
 from relay.request_log import RequestLog
 from relay.sse import SSEDecoder
+from relay.upstream import body_kind
 from relay.wire import TextStream, error_note
+
+logger = logging.getLogger(__name__)
 
 # After [DONE], read at most this much of what remains, so the connection can be reused.
 _DRAIN_LIMIT = 64 * 1024
 # A non-streamed answer (an upstream that ignored `stream: true`) is read whole, up to this.
 _JSON_BODY_LIMIT = 16 * 1024 * 1024
-_PEEK_FLAGS = socket.MSG_PEEK | getattr(socket, "MSG_DONTWAIT", 0)
 
 
 class ReplyStream:
@@ -42,14 +44,14 @@ class ReplyStream:
         log: RequestLog,
         settings: Settings,
         secrets: tuple[str | None, ...],
-        client_socket: socket.socket | None = None,
+        client_socket: Any = None,
     ) -> None:
         self._response = response
         self._text = text
         self._log = log
         self._settings = settings
         self._secrets = secrets
-        self._client = _ClientWatch(client_socket)
+        self._client = ClientConnection(client_socket, write_timeout=settings.idle_timeout)
         self._deadline = log.started + settings.stream_max_seconds
         self._chunks = response.iter_bytes()
         self._outcome = "client_gone"  # until the body ends some other way
@@ -69,69 +71,83 @@ class ReplyStream:
             if self._outcome == "ok" and self._text.finished and self._text.error is None:
                 self._drain()
         finally:
-            self._response.close()
-            self._client.release()
-            log = self._log
-            log.chunks = self._text.chunks
-            log.usage = self._text.usage
-            log.finish(200, self._outcome)
+            try:
+                self._response.close()
+            finally:
+                self._client.release()
+                log = self._log
+                log.chunks = self._text.chunks
+                log.usage = self._text.usage
+                log.finish(200, self._outcome)
 
     def _relay(self) -> Generator[bytes, None, None]:
         # gunicorn sends the status and headers on the first write, even an empty one:
         # the caller learns at once that the upstream accepted, not at the first token.
         yield b""
-        text = self._text
-        log = self._log
-        client = self._client
-        deadline = self._deadline
         try:
-            if _is_event_stream(self._response):
-                decoder = SSEDecoder()
-                for chunk in self._chunks:
-                    payloads = decoder.feed(chunk)
-                    if payloads:
-                        writes = text.translate(payloads)
-                        if writes and client.gone():
-                            return  # outcome stays client_gone; close() frees the upstream
-                        for write in writes:
-                            log.mark_first_token()
-                            log.bytes_sent += len(write)
-                            yield write
-                        if text.finished:
-                            break
-                    if time.monotonic() > deadline:
-                        self._outcome = "timeout"
-                        log.detail = "stream reached STREAM_MAX_SECONDS"
-                        limit = self._settings.stream_max_seconds
-                        yield self._note(
-                            f"the reply reached this relay's limit of {limit:g} s "
-                            "(STREAM_MAX_SECONDS) and was cut"
-                        )
-                        return
-                else:
-                    for write in text.translate(decoder.flush()):
-                        log.bytes_sent += len(write)
-                        yield write
-            else:
-                for write in text.translate([self._read_whole_body()]):
-                    log.bytes_sent += len(write)
-                    yield write
-            self._outcome = "ok"
-            if text.error is not None:
-                self._outcome = "upstream_error"
-                log.detail = "error event in the stream"
-                yield self._note(text.error)
+            yield from self._relay_events()
         except httpx.TimeoutException:
             self._outcome = "timeout"
-            log.detail = "upstream silent mid-stream"
+            self._log.detail = "upstream silent mid-stream"
             yield self._note(
                 f"the upstream sent nothing for {self._settings.idle_timeout:g} s; the reply is incomplete"
             )
         except httpx.TransportError:
             # Reset, early close, or a body cut mid-chunk: the reply is incomplete.
             self._outcome = "upstream_error"
-            log.detail = "upstream connection lost mid-stream"
+            self._log.detail = "upstream connection lost mid-stream"
             yield self._note("the upstream closed the connection before the reply was complete")
+        except httpx.HTTPError:
+            # The body could not be decoded (a broken gzip stream, say).
+            self._outcome = "upstream_error"
+            self._log.detail = "upstream body could not be decoded"
+            yield self._note("the upstream sent a reply that could not be decoded")
+        except Exception:
+            logger.exception("Unexpected error while relaying a stream")
+            self._outcome = "error"
+            self._log.detail = "relay error mid-stream"
+            yield self._note("the relay failed while streaming this reply")
+
+    def _relay_events(self) -> Iterator[bytes]:
+        text = self._text
+        if body_kind(self._response) == "json":
+            yield from self._send(text.translate([self._read_whole_body()]))
+        else:
+            decoder = SSEDecoder()
+            client = self._client
+            deadline = self._deadline
+            for chunk in self._chunks:
+                if client.gone():
+                    return  # outcome stays client_gone; close() frees the upstream
+                payloads = decoder.feed(chunk)
+                if payloads:
+                    yield from self._send(text.translate(payloads))
+                    if text.finished:
+                        break
+                if time.monotonic() > deadline:
+                    self._outcome = "timeout"
+                    self._log.detail = "stream reached STREAM_MAX_SECONDS"
+                    limit = self._settings.stream_max_seconds
+                    yield self._note(
+                        f"the reply reached this relay's limit of {limit:g} s "
+                        "(STREAM_MAX_SECONDS) and was cut"
+                    )
+                    return
+            else:
+                yield from self._send(text.translate(decoder.flush()))
+        self._outcome = "ok"
+        if text.error is not None:
+            self._outcome = "upstream_error"
+            self._log.detail = "error event in the stream"
+            yield self._note(text.error)
+
+    def _send(self, writes: list[bytes]) -> Iterator[bytes]:
+        log = self._log
+        for write in writes:
+            if write is not self._text.packet:
+                log.mark_first_token()
+            log.bytes_sent += len(write)
+            yield write
 
     def _note(self, message: str) -> bytes:
         note = error_note(redact(message, self._secrets))
@@ -160,45 +176,3 @@ class ReplyStream:
                     break
         except httpx.HTTPError:
             pass
-
-
-class _ClientWatch:
-    """Tells whether the client closed its connection, without blocking and without reading.
-
-    It peeks at the server's socket for the client (gunicorn puts it in the WSGI
-    environ) through a plain `_socket.socket` on a duplicate of its descriptor:
-    gevent's socket would wait for data instead of answering at once, and a
-    duplicate can be closed, even by the garbage collector, without touching the
-    server's connection.
-    """
-
-    __slots__ = ("_peer",)
-
-    def __init__(self, client_socket: socket.socket | None) -> None:
-        self._peer: _socket.socket | None = None
-        if client_socket is not None:
-            try:
-                self._peer = _socket.socket(fileno=os.dup(client_socket.fileno()))
-            except (OSError, ValueError, AttributeError):
-                self._peer = None
-
-    def gone(self) -> bool:
-        peer = self._peer
-        if peer is None:
-            return False
-        try:
-            return peer.recv(1, _PEEK_FLAGS) == b""  # end of file: the client closed
-        except (BlockingIOError, InterruptedError):
-            return False  # open, nothing to read: the usual case
-        except OSError:
-            return True  # reset
-
-    def release(self) -> None:
-        if self._peer is not None:
-            self._peer.close()
-            self._peer = None
-
-
-def _is_event_stream(response: httpx.Response) -> bool:
-    content_type = response.headers.get("content-type", "text/event-stream")
-    return not content_type.lower().startswith("application/json")

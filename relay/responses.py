@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import flask
 from werkzeug.exceptions import HTTPException
 
-from relay.errors import PayloadTooLarge, RelayError
+from relay.errors import RelayError
 
 TEXT = "text/plain; charset=utf-8"
 
@@ -19,14 +19,22 @@ STREAM_HEADERS = {
 }
 
 
+def fixed_response(body: bytes, status: int, content_type: str | None = TEXT) -> flask.Response:
+    """A response with a body known in full, that never makes the server read the request's body.
+
+    functions-framework reads the whole request body after any response that is not
+    streamed, with no size limit: a 401 to an unauthenticated 300 MB POST would first
+    buffer 300 MB. An iterator body counts as streamed, so that read is skipped; the
+    Content-Length keeps it a plain, unchunked response.
+    """
+    response = flask.Response(iter([body]), status=status, content_type=content_type)
+    response.headers["Content-Length"] = str(len(body))
+    return response
+
+
 def error_response(error: RelayError) -> flask.Response:
     """Render any RelayError: its status, its message as plain text, its headers."""
-    body: bytes | Iterable[bytes] = error.message.encode()
-    if isinstance(error, PayloadTooLarge):
-        # An iterable body marks the response as streamed, so functions-framework
-        # does not read the oversized request body to the end before answering.
-        body = iter([error.message.encode()])
-    response = flask.Response(body, status=error.status, content_type=TEXT)
+    response = fixed_response(error.message.encode(), error.status)
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Content-Type-Options"] = "nosniff"
     for name, value in error.headers().items():
@@ -37,14 +45,15 @@ def error_response(error: RelayError) -> flask.Response:
 def framework_error_response(error: HTTPException) -> flask.Response:
     """Plain text for an error the framework raises before the function runs."""
     status = error.code or 500
-    response = flask.Response(f"{status} {error.name}".encode(), status=status, content_type=TEXT)
+    response = fixed_response(f"{status} {error.name}".encode(), status)
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
 
 def empty_response(status: int, headers: dict[str, str]) -> flask.Response:
     """A response with no body, such as a preflight's 204."""
-    response = flask.Response(b"", status=status)
+    response = fixed_response(b"", status, content_type=None)
+    del response.headers["Content-Type"]
     response.headers.update(headers)
     return response
 

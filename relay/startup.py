@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import resource
 from collections.abc import Mapping
 
 from relay.config import ConfigError, Settings, load_settings
 from relay.handler import ChatRelay
 from relay.request_log import configure_logging
-from relay.server import use_configured_worker
+from relay.server import configure_gunicorn
 
 logger = logging.getLogger("relay")
 
@@ -21,18 +22,40 @@ def start(environ: Mapping[str, str]) -> ChatRelay:
     configure_logging()
     try:
         settings = load_settings(environ)
-        worker = use_configured_worker(environ)
     except ConfigError as error:
         logger.critical("Configuration error: %s", error)
         raise SystemExit(f"Configuration error: {error}") from None
+    configure_gunicorn(settings)
+    raise_open_file_limit(settings)
     warn_about_risks(settings)
     logger.info(
         "Relay ready: upstream %s, %s worker, %s",
         settings.upstream_host,
-        worker,
+        settings.server_worker,
         f"{len(settings.access_tokens)} access token(s)" if settings.access_tokens else "no access tokens",
     )
     return ChatRelay(settings)
+
+
+def raise_open_file_limit(settings: Settings) -> None:
+    """Let each worker hold THREADS streams: two sockets each (client, upstream), and some spare.
+
+    The usual soft limit is 1,024 open files, which 500 streams in one worker reach.
+    Worker processes inherit the limit from this one, which forks them.
+    """
+    needed = 2 * settings.threads + 64
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+        soft = raised
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        logger.warning(
+            "The open-file limit is %d, below the %d that THREADS=%d streams need; lower THREADS.",
+            soft,
+            needed,
+            settings.threads,
+        )
 
 
 def warn_about_risks(settings: Settings) -> None:

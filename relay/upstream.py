@@ -1,4 +1,4 @@
-"""The upstream side: one pooled HTTP client per process, and opening a chat stream.
+"""The upstream side: the process's pooled HTTP clients, and opening a chat stream.
 
 The stream is opened before the relay answers, so the upstream's status decides
 the relay's: an error status, a refused connection or a timeout becomes an
@@ -92,31 +92,34 @@ class Upstream:
             headers["OpenAI-Organization"] = settings.openai_org_id
         if settings.openai_project_id:
             headers["OpenAI-Project"] = settings.openai_project_id
+        secrets = (api_key,)
         pool = self.pools.take()
-        client = self.pools.client(pool)
-        request = client.build_request(
-            "POST",
-            settings.completions_url,
-            content=body,
-            headers=headers,
-            # Until the status line: the first-byte timeout.
-            timeout=httpx.Timeout(
-                connect=settings.connect_timeout,
-                read=settings.first_byte_timeout,
-                write=settings.connect_timeout,
-                pool=settings.connect_timeout,
-            ),
-        )
         try:
+            client = self.pools.client(pool)
+            request = client.build_request(
+                "POST",
+                settings.completions_url,
+                content=body,
+                headers=headers,
+                # Until the status line: the first-byte timeout.
+                timeout=httpx.Timeout(
+                    connect=settings.connect_timeout,
+                    read=settings.first_byte_timeout,
+                    write=settings.connect_timeout,
+                    pool=settings.connect_timeout,
+                ),
+            )
             response = client.send(request, stream=True)
-        except httpx.TransportError as error:
+            response.stream = _GivenBackOnClose(response.stream, self.pools, pool)
+        except BaseException as error:
             self.pools.give_back(pool)
-            raise describe_transport_error(error, settings) from None
-        response.stream = _GivenBackOnClose(response.stream, self.pools, pool)
+            if isinstance(error, httpx.TransportError):
+                raise describe_transport_error(error, settings, secrets) from None
+            raise
         # From here on, the longest silence between two reads. httpcore reads this
         # request's timeouts when the body's iteration begins, which is after this.
         request.extensions["timeout"]["read"] = settings.idle_timeout
-        if response.is_success and _is_stream_or_json(response):
+        if response.is_success and body_kind(response) != "other":
             return response
         try:
             if response.is_success:
@@ -124,7 +127,7 @@ class Upstream:
                     f"OpenAI API error: {settings.upstream_host} answered {response.status_code} with "
                     f"{response.headers.get('content-type')}, not an event stream; check OPENAI_BASE_URL."
                 )
-            raise http_error(response, secrets=(api_key,))
+            raise http_error(response, secrets)
         finally:
             response.close()
 
@@ -183,8 +186,16 @@ def http_error(response: httpx.Response, secrets: tuple[str | None, ...]) -> Ups
     return UpstreamUnreachable(f"{message} (unexpected status from the upstream; check OPENAI_BASE_URL)")
 
 
-def describe_transport_error(error: httpx.TransportError, settings: Settings) -> UpstreamError:
-    """A 502 or 504 that says what happened, naming the host but never the URL's secrets."""
+def describe_transport_error(
+    error: httpx.TransportError, settings: Settings, secrets: tuple[str | None, ...]
+) -> UpstreamError:
+    """A 502 or 504 that says what happened, naming the host but never a secret."""
+    failure = _describe_transport_error(error, settings)
+    failure.message = redact(failure.message, secrets)
+    return failure
+
+
+def _describe_transport_error(error: httpx.TransportError, settings: Settings) -> UpstreamError:
     host = settings.upstream_host
     if isinstance(error, httpx.ConnectTimeout):
         return UpstreamTimeout(
@@ -207,10 +218,13 @@ def describe_transport_error(error: httpx.TransportError, settings: Settings) ->
     return UpstreamUnreachable(f"OpenAI API error: the request to {host} failed: {_reason(error)}.")
 
 
-def _is_stream_or_json(response: httpx.Response) -> bool:
+def body_kind(response: httpx.Response) -> str:
+    """ "stream" (server-sent events), "json" (one whole answer), or "other" (not a reply at all)."""
     # No content type is taken as a stream: some local servers send none.
     content_type: str = response.headers.get("content-type", "text/event-stream").lower()
-    return content_type.startswith(("text/event-stream", "application/json"))
+    if content_type.startswith("application/json"):
+        return "json"
+    return "stream" if content_type.startswith("text/event-stream") else "other"
 
 
 def _read_error_body(response: httpx.Response) -> bytes:

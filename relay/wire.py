@@ -15,7 +15,6 @@ logged and skipped; an `{"error": ...}` object ends the stream with a note.
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from relay import jsoncodec
@@ -23,7 +22,6 @@ from relay import jsoncodec
 logger = logging.getLogger(__name__)
 
 DONE = b"[DONE]"
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def error_note(message: str) -> bytes:
@@ -36,7 +34,7 @@ def encode_text(text: str) -> bytes:
     try:
         return text.encode()
     except UnicodeEncodeError:
-        return _LONE_SURROGATE.sub("\ufffd", text).encode()
+        return jsoncodec.LONE_SURROGATE.sub("\ufffd", text).encode()
 
 
 def describe_error(error: Any) -> str:
@@ -54,11 +52,12 @@ class TextStream:
     """Translates one upstream stream; holds what the request log reports about it."""
 
     __slots__ = (
-        "_packet",
+        "_packet_pending",
         "chunks",
         "error",
         "finished",
         "model",
+        "packet",
         "requested_model",
         "skipped",
         "usage",
@@ -72,7 +71,8 @@ class TextStream:
         self.chunks = 0  # chunk objects read
         self.skipped = 0  # payloads that were not a JSON object
         self.usage: dict[str, Any] | None = None
-        self._packet: bytes | None = None  # the model packet, until it is written
+        self.packet: bytes | None = None  # the model packet, once known
+        self._packet_pending = False  # known, not yet written
 
     def translate(self, payloads: list[bytes]) -> list[bytes]:
         """Return the writes for these payloads: the model packet alone, then text."""
@@ -107,9 +107,9 @@ class TextStream:
                 parts.append(content)
         if parts:
             writes.append(encode_text("".join(parts)))
-        if self._packet is not None:
-            writes.insert(0, self._packet)
-            self._packet = None
+        if self._packet_pending and self.packet is not None:
+            writes.insert(0, self.packet)
+            self._packet_pending = False
         return writes
 
     def _content(self, chunk: dict[str, Any]) -> str | None:
@@ -127,5 +127,6 @@ class TextStream:
                 return None  # a bare role announcement: not yet the first packet
             model = chunk.get("model")
             self.model = model if isinstance(model, str) and model else self.requested_model
-            self._packet = jsoncodec.dumps({"model": self.model})
+            self.packet = jsoncodec.dumps({"model": self.model})
+            self._packet_pending = True
         return content if isinstance(content, str) else None

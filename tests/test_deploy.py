@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 import shutil
@@ -13,6 +14,7 @@ import pathspec
 import pytest
 import yaml
 
+from relay.config import load_settings
 from tests.relay_server import ROOT, base_environ, shipped_server_env
 
 DEPLOY = ROOT / "deploy"
@@ -101,7 +103,11 @@ def test_same_settings_on_both_targets(script: str) -> None:
 @pytest.mark.parametrize("script", SCRIPTS)
 @pytest.mark.parametrize(
     ("settings", "longest"),
-    [({}, 900 + 60), ({"STREAM_MAX_SECONDS": "3000", "UPSTREAM_IDLE_TIMEOUT": "30"}, 3030)],
+    [
+        ({}, 900 + 60),
+        ({"STREAM_MAX_SECONDS": "3000", "UPSTREAM_IDLE_TIMEOUT": "30"}, 3030),
+        ({"STREAM_MAX_SECONDS": "300", "UPSTREAM_FIRST_BYTE_TIMEOUT": "600"}, 10 + 600 + 60),
+    ],
 )
 def test_timeout_covers_the_longest_stream(script: str, settings: dict[str, str], longest: int) -> None:
     deploy = dry_run(script, env=settings)[0]
@@ -205,6 +211,24 @@ def test_stream_cap_over_the_platform_limit_is_refused() -> None:
     completed = run_script("run.sh", "--dry-run", "--project=p", env={"STREAM_MAX_SECONDS": "3590"})
     assert completed.returncode == 1
     assert "over the platform's 3600 s limit" in completed.stderr
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"STREAM_MAX_SECONDS": "3000", "UPSTREAM_IDLE_TIMEOUT": "30"},
+        {
+            "STREAM_MAX_SECONDS": "300",
+            "UPSTREAM_FIRST_BYTE_TIMEOUT": "600",
+            "UPSTREAM_CONNECT_TIMEOUT": "2.5",
+        },
+    ],
+)
+def test_deploy_timeout_is_the_relays_longest_request_plus_a_minute(settings: dict[str, str]) -> None:
+    deploy = dry_run("run.sh", env=settings)[0]
+    longest = load_settings(settings).longest_request_seconds
+    assert int(flags(deploy)["--timeout"]) == math.ceil(longest + 60)
 
 
 # -- setup.sh, run for real against a stand-in gcloud -------------------------------------------

@@ -87,5 +87,5 @@ def test_streamed_reply_from_the_production_start(
     assert reply.body == b'{"model":"gpt-fake-0613"}in production'
     assert fake.requests[0].headers["authorization"] == f"Bearer {SERVER_KEY}"
     assert chat(client, production.url).status == 401  # the access tokens came through
-    startup = [entry["message"] for entry in production.log_entries() if "httpRequest" not in entry]
-    assert any("gevent worker" in line for line in startup)
+    serving = [entry["message"] for entry in production.log_entries() if "serving with" in entry["message"]]
+    assert serving and all("serving with GeventWorker" in line for line in serving)

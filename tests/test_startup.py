@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from tests.chat_client import chat
 from tests.conftest import ACCESS_TOKEN, SERVER_KEY, RelayFactory
 from tests.fake_upstream import FakeUpstream, Reply, openai_stream
-from tests.relay_server import ROOT, base_environ
+from tests.relay_server import ROOT, RelayServer, base_environ, shipped_server_env
 
 
 @pytest.mark.parametrize(
@@ -26,7 +27,12 @@ from tests.relay_server import ROOT, base_environ
         ("ALLOWED_MODELS", "gpt-4o,", "ALLOWED_MODELS has an empty item"),
         ("MAX_TOKENS_LIMIT", "lots", "MAX_TOKENS_LIMIT must be a whole number"),
         ("UPSTREAM_FIRST_BYTE_TIMEOUT", "-1", "UPSTREAM_FIRST_BYTE_TIMEOUT must be a positive number"),
-        ("STREAM_MAX_SECONDS", "3600", "STREAM_MAX_SECONDS + UPSTREAM_IDLE_TIMEOUT is 3660 s; it must be at most 3540 s"),
+        ("STREAM_MAX_SECONDS", "3600", "the longest request, max(UPSTREAM_CONNECT_TIMEOUT + UPSTREAM_FIRST_BYTE_TIMEOUT, STREAM_MAX_SECONDS) + UPSTREAM_IDLE_TIMEOUT, is 3660 s; it must be at most 3540 s"),
+        ("UPSTREAM_FIRST_BYTE_TIMEOUT", "3500", "the longest request, max(UPSTREAM_CONNECT_TIMEOUT + UPSTREAM_FIRST_BYTE_TIMEOUT, STREAM_MAX_SECONDS) + UPSTREAM_IDLE_TIMEOUT, is 3570 s"),
+        ("WORKERS", "two", "WORKERS must be a whole number"),
+        ("UPSTREAM_MAX_CONNECTIONS", "10", "UPSTREAM_MAX_CONNECTIONS (10) must be at least THREADS (1000)"),
+        ("OPENAI_ORG_ID", "org-café", "OPENAI_ORG_ID has a character that cannot travel in an HTTP header"),
+        ("OPENAI_API_KEY", "sk-with space", "OPENAI_API_KEY has a character that cannot travel in an HTTP header"),
         ("SERVER_WORKER", "eventlet", "SERVER_WORKER must be one of gevent, gthread"),
         ("THREADS", "0", "THREADS must be greater than zero"),
     ],
@@ -82,10 +88,34 @@ def test_short_token_warns(relay_factory: RelayFactory) -> None:
     )
 
 
+def serving_lines(relay: RelayServer, workers: int = 1) -> list[str]:
+    """What each worker process logs, once started, about the worker class that actually serves."""
+    deadline = time.monotonic() + 10
+    lines: list[str] = []
+    while len(lines) < workers and time.monotonic() < deadline:
+        time.sleep(0.05)
+        lines = [entry["message"] for entry in relay.log_entries() if "serving with" in entry["message"]]
+    return lines
+
+
+def test_gevent_worker_serves_by_default(relay: RelayServer) -> None:
+    lines = serving_lines(relay)
+    assert lines
+    assert all(line.endswith("serving with GeventWorker, 1000 connections") for line in lines)
+
+
+def test_shipped_settings_serve_with_two_gevent_workers(relay_factory: RelayFactory) -> None:
+    lines = serving_lines(relay_factory(**shipped_server_env()), workers=2)
+    assert len(lines) == 2
+    assert all(line.endswith("serving with GeventWorker, 1000 connections") for line in lines)
+
+
 def test_gthread_worker_still_serves(
     fake: FakeUpstream, relay_factory: RelayFactory, client: httpx.Client
 ) -> None:
     relay = relay_factory(SERVER_WORKER="gthread", THREADS="4")
     fake.replies["gpt-test"] = Reply(body=openai_stream(["threads"]))
     assert chat(client, relay.url).body == b'{"model":"gpt-fake-0613"}threads'
-    assert any("gthread worker" in entry["message"] for entry in relay.log_entries())
+    lines = serving_lines(relay)
+    assert lines
+    assert all(line.endswith("serving with ThreadWorker, 4 connections") for line in lines)

@@ -1,0 +1,79 @@
+"""The server's socket to the client, for two things the relay needs from it while streaming.
+
+- Is the client still there? A peek that reads end of file means it closed its
+  connection, so the relay can free the upstream before writing to a dead socket
+  (gunicorn alone only notices at the second failed write). A client that only
+  half-closes (shutdown of its sending side, which browsers and HTTP clients do
+  not do) looks the same and is treated as gone.
+- How long may one write wait? A client that stops reading would otherwise hold
+  its stream, and the upstream, for ever; each write gets the idle timeout.
+
+gunicorn puts the socket in the WSGI environ as `gunicorn.socket`. Under the
+gevent worker it is gevent's socket, whose operating-system socket (`_sock`) is
+non-blocking and whose timeout is gevent's; under gthread it is a blocking
+socket, whose sends the kernel's SO_SNDTIMEO bounds.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from typing import Any
+
+_PEEK = socket.MSG_PEEK | getattr(socket, "MSG_DONTWAIT", 0)
+_TIMEVAL = "ll"  # struct timeval: seconds, microseconds
+
+
+class ClientConnection:
+    """Watches one client socket for the length of a stream; `release` puts it back as it was."""
+
+    __slots__ = ("_gevent", "_os_socket", "_prior", "_socket")
+
+    def __init__(self, sock: Any, write_timeout: float) -> None:
+        self._socket = sock
+        self._os_socket: socket.socket | None = None
+        self._gevent = False
+        self._prior: Any = None
+        if sock is None:
+            return
+        try:
+            self._gevent = hasattr(sock, "_sock")
+            self._os_socket = sock._sock if self._gevent else sock
+            if self._gevent:
+                self._prior = sock.gettimeout()
+                sock.settimeout(write_timeout)
+            else:
+                self._prior = sock.getsockopt(
+                    socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.calcsize(_TIMEVAL)
+                )
+                seconds = int(write_timeout)
+                microseconds = int((write_timeout - seconds) * 1_000_000)
+                sock.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack(_TIMEVAL, seconds, microseconds)
+                )
+        except (OSError, AttributeError, ValueError):
+            self._os_socket = None  # not a socket this can watch: the server notices on its own
+
+    def gone(self) -> bool:
+        """Whether the client has closed (or reset) its connection."""
+        peer = self._os_socket
+        if peer is None:
+            return False
+        try:
+            return peer.recv(1, _PEEK) == b""  # end of file
+        except (BlockingIOError, InterruptedError):
+            return False  # open, nothing to read: the usual case
+        except OSError:
+            return True  # reset
+
+    def release(self) -> None:
+        sock, self._os_socket = self._socket, None
+        if sock is None or self._prior is None:
+            return
+        try:
+            if self._gevent:
+                sock.settimeout(self._prior)
+            else:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, self._prior)
+        except OSError:
+            pass  # the connection is gone; nothing to put back

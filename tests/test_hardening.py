@@ -1,0 +1,215 @@
+"""Hostile and unlucky cases: bodies that could crash or flood the relay, clients that vanish or stall."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import zlib
+from typing import Any
+
+import httpx
+import pytest
+
+from relay.config import load_settings
+from relay.upstream import Upstream, describe_transport_error
+from tests.chat_client import USER, chat
+from tests.conftest import ACCESS_TOKEN, CLIENT_KEY, RelayFactory
+from tests.fake_upstream import FakeUpstream, Pause, Reply, Step, chunk, openai_stream, sse
+from tests.relay_server import RelayServer, free_port
+
+PACKET = b'{"model":"gpt-fake-0613"}'
+
+
+def status_line(port: int, head: bytes, timeout: float = 5.0) -> bytes:
+    """Send a request head (and a few body bytes, never the rest); return the status line."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(head)
+        answer = b""
+        while b"\r\n" not in answer:
+            data = sock.recv(4096)
+            if not data:
+                break
+            answer += data
+    return answer.split(b"\r\n", 1)[0]
+
+
+@pytest.mark.parametrize(
+    ("request_line", "extra", "status"),
+    [
+        pytest.param(b"POST /api/chat", b"", b"401", id="no-token"),
+        pytest.param(b"PUT /api/chat", b"", b"405", id="wrong-method"),
+        pytest.param(b"POST /elsewhere", b"", b"404", id="wrong-path"),
+        pytest.param(b"POST /api/chat", b"Origin: https://evil.example\r\n", b"403", id="wrong-origin"),
+        pytest.param(
+            b"POST /api/chat", f"Authorization: Bearer {ACCESS_TOKEN}\r\n".encode(), b"413", id="too-large"
+        ),
+    ],
+)
+def test_a_refused_request_is_answered_without_reading_its_body(
+    relay_factory: RelayFactory, request_line: bytes, extra: bytes, status: bytes
+) -> None:
+    relay = relay_factory(
+        ACCESS_TOKENS=ACCESS_TOKEN, MAX_BODY_BYTES="1000", ALLOWED_ORIGINS="https://app.example"
+    )
+    head = request_line + b" HTTP/1.1\r\nHost: x\r\n" + extra + b"Content-Length: 300000000\r\n\r\n{"
+    # The 300 MB never come: if the relay (or its framework) waited for them, this would time out.
+    assert status_line(relay.port, head).split(b" ")[1] == status
+
+
+def deep(levels: int) -> bytes:
+    return b"[" * levels + b"]" * levels
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        pytest.param(
+            b'{"model":"m","messages":[{"role":"user","content":"\\u00e9"}],"temperature":1'
+            + b"0" * 400
+            + b"}",
+            '"temperature" must be a number from 0 to 2',
+            id="400-digit-number",
+        ),
+        pytest.param(
+            b'{"model":"\\u00e9","messages":' + deep(100_000) + b"}",
+            "not valid JSON",
+            id="nested-100000-with-escape",
+        ),
+        pytest.param(b'{"model":"m","messages":' + deep(5_000) + b"}", "not valid JSON", id="nested-5000"),
+        pytest.param(
+            b'{"model":"m","messages":[{"role":"user","content":[{"type":"text","x":'
+            + deep(1_000)
+            + b"}]}]}",
+            '"messages[0]" is nested more than 32 levels deep',
+            id="deep-content-part",
+        ),
+        pytest.param(
+            json.dumps({"model": "m", "messages": USER, "apiKey": "sk-cl\u00e9ntKEY"}).encode(),
+            '"apiKey" must be an API key',
+            id="non-ascii-key",
+        ),
+        pytest.param(
+            json.dumps({"model": "m", "messages": USER, "apiKey": "sk-clientKEY\nX"}).encode(),
+            '"apiKey" must be an API key',
+            id="key-with-newline",
+        ),
+        pytest.param(
+            json.dumps({"model": "m", "messages": USER, "max_tokens": 10**30}).encode(),
+            None,
+            id="huge-integer",
+        ),
+    ],
+)
+def test_odd_bodies_are_4xx_never_5xx(
+    fake: FakeUpstream, relay: RelayServer, client: httpx.Client, body: bytes, message: str | None
+) -> None:
+    fake.replies["*"] = Reply(body=openai_stream(["ok"]))
+    response = client.post(relay.url + "/api/chat", content=body)
+    assert response.status_code < 500, response.text
+    if message is not None:
+        assert response.status_code == 400
+        assert message in response.text
+        assert "KEY" not in response.text  # the refused key is not quoted back
+        assert fake.requests == []
+
+
+def test_client_leaving_while_chunks_carry_no_text_frees_the_upstream(
+    fake: FakeUpstream, relay: RelayServer, client: httpx.Client
+) -> None:
+    # A reasoning model: after the first text, chunks without content for a while.
+    thinking: list[Step] = [
+        Pause(0.05),
+        sse({"model": "m", "choices": [{"delta": {"reasoning_content": "hmm"}}]}),
+    ] * 60
+    fake.replies["gpt-test"] = Reply(body=[sse(chunk("a")), *thinking, sse(chunk("b")), sse("[DONE]")])
+    with client.stream(
+        "POST", relay.url + "/api/chat", json={"model": "gpt-test", "messages": USER}
+    ) as response:
+        for data in response.iter_raw():
+            if data.endswith(b"a"):
+                break
+    left = time.monotonic()
+    assert fake.wait_for(lambda: fake.requests[0].client_closed is not None, timeout=3)
+    closed = fake.requests[0].client_closed
+    assert closed is not None
+    assert closed - left < 0.5, f"freed {closed - left:.2f} s after the client left"
+
+
+def test_undecodable_body_mid_stream_ends_with_a_note(
+    fake: FakeUpstream, relay: RelayServer, client: httpx.Client
+) -> None:
+    stream = b"".join(step for step in openai_stream(["x" * 50] * 20, done=False) if isinstance(step, bytes))
+    compressor = zlib.compressobj(wbits=31)  # gzip
+    good = compressor.compress(stream) + compressor.flush(zlib.Z_FULL_FLUSH)
+    # After a flush the next byte starts a block; 0xff declares a block type that does not exist.
+    fake.replies["gpt-test"] = Reply(
+        headers={"Content-Type": "text/event-stream", "Content-Encoding": "gzip"},
+        body=[good, Pause(0.1), b"\xff\xff\xff\xff"],
+    )
+    logged = len(relay.request_logs())
+    reply = chat(client, relay.url)
+    assert reply.status == 200
+    assert (
+        reply.body
+        == PACKET + b"x" * 50 * 20 + b"\n\n[Error: the upstream sent a reply that could not be decoded]"
+    )
+    assert relay.wait_for_request_logs(logged + 1)[logged]["outcome"] == "upstream_error"
+
+
+def test_client_that_stops_reading_is_let_go(fake: FakeUpstream, relay_factory: RelayFactory) -> None:
+    relay = relay_factory(STREAM_MAX_SECONDS="2", UPSTREAM_IDLE_TIMEOUT="1")
+    big = "y" * 20_000
+    fake.replies["gpt-stall"] = Reply(body=openai_stream([big] * 2_000, pace=0.001))
+    body = json.dumps({"model": "gpt-stall", "messages": USER}).encode()
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", relay.port))
+        sock.sendall(
+            b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        sock.recv(1024)  # the status line arrived; from now on this client reads nothing
+        started = time.monotonic()
+        assert fake.wait_for(
+            lambda: bool(fake.requests) and fake.requests[0].client_closed is not None, timeout=10
+        )
+        waited = time.monotonic() - started
+    assert waited < 6, f"the upstream stayed open {waited:.1f} s for a client that stopped reading"
+
+
+def test_first_token_time_is_the_first_text_not_the_role_chunk(
+    fake: FakeUpstream, relay: RelayServer, client: httpx.Client
+) -> None:
+    fake.replies["gpt-test"] = Reply(
+        body=[sse(chunk("", role="assistant")), Pause(0.6), sse(chunk("late")), sse("[DONE]")]
+    )
+    logged = len(relay.request_logs())
+    chat(client, relay.url)
+    assert relay.wait_for_request_logs(logged + 1)[logged]["first_token_ms"] >= 600
+
+
+# -- the upstream client, on its own ------------------------------------------------------------
+
+
+def test_connection_places_are_given_back_whatever_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    upstream = Upstream(load_settings({"OPENAI_BASE_URL": f"http://127.0.0.1:{free_port()}/v1"}))
+    with pytest.raises(Exception, match="could not connect"):
+        upstream.open_chat_stream("sk-x", b"{}")
+
+    def broken_build_request(*args: Any, **kwargs: Any) -> None:
+        raise ValueError("a fault a real server cannot produce")
+
+    monkeypatch.setattr(httpx.Client, "build_request", broken_build_request)
+    with pytest.raises(ValueError, match="a fault"):
+        upstream.open_chat_stream("sk-x", b"{}")
+    assert sum(upstream.pools._busy) == 0
+
+
+def test_transport_error_text_never_carries_a_key() -> None:
+    settings = load_settings({})
+    error = httpx.LocalProtocolError(f"Illegal header value b'Bearer {CLIENT_KEY}'")
+    failure = describe_transport_error(error, settings, (CLIENT_KEY,))
+    assert CLIENT_KEY not in failure.message
+    assert "[redacted]" in failure.message
