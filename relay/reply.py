@@ -77,6 +77,7 @@ class ReplyStream:
                 self._client.release()
                 log = self._log
                 log.chunks = self._text.chunks
+                log.skipped = self._text.skipped
                 log.usage = self._text.usage
                 log.finish(200, self._outcome)
 

@@ -26,7 +26,6 @@ _LEVELS = {
     "timeout": logging.WARNING,  # the upstream was too slow
     "error": logging.ERROR,  # the relay itself failed
 }
-OUTCOMES = tuple(_LEVELS)
 
 _CLOUD_TRACE = re.compile(r"([0-9a-fA-F]{32})(?:/|$)")  # X-Cloud-Trace-Context: TRACE/SPAN;o=1
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")  # W3C
@@ -56,6 +55,7 @@ class RequestLog:
     upstream_status: int | None = None
     first_token_ms: float | None = None
     chunks: int = 0
+    skipped: int = 0  # upstream events that were not a JSON object
     bytes_sent: int = 0
     usage: dict[str, Any] | None = None
     detail: str | None = None  # why it failed, in the relay's own words
@@ -65,7 +65,7 @@ class RequestLog:
             self.first_token_ms = round((time.monotonic() - self.started) * 1000, 1)
 
     def finish(self, status: int, outcome: str) -> None:
-        """Write the request's log line; `outcome` is one of OUTCOMES."""
+        """Write the request's log line; `outcome` is a key of _LEVELS."""
         latency = time.monotonic() - self.started
         fields: dict[str, Any] = {
             "httpRequest": {
@@ -80,6 +80,7 @@ class RequestLog:
             "upstream_status": self.upstream_status,
             "first_token_ms": self.first_token_ms,
             "chunks": self.chunks,
+            "skipped": self.skipped,
             "bytes": self.bytes_sent,
         }
         if self.usage is not None:

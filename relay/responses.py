@@ -45,7 +45,10 @@ def error_response(error: RelayError) -> flask.Response:
 def framework_error_response(error: HTTPException) -> flask.Response:
     """Plain text for an error the framework raises before the function runs."""
     status = error.code or 500
-    response = fixed_response(f"{status} {error.name}".encode(), status)
+    message = f"{status} {error.name}: {flask.request.method} {flask.request.path} is not served here."
+    if status == 404:
+        message += " The chat endpoint is POST /api/chat (or POST /)."
+    response = fixed_response(message.encode(), status)
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 

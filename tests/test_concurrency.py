@@ -67,9 +67,9 @@ def test_100_aborted_streams_free_every_upstream_connection(fake: FakeUpstream, 
     assert fake.open_connections <= open_before
     freed = [request.client_closed for request in fake.requests]
     # Freed at the next upstream chunk after the client left: within two token intervals
-    # (plus scheduling slack for 100 streams on a shared machine).
+    # (measured: one, 50 ms), plus 100 ms of slack for 100 streams on a shared machine.
     lag = max(closed for closed in freed if closed is not None) - last_abort
-    assert lag < 2 * PACE + 0.5, f"the last upstream was freed {lag:.2f} s after the last client left"
+    assert lag < 2 * PACE + 0.1, f"the last upstream was freed {lag:.3f} s after the last client left"
 
     # Every request's handler finished (its log line is written when the body is closed).
     def aborted_logs() -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 
 import httpx
@@ -24,10 +25,20 @@ def logged(relay_factory: RelayFactory) -> RelayServer:
     return relay_factory(GOOGLE_CLOUD_PROJECT="my-project", UPSTREAM_IDLE_TIMEOUT="1")
 
 
-def last_request_log(relay: RelayServer, before: int) -> dict[str, Any]:
-    logs = relay.wait_for_request_logs(before + 1)
-    assert len(logs) == before + 1, "one line per request"
-    return logs[before]
+def request_log(relay: RelayServer, user_agent: str) -> dict[str, Any]:
+    """The one log line of the request sent with this User-Agent (a server shared with other tests)."""
+    deadline = time.monotonic() + 5
+    while True:
+        lines = [entry for entry in relay.request_logs() if entry["httpRequest"]["userAgent"] == user_agent]
+        if lines or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert len(lines) == 1, f"{len(lines)} lines for one request"
+    return lines[0]
+
+
+def agent(request: pytest.FixtureRequest) -> str:
+    return f"log-test/{request.node.name}"
 
 
 def test_a_streamed_request_is_one_line_with_every_field(
@@ -35,7 +46,6 @@ def test_a_streamed_request_is_one_line_with_every_field(
 ) -> None:
     usage = {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}
     fake.replies["gpt-test"] = Reply(body=openai_stream([ANSWERED, "!"], usage=usage))
-    before = len(logged.request_logs())
     reply = chat(
         client,
         logged.url,
@@ -43,7 +53,7 @@ def test_a_streamed_request_is_one_line_with_every_field(
         messages=[{"role": "user", "content": SPOKEN}],
     )
     assert reply.status == 200
-    entry = last_request_log(logged, before)
+    entry = request_log(logged, "test-agent/1.0")
 
     assert entry["severity"] == "INFO"
     assert entry["message"] == "POST /api/chat 200 ok"
@@ -67,18 +77,19 @@ def test_a_streamed_request_is_one_line_with_every_field(
 def test_w3c_traceparent_is_used_when_there_is_no_cloud_trace_header(
     fake: FakeUpstream, logged: RelayServer, client: httpx.Client
 ) -> None:
-    before = len(logged.request_logs())
-    chat(client, logged.url, headers={"traceparent": f"00-{TRACE}-00f067aa0ba902b7-01"})
-    assert (
-        last_request_log(logged, before)["logging.googleapis.com/trace"]
-        == f"projects/my-project/traces/{TRACE}"
-    )
+    headers = {"traceparent": f"00-{TRACE}-00f067aa0ba902b7-01", "User-Agent": "log-test/w3c"}
+    chat(client, logged.url, headers=headers)
+    entry = request_log(logged, "log-test/w3c")
+    assert entry["logging.googleapis.com/trace"] == f"projects/my-project/traces/{TRACE}"
 
 
 def test_no_trace_without_a_project(fake: FakeUpstream, relay: RelayServer, client: httpx.Client) -> None:
-    before = len(relay.request_logs())
-    chat(client, relay.url, headers={"X-Cloud-Trace-Context": f"{TRACE}/1;o=1"})
-    assert "logging.googleapis.com/trace" not in last_request_log(relay, before)
+    chat(
+        client,
+        relay.url,
+        headers={"X-Cloud-Trace-Context": f"{TRACE}/1;o=1", "User-Agent": "log-test/no-project"},
+    )
+    assert "logging.googleapis.com/trace" not in request_log(relay, "log-test/no-project")
 
 
 @pytest.mark.parametrize(
@@ -91,6 +102,7 @@ def test_no_trace_without_a_project(fake: FakeUpstream, relay: RelayServer, clie
     ],
 )  # fmt: skip
 def test_outcomes(
+    request: pytest.FixtureRequest,
     fake: FakeUpstream,
     logged: RelayServer,
     client: httpx.Client,
@@ -100,9 +112,8 @@ def test_outcomes(
     severity: str,
 ) -> None:
     fake.replies["gpt-test"] = reply
-    before = len(logged.request_logs())
-    assert chat(client, logged.url).status == status
-    entry = last_request_log(logged, before)
+    assert chat(client, logged.url, headers={"User-Agent": agent(request)}).status == status
+    entry = request_log(logged, agent(request))
     assert (entry["httpRequest"]["status"], entry["outcome"], entry["severity"]) == (
         status,
         outcome,
@@ -111,9 +122,9 @@ def test_outcomes(
 
 
 def test_rejected_request(logged: RelayServer, client: httpx.Client) -> None:
-    before = len(logged.request_logs())
-    assert client.post(logged.url + "/api/chat", content=b"{}").status_code == 400
-    entry = last_request_log(logged, before)
+    headers = {"User-Agent": "log-test/rejected"}
+    assert client.post(logged.url + "/api/chat", content=b"{}", headers=headers).status_code == 400
+    entry = request_log(logged, "log-test/rejected")
     assert (entry["outcome"], entry["severity"], entry["httpRequest"]["status"]) == (
         "rejected",
         "WARNING",
@@ -124,14 +135,14 @@ def test_rejected_request(logged: RelayServer, client: httpx.Client) -> None:
 
 def test_client_gone(fake: FakeUpstream, logged: RelayServer, client: httpx.Client) -> None:
     fake.replies["gpt-test"] = Reply(body=openai_stream([f" t{i}" for i in range(100)], pace=0.05))
-    before = len(logged.request_logs())
     with client.stream(
         "POST",
         logged.url + "/api/chat",
         json={"model": "gpt-test", "messages": [{"role": "user", "content": "x"}]},
+        headers={"User-Agent": "log-test/gone"},
     ) as response:
         next(response.iter_raw())
-    assert last_request_log(logged, before)["outcome"] == "client_gone"
+    assert request_log(logged, "log-test/gone")["outcome"] == "client_gone"
 
 
 def test_access_token_never_logged(
