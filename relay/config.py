@@ -51,6 +51,7 @@ class Settings:
     stream_max_seconds: float = 900.0
     max_body_bytes: int = 1024 * 1024
     stream_usage: bool = False
+    serve_page: bool = True
     max_connections: int = 1000
     google_cloud_project: str | None = None
     # How functions-framework's gunicorn serves the function (relay/server.py).
@@ -99,6 +100,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         stream_max_seconds=_seconds(environ, "STREAM_MAX_SECONDS", 900.0),
         max_body_bytes=_positive_int(environ, "MAX_BODY_BYTES", 1024 * 1024),
         stream_usage=_boolean(environ, "STREAM_USAGE", False),
+        serve_page=_boolean(environ, "SERVE_PAGE", True),
         # As many upstream connections as the worker has requests in flight.
         max_connections=_positive_int(environ, "UPSTREAM_MAX_CONNECTIONS", threads),
         google_cloud_project=_text(environ, "GOOGLE_CLOUD_PROJECT"),

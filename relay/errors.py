@@ -86,8 +86,8 @@ class MethodNotAllowed(ClientError):
     status = 405
 
     def __init__(self, method: str, path: str, allowed: tuple[str, ...]) -> None:
-        # OPTIONS is for browsers' preflights; a person is told the methods that do something.
-        use = " or ".join(name for name in allowed if name != "OPTIONS")
+        # OPTIONS and HEAD are for browsers and tools; a person is told the methods that do something.
+        use = " or ".join(name for name in allowed if name not in ("OPTIONS", "HEAD"))
         super().__init__(f"Method {method} is not allowed on {path}; use {use}.")
         self.allowed = allowed
 

@@ -20,6 +20,7 @@ from relay.errors import (
     UpstreamHTTPError,
     UpstreamTimeout,
 )
+from relay.page import Page
 from relay.policy import apply_limits, check_access_token, choose_key
 from relay.reply import ReplyStream
 from relay.request_log import RequestLog, trace_of
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 CHAT_PATHS = ("/", "/api/chat")
 CHAT_METHODS = cors.ALLOWED_METHODS
+PAGE_METHODS = ("GET", "HEAD")
 
 
 class ChatRelay:
@@ -39,6 +41,7 @@ class ChatRelay:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.upstream = Upstream(settings)
+        self.page = Page() if settings.serve_page else None
 
     def __call__(self, request: flask.Request) -> flask.Response:
         log = RequestLog(
@@ -75,7 +78,13 @@ class ChatRelay:
         return response
 
     def _serve(self, request: flask.Request, origin: str | None, log: RequestLog) -> flask.Response:
+        page = self.page is not None and self.page.serves(request.path)
+        if page and request.method in PAGE_METHODS:
+            log.finish(200, "ok")
+            return self.page.response(request.path)  # type: ignore[union-attr]
         if request.path not in CHAT_PATHS:
+            if page:
+                raise MethodNotAllowed(request.method, request.path, PAGE_METHODS)
             raise NotFound(f"Not found: {request.path}. The chat endpoint is POST /api/chat (or POST /).")
         if origin is not None and not cors.origin_allowed(self.settings, origin):
             # Refused before anything is spent: a page from this origin could still send a
@@ -84,7 +93,7 @@ class ChatRelay:
         if request.method == "OPTIONS":
             return self._preflight(request, origin, log)
         if request.method != "POST":
-            raise MethodNotAllowed(request.method, request.path, CHAT_METHODS)
+            raise MethodNotAllowed(request.method, request.path, self._methods(request.path))
         check_access_token(self.settings, request.headers.get("Authorization"))
 
         chat = apply_limits(self.settings, parse_chat_request(self._read_body(request)))
@@ -104,9 +113,14 @@ class ChatRelay:
         )
         return stream_response(reply)
 
+    def _methods(self, path: str) -> tuple[str, ...]:
+        if self.page is not None and self.page.serves(path):
+            return (*PAGE_METHODS, *CHAT_METHODS)
+        return CHAT_METHODS
+
     def _preflight(self, request: flask.Request, origin: str | None, log: RequestLog) -> flask.Response:
         log.finish(204, "ok")
-        response = empty_response(204, {"Allow": ", ".join(CHAT_METHODS)})
+        response = empty_response(204, {"Allow": ", ".join(self._methods(request.path))})
         if origin is not None:
             response.headers.update(
                 cors.preflight_headers(

@@ -44,7 +44,7 @@ def main() -> None:
         print(f"fake upstream: {fake.base_url}\nrelay:         {relay.url}\n")
         stream_reply(relay.url)
         if args.serve:
-            print("Both stay up until Ctrl-C. Try:")
+            print(f"Both stay up until Ctrl-C. Open the chat page: {relay.url}/  Or try:")
             print(
                 f"  curl -N {relay.url}/api/chat -H 'Content-Type: application/json' "
                 """-d '{"model":"gpt-demo","messages":[{"role":"user","content":"Hi"}]}'"""

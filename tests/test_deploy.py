@@ -371,7 +371,13 @@ def uploaded_files() -> set[str]:
 
 def test_gcloudignore_uploads_only_the_runtime() -> None:
     uploaded = uploaded_files()
-    assert {"main.py", "requirements.txt", "relay/handler.py", "relay/__init__.py"} <= uploaded
+    assert {
+        "main.py",
+        "requirements.txt",
+        "relay/handler.py",
+        "relay/__init__.py",
+        "relay/static/index.html",
+    } <= uploaded
     assert all(path in ("main.py", "requirements.txt") or path.startswith("relay/") for path in uploaded), (
         uploaded
     )
