@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import itertools
 import threading
 import time
 from collections.abc import Iterator
@@ -95,7 +96,7 @@ def test_a_message_streams_in(fake: FakeUpstream, relay: RelayServer, page: Page
     growing = [text for text in seen if text]
     assert growing[-1] == "".join(tokens)
     assert len(growing) >= 4, growing  # it grew step by step, not all at once
-    assert all(later.startswith(earlier) for earlier, later in zip(growing, growing[1:], strict=False))
+    assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(growing))
     expect(page.locator(".turn.assistant .meta").last).to_have_text("Assistant · gpt-fake-0613")
     expect(page.locator("#send")).to_be_enabled()
     expect(page.locator("#stop")).to_be_disabled()
