@@ -8,10 +8,12 @@ UpstreamError while the caller can still be told with an honest status.
 from __future__ import annotations
 
 import http
+import socket
 import ssl
 import threading
 from collections.abc import Iterator
 
+import httpcore  # noqa: F401 - imported here, at start-up: httpx imports it at the first request
 import httpx
 
 from relay import jsoncodec
@@ -156,12 +158,18 @@ class _GivenBackOnClose(httpx.SyncByteStream):
 
 def make_client(settings: Settings, connections: int, ssl_context: ssl.SSLContext) -> httpx.Client:
     """One HTTP client with a keep-alive pool of `connections`."""
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     return httpx.Client(
-        verify=ssl_context,
         # Each request sets its own read timeouts (see open_chat_stream).
         timeout=httpx.Timeout(settings.connect_timeout, read=settings.idle_timeout),
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         follow_redirects=False,
+        transport=httpx.HTTPTransport(
+            verify=ssl_context,
+            limits=limits,
+            # h11 writes a request's head and body separately: without TCP_NODELAY, Nagle's
+            # algorithm holds the body until the head is acknowledged.
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+        ),
     )
 
 

@@ -94,9 +94,9 @@ headers = st.fixed_dictionaries(
 methods = st.sampled_from(
     ["POST", "POST", "POST", "GET", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "PROPFIND"]
 )
-paths = st.sampled_from(["/", "/api/chat", "/api/chat/", "/v1/chat/completions", "/favicon.ico"]) | st.text(
-    alphabet=string.ascii_letters + string.digits + "/-_.%", max_size=20
-).map(lambda path: "/" + path)
+paths = st.sampled_from(
+    ["/", "/api/chat", "/api/chat/", "/chat.js", "/v1/chat/completions", "/favicon.ico"]
+) | st.text(alphabet=string.ascii_letters + string.digits + "/-_.%", max_size=20).map(lambda path: "/" + path)
 
 
 @pytest.fixture(scope="module", params=["guarded", "open"])
@@ -136,5 +136,8 @@ def test_fuzz(
         assert response.status_code == 200, note
         assert reached_upstream == 1, note
         assert response.content.endswith(b"ok"), note
+    elif method in ("GET", "HEAD"):
+        assert (path, response.status_code) in {("/", 200), ("/chat.js", 200), ("/chat.css", 200)}, note
+        assert reached_upstream == 0, note
     else:
         assert (method, response.status_code) == ("OPTIONS", 204), note

@@ -304,15 +304,21 @@ def test_upstream_dns_failure_is_502(relay_factory: RelayFactory, client: httpx.
 # -- bad requests never reach the upstream ------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
-@pytest.mark.parametrize("path", ["/api/chat", "/"])
+@pytest.mark.parametrize(
+    ("method", "path", "allow", "use"),
+    [
+        *[(method, "/api/chat", "POST, OPTIONS", "POST") for method in ("GET", "PUT", "DELETE", "PATCH")],
+        # "/" also serves the chat page (SERVE_PAGE): GET is taken there.
+        *[(method, "/", "GET, HEAD, POST, OPTIONS", "GET or POST") for method in ("PUT", "DELETE", "PATCH")],
+    ],
+)
 def test_other_methods_are_405_with_allow(
-    fake: FakeUpstream, relay: RelayServer, client: httpx.Client, method: str, path: str
+    fake: FakeUpstream, relay: RelayServer, client: httpx.Client, method: str, path: str, allow: str, use: str
 ) -> None:
     response = client.request(method, relay.url + path, content=b"{}")
     assert response.status_code == 405
-    assert response.headers["allow"] == "POST, OPTIONS"
-    assert f"Method {method} is not allowed on {path}; use POST." == response.text
+    assert response.headers["allow"] == allow
+    assert f"Method {method} is not allowed on {path}; use {use}." == response.text
     assert fake.requests == []
 
 
