@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from relay.config import ConfigError, Settings, load_settings
+from relay.upstream import environment_proxy
 
 
 def test_defaults() -> None:
@@ -62,3 +63,44 @@ def test_upstream_host_hides_credentials_in_the_url() -> None:
 def test_bad_values_fail_naming_the_variable(name: str, value: str, expected: str) -> None:
     with pytest.raises(ConfigError, match=expected):
         load_settings({name: value})
+
+
+@pytest.mark.parametrize(
+    ("environ", "url", "proxy"),
+    [
+        ({}, "https://api.openai.com/v1/chat/completions", None),
+        (
+            {"HTTPS_PROXY": "http://proxy:3128"},
+            "https://api.openai.com/v1/chat/completions",
+            "http://proxy:3128",
+        ),
+        ({"HTTPS_PROXY": "http://proxy:3128"}, "http://localhost:11434/v1/chat/completions", None),
+        (
+            {"HTTP_PROXY": "http://proxy:3128"},
+            "http://vllm.internal/v1/chat/completions",
+            "http://proxy:3128",
+        ),
+        (
+            {"HTTPS_PROXY": "http://proxy:3128", "NO_PROXY": "api.openai.com"},
+            "https://api.openai.com/v1/chat/completions",
+            None,
+        ),
+    ],
+)
+def test_upstream_proxy_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, environ: dict[str, str], url: str, proxy: str | None
+) -> None:
+    for name in (
+        "HTTPS_PROXY",
+        "HTTP_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+        "https_proxy",
+        "http_proxy",
+        "all_proxy",
+        "no_proxy",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    assert environment_proxy(url) == proxy

@@ -198,10 +198,10 @@ def test_connection_places_are_given_back_whatever_fails(monkeypatch: pytest.Mon
     with pytest.raises(Exception, match="could not connect"):
         upstream.open_chat_stream("sk-x", b"{}")
 
-    def broken_build_request(*args: Any, **kwargs: Any) -> None:
+    def broken_handle_request(*args: Any, **kwargs: Any) -> None:
         raise ValueError("a fault a real server cannot produce")
 
-    monkeypatch.setattr(httpx.Client, "build_request", broken_build_request)
+    monkeypatch.setattr(httpx.HTTPTransport, "handle_request", broken_handle_request)
     with pytest.raises(ValueError, match="a fault"):
         upstream.open_chat_stream("sk-x", b"{}")
     assert sum(upstream.pools._busy) == 0

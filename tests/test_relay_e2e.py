@@ -403,3 +403,17 @@ def test_upstream_connection_is_reused_across_requests(
     for _ in range(3):
         assert chat(client, relay.url).body == PACKET + b"same connection"
     assert fake.total_connections - before == 1
+
+
+def test_an_upstream_cookie_is_never_sent_with_a_later_request(
+    fake: FakeUpstream, relay_factory: RelayFactory, client: httpx.Client
+) -> None:
+    # OpenAI sets Cloudflare cookies; a shared cookie jar would hand one user's to everyone.
+    relay = relay_factory(OPENAI_ORG_ID="org-cookies")
+    fake.replies["gpt-test"] = Reply(
+        headers={"Content-Type": "text/event-stream", "Set-Cookie": "__cf_bm=user-one; Path=/; HttpOnly"},
+        body=openai_stream(["a"]),
+    )
+    chat(client, relay.url)
+    chat(client, relay.url)
+    assert [request.headers.get("cookie") for request in fake.requests] == [None, None]

@@ -1,0 +1,425 @@
+"""The benchmark: the relay as deployed against the fake upstream read directly, side by side.
+
+  ./dev bench            the full run (about ten minutes on 2 cores)
+  ./dev bench --quick    a smoke run with small numbers
+
+It starts bench/upstream.py and the function with deploy/server.env (the settings
+every deployment ships), drives both with bench/load.py from a process of its own,
+and writes bench/results/latest.{md,json,png}. Timings are medians of interleaved
+rounds, and each relay figure sits next to the same measurement made on the
+upstream directly, since a shared machine is noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.relay_server import ROOT, RelayServer, free_port, shipped_server_env
+
+RESULTS = ROOT / "bench" / "results"
+PACE_MS = 50
+TOKENS = 50
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class Upstream:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.upstream", "--port", str(self.port)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        self.process.stdout.readline()  # "ready on ..."
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def stats(self) -> dict[str, Any]:
+        """Open connections, and when each stream with an ID was closed by the client."""
+        return dict(httpx.get(f"http://127.0.0.1:{self.port}/stats", timeout=10).json())
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def processes(master: int) -> list[int]:
+    """The relay's master and its worker processes."""
+    pids = [master]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == master:
+                pids.append(int(entry.name))
+    return pids
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / CLOCK_TICKS
+
+
+def rss_mb(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total / 1024
+
+
+def threads_and_files(pids: list[int]) -> tuple[int, int]:
+    threads = files = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("Threads:"):
+                threads += int(line.split()[1])
+        files += len(list(Path(f"/proc/{pid}/fd").iterdir()))
+    return threads, files
+
+
+class PeakRSS:
+    """Samples the relay's total RSS every 50 ms while a phase runs."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = pids
+        self.peak = rss_mb(pids)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, rss_mb(self.pids))
+
+    def __enter__(self) -> PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def load(url: str, target: str, model: str, **options: Any) -> dict[str, Any]:
+    command = [sys.executable, "-m", "bench.load", "--url", url, "--target", target, "--model", model]
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        command += [flag] if value is True else [flag, str(value)]
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True)
+    return dict(json.loads(completed.stdout))
+
+
+def median(values: list[float | None]) -> float | None:
+    present = [value for value in values if value is not None]
+    return statistics.median(present) if present else None
+
+
+class Bench:
+    def __init__(self, rounds: int, quick: bool) -> None:
+        self.rounds = rounds
+        self.quick = quick
+        self.upstream = Upstream()
+        env = {
+            **shipped_server_env(),
+            "OPENAI_BASE_URL": self.upstream.base_url,
+            "OPENAI_API_KEY": "sk-bench",
+        }
+        self.relay = RelayServer(env).start()
+        time.sleep(1.0)  # workers booted
+        self.pids = processes(self.relay.process.pid)  # type: ignore[union-attr]
+        self.relay_url = self.relay.url + "/api/chat"
+        self.direct_url = self.upstream.base_url + "/chat/completions"
+
+    def stop(self) -> None:
+        self.relay.stop()
+        self.upstream.stop()
+
+    def both(
+        self, run: Callable[[str, str], dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Interleaved rounds: direct, relay, direct, relay, ..."""
+        direct, relayed = [], []
+        for _ in range(self.rounds):
+            direct.append(run(self.direct_url, "direct"))
+            relayed.append(run(self.relay_url, "relay"))
+        return direct, relayed
+
+    def measured(self, url: str, target: str, model: str, **options: Any) -> dict[str, Any]:
+        """One load run, with the relay's CPU time and peak RSS while it ran (for the relay)."""
+        before = cpu_seconds(self.pids)
+        with PeakRSS(self.pids) as rss:
+            result = load(url, target, model, **options)
+        result["relay_cpu"] = cpu_seconds(self.pids) - before
+        result["peak_rss_mb"] = rss.peak
+        return result
+
+    def warm_up(self) -> None:
+        load(self.relay_url, "relay", f"paced:5:{PACE_MS}", streams=200)
+
+    def single_stream(self) -> dict[str, Any]:
+        count = 100 if self.quick else 300
+        direct, relayed = self.both(lambda url, target: load(url, target, "short", sequential=count))
+        return {
+            "direct_p50_ms": 1000 * median([r["ttfb_p50"] for r in direct]),  # type: ignore[operator]
+            "direct_p99_ms": 1000 * median([r["ttfb_p99"] for r in direct]),  # type: ignore[operator]
+            "relay_p50_ms": 1000 * median([r["ttfb_p50"] for r in relayed]),  # type: ignore[operator]
+            "relay_p99_ms": 1000 * median([r["ttfb_p99"] for r in relayed]),  # type: ignore[operator]
+        }
+
+    def bulk(self) -> dict[str, Any]:
+        tokens = 20_000 if self.quick else 100_000
+        direct, relayed = self.both(lambda url, target: self.measured(url, target, f"bulk:{tokens}"))
+        return {
+            "tokens": tokens,
+            "failures": sum(r["failures"] + r["wrong"] for r in direct + relayed),
+            "direct_wall_s": median([r["wall"] for r in direct]),
+            "relay_wall_s": median([r["wall"] for r in relayed]),
+            "relay_cpu_us_per_chunk": 1e6 * median([r["relay_cpu"] / tokens for r in relayed]),  # type: ignore[operator]
+        }
+
+    def paced(self, streams: int) -> dict[str, Any]:
+        model = f"paced:{TOKENS}:{PACE_MS}"
+        direct, relayed = self.both(lambda url, target: self.measured(url, target, model, streams=streams))
+        return {
+            "streams": streams,
+            "direct_failures": sum(r["failures"] for r in direct),
+            "direct_wrong": sum(r["wrong"] for r in direct),
+            "direct_ttfb_p50_ms": 1000 * median([r["ttfb_p50"] for r in direct]),  # type: ignore[operator]
+            "direct_ttfb_p99_ms": 1000 * median([r["ttfb_p99"] for r in direct]),  # type: ignore[operator]
+            "direct_gap_p99_ms": 1000 * median([r["gap_p99"] for r in direct]),  # type: ignore[operator]
+            "relay_failures": sum(r["failures"] for r in relayed),
+            "relay_wrong": sum(r["wrong"] for r in relayed),
+            "relay_ttfb_p50_ms": 1000 * median([r["ttfb_p50"] for r in relayed]),  # type: ignore[operator]
+            "relay_ttfb_p99_ms": 1000 * median([r["ttfb_p99"] for r in relayed]),  # type: ignore[operator]
+            "relay_gap_p99_ms": 1000 * median([r["gap_p99"] for r in relayed]),  # type: ignore[operator]
+            "relay_cpu_us_per_token": 1e6 * median([r["relay_cpu"] / max(r["tokens"], 1) for r in relayed]),  # type: ignore[operator]
+            "relay_peak_rss_mb": max(r["peak_rss_mb"] for r in relayed),
+        }
+
+    def aborted(self) -> dict[str, Any]:
+        streams = 100
+        before = self.upstream.stats()["closed_by_client"]
+        packet_and_three_tokens = len(b'{"model":"gpt-bench"}') + len(" t0 t1 t2")
+        result = load(
+            self.relay_url, "relay", f"paced:400:{PACE_MS}", streams=streams, ids=True,
+            abort_after=packet_and_three_tokens,
+        )  # fmt: skip
+        time.sleep(4 * PACE_MS / 1000 + 0.5)
+        closed = self.upstream.stats()["closed_by_client"]
+        lags = [
+            closed[stream_id] - aborted
+            for stream_id, aborted in result["aborted_at"].items()
+            if stream_id in closed and closed[stream_id] != before.get(stream_id)
+        ]
+        return {
+            "streams": streams,
+            "aborted": len(result["aborted_at"]),
+            "upstreams_freed": len(lags),
+            "lag_p50_ms": 1000 * statistics.median(lags) if lags else None,
+            "lag_max_ms": 1000 * max(lags) if lags else None,
+            "token_interval_ms": PACE_MS,
+        }
+
+    def soak(self) -> dict[str, Any]:
+        total = 2_000 if self.quick else 20_000
+        batch = 200
+        mix = ["short", "paced:10:10", "bulk:200", "error", "paced:100:20"]
+        time.sleep(6)  # idle pooled connections expire (httpx: 5 s), for a fair "before"
+        load(self.relay_url, "relay", "short", sequential=5)
+        rss_before = rss_mb(self.pids)
+        threads_before, files_before = threads_and_files(self.pids)
+        open_before = self.upstream.stats()["open"]
+        failures = sent = 0
+        started = time.monotonic()
+        while sent < total:
+            model = mix[(sent // batch) % len(mix)]
+            abort = 60 if model == "paced:100:20" else None
+            options: dict[str, Any] = {"streams": batch} | ({"abort_after": abort} if abort else {})
+            result = load(self.relay_url, "relay", model, **options)
+            # The 429s are the upstream's error relayed: expected, counted apart.
+            if model != "error":
+                failures += result["failures"] + result["wrong"]
+            sent += batch
+        seconds = time.monotonic() - started
+        time.sleep(6)
+        load(self.relay_url, "relay", "short", sequential=5)
+        threads_after, files_after = threads_and_files(self.pids)
+        return {
+            "requests": sent,
+            "seconds": seconds,
+            "failures": failures,
+            "rss_before_mb": rss_before,
+            "rss_after_mb": rss_mb(self.pids),
+            "threads_before": threads_before,
+            "threads_after": threads_after,
+            "files_before": files_before,
+            "files_after": files_after,
+            "upstream_open_before": open_before,
+            "upstream_open_after": self.upstream.stats()["open"],
+        }
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    return f"{os.cpu_count()} × {cpu}, Linux {platform.release()}, Python {platform.python_version()}"
+
+
+def fmt(value: float | None, digits: int = 1) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    single, bulk, paced, abort, soak = (
+        results["single_stream"], results["bulk"], results["paced"], results["aborted"], results["soak"]
+    )  # fmt: skip
+    added_p50 = single["relay_p50_ms"] - single["direct_p50_ms"]
+    added_p99 = single["relay_p99_ms"] - single["direct_p99_ms"]
+    lines = [
+        f"Measured {results['date']} on {results['machine']}; the relay as deployed "
+        f"(`deploy/server.env`: {results['server']}); medians of {results['rounds']} interleaved rounds.",
+        "",
+        "| measure | upstream read directly | through the relay | target |",
+        "|---|---|---|---|",
+        f"| time to first byte, 1 stream, p50 / p99 (ms) | {fmt(single['direct_p50_ms'], 2)} / {fmt(single['direct_p99_ms'], 2)} "
+        f"| {fmt(single['relay_p50_ms'], 2)} / {fmt(single['relay_p99_ms'], 2)} (added {fmt(added_p50, 2)} / {fmt(added_p99, 2)}) | added ≤ 0.5 p50 |",
+        f"| {bulk['tokens']:,}-token stream, no pacing: wall (s) | {fmt(bulk['direct_wall_s'], 3)} | {fmt(bulk['relay_wall_s'], 3)} | |",
+        f"| same: relay CPU per upstream chunk (µs) | | {fmt(bulk['relay_cpu_us_per_chunk'], 2)} | ≤ 2 |",
+    ]
+    targets = {100: ("", ""), 500: ("≤ 100", "≤ 60"), 1000: ("≤ 500", "≤ 100")}
+    for row in paced:
+        ttfb_target, gap_target = targets.get(row["streams"], ("", ""))
+        lines += [
+            f"| {row['streams']} paced streams: failures / wrong bytes | {row['direct_failures']} / {row['direct_wrong']} "
+            f"| {row['relay_failures']} / {row['relay_wrong']} | 0 / 0 |",
+            f"| {row['streams']} paced: TTFB p50 / p99 (ms) | {fmt(row['direct_ttfb_p50_ms'])} / {fmt(row['direct_ttfb_p99_ms'])} "
+            f"| {fmt(row['relay_ttfb_p50_ms'])} / {fmt(row['relay_ttfb_p99_ms'])} | p99 {ttfb_target} |",
+            f"| {row['streams']} paced: gap p99 (ms; tokens {PACE_MS} ms apart) | {fmt(row['direct_gap_p99_ms'])} "
+            f"| {fmt(row['relay_gap_p99_ms'])} | {gap_target} |",
+            f"| {row['streams']} paced: relay CPU per token (µs) / peak RSS, all processes (MB) | "
+            f"| {fmt(row['relay_cpu_us_per_token'])} / {fmt(row['relay_peak_rss_mb'], 0)} | "
+            + ("≤ 60 / ≤ 250 |" if row["streams"] == 1000 else "|"),
+        ]
+    lines += [
+        f"| {abort['streams']} streams aborted mid-way: upstreams freed; lag p50 / max (ms) | "
+        f"| {abort['upstreams_freed']} of {abort['aborted']}; {fmt(abort['lag_p50_ms'])} / {fmt(abort['lag_max_ms'])} "
+        f"| all, ≤ {2 * PACE_MS} |",
+        f"| soak: {soak['requests']:,} mixed requests in {fmt(soak['seconds'], 0)} s: failures | | {soak['failures']} | 0 |",
+        f"| soak: RSS before → after (MB) | | {fmt(soak['rss_before_mb'], 0)} → {fmt(soak['rss_after_mb'], 0)} | < +10 % |",
+        f"| soak: threads, open files, upstream connections before → after | | {soak['threads_before']} → {soak['threads_after']}, "
+        f"{soak['files_before']} → {soak['files_after']}, {soak['upstream_open_before']} → {soak['upstream_open_after']} | none left behind |",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def chart(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paced = results["paced"]
+    labels = [str(row["streams"]) for row in paced]
+    positions = range(len(paced))
+    figure, (ttfb, gap, cpu) = plt.subplots(1, 3, figsize=(13, 4))
+    for axis, key, title in (
+        (ttfb, "ttfb_p99_ms", "TTFB p99 (ms)"),
+        (gap, "gap_p99_ms", "gap between tokens p99 (ms)"),
+    ):
+        axis.bar(
+            [p - 0.2 for p in positions],
+            [row[f"direct_{key}"] or 0 for row in paced],
+            0.4,
+            label="upstream directly",
+        )
+        axis.bar(
+            [p + 0.2 for p in positions],
+            [row[f"relay_{key}"] or 0 for row in paced],
+            0.4,
+            label="through the relay",
+        )
+        axis.set_xticks(list(positions), labels)
+        axis.set_xlabel("concurrent paced streams")
+        axis.set_title(title)
+        axis.legend()
+    cpu.bar(list(positions), [row["relay_cpu_us_per_token"] or 0 for row in paced], 0.5, color="tab:green")
+    cpu.axhline(60, color="grey", linestyle="--", label="target")
+    cpu.set_xticks(list(positions), labels)
+    cpu.set_xlabel("concurrent paced streams")
+    cpu.set_title("relay CPU per token (µs)")
+    cpu.legend()
+    figure.suptitle(f"The relay on {results['machine']}", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small numbers, for a smoke run")
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="interleaved rounds per measure (default 3, quick 1)"
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    rounds = args.rounds or (1 if args.quick else 3)
+    bench = Bench(rounds, args.quick)
+    try:
+        bench.warm_up()
+        print("single stream…", flush=True)
+        results: dict[str, Any] = {"single_stream": bench.single_stream()}
+        print("bulk…", flush=True)
+        results["bulk"] = bench.bulk()
+        results["paced"] = []
+        for streams in (100,) if args.quick else (100, 500, 1000):
+            print(f"{streams} paced streams…", flush=True)
+            results["paced"].append(bench.paced(streams))
+        print("aborted streams…", flush=True)
+        results["aborted"] = bench.aborted()
+        print("soak…", flush=True)
+        results["soak"] = bench.soak()
+    finally:
+        bench.stop()
+    server = shipped_server_env()
+    results.update(
+        date=time.strftime("%Y-%m-%d"),
+        machine=machine(),
+        rounds=rounds,
+        server=", ".join(f"{name}={value}" for name, value in server.items()),
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = "quick" if args.quick else "latest"
+    (args.out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / f"{name}.md").write_text(markdown(results))
+    chart(results, args.out / f"{name}.png")
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()
