@@ -24,8 +24,10 @@ RELAY_SETTINGS=(
   OPENAI_BASE_URL OPENAI_ORG_ID OPENAI_PROJECT_ID
   ALLOW_CLIENT_KEYS ALLOWED_ORIGINS ALLOWED_MODELS MAX_TOKENS_LIMIT MAX_BODY_BYTES
   UPSTREAM_CONNECT_TIMEOUT UPSTREAM_FIRST_BYTE_TIMEOUT UPSTREAM_IDLE_TIMEOUT STREAM_MAX_SECONDS
-  UPSTREAM_MAX_CONNECTIONS
+  UPSTREAM_MAX_CONNECTIONS UPSTREAM_RETRIES UPSTREAM_RETRY_MAX_WAIT STREAM_USAGE SERVE_PAGE UPSTREAMS
 )
+# More secrets, for the keys UPSTREAMS routes name: "OPENROUTER_API_KEY=relay-openrouter-key,...".
+EXTRA_SECRETS=${EXTRA_SECRETS:-}
 
 die() {
   echo "error: $*" >&2
@@ -148,8 +150,17 @@ env_vars_flag() {
 
 # --set-secrets value: the key, and the access tokens unless --no-access-tokens; never plain variables.
 secrets_flag() {
-  local secrets="OPENAI_API_KEY=$KEY_SECRET:latest"
+  local secrets="OPENAI_API_KEY=$KEY_SECRET:latest" pair
   [ -z "$TOKENS_SECRET" ] || secrets="$secrets,ACCESS_TOKENS=$TOKENS_SECRET:latest"
+  local extra=()
+  IFS=',' read -r -a extra <<<"$EXTRA_SECRETS"
+  for pair in "${extra[@]}"; do
+    case "$pair" in
+      *=*) secrets="$secrets,${pair%%=*}=${pair#*=}:latest" ;;
+      '') ;;
+      *) die "EXTRA_SECRETS items are VARIABLE=secret-name, got '$pair'." ;;
+    esac
+  done
   echo "$secrets"
 }
 

@@ -6,12 +6,16 @@ misconfigured deployment never starts serving.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import overload
 from urllib.parse import urlsplit
+
+from relay.routes import Route
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -23,6 +27,7 @@ LONGEST_REQUEST_ALLOWED = PLATFORM_REQUEST_LIMIT - 60
 # What may stand alone in an HTTP header value such as a key or a token: visible ASCII,
 # no spaces (RFC 6750's b64token, widened so that any generated secret fits).
 HEADER_TOKEN = re.compile(r"[\x21-\x7e]+")
+HEADER_TEXT = re.compile(r"[\x20-\x7e]*")  # any other header value: visible ASCII and spaces
 SERVER_WORKERS = ("gevent", "gthread")
 _ORIGIN = re.compile(r"https?://[^/\s?#]+")
 
@@ -54,6 +59,9 @@ class Settings:
     serve_page: bool = True
     max_connections: int = 1000
     google_cloud_project: str | None = None
+    routes: tuple[Route, ...] = ()  # UPSTREAMS, beside the default route
+    retries: int = 2
+    retry_max_wait: float = 8.0
     # How functions-framework's gunicorn serves the function (relay/server.py).
     server_worker: str = "gevent"
     workers: int = 1
@@ -68,6 +76,18 @@ class Settings:
     def upstream_host(self) -> str:
         """The upstream's host and port, safe to show in a message."""
         return urlsplit(self.openai_base_url).netloc.rpartition("@")[2]
+
+    @property
+    def default_route(self) -> Route:
+        """OPENAI_BASE_URL with OPENAI_API_KEY: where a model no UPSTREAMS prefix claims goes."""
+        headers = []
+        if self.openai_org_id:
+            headers.append(("OpenAI-Organization", self.openai_org_id))
+        if self.openai_project_id:
+            headers.append(("OpenAI-Project", self.openai_project_id))
+        return Route(
+            prefix="", base_url=self.openai_base_url, api_key=self.openai_api_key, headers=tuple(headers)
+        )
 
     @property
     def longest_request_seconds(self) -> float:
@@ -104,6 +124,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         # As many upstream connections as the worker has requests in flight.
         max_connections=_positive_int(environ, "UPSTREAM_MAX_CONNECTIONS", threads),
         google_cloud_project=_text(environ, "GOOGLE_CLOUD_PROJECT"),
+        routes=_upstreams(environ, "UPSTREAMS"),
+        retries=_count(environ, "UPSTREAM_RETRIES", 2),
+        retry_max_wait=_seconds(environ, "UPSTREAM_RETRY_MAX_WAIT", 8.0),
         server_worker=_choice(environ, "SERVER_WORKER", SERVER_WORKERS),
         workers=_positive_int(environ, "WORKERS", 1),
         threads=threads,
@@ -148,6 +171,82 @@ def _header_value(environ: Mapping[str, str], name: str) -> str | None:
             f"{name} has a character that cannot travel in an HTTP header (visible ASCII only)."
         )
     return value
+
+
+def _count(environ: Mapping[str, str], name: str, default: int) -> int:
+    value = _text(environ, name)
+    if value is None:
+        return default
+    if not value.isdigit():
+        raise ConfigError(f"{name} must be a whole number, 0 or more, got {value!r}.")
+    return int(value)
+
+
+def _upstreams(environ: Mapping[str, str], name: str) -> tuple[Route, ...]:
+    """UPSTREAMS: see relay/routes.py for the format."""
+    value = _text(environ, name)
+    if value is None:
+        return ()
+    text = value
+    if not value.startswith("["):
+        path = Path(value)
+        if not path.is_file():
+            raise ConfigError(f"{name} is neither a JSON list nor the path of a file: {value!r}.")
+        text = path.read_text()
+    try:
+        entries = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{name} is not valid JSON: {error}.") from None
+    if not isinstance(entries, list):
+        raise ConfigError(f"{name} must be a JSON list of routes.")
+    routes: list[Route] = []
+    for position, entry in enumerate(entries):
+        routes.append(_route(environ, f"{name}[{position}]", entry, routes))
+    return tuple(routes)
+
+
+def _route(environ: Mapping[str, str], where: str, entry: object, earlier: list[Route]) -> Route:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} must be an object with prefix, base_url and key_env.")
+    unknown = set(entry) - {"prefix", "base_url", "key_env", "headers"}
+    if unknown:
+        raise ConfigError(f"{where} has unknown field(s): {', '.join(sorted(unknown))}.")
+    prefix = entry.get("prefix")
+    if not isinstance(prefix, str) or not prefix:
+        raise ConfigError(f'{where}.prefix must be a non-empty string such as "openrouter/".')
+    if any(route.prefix == prefix for route in earlier):
+        raise ConfigError(f"{where}.prefix {prefix!r} is listed twice.")
+    base_url = entry.get("base_url")
+    parts = urlsplit(base_url) if isinstance(base_url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+        raise ConfigError(f"{where}.base_url must be an http:// or https:// URL without a query.")
+    key_env = entry.get("key_env")
+    api_key = None
+    if key_env is not None:
+        if not isinstance(key_env, str) or not key_env:
+            raise ConfigError(f"{where}.key_env must be the name of an environment variable, or null.")
+        api_key = _header_value(environ, key_env)
+        if api_key is None:
+            raise ConfigError(f"{where}.key_env names {key_env}, which is not set.")
+    headers = entry.get("headers") or {}
+    if not isinstance(headers, dict):
+        raise ConfigError(f"{where}.headers must be an object of header names to strings.")
+    for header, header_value in headers.items():
+        if not isinstance(header_value, str) or not HEADER_TEXT.fullmatch(header_value):
+            raise ConfigError(f"{where}.headers[{header!r}] must be a string of visible ASCII.")
+        if not HEADER_TOKEN.fullmatch(header) or header.lower() in (
+            "authorization",
+            "host",
+            "content-length",
+        ):
+            raise ConfigError(f"{where}.headers may not set {header!r} (the key goes in key_env).")
+    return Route(
+        prefix=prefix,
+        base_url=str(base_url),
+        api_key=api_key,
+        needs_key=key_env is not None,
+        headers=tuple(headers.items()),
+    )
 
 
 def _choice(environ: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:

@@ -6,7 +6,7 @@ import re
 
 from relay.config import Settings
 
-ALLOWED_METHODS = ("POST", "OPTIONS")
+ALLOWED_METHODS = ("GET", "POST", "OPTIONS")  # what a page may call: the endpoints and /v1/models
 ALWAYS_ALLOWED_HEADERS = ("Content-Type", "Authorization")
 # Chromium caps a cached preflight at two hours; asking for more gains nothing.
 MAX_AGE_SECONDS = "7200"

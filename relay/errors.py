@@ -5,6 +5,7 @@
     │   ├── BadRequest         400
     │   │   └── MissingApiKey  400, the original route's exact text
     │   ├── Unauthorized       401, with WWW-Authenticate: Bearer
+    │   ├── KeyRequired        401: no key for the upstream (the OpenAI endpoints)
     │   ├── Forbidden          403: an origin that ALLOWED_ORIGINS does not list
     │   ├── NotFound           404
     │   ├── MethodNotAllowed   405, with the methods the path allows
@@ -14,8 +15,9 @@
         ├── UpstreamUnreachable 502: refused, DNS, TLS, closed without answering
         └── UpstreamTimeout    504: no connection or no answer in time
 
-One place (`relay.responses.error_response`) renders them. A message never
-contains a key or a token.
+One place (`relay.responses.error_response`) renders them: plain text on the
+original endpoint, OpenAI's JSON error shape on /v1/. A message never contains
+a key or a token.
 """
 
 from __future__ import annotations
@@ -71,6 +73,21 @@ class Unauthorized(ClientError):
         # RFC 6750: say which scheme, and whether the token sent was wrong.
         if self.token_sent:
             return {"WWW-Authenticate": 'Bearer realm="relay", error="invalid_token"'}
+        return {"WWW-Authenticate": 'Bearer realm="relay"'}
+
+
+class KeyRequired(ClientError):
+    """No key for the upstream, as OpenAI answers it: 401, so that the SDKs raise AuthenticationError."""
+
+    status = 401
+
+    def __init__(self) -> None:
+        super().__init__(
+            "You didn't provide an API key, and this relay has none for this model: send your key as "
+            "the SDK's api_key, or ask the relay's owner to set one (OPENAI_API_KEY, UPSTREAMS)."
+        )
+
+    def headers(self) -> dict[str, str]:
         return {"WWW-Authenticate": 'Bearer realm="relay"'}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import flask
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -20,27 +21,36 @@ from relay.errors import (
     UpstreamHTTPError,
     UpstreamTimeout,
 )
+from relay.openai_api import OpenAIEndpoints
 from relay.page import Page
 from relay.policy import apply_limits, check_access_token, choose_key
 from relay.reply import ReplyStream
 from relay.request_log import RequestLog, trace_of
 from relay.responses import empty_response, error_response, stream_response
+from relay.routes import Router
 from relay.upstream import Upstream
 from relay.wire import TextStream
 
 logger = logging.getLogger(__name__)
 
-CHAT_PATHS = ("/", "/api/chat")
-CHAT_METHODS = cors.ALLOWED_METHODS
+# path -> the methods it serves (OPTIONS, for CORS preflights, everywhere)
+ENDPOINTS = {
+    "/": ("POST",),  # the original route, also at the root (and the page, GET)
+    "/api/chat": ("POST",),
+    "/v1/chat/completions": ("POST",),  # OpenAI-compatible
+    "/v1/models": ("GET",),
+}
 PAGE_METHODS = ("GET", "HEAD")
 
 
 class ChatRelay:
-    """Serves the original route's endpoint; one instance per process."""
+    """Serves every endpoint; one instance per process."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.upstream = Upstream(settings)
+        self.router = Router(settings.default_route, settings.routes)
+        self.upstreams = {route.prefix: Upstream(settings, route) for route in self.router.all}
+        self.openai = OpenAIEndpoints(settings, self.router, self.upstreams)
         self.page = Page() if settings.serve_page else None
 
     def __call__(self, request: flask.Request) -> flask.Response:
@@ -63,13 +73,14 @@ class ChatRelay:
             if isinstance(error, UpstreamHTTPError):
                 log.upstream_status = error.status
             log.finish(error.status, _outcome(error))
-            response = error_response(error)
+            response = error_response(error, openai=request.path.startswith("/v1/"))
         except Exception:
             # A bug: say so in the log (type only) and give the caller a plain 500.
             logger.exception("Unexpected error while serving %s %s", request.method, request.path)
             log.finish(500, "error")
             response = error_response(
-                RelayError("Internal error in the relay; the request was not completed.")
+                RelayError("Internal error in the relay; the request was not completed."),
+                openai=request.path.startswith("/v1/"),
             )
         # Every answer to an allowed origin carries CORS headers, or the page cannot read it.
         response.vary.add("Origin")
@@ -82,26 +93,34 @@ class ChatRelay:
         if page and request.method in PAGE_METHODS:
             log.finish(200, "ok")
             return self.page.response(request.path)  # type: ignore[union-attr]
-        if request.path not in CHAT_PATHS:
+        if request.path not in ENDPOINTS:
             if page:
                 raise MethodNotAllowed(request.method, request.path, PAGE_METHODS)
-            raise NotFound(f"Not found: {request.path}. The chat endpoint is POST /api/chat (or POST /).")
+            raise NotFound(
+                f"Not found: {request.path}. The chat endpoints are POST /api/chat (or POST /) and "
+                "POST /v1/chat/completions."
+            )
         if origin is not None and not cors.origin_allowed(self.settings, origin):
             # Refused before anything is spent: a page from this origin could still send a
             # "simple" POST without a preflight, and the browser would only hide the answer.
             raise Forbidden(f"Origin {origin} is not allowed to use this relay (ALLOWED_ORIGINS).")
         if request.method == "OPTIONS":
             return self._preflight(request, origin, log)
-        if request.method != "POST":
+        if request.method not in ENDPOINTS[request.path]:
             raise MethodNotAllowed(request.method, request.path, self._methods(request.path))
         check_access_token(self.settings, request.headers.get("Authorization"))
+        if request.path == "/v1/chat/completions":
+            return self.openai.chat_completions(request, self._read_body(request), log)
+        if request.path == "/v1/models":
+            return self.openai.models(request, log)
 
         chat = apply_limits(self.settings, parse_chat_request(self._read_body(request)))
         log.model = chat.model
-        api_key = choose_key(self.settings, chat)
+        route, upstream_model = self.router.route(chat.model)
+        api_key = choose_key(self.settings, chat.api_key, route)
 
-        body = chat.upstream_body(stream_usage=self.settings.stream_usage)
-        response = self.upstream.open_chat_stream(api_key, body)
+        body = replace(chat, model=upstream_model).upstream_body(stream_usage=self.settings.stream_usage)
+        response = self.upstreams[route.prefix].open_chat_stream(api_key, body)
         log.upstream_status = response.status_code
         reply = ReplyStream(
             response,
@@ -114,9 +133,10 @@ class ChatRelay:
         return stream_response(reply)
 
     def _methods(self, path: str) -> tuple[str, ...]:
+        methods = (*ENDPOINTS[path], "OPTIONS")
         if self.page is not None and self.page.serves(path):
-            return (*PAGE_METHODS, *CHAT_METHODS)
-        return CHAT_METHODS
+            return (*PAGE_METHODS, *methods)
+        return methods
 
     def _preflight(self, request: flask.Request, origin: str | None, log: RequestLog) -> flask.Response:
         log.finish(204, "ok")

@@ -7,8 +7,9 @@ import hmac
 from fnmatch import fnmatchcase
 
 from relay.chat_request import DEFAULT_MAX_TOKENS, ChatRequest
-from relay.config import Settings
+from relay.config import HEADER_TOKEN, Settings
 from relay.errors import BadRequest, MissingApiKey, Unauthorized
+from relay.routes import Route
 
 
 def check_access_token(settings: Settings, authorization: str | None) -> None:
@@ -28,15 +29,23 @@ def check_access_token(settings: Settings, authorization: str | None) -> None:
         raise Unauthorized(token_sent=True)
 
 
-def apply_limits(settings: Settings, chat: ChatRequest) -> ChatRequest:
-    """Refuse a model or a token count the owner does not allow; cap the default token count."""
-    if settings.allowed_models and not any(
-        fnmatchcase(chat.model, pattern) for pattern in settings.allowed_models
-    ):
+def model_allowed(settings: Settings, model: str) -> bool:
+    return not settings.allowed_models or any(
+        fnmatchcase(model, pattern) for pattern in settings.allowed_models
+    )
+
+
+def check_model(settings: Settings, model: str) -> None:
+    if not model_allowed(settings, model):
         raise BadRequest(
-            f'Model "{chat.model}" is not allowed on this relay; allowed: '
+            f'Model "{model}" is not allowed on this relay; allowed: '
             f"{', '.join(settings.allowed_models)} (ALLOWED_MODELS)."
         )
+
+
+def apply_limits(settings: Settings, chat: ChatRequest) -> ChatRequest:
+    """Refuse a model or a token count the owner does not allow; cap the default token count."""
+    check_model(settings, chat.model)
     limit = settings.max_tokens_limit
     if limit is None:
         return chat
@@ -48,15 +57,37 @@ def apply_limits(settings: Settings, chat: ChatRequest) -> ChatRequest:
     return dataclasses.replace(chat, options={**chat.options, "max_tokens": min(DEFAULT_MAX_TOKENS, limit)})
 
 
-def choose_key(settings: Settings, chat: ChatRequest) -> str:
-    """The caller's own key when sent and allowed, else the server's; else the original 400."""
-    if chat.api_key:
+def choose_key(settings: Settings, client_key: str | None, route: Route) -> str | None:
+    """Who pays: the caller's own key when sent and allowed, else the route's; else the original 400.
+
+    None for a route that takes no key (a local server).
+    """
+    if client_key:
         if not settings.allow_client_keys:
             raise BadRequest(
                 'This relay does not accept your own API key: remove "apiKey" from the request '
                 "(its owner set ALLOW_CLIENT_KEYS=false)."
             )
-        return chat.api_key
-    if settings.openai_api_key:
-        return settings.openai_api_key
+        return client_key
+    if route.api_key:
+        return route.api_key
+    if not route.needs_key:
+        return None
     raise MissingApiKey()
+
+
+def bearer_key(settings: Settings, authorization: str | None) -> str | None:
+    """On the OpenAI-compatible endpoints, the caller's own key, if any.
+
+    With ACCESS_TOKENS the bearer is an access token, not a key; with ALLOW_CLIENT_KEYS=false
+    it is ignored (the SDKs always send one), so the server's key is used.
+    """
+    if settings.access_tokens or not settings.allow_client_keys:
+        return None
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    if not HEADER_TOKEN.fullmatch(token):
+        raise BadRequest("The API key in the Authorization header must be visible ASCII characters.")
+    return token

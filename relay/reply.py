@@ -1,7 +1,9 @@
-"""The response body: the upstream's event stream relayed as the original wire format.
+"""The response body: the upstream's event stream relayed as it arrives.
 
-Every upstream read becomes at most one write (two for the read that carries the
-model packet), sent as soon as it is read. Whatever happens, the upstream
+An encoder says what the caller receives: the original wire format (wire.TextStream)
+or the OpenAI format passed through (event_stream.EventPassThrough). Every upstream
+read becomes at most one write (two for the read that carries the model packet),
+sent as soon as it is read. Whatever happens, the upstream
 response is closed: at the end, on an error, at the stream's time cap, or when
 the client goes away. Before each upstream read is relayed, the client's socket
 is checked (relay/client_connection.py), so a client that left frees its
@@ -13,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Generator, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -23,7 +25,6 @@ from relay.redaction import redact
 from relay.request_log import RequestLog
 from relay.sse import SSEDecoder
 from relay.upstream import body_kind
-from relay.wire import TextStream, error_note
 
 logger = logging.getLogger(__name__)
 
@@ -33,13 +34,30 @@ _DRAIN_LIMIT = 64 * 1024
 _JSON_BODY_LIMIT = 16 * 1024 * 1024
 
 
+class Encoder(Protocol):
+    """Turns decoded SSE payloads into the caller's bytes (wire.TextStream, event_stream.EventPassThrough)."""
+
+    packet: bytes | None  # a write that is not yet text (the original format's model packet)
+    finished: bool
+    error: str | None
+    chunks: int
+    skipped: int
+    usage: dict[str, Any] | None
+
+    def translate(self, payloads: list[bytes]) -> list[bytes]: ...
+
+    def end(self) -> list[bytes]: ...
+
+    def note(self, message: str) -> bytes: ...
+
+
 class ReplyStream:
     """An iterable WSGI body with a `close` that always closes the upstream response."""
 
     def __init__(
         self,
         response: httpx.Response,
-        text: TextStream,
+        text: Encoder,
         *,
         log: RequestLog,
         settings: Settings,
@@ -136,6 +154,7 @@ class ReplyStream:
                     return
             else:
                 yield from self._send(text.translate(decoder.flush()))
+                yield from self._send(text.end())
         self._outcome = "ok"
         if text.error is not None:
             self._outcome = "upstream_error"
@@ -151,7 +170,7 @@ class ReplyStream:
             yield write
 
     def _note(self, message: str) -> bytes:
-        note = error_note(redact(message, self._secrets))
+        note = self._text.note(redact(message, self._secrets))
         self._log.bytes_sent += len(note)
         return note
 

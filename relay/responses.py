@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import flask
 from werkzeug.exceptions import HTTPException
 
+from relay import jsoncodec
 from relay.errors import RelayError
 
 TEXT = "text/plain; charset=utf-8"
@@ -32,9 +33,32 @@ def fixed_response(body: bytes, status: int, content_type: str | None = TEXT) ->
     return response
 
 
-def error_response(error: RelayError) -> flask.Response:
-    """Render any RelayError: its status, its message as plain text, its headers."""
-    response = fixed_response(error.message.encode(), error.status)
+# OpenAI's error types, by status, as its SDKs expect them.
+_OPENAI_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def json_error_body(message: str, status: int) -> bytes:
+    """An error in OpenAI's shape: {"error": {"message", "type", "param", "code"}}."""
+    kind = _OPENAI_ERROR_TYPES.get(status, "api_error")
+    return jsoncodec.dumps({"error": {"message": message, "type": kind, "param": None, "code": None}})
+
+
+def error_response(error: RelayError, openai: bool = False) -> flask.Response:
+    """Render any RelayError: its status, its message (plain text, or OpenAI's JSON on /v1/), its headers."""
+    if openai:
+        response = fixed_response(
+            json_error_body(error.message, error.status), error.status, "application/json"
+        )
+    else:
+        response = fixed_response(error.message.encode(), error.status)
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Content-Type-Options"] = "nosniff"
     for name, value in error.headers().items():
@@ -61,8 +85,8 @@ def empty_response(status: int, headers: dict[str, str]) -> flask.Response:
     return response
 
 
-def stream_response(body: Iterable[bytes]) -> flask.Response:
+def stream_response(body: Iterable[bytes], content_type: str = TEXT) -> flask.Response:
     """A 200 whose body is written as it is produced."""
-    response = flask.Response(body, status=200, content_type=TEXT, direct_passthrough=True)
+    response = flask.Response(body, status=200, content_type=content_type, direct_passthrough=True)
     response.headers.update(STREAM_HEADERS)
     return response

@@ -1,4 +1,4 @@
-"""The upstream side: the process's pooled HTTP clients, and opening a chat stream.
+"""The upstream side: pooled HTTP transports per route, retries, and opening a chat stream.
 
 The stream is opened before the relay answers, so the upstream's status decides
 the relay's: an error status, a refused connection or a timeout becomes an
@@ -7,10 +7,14 @@ UpstreamError while the caller can still be told with an honest status.
 
 from __future__ import annotations
 
+import email.utils
 import http
+import logging
+import random
 import socket
 import ssl
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -22,8 +26,13 @@ from relay import jsoncodec
 from relay.config import Settings
 from relay.errors import UpstreamError, UpstreamHTTPError, UpstreamTimeout, UpstreamUnreachable
 from relay.redaction import redact
+from relay.routes import Route
+
+logger = logging.getLogger(__name__)
 
 USER_AGENT = "openai-stream-relay/0.1 (+httpx)"
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRY_BASE_SECONDS = 0.5
 
 # Enough of an error body for any real error object; an HTML error page is cut here.
 ERROR_BODY_LIMIT = 64 * 1024
@@ -36,7 +45,7 @@ CONNECTIONS_PER_POOL = 32
 
 
 class TransportPools:
-    """The process's HTTP transports, each a small pool, together as large as the server's concurrency.
+    """One upstream's HTTP transports, each a small pool, together as large as the server's concurrency.
 
     The relay sends through `httpx.HTTPTransport` directly, not `httpx.Client`: a
     client's cookie jar would keep the cookies one user's reply set (OpenAI sets
@@ -50,13 +59,13 @@ class TransportPools:
     processes and hold unpatched SSL state.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, route: Route) -> None:
         self.settings = settings
+        self.route = route
         count = -(-settings.max_connections // CONNECTIONS_PER_POOL)  # ceiling division
         self._size = -(-settings.max_connections // count)
         self._transports: list[httpx.HTTPTransport | None] = [None] * count
         self._busy = [0] * count  # open responses per transport
-        self._ssl: ssl.SSLContext | None = None  # one for all: loading the CA bundle takes ~20 ms
         self._lock = threading.Lock()
 
     def take(self) -> int:
@@ -73,9 +82,7 @@ class TransportPools:
             with self._lock:
                 transport = self._transports[index]
                 if transport is None:
-                    if self._ssl is None:
-                        self._ssl = httpx.create_ssl_context()  # honours SSL_CERT_FILE and SSL_CERT_DIR
-                    transport = make_transport(self.settings, self._size, self._ssl)
+                    transport = make_transport(self.route, self._size, shared_ssl_context())
                     self._transports[index] = transport
         return transport
 
@@ -85,40 +92,90 @@ class TransportPools:
 
 
 class Upstream:
-    """The configured upstream."""
+    """One OpenAI-compatible API (a route): sending to it, with retries before any byte is relayed."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, route: Route) -> None:
         self.settings = settings
-        self.pools = TransportPools(settings)
-        self._url = httpx.URL(settings.completions_url)  # parsed once
-        self._headers = {
-            "Content-Type": "application/json",
-            "Accept": "text/event-stream",
-            "Accept-Encoding": "gzip, deflate",
-            "User-Agent": USER_AGENT,
-        }
-        if settings.openai_org_id:
-            self._headers["OpenAI-Organization"] = settings.openai_org_id
-        if settings.openai_project_id:
-            self._headers["OpenAI-Project"] = settings.openai_project_id
+        self.route = route
+        self.pools = TransportPools(settings, route)
+        self._urls: dict[str, httpx.URL] = {}  # parsed once per path
+        self._headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate", **dict(route.headers)}
 
-    def open_chat_stream(self, api_key: str, body: bytes) -> httpx.Response:
-        """POST the chat request; return the streaming response once its status is 2xx."""
+    def send(
+        self, method: str, path: str, api_key: str | None, body: bytes | None, accept: str
+    ) -> httpx.Response:
+        """Send a request; return the (streaming) response, whatever its status.
+
+        Connection failures and 429/500/502/503/504 are retried, with exponential backoff
+        and jitter, honouring Retry-After up to UPSTREAM_RETRY_MAX_WAIT, at most
+        UPSTREAM_RETRIES times, and only while the wait for the upstream stays within
+        UPSTREAM_FIRST_BYTE_TIMEOUT: nothing has reached the caller yet, so nothing is
+        lost or sent twice. A failure that remains is raised as an UpstreamError.
+        """
         settings = self.settings
-        secrets = (api_key,)
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                response = self._send_once(method, path, api_key, body, accept)
+            except UpstreamError as failure:
+                wait = self._retry_wait(attempt, None, failure)
+                if wait is None or time.monotonic() - started + wait > settings.first_byte_timeout:
+                    raise
+                reason = failure.message
+            else:
+                if response.status_code not in RETRY_STATUSES:
+                    return response
+                wait = self._retry_wait(attempt, response, None)
+                if wait is None or time.monotonic() - started + wait > settings.first_byte_timeout:
+                    return response
+                response.close()
+                reason = f"status {response.status_code}"
+            logger.warning(
+                "Upstream %s attempt %d of %d failed (%s); retrying in %.2f s",
+                self.route.host,
+                attempt + 1,
+                settings.retries + 1,
+                redact(reason, (api_key,)),
+                wait,
+            )
+            time.sleep(wait)  # cooperative under gevent
+            attempt += 1
+
+    def open_chat_stream(self, api_key: str | None, body: bytes) -> httpx.Response:
+        """The original endpoint's request: a stream, or an UpstreamError in its words."""
+        response = self.send("POST", "/chat/completions", api_key, body, accept="text/event-stream")
+        if response.is_success and body_kind(response) != "other":
+            return response
+        try:
+            if response.is_success:
+                raise UpstreamUnreachable(
+                    f"OpenAI API error: {self.route.host} answered {response.status_code} with "
+                    f"{response.headers.get('content-type')}, not an event stream; check its base URL."
+                )
+            raise http_error(response, (api_key,))
+        finally:
+            response.close()
+
+    def _send_once(
+        self, method: str, path: str, api_key: str | None, body: bytes | None, accept: str
+    ) -> httpx.Response:
+        settings = self.settings
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = httpx.URL(self.route.url(path))
+        headers = {**self._headers, "Accept": accept}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
         timeouts = {
             "connect": settings.connect_timeout,
             "read": settings.first_byte_timeout,  # until the status line
             "write": settings.connect_timeout,
             "pool": settings.connect_timeout,
         }
-        request = httpx.Request(
-            "POST",
-            self._url,
-            headers={**self._headers, "Authorization": f"Bearer {api_key}"},
-            content=body,
-            extensions={"timeout": timeouts},
-        )
+        request = httpx.Request(method, url, headers=headers, content=body, extensions={"timeout": timeouts})
         pool = self.pools.take()
         try:
             response = self.pools.transport(pool).handle_request(request)
@@ -127,22 +184,26 @@ class Upstream:
         except BaseException as error:
             self.pools.give_back(pool)
             if isinstance(error, httpx.TransportError):
-                raise describe_transport_error(error, settings, secrets) from None
+                raise describe_transport_error(error, self.route, settings, (api_key,)) from None
             raise
         # From here on, the longest silence between two reads. httpcore reads this
         # request's timeouts when the body's iteration begins, which is after this.
         timeouts["read"] = settings.idle_timeout
-        if response.is_success and body_kind(response) != "other":
-            return response
-        try:
-            if response.is_success:
-                raise UpstreamUnreachable(
-                    f"OpenAI API error: {settings.upstream_host} answered {response.status_code} with "
-                    f"{response.headers.get('content-type')}, not an event stream; check OPENAI_BASE_URL."
-                )
-            raise http_error(response, secrets)
-        finally:
-            response.close()
+        return response
+
+    def _retry_wait(
+        self, attempt: int, response: httpx.Response | None, failure: UpstreamError | None
+    ) -> float | None:
+        """Seconds to wait before the next attempt, or None not to retry."""
+        if attempt >= self.settings.retries:
+            return None
+        if failure is not None and not isinstance(failure, UpstreamUnreachable):
+            return None  # a timeout: waiting again would only double the wait
+        backoff = RETRY_BASE_SECONDS * 2.0**attempt * random.uniform(0.5, 1.0)  # noqa: S311 - jitter
+        asked = retry_after_seconds(response) if response is not None else None
+        if asked is None:
+            return backoff
+        return asked if asked <= self.settings.retry_max_wait else None
 
 
 class _GivenBackOnClose(httpx.SyncByteStream):
@@ -169,12 +230,12 @@ class _GivenBackOnClose(httpx.SyncByteStream):
                 self._index = None
 
 
-def make_transport(settings: Settings, connections: int, ssl_context: ssl.SSLContext) -> httpx.HTTPTransport:
+def make_transport(route: Route, connections: int, ssl_context: ssl.SSLContext) -> httpx.HTTPTransport:
     """One transport with a keep-alive pool of `connections`, through the environment's proxy if any."""
     return httpx.HTTPTransport(
         verify=ssl_context,
         limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-        proxy=environment_proxy(settings.completions_url),
+        proxy=environment_proxy(route.base_url),
         # h11 writes a request's head and body separately: without TCP_NODELAY, Nagle's
         # algorithm holds the body until the head is acknowledged.
         socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
@@ -212,16 +273,15 @@ def http_error(response: httpx.Response, secrets: tuple[str | None, ...]) -> Ups
 
 
 def describe_transport_error(
-    error: httpx.TransportError, settings: Settings, secrets: tuple[str | None, ...]
+    error: httpx.TransportError, route: Route, settings: Settings, secrets: tuple[str | None, ...]
 ) -> UpstreamError:
     """A 502 or 504 that says what happened, naming the host but never a secret."""
-    failure = _describe_transport_error(error, settings)
+    failure = _describe_transport_error(error, route.host, settings)
     failure.message = redact(failure.message, secrets)
     return failure
 
 
-def _describe_transport_error(error: httpx.TransportError, settings: Settings) -> UpstreamError:
-    host = settings.upstream_host
+def _describe_transport_error(error: httpx.TransportError, host: str, settings: Settings) -> UpstreamError:
     if isinstance(error, httpx.ConnectTimeout):
         return UpstreamTimeout(
             f"OpenAI API error: could not connect to {host} within {settings.connect_timeout:g} s."
@@ -270,6 +330,33 @@ def _retry_after(response: httpx.Response) -> str | None:
     value = response.headers.get("retry-after", "").strip()
     # Seconds or an HTTP date; anything else is not passed on.
     return value if value and len(value) <= 64 and value.isprintable() else None
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """How long the upstream asked to wait: OpenAI's retry-after-ms, or Retry-After (seconds or a date)."""
+    headers = response.headers
+    try:
+        if "retry-after-ms" in headers:
+            return max(0.0, float(headers["retry-after-ms"]) / 1000.0)
+        value = headers.get("retry-after", "").strip()
+        if not value:
+            return None
+        if value.replace(".", "", 1).isdigit():
+            return float(value)
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    except (ValueError, TypeError):
+        return None
+
+
+_SSL: list[ssl.SSLContext] = []  # one for every pool of the process: loading the CA bundle takes ~20 ms
+_SSL_LOCK = threading.Lock()
+
+
+def shared_ssl_context() -> ssl.SSLContext:
+    with _SSL_LOCK:
+        if not _SSL:
+            _SSL.append(httpx.create_ssl_context())  # honours SSL_CERT_FILE and SSL_CERT_DIR
+        return _SSL[0]
 
 
 def _standard_reason(status: int) -> str:

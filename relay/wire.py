@@ -74,6 +74,14 @@ class TextStream:
         self.packet: bytes | None = None  # the model packet, once known
         self._packet_pending = False  # known, not yet written
 
+    def note(self, message: str) -> bytes:
+        """The last text of a stream that failed after it began."""
+        return error_note(message)
+
+    def end(self) -> list[bytes]:
+        """The writes that close a stream that ended without [DONE]: none in this format."""
+        return []
+
     def translate(self, payloads: list[bytes]) -> list[bytes]:
         """Return the writes for these payloads: the model packet alone, then text."""
         writes: list[bytes] = []

@@ -67,6 +67,7 @@ class Reply:
     chunked: bool = True  # chunked transfer encoding; else Connection: close framing
     one_byte_writes: bool = False  # split every bytes step into one-byte writes
     delay_headers: float = 0.0  # seconds before the status line
+    hang_up: bool = False  # reset the connection without answering at all
 
 
 @dataclass
@@ -295,6 +296,9 @@ class FakeUpstream:
 
     async def _send(self, reply: Reply, writer: asyncio.StreamWriter, closed: asyncio.Future[bytes]) -> bool:
         if reply.delay_headers and await _client_left(closed, reply.delay_headers):
+            return False
+        if reply.hang_up:
+            _reset(writer)
             return False
         reason = reply.reason if reply.reason is not None else _standard_reason(reply.status)
         head = [f"HTTP/1.1 {reply.status} {reason}"]  # an empty reason is allowed (and sent)

@@ -382,3 +382,13 @@ def test_gcloudignore_uploads_only_the_runtime() -> None:
         uploaded
     )
     assert not any(path.endswith(".pyc") for path in uploaded)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_route_keys_come_from_secret_manager_too(script: str) -> None:
+    upstreams = '[{"prefix": "openrouter/", "base_url": "https://openrouter.ai/api/v1", "key_env": "OPENROUTER_API_KEY"}]'
+    deploy = dry_run(
+        script, env={"UPSTREAMS": upstreams, "EXTRA_SECRETS": "OPENROUTER_API_KEY=relay-openrouter-key"}
+    )[0]
+    assert env_vars(deploy)["UPSTREAMS"] == upstreams
+    assert secrets(deploy)["OPENROUTER_API_KEY"] == "relay-openrouter-key:latest"

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import ACCESS_TOKEN, RecordingTransport, RelayFactory, assert_no_secret
-from tests.fake_upstream import FakeUpstream, Reply, openai_stream
+from tests.fake_upstream import FakeUpstream, RecordedRequest, Reply, openai_stream
 from tests.relay_server import RelayServer
 
 APP = "https://app.example"
@@ -99,6 +99,22 @@ paths = st.sampled_from(
 ) | st.text(alphabet=string.ascii_letters + string.digits + "/-_.%", max_size=20).map(lambda path: "/" + path)
 
 
+def answer_as_asked(request: RecordedRequest) -> Reply:
+    """A stream when the caller asked for one (as OpenAI does), else a whole JSON completion."""
+    try:
+        streamed = json.loads(request.body).get("stream") is True
+    except (ValueError, AttributeError):
+        streamed = False
+    if streamed:
+        return Reply(body=openai_stream(["ok"]))
+    body = {
+        "object": "chat.completion",
+        "model": "m",
+        "choices": [{"index": 0, "message": {"content": "ok"}}],
+    }
+    return Reply(headers={"Content-Type": "application/json"}, body=[json.dumps(body).encode()])
+
+
 @pytest.fixture(scope="module", params=["guarded", "open"])
 def target(request: pytest.FixtureRequest, relay_factory: RelayFactory) -> RelayServer:
     if request.param == "open":  # any origin, no tokens, client keys allowed: the defaults
@@ -117,7 +133,7 @@ def target(request: pytest.FixtureRequest, relay_factory: RelayFactory) -> Relay
 def test_fuzz(
     fake: FakeUpstream, target: RelayServer, method: str, path: str, headers: dict[str, str], body: bytes
 ) -> None:
-    fake.replies["*"] = Reply(body=openai_stream(["ok"]))
+    fake.replies["*"] = answer_as_asked
     upstream_before = len(fake.requests)
     transport = RecordingTransport()
     with httpx.Client(transport=transport, timeout=10) as http:  # a hang fails the example
@@ -127,15 +143,23 @@ def test_fuzz(
     note: dict[str, Any] = {"status": response.status_code, "text": response.text[:200]}
 
     assert response.status_code < 500, note
+    openai_path = path.startswith("/v1/")
     if response.status_code >= 400:
         assert reached_upstream == 0, note
         if method != "HEAD":
-            assert response.headers["content-type"] == "text/plain; charset=utf-8", note
-            assert len(response.text.split()) >= 4, note  # a sentence, not a bare status
+            if openai_path and response.headers["content-type"] == "application/json":
+                message = response.json()["error"]["message"]  # OpenAI's error shape
+            else:
+                assert response.headers["content-type"] == "text/plain; charset=utf-8", note
+                message = response.text
+            assert len(message.split()) >= 4, note  # a sentence, not a bare status
     elif method == "POST":
         assert response.status_code == 200, note
         assert reached_upstream == 1, note
-        assert response.content.endswith(b"ok"), note
+        assert b"ok" in response.content, note
+    elif (method, path) == ("GET", "/v1/models"):
+        assert response.json()["object"] == "list", note
+        assert reached_upstream >= 1, note
     elif method in ("GET", "HEAD"):
         # One of the page's files ("//" is "/" to the server).
         assert response.status_code == 200, note

@@ -194,7 +194,10 @@ def test_first_token_time_is_the_first_text_not_the_role_chunk(
 
 
 def test_connection_places_are_given_back_whatever_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    upstream = Upstream(load_settings({"OPENAI_BASE_URL": f"http://127.0.0.1:{free_port()}/v1"}))
+    settings = load_settings(
+        {"OPENAI_BASE_URL": f"http://127.0.0.1:{free_port()}/v1", "UPSTREAM_RETRIES": "0"}
+    )
+    upstream = Upstream(settings, settings.default_route)
     with pytest.raises(Exception, match="could not connect"):
         upstream.open_chat_stream("sk-x", b"{}")
 
@@ -210,6 +213,6 @@ def test_connection_places_are_given_back_whatever_fails(monkeypatch: pytest.Mon
 def test_transport_error_text_never_carries_a_key() -> None:
     settings = load_settings({})
     error = httpx.LocalProtocolError(f"Illegal header value b'Bearer {CLIENT_KEY}'")
-    failure = describe_transport_error(error, settings, (CLIENT_KEY,))
+    failure = describe_transport_error(error, settings.default_route, settings, (CLIENT_KEY,))
     assert CLIENT_KEY not in failure.message
     assert "[redacted]" in failure.message

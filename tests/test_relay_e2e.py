@@ -252,7 +252,7 @@ def test_malformed_line_is_logged_without_its_text(
         pytest.param(
             Reply(headers={"Content-Type": "text/html"}, body=[b"<html>login</html>"]),
             502,
-            "answered 200 with text/html, not an event stream; check OPENAI_BASE_URL.",
+            "answered 200 with text/html, not an event stream; check its base URL.",
             id="200-html",
         ),
     ],

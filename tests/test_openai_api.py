@@ -1,0 +1,417 @@
+"""The OpenAI-compatible endpoints, driven by the official `openai` package, against the real server."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import ACCESS_TOKEN, CLIENT_KEY, SERVER_KEY, RelayFactory
+from tests.fake_upstream import (
+    FakeUpstream,
+    RecordedRequest,
+    Reply,
+    Reset,
+    Step,
+    chunk,
+    error_reply,
+    openai_stream,
+    sse,
+)
+from tests.relay_server import RelayServer
+
+USER: Any = [{"role": "user", "content": "Hi"}]  # Any: the SDK's message types are not the point here
+
+
+@pytest.fixture
+def private(relay_factory: RelayFactory) -> RelayServer:
+    """A relay with access tokens: the SDK's api_key is the token; the server's key pays."""
+    return relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, UPSTREAM_RETRIES="0")
+
+
+@pytest.fixture
+def sdk(private: RelayServer) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=private.url + "/v1", api_key=ACCESS_TOKEN, max_retries=0) as client:
+        yield client
+
+
+def completion(content: str, model: str = "gpt-fake-0613") -> Reply:
+    body = {
+        "id": "chatcmpl-whole",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": model,
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+    }
+    steps: list[Step] = [json.dumps(body).encode()]
+    return Reply(headers={"Content-Type": "application/json"}, body=steps)
+
+
+def test_sync_streaming(fake: FakeUpstream, sdk: openai.OpenAI) -> None:
+    fake.replies["gpt-test"] = Reply(body=openai_stream(["Hel", "lo", "!"]))
+    stream = sdk.chat.completions.create(model="gpt-test", messages=USER, stream=True)
+    text = "".join(event.choices[0].delta.content or "" for event in stream if event.choices)
+    assert text == "Hello!"
+    (request,) = fake.requests
+    assert request.headers["authorization"] == f"Bearer {SERVER_KEY}"  # the token stayed at the relay
+    assert request.json["stream"] is True
+
+
+def test_async_streaming(fake: FakeUpstream, private: RelayServer) -> None:
+    fake.replies["gpt-test"] = Reply(body=openai_stream(["As", "ync"]))
+
+    async def run() -> str:
+        async with openai.AsyncOpenAI(
+            base_url=private.url + "/v1", api_key=ACCESS_TOKEN, max_retries=0
+        ) as client:
+            stream = await client.chat.completions.create(model="gpt-test", messages=USER, stream=True)
+            return "".join([event.choices[0].delta.content or "" async for event in stream if event.choices])
+
+    assert asyncio.run(run()) == "Async"
+
+
+def test_non_streaming(fake: FakeUpstream, sdk: openai.OpenAI) -> None:
+    fake.replies["gpt-test"] = completion("All at once.")
+    answer = sdk.chat.completions.create(model="gpt-test", messages=USER)
+    assert answer.choices[0].message.content == "All at once."
+    assert answer.usage is not None and answer.usage.total_tokens == 5
+    assert "stream" not in fake.requests[0].json
+
+
+def test_every_parameter_passes_through(fake: FakeUpstream, sdk: openai.OpenAI) -> None:
+    fake.replies["gpt-test"] = completion("{}")
+    tools: Any = [
+        {
+            "type": "function",
+            "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}},
+        }
+    ]
+    sdk.chat.completions.create(
+        model="gpt-test",
+        messages=USER,
+        tools=tools,
+        tool_choice="auto",
+        response_format={"type": "json_object"},
+        seed=7,
+        stop=["END"],
+        logprobs=True,
+        top_logprobs=2,
+        user="user-42",
+        temperature=0.2,
+        extra_body={"custom_provider_field": {"x": 1}},
+    )
+    sent = fake.requests[0].json
+    assert sent["tools"] == tools
+    assert (sent["tool_choice"], sent["seed"], sent["stop"], sent["user"]) == ("auto", 7, ["END"], "user-42")
+    assert sent["response_format"] == {"type": "json_object"}
+    assert (sent["logprobs"], sent["top_logprobs"], sent["temperature"]) == (True, 2, 0.2)
+    assert sent["custom_provider_field"] == {"x": 1}
+
+
+def test_streamed_tool_call(fake: FakeUpstream, sdk: openai.OpenAI) -> None:
+    def tool_delta(arguments: str, first: bool = False) -> dict[str, Any]:
+        call: dict[str, Any] = {"index": 0, "function": {"arguments": arguments}}
+        if first:
+            call.update(id="call_1", type="function")
+            call["function"]["name"] = "get_weather"
+        value = chunk(model="gpt-fake-0613")
+        value["choices"][0]["delta"] = {"tool_calls": [call]}
+        return value
+
+    finish = chunk()
+    finish["choices"][0]["finish_reason"] = "tool_calls"
+    fake.replies["gpt-test"] = Reply(
+        body=[
+            sse(chunk(role="assistant")),
+            sse(tool_delta("", first=True)),
+            sse(tool_delta('{"city": ')),
+            sse(tool_delta('"Paris"}')),
+            sse(finish),
+            sse("[DONE]"),
+        ]
+    )
+    name, arguments = "", ""
+    for event in sdk.chat.completions.create(model="gpt-test", messages=USER, stream=True):
+        for call in event.choices[0].delta.tool_calls or [] if event.choices else []:
+            name += call.function.name or "" if call.function else ""
+            arguments += call.function.arguments or "" if call.function else ""
+    assert (name, json.loads(arguments)) == ("get_weather", {"city": "Paris"})
+
+
+def test_events_pass_through_untouched(fake: FakeUpstream, private: RelayServer) -> None:
+    events = [
+        {"id": "", "choices": [], "prompt_filter_results": [{"prompt_index": 0}]},  # Azure
+        chunk("x", role="assistant"),
+        {"id": "u", "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}},
+    ]
+    steps: list[Step] = [sse(event) for event in events]
+    fake.replies["gpt-test"] = Reply(body=[*steps, sse("[DONE]")])
+    with httpx.stream(
+        "POST",
+        private.url + "/v1/chat/completions",
+        json={"model": "gpt-test", "messages": USER, "stream": True},
+        headers={"Authorization": f"Bearer {ACCESS_TOKEN}"},
+    ) as response:
+        assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
+        body = response.read()
+    expected = b"".join(
+        b"data: " + json.dumps(event, ensure_ascii=False).encode() + b"\n\n" for event in events
+    )
+    assert body == expected + b"data: [DONE]\n\n"
+
+
+def test_failure_after_streaming_began_is_an_error_event(fake: FakeUpstream, sdk: openai.OpenAI) -> None:
+    fake.replies["gpt-test"] = Reply(body=[sse(chunk("partial")), Reset()])
+    stream = sdk.chat.completions.create(model="gpt-test", messages=USER, stream=True)
+    with pytest.raises(
+        openai.APIError, match="the upstream closed the connection before the reply was complete"
+    ):
+        for _ in stream:
+            pass
+
+
+def test_upstream_429_raises_rate_limit_error(fake: FakeUpstream, sdk: openai.OpenAI) -> None:
+    body = {
+        "error": {
+            "message": "Rate limit reached for gpt-test",
+            "type": "requests",
+            "param": None,
+            "code": "rate_limit_exceeded",
+        }
+    }
+    fake.replies["gpt-test"] = error_reply(429, json.dumps(body).encode())
+    with pytest.raises(openai.RateLimitError) as caught:
+        sdk.chat.completions.create(model="gpt-test", messages=USER)
+    assert caught.value.status_code == 429
+    assert caught.value.body == body["error"]  # the upstream's own JSON
+
+
+def test_upstream_401_raises_authentication_error(fake: FakeUpstream, sdk: openai.OpenAI) -> None:
+    fake.replies["gpt-test"] = error_reply(
+        401, b'{"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}'
+    )
+    with pytest.raises(openai.AuthenticationError):
+        sdk.chat.completions.create(model="gpt-test", messages=USER, stream=True)
+
+
+def test_relay_refusals_raise_the_sdk_errors(
+    fake: FakeUpstream, private: RelayServer, relay_factory: RelayFactory
+) -> None:
+    stranger = openai.OpenAI(base_url=private.url + "/v1", api_key="not-a-token", max_retries=0)
+    with stranger, pytest.raises(openai.AuthenticationError, match=r"access token sent is not valid"):
+        stranger.chat.completions.create(model="gpt-test", messages=USER)
+    limited = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, ALLOWED_MODELS="gpt-4o-mini", MAX_TOKENS_LIMIT="100")
+    with openai.OpenAI(base_url=limited.url + "/v1", api_key=ACCESS_TOKEN, max_retries=0) as client:
+        with pytest.raises(openai.BadRequestError, match="ALLOWED_MODELS"):
+            client.chat.completions.create(model="gpt-4o", messages=USER)
+        with pytest.raises(openai.BadRequestError, match="MAX_TOKENS_LIMIT"):
+            client.chat.completions.create(model="gpt-4o-mini", messages=USER, max_completion_tokens=500)
+    assert fake.requests == []
+
+
+def test_models_list(fake: FakeUpstream, sdk: openai.OpenAI) -> None:
+    assert [model.id for model in sdk.models.list()] == ["gpt-fake"]
+    assert fake.requests[0].headers["authorization"] == f"Bearer {SERVER_KEY}"
+
+
+def test_models_list_is_filtered_by_allowed_models(fake: FakeUpstream, relay_factory: RelayFactory) -> None:
+    relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, ALLOWED_MODELS="gpt-4o*")
+    with openai.OpenAI(base_url=relay.url + "/v1", api_key=ACCESS_TOKEN, max_retries=0) as client:
+        assert list(client.models.list()) == []
+
+
+# -- who pays ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("settings", "sdk_key", "upstream_key"),
+    [
+        pytest.param({"ACCESS_TOKENS": ACCESS_TOKEN}, ACCESS_TOKEN, SERVER_KEY, id="tokens-server-pays"),
+        pytest.param({}, CLIENT_KEY, CLIENT_KEY, id="no-tokens-client-key-pays"),
+        pytest.param(
+            {"ALLOW_CLIENT_KEYS": "false"}, "anything", SERVER_KEY, id="client-keys-off-server-pays"
+        ),
+        pytest.param({"OPENAI_API_KEY": None}, CLIENT_KEY, CLIENT_KEY, id="no-server-key-client-pays"),
+    ],
+)
+def test_who_pays(
+    fake: FakeUpstream,
+    relay_factory: RelayFactory,
+    settings: dict[str, str | None],
+    sdk_key: str,
+    upstream_key: str,
+) -> None:
+    relay = relay_factory(**settings)
+    fake.replies["gpt-test"] = completion("paid")
+    with openai.OpenAI(base_url=relay.url + "/v1", api_key=sdk_key, max_retries=0) as client:
+        client.chat.completions.create(model="gpt-test", messages=USER)
+    assert fake.requests[0].headers["authorization"] == f"Bearer {upstream_key}"
+
+
+def test_no_key_at_all_is_an_authentication_error(fake: FakeUpstream, relay_factory: RelayFactory) -> None:
+    relay = relay_factory(OPENAI_API_KEY=None)
+    response = httpx.post(relay.url + "/v1/chat/completions", json={"model": "gpt-test", "messages": USER})
+    assert response.status_code == 401
+    assert response.json()["error"]["type"] == "authentication_error"
+    assert "You didn't provide an API key" in response.json()["error"]["message"]
+    assert fake.requests == []
+
+
+# -- several upstreams ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def second() -> Iterator[FakeUpstream]:
+    server = FakeUpstream().start()
+    yield server
+    server.stop()
+
+
+SECOND_KEY = "sk-second-SECRET-5a7c9e1b3d"
+
+
+@pytest.fixture
+def routed(fake: FakeUpstream, second: FakeUpstream, relay_factory: RelayFactory) -> RelayServer:
+    routes = [
+        {
+            "prefix": "second/",
+            "base_url": second.base_url,
+            "key_env": "SECOND_KEY",
+            "headers": {"X-Title": "relay test"},
+        },
+        {"prefix": "local/", "base_url": second.base_url, "key_env": None},
+    ]
+    return relay_factory(UPSTREAMS=json.dumps(routes), SECOND_KEY=SECOND_KEY, ACCESS_TOKENS=ACCESS_TOKEN)
+
+
+def models_and_keys(requests: list[RecordedRequest]) -> list[tuple[str, str | None]]:
+    return [(request.json["model"], request.headers.get("authorization")) for request in requests]
+
+
+def test_each_upstream_gets_only_its_own_models_and_key(
+    fake: FakeUpstream, second: FakeUpstream, routed: RelayServer
+) -> None:
+    for server in (fake, second):
+        server.replies["*"] = Reply(body=openai_stream(["ok"]))
+    with openai.OpenAI(base_url=routed.url + "/v1", api_key=ACCESS_TOKEN, max_retries=0) as client:
+        for model in ("gpt-4o-mini", "second/meta-llama/llama-3.3-70b", "local/qwen2.5"):
+            list(client.chat.completions.create(model=model, messages=USER, stream=True))
+    # The original endpoint routes the same way.
+    httpx.post(
+        routed.url + "/api/chat",
+        json={"model": "second/mistral", "messages": USER},
+        headers={"Authorization": f"Bearer {ACCESS_TOKEN}"},
+    ).read()
+    assert models_and_keys(fake.requests) == [("gpt-4o-mini", f"Bearer {SERVER_KEY}")]
+    assert models_and_keys(second.requests) == [
+        ("meta-llama/llama-3.3-70b", f"Bearer {SECOND_KEY}"),
+        ("qwen2.5", None),  # a route without a key sends none
+        ("mistral", f"Bearer {SECOND_KEY}"),
+    ]
+    assert second.requests[0].headers["x-title"] == "relay test"
+    assert all("x-title" not in request.headers for request in fake.requests)
+
+
+def test_models_list_has_every_route_prefixed(
+    fake: FakeUpstream, second: FakeUpstream, routed: RelayServer
+) -> None:
+    with openai.OpenAI(base_url=routed.url + "/v1", api_key=ACCESS_TOKEN, max_retries=0) as client:
+        assert sorted(model.id for model in client.models.list()) == [
+            "gpt-fake",
+            "local/gpt-fake",
+            "second/gpt-fake",
+        ]
+
+
+# -- retries ------------------------------------------------------------------------------------
+
+
+def failing_then(failures: int, failure: Reply, success: Reply) -> Any:
+    calls = itertools.count()
+    return lambda request: failure if next(calls) < failures else success
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        pytest.param(error_reply(503, b'{"error": {"message": "overloaded"}}'), id="503"),
+        pytest.param(error_reply(429, b'{"error": {"message": "slow down"}}'), id="429"),
+        pytest.param(Reply(hang_up=True), id="connection-reset"),
+    ],
+)
+def test_failures_before_the_first_byte_are_retried(
+    fake: FakeUpstream, relay_factory: RelayFactory, failure: Reply
+) -> None:
+    relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, UPSTREAM_RETRIES="2")
+    fake.replies["gpt-test"] = failing_then(2, failure, Reply(body=openai_stream(["third", " time"])))
+    logged = len(relay.log_entries())
+    with openai.OpenAI(base_url=relay.url + "/v1", api_key=ACCESS_TOKEN, max_retries=0) as client:
+        stream = client.chat.completions.create(model="gpt-test", messages=USER, stream=True)
+        assert (
+            "".join(event.choices[0].delta.content or "" for event in stream if event.choices) == "third time"
+        )
+    assert len(fake.requests) == 3
+    attempts = [entry["message"] for entry in relay.log_entries()[logged:] if "attempt" in entry["message"]]
+    assert [line.split(" failed")[0].split("attempt ")[1] for line in attempts] == ["1 of 3", "2 of 3"]
+
+
+def test_retries_run_out(fake: FakeUpstream, relay_factory: RelayFactory) -> None:
+    relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, UPSTREAM_RETRIES="2")
+    fake.replies["gpt-test"] = error_reply(503, b'{"error": {"message": "still overloaded"}}')
+    client = openai.OpenAI(base_url=relay.url + "/v1", api_key=ACCESS_TOKEN, max_retries=0)
+    with client, pytest.raises(openai.InternalServerError, match="still overloaded"):
+        client.chat.completions.create(model="gpt-test", messages=USER)
+    assert len(fake.requests) == 3
+
+
+def test_retry_after_is_honoured_up_to_the_cap(fake: FakeUpstream, relay_factory: RelayFactory) -> None:
+    relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, UPSTREAM_RETRIES="2", UPSTREAM_RETRY_MAX_WAIT="1")
+    asked_long = Reply(
+        status=429, headers={"Content-Type": "application/json", "Retry-After": "30"}, body=[b"{}"]
+    )
+    fake.replies["gpt-test"] = failing_then(1, asked_long, completion("never"))
+    response = httpx.post(
+        relay.url + "/v1/chat/completions",
+        json={"model": "gpt-test", "messages": USER},
+        headers={"Authorization": f"Bearer {ACCESS_TOKEN}"},
+        timeout=10,
+    )
+    assert response.status_code == 429  # 30 s is over the 1 s cap: no retry, the 429 is passed on
+    assert len(fake.requests) == 1
+
+    asked_short = Reply(
+        status=429, headers={"Content-Type": "application/json", "retry-after-ms": "300"}, body=[b"{}"]
+    )
+    fake.reset()
+    fake.replies["gpt-test"] = failing_then(1, asked_short, completion("waited"))
+    response = httpx.post(
+        relay.url + "/v1/chat/completions",
+        json={"model": "gpt-test", "messages": USER},
+        headers={"Authorization": f"Bearer {ACCESS_TOKEN}"},
+        timeout=10,
+    )
+    assert response.status_code == 200
+    assert fake.requests[1].started - fake.requests[0].started >= 0.3
+
+
+def test_a_failure_after_the_first_byte_is_never_retried(
+    fake: FakeUpstream, relay_factory: RelayFactory
+) -> None:
+    relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, UPSTREAM_RETRIES="2")
+    fake.replies["gpt-test"] = Reply(body=[sse(chunk("partial")), Reset()])
+    reply = httpx.post(
+        relay.url + "/api/chat",
+        json={"model": "gpt-test", "messages": USER},
+        headers={"Authorization": f"Bearer {ACCESS_TOKEN}"},
+    )
+    assert reply.text.endswith("[Error: the upstream closed the connection before the reply was complete]")
+    assert len(fake.requests) == 1
