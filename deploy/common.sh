@@ -178,6 +178,18 @@ access_flag() {
   fi
 }
 
+# The start every deploy script shares: flags, checks, and the platform settings it derives.
+prepare_deploy() {
+  parse_flags "$@"
+  require_gcloud
+  require_project
+  warn_about_plain_secrets
+  TIMEOUT=$(request_timeout_seconds)
+  CONCURRENCY=$(server_setting THREADS)  # = gevent's connections per worker process
+  CPU=$(server_setting WORKERS)  # one worker process per vCPU
+  cd "$ROOT_DIR" || exit 1
+}
+
 warn_about_plain_secrets() {
   local name
   for name in OPENAI_API_KEY ACCESS_TOKENS; do

@@ -20,26 +20,17 @@ set -euo pipefail
 # shellcheck source=deploy/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-parse_flags "$@"
-require_gcloud
-require_project
-warn_about_plain_secrets
-
-timeout=$(request_timeout_seconds)
-concurrency=$(server_setting THREADS)
-cpu=$(server_setting WORKERS)
-
-cd "$ROOT_DIR"
+prepare_deploy "$@"
 run gcloud run deploy "$SERVICE" \
   --project="$PROJECT" \
   --region="$REGION" \
   --source=. \
   --function=chat \
   --base-image="$PYTHON_RUNTIME" \
-  --timeout="$timeout" \
+  --timeout="$TIMEOUT" \
   --memory="$MEMORY" \
-  --cpu="$cpu" \
-  --concurrency="$concurrency" \
+  --cpu="$CPU" \
+  --concurrency="$CONCURRENCY" \
   --min-instances=0 \
   --max-instances="$MAX_INSTANCES" \
   --service-account="$(runtime_account_email)" \

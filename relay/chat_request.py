@@ -54,8 +54,8 @@ class ChatRequest:
         return jsoncodec.dumps(body)
 
 
-def parse_chat_request(body: bytes) -> ChatRequest:
-    """Validate a request body; raise BadRequest naming the first field that is wrong."""
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """The request body as a JSON object, or a BadRequest that says what it is instead."""
     if not body.strip():
         raise BadRequest("The request body is empty; send a JSON object with model and messages.")
     try:
@@ -66,7 +66,12 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         ) from None
     if not isinstance(data, dict):
         raise BadRequest(f"The request body must be a JSON object, got {_kind(data)}.")
+    return data
 
+
+def parse_chat_request(body: bytes) -> ChatRequest:
+    """Validate a request body; raise BadRequest naming the first field that is wrong."""
+    data = parse_json_object(body)
     model = data.get("model")
     if not isinstance(model, str) or not model.strip():
         raise BadRequest(f'"model" must be a non-empty string such as "gpt-4o-mini", got {_kind(model)}.')

@@ -17,6 +17,7 @@ import flask
 import httpx
 
 from relay import jsoncodec
+from relay.chat_request import parse_json_object
 from relay.config import Settings
 from relay.errors import BadRequest, KeyRequired, MissingApiKey, UpstreamError
 from relay.event_stream import EventPassThrough
@@ -42,7 +43,7 @@ class OpenAIEndpoints:
         self.upstreams = upstreams  # by route prefix
 
     def chat_completions(self, request: flask.Request, body: bytes, log: RequestLog) -> flask.Response:
-        data = _request_object(body)
+        data = parse_json_object(body)
         model = data.get("model")
         if not isinstance(model, str) or not model.strip():
             raise BadRequest('"model" must be a non-empty string such as "gpt-4o-mini".')
@@ -163,20 +164,6 @@ def answer_response(answer: Answer, log: RequestLog) -> flask.Response:
         content_type = JSON
     log.finish(status, "ok" if status < 400 else "upstream_error")
     return fixed_response(body, status, content_type)
-
-
-def _request_object(body: bytes) -> dict[str, Any]:
-    if not body.strip():
-        raise BadRequest("The request body is empty; send a JSON object with model and messages.")
-    try:
-        data = jsoncodec.loads(body)
-    except jsoncodec.JSONDecodeError:
-        raise BadRequest(
-            "The request body is not valid JSON; send a JSON object with model and messages."
-        ) from None
-    if not isinstance(data, dict):
-        raise BadRequest("The request body must be a JSON object.")
-    return data
 
 
 def _key_or_401(settings: Settings, client_key: str | None, route: Route) -> str | None:
