@@ -184,10 +184,30 @@ prepare_deploy() {
   require_gcloud
   require_project
   warn_about_plain_secrets
+  load_relay_settings
+  # Each in an assignment of its own, so that a check failing inside stops the script (set -e
+  # does not see a failure inside $(...) used as a command's argument).
   TIMEOUT=$(request_timeout_seconds)
   CONCURRENCY=$(server_setting THREADS)  # = gevent's connections per worker process
   CPU=$(server_setting WORKERS)  # one worker process per vCPU
+  ENV_VARS=$(env_vars_flag)
+  SECRETS=$(secrets_flag)
+  ACCESS=$(access_flag)
   cd "$ROOT_DIR" || exit 1
+}
+
+# deploy/relay.env, committed with the code, holds the owner's relay settings, so that every
+# deploy (by hand, or from Cloud Build) ships the same ones; a variable set in the shell wins.
+load_relay_settings() {
+  local file="$DEPLOY_DIR/relay.env" name value
+  [ -f "$file" ] || return 0
+  while IFS='=' read -r name value; do
+    case "$name" in '' | '#'*) continue ;; esac
+    if ! printf '%s\n' "${RELAY_SETTINGS[@]}" | grep -qx "$name"; then
+      die "deploy/relay.env sets $name, which is not one of the relay's settings (README, 'Configuration')."
+    fi
+    [ -n "${!name-}" ] || printf -v "$name" '%s' "$value"
+  done <"$file"
 }
 
 warn_about_plain_secrets() {

@@ -14,7 +14,8 @@
 #   --memory SIZE         default: 512Mi;  --max-instances N  default: 10
 #   --dry-run             print the gcloud commands instead of running them
 # The relay's settings (ALLOWED_ORIGINS, ALLOWED_MODELS, OPENAI_BASE_URL, ...; README, "Configuration")
-# are passed on when set in the environment. The key and tokens come only from Secret Manager.
+# come from deploy/relay.env, or from the environment, which wins. Keys and tokens come only from
+# Secret Manager (EXTRA_SECRETS adds the keys that UPSTREAMS routes name).
 
 set -euo pipefail
 # shellcheck source=deploy/common.sh
@@ -36,9 +37,9 @@ run gcloud functions deploy "$SERVICE" \
   --min-instances=0 \
   --max-instances="$MAX_INSTANCES" \
   --service-account="$(runtime_account_email)" \
-  --set-env-vars="$(env_vars_flag)" \
-  --set-secrets="$(secrets_flag)" \
-  "$(access_flag)" \
+  --set-env-vars="$ENV_VARS" \
+  --set-secrets="$SECRETS" \
+  "$ACCESS" \
   --quiet
 run gcloud functions describe "$SERVICE" --gen2 --project="$PROJECT" --region="$REGION" \
   --format='value(serviceConfig.uri)'

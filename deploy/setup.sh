@@ -12,6 +12,7 @@
 #   --runtime-account NAME   the service account the relay runs as (default: relay-runtime)
 #   --build-account EMAIL    also let this account deploy from Cloud Build (cloudbuild.yaml)
 #   --dry-run                print the gcloud commands instead of running them (reads no secrets)
+#   EXTRA_SECRETS=VAR=secret,...  also let the runtime account read these (the keys of UPSTREAMS routes)
 #
 # It enables the APIs, creates the runtime service account, creates or updates the two secrets
 # in Secret Manager, and lets the runtime account read them (roles/secretmanager.secretAccessor).
@@ -106,6 +107,17 @@ if [ -n "$TOKENS_SECRET" ]; then
     warn "no access tokens: deploy with --no-access-tokens, and the URL stays private to IAM (README, 'Deploy')."
   fi
 fi
+
+# 3b. The secrets EXTRA_SECRETS names (keys of UPSTREAMS routes): readable by the runtime account.
+IFS=',' read -r -a extra_secrets <<<"$EXTRA_SECRETS"
+for pair in "${extra_secrets[@]}"; do
+  [ -n "$pair" ] || continue
+  secret=${pair#*=}
+  if [ "$DRY_RUN" = false ] && ! secret_exists "$secret"; then
+    die "EXTRA_SECRETS names the secret '$secret', which does not exist; create it first: printf '%s' \"\$KEY\" | gcloud secrets create $secret --data-file=- --project=$PROJECT"
+  fi
+  grant_secret_access "$secret"
+done
 
 # 4. Optional: what Cloud Build's account needs to run deploy/function.sh or deploy/run.sh.
 if [ -n "$BUILD_ACCOUNT" ]; then

@@ -118,8 +118,7 @@ def _messages(messages: Any) -> list[Any]:
         role = message.get("role")
         if not isinstance(role, str) or not role:
             raise BadRequest(f'"{where}.role" must be a non-empty string such as "user", got {_kind(role)}.')
-        if _deeper_than(message, MAX_MESSAGE_DEPTH):
-            raise BadRequest(f'"{where}" is nested more than {MAX_MESSAGE_DEPTH} levels deep.')
+        check_depth(message, where)
         if "content" not in message:
             raise BadRequest(f'"{where}.content" is missing; send a string or a list of content parts.')
         content = message["content"]
@@ -151,12 +150,21 @@ def _number(data: dict[str, Any], name: str, default: float | None) -> float | N
 
 def _max_tokens(data: dict[str, Any]) -> int:
     value = data.get("max_tokens")
-    if value is None:
-        return DEFAULT_MAX_TOKENS
+    return DEFAULT_MAX_TOKENS if value is None else token_count("max_tokens", value)
+
+
+def token_count(name: str, value: Any) -> int:
+    """A token count as JSON may carry it; BadRequest naming `name` otherwise."""
     # 2048.0 is the same number to a JavaScript client; 2048.5 and 0 are not token counts.
     if not _is_number(value) or value != int(value) or value < 1:
-        raise BadRequest(f'"max_tokens" must be a positive whole number, got {_describe(value)}.')
+        raise BadRequest(f'"{name}" must be a positive whole number, got {_describe(value)}.')
     return int(value)
+
+
+def check_depth(value: Any, where: str) -> None:
+    """Refuse a value nested deeper than MAX_MESSAGE_DEPTH (the JSON encoder would choke on it)."""
+    if _deeper_than(value, MAX_MESSAGE_DEPTH):
+        raise BadRequest(f'"{where}" is nested more than {MAX_MESSAGE_DEPTH} levels deep.')
 
 
 def _stop(data: dict[str, Any]) -> str | list[str] | None:

@@ -10,11 +10,31 @@ ALLOWED_METHODS = ("GET", "POST", "OPTIONS")  # what a page may call: the endpoi
 ALWAYS_ALLOWED_HEADERS = ("Content-Type", "Authorization")
 # Chromium caps a cached preflight at two hours; asking for more gains nothing.
 MAX_AGE_SECONDS = "7200"
+# What a page may read of an answer: when to retry, and the rate-limit headers of /v1.
+EXPOSED_HEADERS = ", ".join(
+    [
+        "Retry-After",
+        "Retry-After-Ms",
+        "X-Request-Id",
+        *(
+            f"X-Ratelimit-{kind}-{unit}"
+            for kind in ("Limit", "Remaining", "Reset")
+            for unit in ("Requests", "Tokens")
+        ),
+    ]
+)
 _HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 
 
-def origin_allowed(settings: Settings, origin: str) -> bool:
-    return settings.allowed_origins == ("*",) or origin in settings.allowed_origins
+def origin_allowed(settings: Settings, origin: str, own_origin: str) -> bool:
+    """Listed in ALLOWED_ORIGINS, or the relay's own (the chat page it serves)."""
+    return settings.allowed_origins == ("*",) or origin == own_origin or origin in settings.allowed_origins
+
+
+def own_origin(scheme: str, host: str, forwarded_proto: str | None) -> str:
+    """The relay's origin as a browser sees it; behind Cloud Run's front end, X-Forwarded-Proto says https."""
+    proto = (forwarded_proto or "").split(",")[0].strip() or scheme
+    return f"{proto}://{host}"
 
 
 def response_headers(origin: str) -> dict[str, str]:
@@ -22,7 +42,7 @@ def response_headers(origin: str) -> dict[str, str]:
     return {
         # The origin itself rather than "*": valid with and without credentials.
         "Access-Control-Allow-Origin": origin,
-        "Access-Control-Expose-Headers": "Retry-After",
+        "Access-Control-Expose-Headers": EXPOSED_HEADERS,
     }
 
 

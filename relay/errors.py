@@ -126,6 +126,7 @@ class UpstreamError(RelayError):
     """The upstream failed before any byte of the reply was sent."""
 
     status = 502
+    retryable = False  # set for a connection failure, which another attempt may not meet
 
 
 class UpstreamHTTPError(UpstreamError):
@@ -147,3 +148,21 @@ class UpstreamUnreachable(UpstreamError):
 
 class UpstreamTimeout(UpstreamError):
     status = 504
+
+
+# OpenAI's error types, by status, as its SDKs expect them.
+_OPENAI_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def openai_error(message: str, status: int) -> dict[str, object]:
+    """An error in OpenAI's shape: {"error": {"message", "type", "param", "code"}}."""
+    kind = _OPENAI_ERROR_TYPES.get(status, "api_error")
+    return {"error": {"message": message, "type": kind, "param": None, "code": None}}

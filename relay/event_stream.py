@@ -11,22 +11,25 @@ from __future__ import annotations
 from typing import Any
 
 from relay import jsoncodec
+from relay.errors import openai_error
+from relay.redaction import redact
+from relay.wire import DONE
 
-DONE = b"[DONE]"
 DONE_EVENT = b"data: [DONE]\n\n"
 
 
-def error_event(message: str, kind: str = "api_error") -> bytes:
-    payload = {"error": {"message": message, "type": kind, "param": None, "code": None}}
-    return b"data: " + jsoncodec.dumps(payload) + b"\n\n"
+def error_event(message: str) -> bytes:
+    """What ends a stream that failed after it began; the OpenAI SDKs raise it as an APIError."""
+    return b"data: " + jsoncodec.dumps(openai_error(message, 502)) + b"\n\n"
 
 
 class EventPassThrough:
     """Re-frames the upstream's events; keeps what the request log reports (same face as wire.TextStream)."""
 
-    __slots__ = ("chunks", "error", "finished", "packet", "skipped", "usage")
+    __slots__ = ("_secrets", "chunks", "error", "finished", "packet", "skipped", "usage")
 
-    def __init__(self) -> None:
+    def __init__(self, secrets: tuple[str | None, ...] = ()) -> None:
+        self._secrets = secrets  # kept out of the upstream's error events
         self.packet: bytes | None = None  # this format has no model packet
         self.finished = False  # [DONE] was read
         self.error: str | None = None  # never set: an upstream error event is passed on as is
@@ -37,7 +40,8 @@ class EventPassThrough:
     def translate(self, payloads: list[bytes]) -> list[bytes]:
         """One write for all the events of one upstream read."""
         out: list[bytes] = []
-        for payload in payloads:
+        for data in payloads:
+            payload = data
             if payload == DONE:
                 self.finished = True
                 out.append(DONE_EVENT)
@@ -47,6 +51,12 @@ class EventPassThrough:
             self.chunks += 1
             if b'"usage":{' in payload:  # the usage chunk; parsed only for the log
                 self._note_usage(payload)
+            if payload.startswith(b'{"error"'):
+                # OpenAI quotes a refused key, masked; not for the caller to see.
+                payload = redact(payload.decode("utf-8", "replace"), self._secrets).encode()
+            if b"\n" in payload:
+                # Data that came on several `data:` lines goes out on several again.
+                payload = payload.replace(b"\n", b"\ndata: ")
             out.append(b"data: " + payload + b"\n\n")
         return [b"".join(out)] if out else []
 

@@ -65,10 +65,11 @@ class ChatRelay:
             ),
         )
         origin = request.headers.get("Origin")
+        own = cors.own_origin(request.scheme, request.host, request.headers.get("X-Forwarded-Proto"))
         # Whatever reads the body from here on, the framework included, stops past the limit.
         request.max_content_length = self.settings.max_body_bytes + 1
         try:
-            response = self._serve(request, origin, log)
+            response = self._serve(request, origin, own, log)
         except RelayError as error:
             if isinstance(error, UpstreamHTTPError):
                 log.upstream_status = error.status
@@ -84,11 +85,13 @@ class ChatRelay:
             )
         # Every answer to an allowed origin carries CORS headers, or the page cannot read it.
         response.vary.add("Origin")
-        if origin is not None and cors.origin_allowed(self.settings, origin):
+        if origin is not None and cors.origin_allowed(self.settings, origin, own):
             response.headers.update(cors.response_headers(origin))
         return response
 
-    def _serve(self, request: flask.Request, origin: str | None, log: RequestLog) -> flask.Response:
+    def _serve(
+        self, request: flask.Request, origin: str | None, own_origin: str, log: RequestLog
+    ) -> flask.Response:
         page = self.page is not None and self.page.serves(request.path)
         if page and request.method in PAGE_METHODS:
             log.finish(200, "ok")
@@ -100,7 +103,7 @@ class ChatRelay:
                 f"Not found: {request.path}. The chat endpoints are POST /api/chat (or POST /) and "
                 "POST /v1/chat/completions."
             )
-        if origin is not None and not cors.origin_allowed(self.settings, origin):
+        if origin is not None and not cors.origin_allowed(self.settings, origin, own_origin):
             # Refused before anything is spent: a page from this origin could still send a
             # "simple" POST without a preflight, and the browser would only hide the answer.
             raise Forbidden(f"Origin {origin} is not allowed to use this relay (ALLOWED_ORIGINS).")

@@ -3,8 +3,9 @@
 The OpenAI SDKs (and anything that speaks the API) point their base URL at the
 relay and keep working: the request body passes through as it is, only the
 model's route prefix is taken off; streams come back event by event; the
-upstream's errors keep their status and JSON body, so the SDKs raise their usual
-exceptions; the relay's own refusals have the same JSON shape.
+upstream's errors keep their status, JSON body and rate-limit headers, so the
+SDKs raise their usual exceptions and back off as asked; the relay's own refusals
+have the same JSON shape.
 """
 
 from __future__ import annotations
@@ -17,23 +18,25 @@ import flask
 import httpx
 
 from relay import jsoncodec
-from relay.chat_request import parse_json_object
+from relay.chat_request import check_depth, parse_json_object, token_count
 from relay.config import Settings
 from relay.errors import BadRequest, KeyRequired, MissingApiKey, UpstreamError
 from relay.event_stream import EventPassThrough
 from relay.policy import bearer_key, check_model, choose_key, model_allowed
+from relay.redaction import redact
 from relay.reply import ReplyStream
 from relay.request_log import RequestLog
 from relay.responses import fixed_response, json_error_body, stream_response
 from relay.routes import Route, Router
-from relay.upstream import Upstream, body_kind
+from relay.upstream import WHOLE_BODY_LIMIT, Upstream, body_kind, read_body
 
 logger = logging.getLogger(__name__)
 
 EVENT_STREAM = "text/event-stream; charset=utf-8"
 JSON = "application/json"
-# A whole (not streamed) answer, or a model list, is read up to this.
-WHOLE_BODY_LIMIT = 16 * 1024 * 1024
+# The upstream's headers an SDK acts on, passed on with its answer.
+PASSED_HEADERS = ("retry-after", "retry-after-ms", "x-request-id", "openai-processing-ms")
+PASSED_HEADER_PREFIX = "x-ratelimit-"
 
 
 class OpenAIEndpoints:
@@ -50,11 +53,13 @@ class OpenAIEndpoints:
         messages = data.get("messages")
         if not isinstance(messages, list) or not messages:
             raise BadRequest('"messages" must be a non-empty list of messages.')
+        for name, value in data.items():
+            check_depth(value, name)
         log.model = model
         check_model(self.settings, model)
-        self._limit_tokens(data)
-
         route, data["model"] = self.router.route(model)
+        self._limit_tokens(data, route)
+
         client_key = bearer_key(self.settings, request.headers.get("Authorization"))
         api_key = _key_or_401(self.settings, client_key, route)
         stream = data.get("stream") is True
@@ -70,28 +75,32 @@ class OpenAIEndpoints:
         if stream and response.is_success and body_kind(response) == "stream":
             reply = ReplyStream(
                 response,
-                EventPassThrough(),
+                EventPassThrough(secrets=(api_key,)),
                 log=log,
                 settings=self.settings,
                 secrets=(api_key,),
                 client_socket=request.environ.get("gunicorn.socket"),
             )
             return stream_response(reply, content_type=EVENT_STREAM)
-        return answer_response(read_answer(response), log)
+        return answer_response(read_answer(response), log, secrets=(api_key,))
 
     def models(self, request: flask.Request, log: RequestLog) -> flask.Response:
         """Every route's models, prefixed, filtered by ALLOWED_MODELS."""
         client_key = bearer_key(self.settings, request.headers.get("Authorization"))
         listed: list[dict[str, Any]] = []
         default_failure: Answer | None = None
-        reached = 0
+        reached = keyless = 0
         for route in self.router.all:
             try:
-                api_key = choose_key(self.settings, client_key, route)
+                # The caller's own key goes where its chat would: the default route, not every host.
+                api_key = choose_key(self.settings, client_key if route.prefix == "" else None, route)
                 answer = read_answer(
                     self.upstreams[route.prefix].send("GET", "/models", api_key, None, accept=JSON)
                 )
-            except (MissingApiKey, UpstreamError) as error:
+            except MissingApiKey:
+                keyless += 1
+                continue
+            except UpstreamError as error:
                 logger.warning("Listing the models of %s failed: %s", route.host, error.message)
                 continue
             if answer.status >= 400:
@@ -105,32 +114,43 @@ class OpenAIEndpoints:
                 logger.warning("Listing the models of %s failed: not JSON", route.host)
                 continue
             reached += 1
-            for entry in payload.get("data", []) if isinstance(payload, dict) else []:
+            entries = payload.get("data") if isinstance(payload, dict) else None
+            for entry in entries if isinstance(entries, list) else []:
                 if isinstance(entry, dict) and isinstance(entry.get("id"), str):
                     name = route.prefix + entry["id"]
                     if model_allowed(self.settings, name):
                         listed.append({**entry, "id": name})
-        if not reached and default_failure is not None:
-            return answer_response(default_failure, log)
         if not reached:
-            raise UpstreamError("No upstream answered the model list.")
+            if default_failure is not None:
+                return answer_response(default_failure, log, secrets=(client_key,))
+            if keyless == len(self.router.all):
+                raise KeyRequired()
+            raise UpstreamError("OpenAI API error: no upstream answered the model list.")
         log.upstream_status = 200
         log.finish(200, "ok")
         return fixed_response(jsoncodec.dumps({"object": "list", "data": listed}), 200, JSON)
 
-    def _limit_tokens(self, data: dict[str, Any]) -> None:
+    def _limit_tokens(self, data: dict[str, Any], route: Route) -> None:
+        """MAX_TOKENS_LIMIT, as on the original endpoint: per reply, so one choice per request."""
         limit = self.settings.max_tokens_limit
         if limit is None:
             return
         asked = [name for name in ("max_tokens", "max_completion_tokens") if data.get(name) is not None]
         for name in asked:
-            value = data[name]
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise BadRequest(f'"{name}" must be a positive whole number.')
-            if value > limit:
+            data[name] = token_count(name, data[name])
+            if data[name] > limit:
                 raise BadRequest(f'"{name}" must be at most {limit} on this relay (MAX_TOKENS_LIMIT).')
+        if data.get("n") not in (None, 1):
+            raise BadRequest('"n" must be 1 on this relay: each choice is another reply (MAX_TOKENS_LIMIT).')
         if not asked:
-            data["max_tokens"] = limit  # the owner's cap, where the caller set none
+            # The owner's cap, where the caller set none. OpenAI's reasoning models refuse
+            # max_tokens; other OpenAI-compatible servers may not know max_completion_tokens.
+            data[_token_field(route)] = limit
+
+
+def _token_field(route: Route) -> str:
+    host = route.host.split(":")[0]
+    return "max_completion_tokens" if host.endswith(("openai.com", "openai.azure.com")) else "max_tokens"
 
 
 @dataclass(frozen=True)
@@ -141,19 +161,25 @@ class Answer:
     content_type: str
     body: bytes
     host: str
+    headers: tuple[tuple[str, str], ...]  # the ones an SDK acts on (PASSED_HEADERS)
 
 
 def read_answer(response: httpx.Response) -> Answer:
     try:
-        body = _read_whole(response)
+        body = read_body(response, WHOLE_BODY_LIMIT)
     finally:
         response.close()
+    passed = tuple(
+        (name, value)
+        for name, value in response.headers.items()
+        if name in PASSED_HEADERS or name.startswith(PASSED_HEADER_PREFIX)
+    )
     host = response.request.url.host
-    return Answer(response.status_code, response.headers.get("content-type", JSON), body, host)
+    return Answer(response.status_code, response.headers.get("content-type", JSON), body, host, passed)
 
 
-def answer_response(answer: Answer, log: RequestLog) -> flask.Response:
-    """The upstream's answer and status as they came; JSON even where the upstream sent none."""
+def answer_response(answer: Answer, log: RequestLog, secrets: tuple[str | None, ...]) -> flask.Response:
+    """The upstream's answer, status and rate-limit headers as they came; JSON even where it sent none."""
     status, content_type, body = answer.status, answer.content_type, answer.body
     if not content_type.lower().startswith(JSON):
         # An HTML error page or the like: the SDKs need JSON to raise the right error.
@@ -162,8 +188,13 @@ def answer_response(answer: Answer, log: RequestLog) -> flask.Response:
             f"The upstream ({answer.host}) answered {answer.status} without a JSON body.", status
         )
         content_type = JSON
+    elif status >= 400:
+        # OpenAI's 401 quotes the refused key, masked: not for the caller to see.
+        body = redact(body.decode("utf-8", "replace"), secrets).encode()
     log.finish(status, "ok" if status < 400 else "upstream_error")
-    return fixed_response(body, status, content_type)
+    response = fixed_response(body, status, content_type)
+    response.headers.extend(answer.headers)
+    return response
 
 
 def _key_or_401(settings: Settings, client_key: str | None, route: Route) -> str | None:
@@ -171,14 +202,3 @@ def _key_or_401(settings: Settings, client_key: str | None, route: Route) -> str
         return choose_key(settings, client_key, route)
     except MissingApiKey:
         raise KeyRequired() from None
-
-
-def _read_whole(response: httpx.Response) -> bytes:
-    parts: list[bytes] = []
-    size = 0
-    for chunk in response.iter_bytes():
-        parts.append(chunk)
-        size += len(chunk)
-        if size > WHOLE_BODY_LIMIT:
-            raise UpstreamError("The upstream's answer is larger than the relay passes on (16 MiB).")
-    return b"".join(parts)

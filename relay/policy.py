@@ -16,9 +16,8 @@ def check_access_token(settings: Settings, authorization: str | None) -> None:
     """With ACCESS_TOKENS set, require `Authorization: Bearer <one of them>`."""
     if not settings.access_tokens:
         return
-    scheme, _, token = (authorization or "").strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+    token = bearer_token(authorization)
+    if token is None:
         raise Unauthorized(token_sent=bool(authorization))
     sent = token.encode()
     # Compare with every token, in constant time, so timing tells nothing about any of them.
@@ -27,6 +26,13 @@ def check_access_token(settings: Settings, authorization: str | None) -> None:
         matched |= hmac.compare_digest(sent, allowed.encode())
     if not matched:
         raise Unauthorized(token_sent=True)
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, if that is what it is."""
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
 
 
 def model_allowed(settings: Settings, model: str) -> bool:
@@ -84,9 +90,8 @@ def bearer_key(settings: Settings, authorization: str | None) -> str | None:
     """
     if settings.access_tokens or not settings.allow_client_keys:
         return None
-    scheme, _, token = (authorization or "").strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+    token = bearer_token(authorization)
+    if token is None:
         return None
     if not HEADER_TOKEN.fullmatch(token):
         raise BadRequest("The API key in the Authorization header must be visible ASCII characters.")

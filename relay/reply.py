@@ -21,17 +21,16 @@ import httpx
 
 from relay.client_connection import ClientConnection
 from relay.config import Settings
+from relay.errors import UpstreamError
 from relay.redaction import redact
 from relay.request_log import RequestLog
 from relay.sse import SSEDecoder
-from relay.upstream import body_kind
+from relay.upstream import WHOLE_BODY_LIMIT, body_kind, read_body
 
 logger = logging.getLogger(__name__)
 
 # After [DONE], read at most this much of what remains, so the connection can be reused.
 _DRAIN_LIMIT = 64 * 1024
-# A non-streamed answer (an upstream that ignored `stream: true`) is read whole, up to this.
-_JSON_BODY_LIMIT = 16 * 1024 * 1024
 
 
 class Encoder(Protocol):
@@ -121,6 +120,10 @@ class ReplyStream:
             self._outcome = "upstream_error"
             self._log.detail = "upstream body could not be decoded"
             yield self._note("the upstream sent a reply that could not be decoded")
+        except UpstreamError as failure:
+            self._outcome = "upstream_error"
+            self._log.detail = "upstream answer could not be read whole"
+            yield self._note(failure.message)
         except Exception:
             logger.exception("Unexpected error while relaying a stream")
             self._outcome = "error"
@@ -130,7 +133,7 @@ class ReplyStream:
     def _relay_events(self) -> Iterator[bytes]:
         text = self._text
         if body_kind(self._response) == "json":
-            yield from self._send(text.translate([self._read_whole_body()]))
+            yield from self._send(text.translate([read_body(self._response, WHOLE_BODY_LIMIT)]))
         else:
             decoder = SSEDecoder()
             client = self._client
@@ -173,16 +176,6 @@ class ReplyStream:
         note = self._text.note(redact(message, self._secrets))
         self._log.bytes_sent += len(note)
         return note
-
-    def _read_whole_body(self) -> bytes:
-        parts: list[bytes] = []
-        size = 0
-        for chunk in self._chunks:
-            parts.append(chunk)
-            size += len(chunk)
-            if size > _JSON_BODY_LIMIT:
-                break
-        return b"".join(parts)
 
     def _drain(self) -> None:
         # The caller has its whole reply; reading the upstream's last bytes (normally

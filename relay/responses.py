@@ -8,7 +8,7 @@ import flask
 from werkzeug.exceptions import HTTPException
 
 from relay import jsoncodec
-from relay.errors import RelayError
+from relay.errors import RelayError, openai_error
 
 TEXT = "text/plain; charset=utf-8"
 
@@ -33,22 +33,8 @@ def fixed_response(body: bytes, status: int, content_type: str | None = TEXT) ->
     return response
 
 
-# OpenAI's error types, by status, as its SDKs expect them.
-_OPENAI_ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    405: "invalid_request_error",
-    413: "invalid_request_error",
-    429: "rate_limit_error",
-}
-
-
 def json_error_body(message: str, status: int) -> bytes:
-    """An error in OpenAI's shape: {"error": {"message", "type", "param", "code"}}."""
-    kind = _OPENAI_ERROR_TYPES.get(status, "api_error")
-    return jsoncodec.dumps({"error": {"message": message, "type": kind, "param": None, "code": None}})
+    return jsoncodec.dumps(openai_error(message, status))
 
 
 def error_response(error: RelayError, openai: bool = False) -> flask.Response:
@@ -71,7 +57,7 @@ def framework_error_response(error: HTTPException) -> flask.Response:
     status = error.code or 500
     message = f"{status} {error.name}: {flask.request.method} {flask.request.path} is not served here."
     if status == 404:
-        message += " The chat endpoint is POST /api/chat (or POST /)."
+        message += " The chat endpoints are POST /api/chat (or POST /) and POST /v1/chat/completions."
     response = fixed_response(message.encode(), status)
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response

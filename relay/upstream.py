@@ -33,9 +33,19 @@ logger = logging.getLogger(__name__)
 USER_AGENT = "openai-stream-relay/0.1 (+httpx)"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 RETRY_BASE_SECONDS = 0.5
+MIN_ATTEMPT_SECONDS = 0.5  # an attempt with less time than this left is not started
+CONNECTION_FAILURES = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.RemoteProtocolError,
+    httpx.ReadError,
+    httpx.WriteError,
+)
 
 # Enough of an error body for any real error object; an HTML error page is cut here.
 ERROR_BODY_LIMIT = 64 * 1024
+# A whole (not streamed) answer, or a model list, is read up to this.
+WHOLE_BODY_LIMIT = 16 * 1024 * 1024
 
 # httpcore's pool does work proportional to (idle connections x all connections) each
 # time a request starts or a response closes: with 500 kept-alive connections in one
@@ -113,21 +123,22 @@ class Upstream:
         lost or sent twice. A failure that remains is raised as an UpstreamError.
         """
         settings = self.settings
-        started = time.monotonic()
+        # One budget for every attempt: the wait of a single one (relay/config.py counts on it).
+        deadline = time.monotonic() + settings.connect_timeout + settings.first_byte_timeout
         attempt = 0
         while True:
             try:
-                response = self._send_once(method, path, api_key, body, accept)
+                response = self._send_once(method, path, api_key, body, accept, deadline)
             except UpstreamError as failure:
                 wait = self._retry_wait(attempt, None, failure)
-                if wait is None or time.monotonic() - started + wait > settings.first_byte_timeout:
+                if wait is None or time.monotonic() + wait >= deadline - MIN_ATTEMPT_SECONDS:
                     raise
                 reason = failure.message
             else:
                 if response.status_code not in RETRY_STATUSES:
                     return response
                 wait = self._retry_wait(attempt, response, None)
-                if wait is None or time.monotonic() - started + wait > settings.first_byte_timeout:
+                if wait is None or time.monotonic() + wait >= deadline - MIN_ATTEMPT_SECONDS:
                     return response
                 response.close()
                 reason = f"status {response.status_code}"
@@ -157,10 +168,11 @@ class Upstream:
         finally:
             response.close()
 
-    def _send_once(
-        self, method: str, path: str, api_key: str | None, body: bytes | None, accept: str
+    def _send_once(  # noqa: PLR0917 - send's arguments, and its deadline
+        self, method: str, path: str, api_key: str | None, body: bytes | None, accept: str, deadline: float
     ) -> httpx.Response:
         settings = self.settings
+        remaining = max(deadline - time.monotonic(), MIN_ATTEMPT_SECONDS)
         url = self._urls.get(path)
         if url is None:
             url = self._urls[path] = httpx.URL(self.route.url(path))
@@ -170,10 +182,10 @@ class Upstream:
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         timeouts = {
-            "connect": settings.connect_timeout,
-            "read": settings.first_byte_timeout,  # until the status line
-            "write": settings.connect_timeout,
-            "pool": settings.connect_timeout,
+            "connect": min(settings.connect_timeout, remaining),
+            "read": min(settings.first_byte_timeout, remaining),  # until the status line
+            "write": min(settings.connect_timeout, remaining),
+            "pool": min(settings.connect_timeout, remaining),
         }
         request = httpx.Request(method, url, headers=headers, content=body, extensions={"timeout": timeouts})
         pool = self.pools.take()
@@ -197,8 +209,8 @@ class Upstream:
         """Seconds to wait before the next attempt, or None not to retry."""
         if attempt >= self.settings.retries:
             return None
-        if failure is not None and not isinstance(failure, UpstreamUnreachable):
-            return None  # a timeout: waiting again would only double the wait
+        if failure is not None and not failure.retryable:
+            return None  # the upstream was slow to answer: waiting again would only double the wait
         backoff = RETRY_BASE_SECONDS * 2.0**attempt * random.uniform(0.5, 1.0)  # noqa: S311 - jitter
         asked = retry_after_seconds(response) if response is not None else None
         if asked is None:
@@ -278,6 +290,8 @@ def describe_transport_error(
     """A 502 or 504 that says what happened, naming the host but never a secret."""
     failure = _describe_transport_error(error, route.host, settings)
     failure.message = redact(failure.message, secrets)
+    # No connection, or one closed before any answer: safe and worth trying again.
+    failure.retryable = isinstance(error, CONNECTION_FAILURES)
     return failure
 
 
@@ -312,18 +326,36 @@ def body_kind(response: httpx.Response) -> str:
     return "stream" if content_type.startswith("text/event-stream") else "other"
 
 
-def _read_error_body(response: httpx.Response) -> bytes:
+def read_body(response: httpx.Response, limit: int) -> bytes:
+    """A whole (not streamed) body, up to `limit` bytes; a failure while reading is an UpstreamError."""
     parts: list[bytes] = []
     size = 0
     try:
         for chunk in response.iter_bytes():
             parts.append(chunk)
             size += len(chunk)
-            if size >= ERROR_BODY_LIMIT:
-                break
+            if size > limit:
+                raise UpstreamUnreachable(
+                    f"OpenAI API error: the answer of {response.request.url.host} is larger than "
+                    f"the relay passes on ({limit // (1024 * 1024)} MiB)."
+                )
+    except httpx.TimeoutException:
+        raise UpstreamTimeout(
+            f"OpenAI API error: {response.request.url.host} stopped sending its answer part way."
+        ) from None
     except httpx.HTTPError:
-        pass  # what arrived is all there is; a cut JSON body shows as {}
-    return b"".join(parts)[:ERROR_BODY_LIMIT]
+        raise UpstreamUnreachable(
+            f"OpenAI API error: {response.request.url.host} closed the connection part way through "
+            "its answer."
+        ) from None
+    return b"".join(parts)
+
+
+def _read_error_body(response: httpx.Response) -> bytes:
+    try:
+        return read_body(response, ERROR_BODY_LIMIT)
+    except UpstreamError:
+        return b""  # cut or too long: the error is shown without the upstream's body
 
 
 def _retry_after(response: httpx.Response) -> str | None:

@@ -157,3 +157,12 @@ def test_recording_client_finds_a_secret_in_what_it_read(fake: FakeUpstream) -> 
         http.post(fake.base_url + "/chat/completions", json={"model": "leaky"})
     with pytest.raises(AssertionError, match="a secret appeared in a response"):
         assert_no_secret(b"".join(transport.seen), "a response")
+
+
+def test_with_tokens_a_body_key_still_pays_when_client_keys_are_allowed(
+    fake: FakeUpstream, private: RelayServer, client: httpx.Client
+) -> None:
+    # The access token admits the request; the caller's own key, if allowed, is spent.
+    reply = chat(client, private.url, headers={"Authorization": f"Bearer {ACCESS_TOKEN}"}, apiKey=CLIENT_KEY)
+    assert reply.status == 200
+    assert fake.requests[0].headers["authorization"] == f"Bearer {CLIENT_KEY}"

@@ -160,3 +160,18 @@ def test_headers_go_out_before_a_slow_first_token_for_cross_origin_pages_too(
     reply = chat(client, listed.url, headers={"Origin": APP})
     assert reply.headers_at < 0.8
     assert reply.headers["access-control-allow-origin"] == APP
+
+
+def test_the_relays_own_page_is_allowed_whatever_the_list(
+    fake: FakeUpstream, listed: RelayServer, client: httpx.Client
+) -> None:
+    # Chromium sends Origin with a same-origin POST: the chat page the relay serves must work.
+    fake.replies["gpt-test"] = Reply(body=openai_stream(["own page"]))
+    own = listed.url  # http://127.0.0.1:PORT, as the browser names it
+    reply = chat(client, listed.url, headers={"Origin": own})
+    assert reply.status == 200
+    assert reply.headers["access-control-allow-origin"] == own
+    # Behind Cloud Run's front end the request arrives as http with X-Forwarded-Proto: https.
+    https_own = "https://" + listed.url.removeprefix("http://")
+    reply = chat(client, listed.url, headers={"Origin": https_own, "X-Forwarded-Proto": "https"})
+    assert reply.status == 200

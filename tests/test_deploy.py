@@ -349,8 +349,10 @@ def test_cloudbuild_tests_then_deploys_with_the_deploy_scripts() -> None:
 
 def test_scripts_pass_shellcheck() -> None:
     scripts = [str(path) for path in DEPLOY.glob("*.sh")] + [str(ROOT / "dev"), str(ROOT / ".ci" / "run")]
+    # Debian's, which .ci/run installs, else the one requirements-dev.txt brings.
+    shellcheck = shutil.which("shellcheck") or tool("shellcheck")
     completed = subprocess.run(
-        [tool("shellcheck"), "-x", *scripts],
+        [shellcheck, "-x", *scripts],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -361,12 +363,20 @@ def test_scripts_pass_shellcheck() -> None:
 
 
 def uploaded_files() -> set[str]:
-    """The files `gcloud ... --source .` would upload, by .gcloudignore's gitignore rules."""
+    """The files `gcloud ... --source .` would upload, by .gcloudignore's gitignore rules.
+
+    Walked on disk, not asked of git: Cloud Build runs the tests in a tree without .git.
+    """
     spec = pathspec.GitIgnoreSpec.from_lines((ROOT / ".gcloudignore").read_text().splitlines())
-    tracked = subprocess.run(
-        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.split()
-    return {path for path in tracked if not spec.match_file(path)}
+    local = {".git", ".venv", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis", "__pycache__"}
+    files = set()
+    for folder, folders, names in os.walk(ROOT):
+        folders[:] = [name for name in folders if name not in local]  # not walked at all
+        for name in names:
+            relative = (Path(folder) / name).relative_to(ROOT).as_posix()
+            if not spec.match_file(relative):
+                files.add(relative)
+    return files
 
 
 def test_gcloudignore_uploads_only_the_runtime() -> None:
@@ -392,3 +402,47 @@ def test_route_keys_come_from_secret_manager_too(script: str) -> None:
     )[0]
     assert env_vars(deploy)["UPSTREAMS"] == upstreams
     assert secrets(deploy)["OPENROUTER_API_KEY"] == "relay-openrouter-key:latest"
+
+
+def test_committed_relay_settings_are_deployed_and_the_shell_wins(tmp_path: Path) -> None:
+    copy = tmp_path / "repo"
+    shutil.copytree(ROOT / "deploy", copy / "deploy")
+    (copy / "deploy" / "relay.env").write_text(
+        "# the owner's\nALLOWED_MODELS=gpt-4o-mini\nMAX_TOKENS_LIMIT=4096\n"
+    )
+    completed = subprocess.run(
+        ["bash", str(copy / "deploy" / "run.sh"), "--dry-run", "--project=p"],
+        env={**base_environ(), "MAX_TOKENS_LIMIT": "100"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    deployed = env_vars(shlex.split(completed.stdout.splitlines()[0]))
+    assert (deployed["ALLOWED_MODELS"], deployed["MAX_TOKENS_LIMIT"]) == ("gpt-4o-mini", "100")
+
+    (copy / "deploy" / "relay.env").write_text("OPENAI_API_KEY=sk-in-a-file\n")
+    completed = subprocess.run(
+        ["bash", str(copy / "deploy" / "run.sh"), "--dry-run", "--project=p"],
+        env=base_environ(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 1
+    assert "not one of the relay's settings" in completed.stderr
+    assert "sk-in-a-file" not in completed.stdout + completed.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ALLOWED_ORIGINS": "https://a.example|x"}, "ALLOWED_ORIGINS must not contain '|'"),
+        ({"EXTRA_SECRETS": "BADPAIR"}, "EXTRA_SECRETS items are VARIABLE=secret-name"),
+    ],
+)
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_a_failed_check_deploys_nothing(script: str, env: dict[str, str], message: str) -> None:
+    completed = run_script(script, "--dry-run", "--project=p", env=env)
+    assert completed.returncode == 1
+    assert message in completed.stderr
+    assert "gcloud" not in completed.stdout  # no command was run (or printed)

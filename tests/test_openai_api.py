@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -223,38 +224,51 @@ def test_models_list(fake: FakeUpstream, sdk: openai.OpenAI) -> None:
     assert fake.requests[0].headers["authorization"] == f"Bearer {SERVER_KEY}"
 
 
-def test_models_list_is_filtered_by_allowed_models(fake: FakeUpstream, relay_factory: RelayFactory) -> None:
-    relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, ALLOWED_MODELS="gpt-4o*")
+@pytest.mark.parametrize(("allowed", "listed"), [("gpt-4o*", []), ("gpt-f*", ["gpt-fake"])])
+def test_models_list_is_filtered_by_allowed_models(
+    fake: FakeUpstream, relay_factory: RelayFactory, allowed: str, listed: list[str]
+) -> None:
+    relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, ALLOWED_MODELS=allowed)
     with openai.OpenAI(base_url=relay.url + "/v1", api_key=ACCESS_TOKEN, max_retries=0) as client:
-        assert list(client.models.list()) == []
+        assert [model.id for model in client.models.list()] == listed
 
 
 # -- who pays ----------------------------------------------------------------------------------
 
 
+# Each row of the README's "Who pays" table for /v1: settings, the caller's bearer, the upstream's.
 @pytest.mark.parametrize(
-    ("settings", "sdk_key", "upstream_key"),
+    ("settings", "bearer", "upstream_key"),
     [
         pytest.param({"ACCESS_TOKENS": ACCESS_TOKEN}, ACCESS_TOKEN, SERVER_KEY, id="tokens-server-pays"),
-        pytest.param({}, CLIENT_KEY, CLIENT_KEY, id="no-tokens-client-key-pays"),
-        pytest.param(
-            {"ALLOW_CLIENT_KEYS": "false"}, "anything", SERVER_KEY, id="client-keys-off-server-pays"
-        ),
+        pytest.param({"ACCESS_TOKENS": ACCESS_TOKEN, "OPENAI_API_KEY": None}, ACCESS_TOKEN, None, id="tokens-no-server-key-401"),
+        pytest.param({}, CLIENT_KEY, CLIENT_KEY, id="client-key-pays"),
+        pytest.param({}, None, SERVER_KEY, id="no-key-sent-server-pays"),
+        pytest.param({"ALLOW_CLIENT_KEYS": "false"}, CLIENT_KEY, SERVER_KEY, id="client-keys-off-server-pays"),
         pytest.param({"OPENAI_API_KEY": None}, CLIENT_KEY, CLIENT_KEY, id="no-server-key-client-pays"),
+        pytest.param({"OPENAI_API_KEY": None}, None, None, id="no-key-anywhere-401"),
+        pytest.param({"OPENAI_API_KEY": None, "ALLOW_CLIENT_KEYS": "false"}, CLIENT_KEY, None, id="nothing-allowed-401"),
     ],
-)
+)  # fmt: skip
 def test_who_pays(
     fake: FakeUpstream,
     relay_factory: RelayFactory,
     settings: dict[str, str | None],
-    sdk_key: str,
-    upstream_key: str,
+    bearer: str | None,
+    upstream_key: str | None,
 ) -> None:
     relay = relay_factory(**settings)
     fake.replies["gpt-test"] = completion("paid")
-    with openai.OpenAI(base_url=relay.url + "/v1", api_key=sdk_key, max_retries=0) as client:
-        client.chat.completions.create(model="gpt-test", messages=USER)
-    assert fake.requests[0].headers["authorization"] == f"Bearer {upstream_key}"
+    headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+    response = httpx.post(
+        relay.url + "/v1/chat/completions", json={"model": "gpt-test", "messages": USER}, headers=headers
+    )
+    if upstream_key is None:
+        assert response.status_code == 401
+        assert fake.requests == []
+    else:
+        assert response.status_code == 200
+        assert fake.requests[0].headers["authorization"] == f"Bearer {upstream_key}"
 
 
 def test_no_key_at_all_is_an_authentication_error(fake: FakeUpstream, relay_factory: RelayFactory) -> None:
@@ -415,3 +429,210 @@ def test_a_failure_after_the_first_byte_is_never_retried(
     )
     assert reply.text.endswith("[Error: the upstream closed the connection before the reply was complete]")
     assert len(fake.requests) == 1
+
+
+# -- as for the original endpoint: secrets, limits, timeouts, cancellation, CORS, logs ------------
+
+
+def v1_post(relay: RelayServer, payload: dict[str, Any], **headers: str) -> httpx.Response:
+    return httpx.post(
+        relay.url + "/v1/chat/completions",
+        json=payload,
+        headers={"Authorization": f"Bearer {ACCESS_TOKEN}", **headers},
+        timeout=30,
+    )
+
+
+def test_masked_key_is_redacted_in_relayed_errors(fake: FakeUpstream, private: RelayServer) -> None:
+    masked = SERVER_KEY[:6] + "*" * 12 + SERVER_KEY[-4:]
+    refusal = {
+        "error": {"message": f"Incorrect API key provided: {masked}.", "type": "invalid_request_error"}
+    }
+    fake.replies["gpt-test"] = error_reply(401, json.dumps(refusal).encode())
+    response = v1_post(private, {"model": "gpt-test", "messages": USER})
+    assert response.status_code == 401
+    assert response.json()["error"]["message"] == "Incorrect API key provided: [redacted]."
+    fake.replies["gpt-test"] = Reply(body=[sse(chunk("a")), sse(refusal)])
+    streamed = v1_post(private, {"model": "gpt-test", "messages": USER, "stream": True})
+    assert SERVER_KEY[-4:] not in streamed.text
+    assert "Incorrect API key provided: [redacted]." in streamed.text
+
+
+def test_rate_limit_headers_reach_the_caller(fake: FakeUpstream, private: RelayServer) -> None:
+    headers = {
+        "Content-Type": "application/json",
+        "Retry-After": "20",
+        "x-ratelimit-remaining-requests": "0",
+        "x-request-id": "req_123",
+        "set-cookie": "__cf_bm=secret",
+    }
+    fake.replies["gpt-test"] = Reply(status=429, headers=headers, body=[b'{"error": {"message": "slow"}}'])
+    response = v1_post(private, {"model": "gpt-test", "messages": USER}, Origin="https://app.example")
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "20"
+    assert response.headers["x-ratelimit-remaining-requests"] == "0"
+    assert response.headers["x-request-id"] == "req_123"
+    assert "set-cookie" not in response.headers
+    assert "X-Ratelimit-Remaining-Requests" in response.headers["access-control-expose-headers"]
+
+
+def test_multi_line_data_goes_out_on_several_data_lines(fake: FakeUpstream, private: RelayServer) -> None:
+    fake.replies["gpt-test"] = Reply(body=[b'data: {"choices": [],\ndata:  "id": "x"}\n\n', sse("[DONE]")])
+    streamed = v1_post(private, {"model": "gpt-test", "messages": USER, "stream": True})
+    assert streamed.content == b'data: {"choices": [],\ndata:  "id": "x"}\n\ndata: [DONE]\n\n'
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        pytest.param(
+            {"model": "m", "messages": USER, "tools": [json.loads("[" * 300 + "]" * 300)]},
+            '"tools" is nested',
+            id="deep",
+        ),
+        pytest.param({"model": "m", "messages": []}, '"messages" must be a non-empty list', id="no-messages"),
+        pytest.param({"messages": USER}, '"model" must be a non-empty string', id="no-model"),
+    ],
+)
+def test_bad_bodies_are_400_in_openai_shape(
+    fake: FakeUpstream, private: RelayServer, payload: dict[str, Any], message: str
+) -> None:
+    response = v1_post(private, payload)
+    assert response.status_code == 400
+    assert message in response.json()["error"]["message"]
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert fake.requests == []
+
+
+def test_token_limits(fake: FakeUpstream, relay_factory: RelayFactory) -> None:
+    relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, MAX_TOKENS_LIMIT="100")
+    fake.replies["gpt-test"] = completion("ok")
+    assert v1_post(relay, {"model": "gpt-test", "messages": USER, "n": 3}).status_code == 400
+    assert v1_post(relay, {"model": "gpt-test", "messages": USER, "max_tokens": 5.0}).status_code == 200
+    assert v1_post(relay, {"model": "gpt-test", "messages": USER}).status_code == 200
+    assert [request.json.get("max_tokens") for request in fake.requests] == [5, 100]
+
+
+def test_owner_cap_uses_openais_field_for_openai_hosts() -> None:
+    from relay.openai_api import _token_field
+    from relay.routes import Route
+
+    assert _token_field(Route(prefix="", base_url="https://api.openai.com/v1")) == "max_completion_tokens"
+    assert (
+        _token_field(Route(prefix="", base_url="https://x.openai.azure.com/openai/v1"))
+        == "max_completion_tokens"
+    )
+    assert _token_field(Route(prefix="g/", base_url="https://api.groq.com/openai/v1")) == "max_tokens"
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [pytest.param([b'{"choices": [', Reset()], id="reset"), pytest.param([b'{"choices": ['], id="silent")],
+)
+def test_a_whole_answer_cut_short_is_a_gateway_error_not_a_500(
+    fake: FakeUpstream, relay_factory: RelayFactory, steps: list[Step]
+) -> None:
+    relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, UPSTREAM_IDLE_TIMEOUT="1", UPSTREAM_RETRIES="0")
+    from tests.fake_upstream import Stall
+
+    fake.replies["gpt-test"] = Reply(headers={"Content-Type": "application/json"}, body=[*steps, Stall()])
+    response = v1_post(relay, {"model": "gpt-test", "messages": USER})
+    assert response.status_code in (502, 504)
+    assert "part way" in response.json()["error"]["message"]
+
+
+def test_stream_cancelled_by_the_client_frees_the_upstream(fake: FakeUpstream, private: RelayServer) -> None:
+    fake.replies["gpt-test"] = Reply(body=openai_stream([f" t{i}" for i in range(200)], pace=0.05))
+    with httpx.stream(
+        "POST",
+        private.url + "/v1/chat/completions",
+        json={"model": "gpt-test", "messages": USER, "stream": True},
+        headers={"Authorization": f"Bearer {ACCESS_TOKEN}", "User-Agent": "v1-cancel-test"},
+    ) as response:
+        for data in response.iter_raw():
+            if b" t2" in data:
+                break
+    assert fake.wait_for(lambda: fake.requests[0].client_closed is not None, timeout=2)
+    assert fake.requests[0].finished is None
+    assert fake.wait_for(
+        lambda: any(e["httpRequest"]["userAgent"] == "v1-cancel-test" for e in private.request_logs())
+    )
+    (entry,) = [e for e in private.request_logs() if e["httpRequest"]["userAgent"] == "v1-cancel-test"]
+    assert (entry["outcome"], entry["httpRequest"]["requestUrl"], entry["model"]) == (
+        "client_gone",
+        "/v1/chat/completions",
+        "gpt-test",
+    )
+
+
+def test_stream_silent_mid_way_ends_with_an_error_event(
+    fake: FakeUpstream, relay_factory: RelayFactory
+) -> None:
+    relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, UPSTREAM_IDLE_TIMEOUT="1")
+    from tests.fake_upstream import Stall
+
+    fake.replies["gpt-test"] = Reply(body=[sse(chunk("a")), Stall()])
+    streamed = v1_post(relay, {"model": "gpt-test", "messages": USER, "stream": True})
+    last = streamed.text.strip().split("\n\n")[-1]
+    assert json.loads(last.removeprefix("data: "))["error"]["message"].startswith(
+        "the upstream sent nothing for 1 s"
+    )
+
+
+def test_cors_on_the_openai_endpoint(fake: FakeUpstream, relay_factory: RelayFactory) -> None:
+    relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, ALLOWED_ORIGINS="https://app.example")
+    preflight = httpx.options(
+        relay.url + "/v1/chat/completions",
+        headers={
+            "Origin": "https://app.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type, x-stainless-os, x-stainless-retry-count",
+        },
+    )
+    assert preflight.status_code == 204
+    assert "x-stainless-retry-count" in preflight.headers["access-control-allow-headers"]
+    fake.replies["gpt-test"] = Reply(body=openai_stream(["cors"]))
+    streamed = v1_post(
+        relay, {"model": "gpt-test", "messages": USER, "stream": True}, Origin="https://app.example"
+    )
+    assert streamed.headers["access-control-allow-origin"] == "https://app.example"
+    refused = v1_post(relay, {"model": "gpt-test", "messages": USER}, Origin="https://evil.example")
+    assert refused.status_code == 403
+    assert refused.json()["error"]["type"] == "permission_error"
+
+
+def test_models_list_with_no_key_anywhere_is_401(fake: FakeUpstream, relay_factory: RelayFactory) -> None:
+    relay = relay_factory(OPENAI_API_KEY=None)
+    response = httpx.get(relay.url + "/v1/models")
+    assert response.status_code == 401
+    assert fake.requests == []
+
+
+def test_a_callers_key_goes_only_to_the_default_route_when_listing_models(
+    fake: FakeUpstream, second: FakeUpstream, relay_factory: RelayFactory
+) -> None:
+    routes = [{"prefix": "local/", "base_url": second.base_url, "key_env": None}]
+    relay = relay_factory(UPSTREAMS=json.dumps(routes), OPENAI_API_KEY=None)
+    response = httpx.get(relay.url + "/v1/models", headers={"Authorization": f"Bearer {CLIENT_KEY}"})
+    assert sorted(model["id"] for model in response.json()["data"]) == ["gpt-fake", "local/gpt-fake"]
+    assert fake.requests[0].headers["authorization"] == f"Bearer {CLIENT_KEY}"
+    assert "authorization" not in second.requests[0].headers
+
+
+def test_retries_stay_within_the_first_byte_budget(fake: FakeUpstream, relay_factory: RelayFactory) -> None:
+    # Budget for all attempts together: connect + first byte = 2 s; each attempt takes 0.6 s.
+    relay = relay_factory(
+        ACCESS_TOKENS=ACCESS_TOKEN,
+        UPSTREAM_RETRIES="5",
+        UPSTREAM_CONNECT_TIMEOUT="0.5",
+        UPSTREAM_FIRST_BYTE_TIMEOUT="1.5",
+    )
+    fake.replies["gpt-test"] = Reply(
+        status=503, headers={"Content-Type": "application/json"}, body=[b"{}"], delay_headers=0.6
+    )
+    started = time.monotonic()
+    response = v1_post(relay, {"model": "gpt-test", "messages": USER})
+    took = time.monotonic() - started
+    assert response.status_code == 503
+    assert took < 2.0 + 0.5, f"{took:.2f} s"  # 0.5 s of slack for a busy machine
+    assert 2 <= len(fake.requests) < 6  # retried, but not all five retries fit

@@ -105,13 +105,13 @@ def test_a_message_streams_in(fake: FakeUpstream, relay: RelayServer, page: Page
 def test_waiting_state_then_context_on_the_next_turn(
     fake: FakeUpstream, relay: RelayServer, page: Page
 ) -> None:
-    fake.replies["gpt-4o-mini"] = Reply(body=[Pause(1.0), *openai_stream(["First", " answer"])])
+    fake.replies["gpt-4o-mini"] = Reply(body=[Pause(3.0), *openai_stream(["First", " answer"])])
     page.goto(relay.url + "/")
     send(page, "First question")
     expect(page.locator(".turn.assistant .text.waiting")).to_have_count(1)
     expect(page.locator("#status")).to_have_text("Waiting for the first token…")
     expect(page.locator("#stop")).to_be_enabled()
-    expect(page.locator(".turn.assistant .text").last).to_have_text("First answer", timeout=5000)
+    expect(page.locator(".turn.assistant .text").last).to_have_text("First answer", timeout=8000)
     expect(page.locator(".text.waiting")).to_have_count(0)
 
     fake.replies["gpt-4o-mini"] = Reply(body=openai_stream(["Second"]))
@@ -193,13 +193,72 @@ def test_access_token(fake: FakeUpstream, relay_factory: RelayFactory, page: Pag
     expect(page.locator("#token")).to_have_value(ACCESS_TOKEN)
 
 
-def test_emoji_and_cjk_split_across_reads_render_intact(
+SPLIT_TEXT = "Emoji 👩‍💻🎉 and 中文字符 and Ελληνικά ✓"
+
+
+class SplitWritesRelay(http.server.BaseHTTPRequestHandler):
+    """Serves the page, and answers /api/chat with every character cut between two network writes.
+
+    The real relay only ever writes whole characters; this stand-in checks the page's side:
+    that chat.js decodes a character whose bytes arrive in two reads (TextDecoder, stream: true).
+    """
+
+    protocol_version = "HTTP/1.0"
+
+    def do_GET(self) -> None:
+        name = {"/": "index.html"}.get(self.path, self.path.lstrip("/"))
+        body = (STATIC / name).read_bytes()
+        kind = {"html": "text/html", "js": "text/javascript", "css": "text/css"}[name.rsplit(".", 1)[1]]
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.end_headers()
+        self._write(b'{"model":"split-test"}')
+        for char in SPLIT_TEXT:
+            encoded = char.encode()
+            # A multi-byte character goes out in two writes, 10 ms apart: two network reads.
+            for piece in (encoded[:1], encoded[1:]) if len(encoded) > 1 else (encoded,):
+                self._write(piece)
+
+    def _write(self, data: bytes) -> None:
+        time.sleep(0.01)
+        self.wfile.write(data)
+        self.wfile.flush()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def split_relay() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SplitWritesRelay)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_characters_split_across_network_reads_render_intact(split_relay: str, page: Page) -> None:
+    page.goto(split_relay + "/")
+    send(page, "Unicode please")
+    expect(page.locator(".turn.assistant .meta").last).to_have_text("Assistant · split-test")
+    expect(page.locator(".turn.assistant .text").last).to_have_text(SPLIT_TEXT, timeout=10_000)
+    assert "\ufffd" not in answer(page)
+
+
+def test_emoji_and_cjk_split_across_upstream_reads_render_intact(
     fake: FakeUpstream, relay: RelayServer, page: Page
 ) -> None:
     text = "Emoji 👩‍💻🎉 and 中文字符 and Ελληνικά"
-    event = sse(chunk(text))
     fake.replies["gpt-4o-mini"] = Reply(
-        body=[sse(chunk("", role="assistant")), event, sse(chunk(" ✓")), sse("[DONE]")], one_byte_writes=True
+        body=[sse(chunk("", role="assistant")), sse(chunk(text)), sse(chunk(" ✓")), sse("[DONE]")],
+        one_byte_writes=True,
     )
     page.goto(relay.url + "/")
     send(page, "Unicode please")
