@@ -142,16 +142,20 @@ class Bench:
         self.rounds = rounds
         self.quick = quick
         self.upstream = Upstream()
+        self.relay = self.start_relay()
+        self.pids = processes(self.relay.process.pid)  # type: ignore[union-attr]
+        self.relay_url = self.relay.url + "/api/chat"
+        self.direct_url = self.upstream.base_url + "/chat/completions"
+
+    def start_relay(self) -> RelayServer:
         env = {
             **shipped_server_env(),
             "OPENAI_BASE_URL": self.upstream.base_url,
             "OPENAI_API_KEY": "sk-bench",
         }
-        self.relay = RelayServer(env).start()
+        relay = RelayServer(env).start()
         time.sleep(1.0)  # workers booted
-        self.pids = processes(self.relay.process.pid)  # type: ignore[union-attr]
-        self.relay_url = self.relay.url + "/api/chat"
-        self.direct_url = self.upstream.base_url + "/chat/completions"
+        return relay
 
     def stop(self) -> None:
         self.relay.stop()
@@ -244,41 +248,53 @@ class Bench:
         }
 
     def soak(self) -> dict[str, Any]:
+        """A relay of its own, warmed up with one round of the mix; then the mix, many times."""
         total = 2_000 if self.quick else 20_000
         batch = 200
         mix = ["short", "paced:10:10", "bulk:200", "error", "paced:100:20"]
-        time.sleep(6)  # idle pooled connections expire (httpx: 5 s), for a fair "before"
-        load(self.relay_url, "relay", "short", sequential=5)
-        rss_before = rss_mb(self.pids)
-        threads_before, files_before = threads_and_files(self.pids)
-        open_before = self.upstream.stats()["open"]
-        failures = sent = 0
-        started = time.monotonic()
-        while sent < total:
-            model = mix[(sent // batch) % len(mix)]
-            abort = 60 if model == "paced:100:20" else None
-            options: dict[str, Any] = {"streams": batch} | ({"abort_after": abort} if abort else {})
-            result = load(self.relay_url, "relay", model, **options)
-            # The 429s are the upstream's error relayed: expected, counted apart.
-            if model != "error":
-                failures += result["failures"] + result["wrong"]
-            sent += batch
-        seconds = time.monotonic() - started
-        time.sleep(6)
-        load(self.relay_url, "relay", "short", sequential=5)
-        threads_after, files_after = threads_and_files(self.pids)
+        relay = self.start_relay()
+        pids = processes(relay.process.pid)  # type: ignore[union-attr]
+        url = relay.url + "/api/chat"
+
+        def run_mix(count: int) -> int:
+            failures = sent = 0
+            while sent < count:
+                model = mix[(sent // batch) % len(mix)]
+                abort = 60 if model == "paced:100:20" else None
+                options: dict[str, Any] = {"streams": batch} | ({"abort_after": abort} if abort else {})
+                result = load(url, "relay", model, **options)
+                # The 429s are the upstream's error relayed: expected, not failures.
+                if model != "error":
+                    failures += result["failures"] + result["wrong"]
+                sent += batch
+            return failures
+
+        try:
+            run_mix(batch * len(mix))  # warm: pools, imports, the allocator
+            rss_before = rss_mb(pids)
+            threads_before, files_before = threads_and_files(pids)
+            open_before = self.upstream.stats()["open"]
+            started = time.monotonic()
+            failures = run_mix(total)
+            seconds = time.monotonic() - started
+            threads_after, files_after = threads_and_files(pids)
+            rss_after = rss_mb(pids)
+            open_after = self.upstream.stats()["open"]
+        finally:
+            relay.stop()
         return {
-            "requests": sent,
+            "requests": total,
             "seconds": seconds,
             "failures": failures,
             "rss_before_mb": rss_before,
-            "rss_after_mb": rss_mb(self.pids),
+            "rss_after_mb": rss_after,
             "threads_before": threads_before,
             "threads_after": threads_after,
             "files_before": files_before,
             "files_after": files_after,
+            # All open upstream connections (the main relay's idle ones do not change meanwhile).
             "upstream_open_before": open_before,
-            "upstream_open_after": self.upstream.stats()["open"],
+            "upstream_open_after": open_after,
         }
 
 

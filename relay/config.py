@@ -68,16 +68,6 @@ class Settings:
     threads: int = 1000  # concurrent requests per worker process
 
     @property
-    def completions_url(self) -> str:
-        """The chat completions URL, joined the way the OpenAI SDKs join it."""
-        return self.openai_base_url.rstrip("/") + "/chat/completions"
-
-    @property
-    def upstream_host(self) -> str:
-        """The upstream's host and port, safe to show in a message."""
-        return urlsplit(self.openai_base_url).netloc.rpartition("@")[2]
-
-    @property
     def default_route(self) -> Route:
         """OPENAI_BASE_URL with OPENAI_API_KEY: where a model no UPSTREAMS prefix claims goes."""
         headers = []

@@ -29,8 +29,8 @@ def start(environ: Mapping[str, str]) -> ChatRelay:
     raise_open_file_limit(settings)
     warn_about_risks(settings)
     logger.info(
-        "Relay ready: upstream %s, %s worker, %s",
-        settings.upstream_host,
+        "Relay ready: upstreams %s, %s worker, %s",
+        ", ".join(route.host for route in (settings.default_route, *settings.routes)),
         settings.server_worker,
         f"{len(settings.access_tokens)} access token(s)" if settings.access_tokens else "no access tokens",
     )

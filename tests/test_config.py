@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from relay.config import ConfigError, Settings, load_settings
@@ -12,7 +15,7 @@ def test_defaults() -> None:
     settings = load_settings({})
     assert settings == Settings()
     assert settings.openai_api_key is None
-    assert settings.completions_url == "https://api.openai.com/v1/chat/completions"
+    assert settings.default_route.url("/chat/completions") == "https://api.openai.com/v1/chat/completions"
     assert settings.connect_timeout == 10.0
     assert settings.idle_timeout == 60.0
     assert settings.max_body_bytes == 1024 * 1024
@@ -27,7 +30,7 @@ def test_defaults() -> None:
     ],
 )
 def test_base_url_is_joined_as_the_openai_sdks_join_it(base_url: str, url: str) -> None:
-    assert load_settings({"OPENAI_BASE_URL": base_url}).completions_url == url
+    assert load_settings({"OPENAI_BASE_URL": base_url}).default_route.url("/chat/completions") == url
 
 
 def test_blank_values_mean_unset() -> None:
@@ -43,7 +46,7 @@ def test_key_is_not_in_the_repr() -> None:
 
 def test_upstream_host_hides_credentials_in_the_url() -> None:
     settings = load_settings({"OPENAI_BASE_URL": "https://user:pass@proxy.example:8443/v1"})
-    assert settings.upstream_host == "proxy.example:8443"
+    assert settings.default_route.host == "proxy.example:8443"
 
 
 @pytest.mark.parametrize(
@@ -104,3 +107,42 @@ def test_upstream_proxy_from_the_environment(
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
     assert environment_proxy(url) == proxy
+
+
+GOOD_ROUTE = {"prefix": "or/", "base_url": "https://openrouter.ai/api/v1", "key_env": "OR_KEY"}
+
+
+@pytest.mark.parametrize(
+    ("routes", "message"),
+    [
+        ("{not json", "UPSTREAMS is neither a JSON list nor the path of a file"),
+        ("[1", "UPSTREAMS is not valid JSON"),
+        ('{"prefix": "x/"}', "neither a JSON list nor the path"),
+        ([1], r"UPSTREAMS\[0\] must be an object"),
+        ([{**GOOD_ROUTE, "extra": 1}], r"UPSTREAMS\[0\] has unknown field\(s\): extra"),
+        ([{**GOOD_ROUTE, "prefix": ""}], r"UPSTREAMS\[0\].prefix must be a non-empty string"),
+        ([GOOD_ROUTE, GOOD_ROUTE], r"UPSTREAMS\[1\].prefix 'or/' is listed twice"),
+        ([{**GOOD_ROUTE, "base_url": "openrouter.ai"}], r"UPSTREAMS\[0\].base_url must be an http"),
+        ([{**GOOD_ROUTE, "key_env": "NOT_SET_ANYWHERE"}], r"names NOT_SET_ANYWHERE, which is not set"),
+        ([{**GOOD_ROUTE, "headers": {"Authorization": "x"}}], r"may not set 'Authorization'"),
+        ([{**GOOD_ROUTE, "headers": {"X-Title": "bad\nvalue"}}], r"must be a string of visible ASCII"),
+    ],
+)
+def test_bad_upstreams_fail_naming_the_route(routes: object, message: str) -> None:
+    value = routes if isinstance(routes, str) else json.dumps(routes)
+    with pytest.raises(ConfigError, match=message):
+        load_settings({"UPSTREAMS": value, "OR_KEY": "sk-or-123"})
+
+
+def test_upstreams_from_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "routes.json"
+    path.write_text(
+        json.dumps(
+            [GOOD_ROUTE, {"prefix": "local/", "base_url": "http://localhost:11434/v1", "key_env": None}]
+        )
+    )
+    settings = load_settings({"UPSTREAMS": str(path), "OR_KEY": "sk-or-123"})
+    openrouter, local = settings.routes
+    assert (openrouter.prefix, openrouter.api_key, openrouter.needs_key) == ("or/", "sk-or-123", True)
+    assert (local.prefix, local.api_key, local.needs_key) == ("local/", None, False)
+    assert "sk-or-123" not in repr(settings)
