@@ -193,6 +193,19 @@ prepare_deploy() {
   ENV_VARS=$(env_vars_flag)
   SECRETS=$(secrets_flag)
   ACCESS=$(access_flag)
+  # The same on both targets (tests/test_deploy.py checks them on each).
+  SHARED_FLAGS=(
+    --memory="$MEMORY"
+    --cpu="$CPU"
+    --concurrency="$CONCURRENCY"
+    --min-instances=0
+    --max-instances="$MAX_INSTANCES"
+    --service-account="$(runtime_account_email)"
+    --set-env-vars="$ENV_VARS"
+    --set-secrets="$SECRETS"
+    "$ACCESS"
+    --quiet
+  )
   cd "$ROOT_DIR" || exit 1
 }
 

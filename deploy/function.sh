@@ -31,15 +31,6 @@ run gcloud functions deploy "$SERVICE" \
   --entry-point=chat \
   --trigger-http \
   --timeout="${TIMEOUT}s" \
-  --memory="$MEMORY" \
-  --cpu="$CPU" \
-  --concurrency="$CONCURRENCY" \
-  --min-instances=0 \
-  --max-instances="$MAX_INSTANCES" \
-  --service-account="$(runtime_account_email)" \
-  --set-env-vars="$ENV_VARS" \
-  --set-secrets="$SECRETS" \
-  "$ACCESS" \
-  --quiet
+  "${SHARED_FLAGS[@]}"
 run gcloud functions describe "$SERVICE" --gen2 --project="$PROJECT" --region="$REGION" \
   --format='value(serviceConfig.uri)'

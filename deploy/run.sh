@@ -29,15 +29,6 @@ run gcloud run deploy "$SERVICE" \
   --function=chat \
   --base-image="$PYTHON_RUNTIME" \
   --timeout="$TIMEOUT" \
-  --memory="$MEMORY" \
-  --cpu="$CPU" \
-  --concurrency="$CONCURRENCY" \
-  --min-instances=0 \
-  --max-instances="$MAX_INSTANCES" \
-  --service-account="$(runtime_account_email)" \
-  --set-env-vars="$ENV_VARS" \
-  --set-secrets="$SECRETS" \
-  "$ACCESS" \
-  --quiet
+  "${SHARED_FLAGS[@]}"
 run gcloud run services describe "$SERVICE" --project="$PROJECT" --region="$REGION" \
   --format='value(status.url)'
