@@ -27,7 +27,7 @@ from typing import Any
 
 import httpcore._utils
 from functions_framework._http import gunicorn as framework_gunicorn
-from gevent import monkey
+from gevent import monkey  # type: ignore[import-untyped]
 
 from relay.config import Settings
 
@@ -76,7 +76,7 @@ def unpatch_idle_connection_check() -> None:
     gevent worker and costs a system call. httpcore reads `select` from its module
     at each call; the pinned httpcore (requirements.txt) is what this was written for.
     """
-    httpcore._utils.select = types.SimpleNamespace(  # type: ignore[assignment]
+    httpcore._utils.select = types.SimpleNamespace(  # type: ignore[attr-defined]
         poll=monkey.get_original("select", "poll"),
         select=monkey.get_original("select", "select"),
         POLLIN=select.POLLIN,
