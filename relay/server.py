@@ -76,7 +76,7 @@ def unpatch_idle_connection_check() -> None:
     gevent worker and costs a system call. httpcore reads `select` from its module
     at each call; the pinned httpcore (requirements.txt) is what this was written for.
     """
-    httpcore._utils.select = types.SimpleNamespace(  # type: ignore[attr-defined]
+    httpcore._utils.select = types.SimpleNamespace(  # type: ignore[attr-defined,assignment]
         poll=monkey.get_original("select", "poll"),
         select=monkey.get_original("select", "select"),
         POLLIN=select.POLLIN,
