@@ -22,6 +22,7 @@ import httpx
 from relay.client_connection import ClientConnection
 from relay.config import Settings
 from relay.errors import UpstreamError
+from relay.raw_body import raw_chunks
 from relay.redaction import redact
 from relay.request_log import RequestLog
 from relay.sse import SSEDecoder
@@ -70,7 +71,8 @@ class ReplyStream:
         self._secrets = secrets
         self._client = ClientConnection(client_socket, write_timeout=settings.idle_timeout)
         self._deadline = log.started + settings.stream_max_seconds
-        self._chunks = response.iter_bytes()
+        # The socket read directly where the response allows it (relay/raw_body.py), else httpx.
+        self._chunks = raw_chunks(response, settings.idle_timeout) or response.iter_bytes()
         self._outcome = "client_gone"  # until the body ends some other way
         self._closed = False
         self._body = self._relay()

@@ -230,6 +230,11 @@ class _GivenBackOnClose(httpx.SyncByteStream):
         self._pools = pools
         self._index: int | None = index
 
+    @property
+    def inner(self) -> httpx.SyncByteStream:
+        """httpx's own stream, for relay/raw_body.py."""
+        return self._stream
+
     def __iter__(self) -> Iterator[bytes]:
         return iter(self._stream)
 

@@ -1,0 +1,111 @@
+"""The hot path (relay/raw_body.py): the body read from the socket, and the connection still kept alive."""
+
+from __future__ import annotations
+
+import gzip
+
+import httpx
+import pytest
+
+from relay import jsoncodec
+from relay.config import load_settings
+from relay.raw_body import raw_chunks
+from relay.upstream import Upstream
+from tests.fake_upstream import Close, FakeUpstream, Reply, openai_stream, sse
+
+BODY = jsoncodec.dumps({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}], "stream": True})
+
+
+def upstream_for(fake: FakeUpstream) -> Upstream:
+    settings = load_settings({"OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "sk-raw"})
+    return Upstream(settings, settings.default_route)
+
+
+def expected_body(reply: Reply) -> bytes:
+    return b"".join(step for step in reply.body if isinstance(step, bytes))
+
+
+def test_the_pinned_httpx_and_httpcore_take_the_socket_path_and_keep_the_connection(
+    fake: FakeUpstream,
+) -> None:
+    reply = Reply(body=openai_stream(["a", "b", "c"], pace=0.01))
+    fake.replies["gpt-test"] = reply
+    upstream = upstream_for(fake)
+    before = fake.total_connections
+    for _ in range(3):
+        response = upstream.open_chat_stream("sk-raw", BODY)
+        chunks = raw_chunks(response, idle_timeout=5)
+        assert chunks is not None, "httpx or httpcore changed: the relay fell back to the slow path"
+        assert b"".join(chunks) == expected_body(reply)
+        response.close()
+    assert fake.total_connections - before == 1  # one connection, kept alive across the three
+
+
+def test_a_reply_that_arrives_with_its_head_in_one_read_keeps_the_connection(fake: FakeUpstream) -> None:
+    reply = Reply(body=openai_stream(["all", " at once"]))
+    fake.replies["gpt-test"] = reply
+    upstream = upstream_for(fake)
+    before = fake.total_connections
+    for _ in range(3):
+        response = upstream.open_chat_stream("sk-raw", BODY)
+        chunks = raw_chunks(response, idle_timeout=5)
+        assert chunks is not None
+        assert b"".join(chunks) == expected_body(reply)
+        response.close()
+    assert fake.total_connections - before == 1
+
+
+def test_a_stream_left_part_way_closes_its_connection(fake: FakeUpstream) -> None:
+    fake.replies["gpt-test"] = Reply(body=openai_stream(["x"] * 50, pace=0.01))
+    upstream = upstream_for(fake)
+    before = fake.total_connections
+    response = upstream.open_chat_stream("sk-raw", BODY)
+    chunks = raw_chunks(response, idle_timeout=5)
+    assert chunks is not None
+    next(chunks)
+    chunks.close()
+    response.close()
+    fake.replies["gpt-test"] = Reply(body=openai_stream(["next"]))
+    response = upstream.open_chat_stream("sk-raw", BODY)
+    response.read()
+    response.close()
+    assert fake.total_connections - before == 2  # the half-read one was not reused
+
+
+def test_a_body_cut_short_is_a_protocol_error(fake: FakeUpstream) -> None:
+    fake.replies["gpt-test"] = Reply(body=[sse({"choices": []}), Close()])
+    response = upstream_for(fake).open_chat_stream("sk-raw", BODY)
+    chunks = raw_chunks(response, idle_timeout=5)
+    assert chunks is not None
+    with pytest.raises(httpx.RemoteProtocolError):
+        b"".join(chunks)
+    response.close()
+
+
+def test_a_silent_upstream_is_a_read_timeout(fake: FakeUpstream) -> None:
+    fake.replies["gpt-test"] = Reply(body=openai_stream(["slow"], pace=2.0))
+    response = upstream_for(fake).open_chat_stream("sk-raw", BODY)
+    chunks = raw_chunks(response, idle_timeout=0.3)
+    assert chunks is not None
+    with pytest.raises(httpx.ReadTimeout):
+        b"".join(chunks)
+    response.close()
+
+
+def test_a_compressed_body_is_left_to_httpx(fake: FakeUpstream) -> None:
+    fake.replies["gpt-test"] = Reply(
+        headers={"Content-Type": "text/event-stream", "Content-Encoding": "gzip"},
+        body=[gzip.compress(sse("[DONE]"))],
+    )
+    response = upstream_for(fake).open_chat_stream("sk-raw", BODY)
+    assert raw_chunks(response, idle_timeout=5) is None
+    assert response.read() == sse("[DONE]")  # httpx decompresses it
+    response.close()
+
+
+def test_a_body_not_chunked_is_left_to_httpx(fake: FakeUpstream) -> None:
+    fake.replies["gpt-test"] = Reply(body=[sse("[DONE]")], chunked=False)
+    response = upstream_for(fake).open_chat_stream("sk-raw", BODY)
+    assert raw_chunks(response, idle_timeout=5) is None
+    assert response.read() == sse("[DONE]")
+    response.close()
