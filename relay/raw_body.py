@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any
 
 import h11
@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 READ_SIZE = 64 * 1024
 
 
-def raw_chunks(response: httpx.Response, idle_timeout: float) -> Iterator[bytes] | None:
+def raw_chunks(response: httpx.Response, idle_timeout: float) -> Generator[bytes, None, None] | None:
     """The response body's bytes, read from the socket; None when this response cannot be read that way."""
     headers = response.headers
     if (
@@ -49,7 +49,7 @@ def raw_chunks(response: httpx.Response, idle_timeout: float) -> Iterator[bytes]
     ):
         return None
     state = _h11_state(response)
-    network = response.extensions.get("network_stream")
+    network: Any = response.extensions.get("network_stream")
     if (
         state is None
         or state.our_state is not h11.DONE
@@ -76,7 +76,7 @@ def _h11_state(response: httpx.Response) -> h11.Connection | None:
     return state if isinstance(state, h11.Connection) else None
 
 
-def _read(sock: socket.socket, state: h11.Connection, idle_timeout: float) -> Iterator[bytes]:
+def _read(sock: socket.socket, state: h11.Connection, idle_timeout: float) -> Generator[bytes, None, None]:
     decoder = ChunkedDecoder()
     start, closed = state.trailing_data  # body bytes h11 read with the head
     start = bytes(start)
