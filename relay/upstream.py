@@ -49,9 +49,10 @@ WHOLE_BODY_LIMIT = 16 * 1024 * 1024
 
 # httpcore's pool does work proportional to (idle connections x all connections) each
 # time a request starts or a response closes: with 500 kept-alive connections in one
-# pool, 500 streams ending together took 5 s of CPU to close. Pools this small keep
-# that cost negligible.
-CONNECTIONS_PER_POOL = 32
+# pool, 500 streams ending together took 5 s of CPU to close. With pools of 32, a
+# request after a burst of 150 streams still cost 2.9-5.1 ms of CPU; with pools of 4,
+# 1.8-2.0 ms, as on a fresh relay (bench/results/profile-idle-check.txt).
+CONNECTIONS_PER_POOL = 4
 
 
 class TransportPools:
