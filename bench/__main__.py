@@ -3,11 +3,13 @@
   ./dev bench            the full run (about ten minutes on 2 cores)
   ./dev bench --quick    a smoke run with small numbers
 
-It starts bench/upstream.py and the function with deploy/server.env (the settings
-every deployment ships), drives both with bench/load.py from a process of its own,
-and writes bench/results/latest.{md,json,png}. Timings are medians of interleaved
-rounds, and each relay figure sits next to the same measurement made on the
-upstream directly, since a shared machine is noisy.
+It starts bench/upstream.py, the function with deploy/server.env (the settings
+every deployment ships), and the same server running bench/passthrough.py (the
+floor: what serving costs before any relay code runs); drives them with
+bench/load.py from a process of its own, and writes
+bench/results/latest.{md,json,png}. Timings are medians of interleaved rounds,
+and each relay figure sits next to the same measurement made on the upstream
+directly and on the floor, since a shared machine is noisy.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ RESULTS = ROOT / "bench" / "results"
 PACE_MS = 50
 TOKENS = 50
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# The same server with a function that passes the upstream's bytes through (bench/passthrough.py).
+FLOOR_COMMAND = [
+    sys.executable, "-m", "functions_framework", "--target", "chat", "--source", str(ROOT / "bench" / "passthrough.py"),
+]  # fmt: skip
 
 
 class Upstream:
@@ -146,37 +152,43 @@ class Bench:
         self.pids = processes(self.relay.process.pid)  # type: ignore[union-attr]
         self.relay_url = self.relay.url + "/api/chat"
         self.direct_url = self.upstream.base_url + "/chat/completions"
+        self.floor = self.start_relay(FLOOR_COMMAND)
+        self.floor_url = self.floor.url + "/api/chat"
+        self.servers = {self.relay_url: self.pids, self.floor_url: processes(self.floor.process.pid)}  # type: ignore[union-attr]
 
-    def start_relay(self) -> RelayServer:
+    def start_relay(self, command: list[str] | None = None) -> RelayServer:
         env = {
             **shipped_server_env(),
             "OPENAI_BASE_URL": self.upstream.base_url,
             "OPENAI_API_KEY": "sk-bench",
         }
-        relay = RelayServer(env).start()
+        relay = RelayServer(env, command).start()
         time.sleep(1.0)  # workers booted
         return relay
 
     def stop(self) -> None:
         self.relay.stop()
+        self.floor.stop()
         self.upstream.stop()
 
-    def both(
+    def three(
         self, run: Callable[[str, str], dict[str, Any]]
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Interleaved rounds: direct, relay, direct, relay, ..."""
-        direct, relayed = [], []
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+        """Interleaved rounds: direct, pass-through, relay, direct, ..."""
+        direct, floor, relayed = [], [], []
         for _ in range(self.rounds):
             direct.append(run(self.direct_url, "direct"))
+            floor.append(run(self.floor_url, "relay"))
             relayed.append(run(self.relay_url, "relay"))
-        return direct, relayed
+        return direct, floor, relayed
 
     def measured(self, url: str, target: str, model: str, **options: Any) -> dict[str, Any]:
-        """One load run, with the relay's CPU time and peak RSS while it ran (for the relay)."""
-        before = cpu_seconds(self.pids)
-        with PeakRSS(self.pids) as rss:
+        """One load run, with the server's CPU time and peak RSS while it ran (for the relay and the floor)."""
+        pids = self.servers.get(url, [])
+        before = cpu_seconds(pids)
+        with PeakRSS(pids) as rss:
             result = load(url, target, model, **options)
-        result["relay_cpu"] = cpu_seconds(self.pids) - before
+        result["relay_cpu"] = cpu_seconds(pids) - before
         result["peak_rss_mb"] = rss.peak
         return result
 
@@ -185,30 +197,42 @@ class Bench:
 
     def single_stream(self) -> dict[str, Any]:
         count = 100 if self.quick else 300
-        direct, relayed = self.both(lambda url, target: load(url, target, "short", sequential=count))
+        direct, floor, relayed = self.three(lambda url, target: load(url, target, "short", sequential=count))
         return {
             "direct_p50_ms": 1000 * median([r["ttfb_p50"] for r in direct]),  # type: ignore[operator]
             "direct_p99_ms": 1000 * median([r["ttfb_p99"] for r in direct]),  # type: ignore[operator]
+            "floor_p50_ms": 1000 * median([r["ttfb_p50"] for r in floor]),  # type: ignore[operator]
+            "floor_p99_ms": 1000 * median([r["ttfb_p99"] for r in floor]),  # type: ignore[operator]
             "relay_p50_ms": 1000 * median([r["ttfb_p50"] for r in relayed]),  # type: ignore[operator]
             "relay_p99_ms": 1000 * median([r["ttfb_p99"] for r in relayed]),  # type: ignore[operator]
         }
 
     def bulk(self) -> dict[str, Any]:
         tokens = 20_000 if self.quick else 100_000
-        direct, relayed = self.both(lambda url, target: self.measured(url, target, f"bulk:{tokens}"))
+        direct, floor, relayed = self.three(lambda url, target: self.measured(url, target, f"bulk:{tokens}"))
         return {
             "tokens": tokens,
             "failures": sum(r["failures"] + r["wrong"] for r in direct + relayed),
             "direct_wall_s": median([r["wall"] for r in direct]),
+            "floor_wall_s": median([r["wall"] for r in floor]),
+            "floor_cpu_us_per_chunk": 1e6 * median([r["relay_cpu"] / tokens for r in floor]),  # type: ignore[operator]
             "relay_wall_s": median([r["wall"] for r in relayed]),
             "relay_cpu_us_per_chunk": 1e6 * median([r["relay_cpu"] / tokens for r in relayed]),  # type: ignore[operator]
         }
 
     def paced(self, streams: int) -> dict[str, Any]:
         model = f"paced:{TOKENS}:{PACE_MS}"
-        direct, relayed = self.both(lambda url, target: self.measured(url, target, model, streams=streams))
+        direct, floor, relayed = self.three(
+            lambda url, target: self.measured(url, target, model, streams=streams)
+        )
         return {
             "streams": streams,
+            "floor_failures": sum(r["failures"] for r in floor),
+            "floor_ttfb_p50_ms": 1000 * median([r["ttfb_p50"] for r in floor]),  # type: ignore[operator]
+            "floor_ttfb_p99_ms": 1000 * median([r["ttfb_p99"] for r in floor]),  # type: ignore[operator]
+            "floor_gap_p99_ms": 1000 * median([r["gap_p99"] for r in floor]),  # type: ignore[operator]
+            "floor_cpu_us_per_token": 1e6 * median([r["relay_cpu"] / max(r["tokens"], 1) for r in floor]),  # type: ignore[operator]
+            "floor_peak_rss_mb": max(r["peak_rss_mb"] for r in floor),
             "direct_failures": sum(r["failures"] for r in direct),
             "direct_wrong": sum(r["wrong"] for r in direct),
             "direct_ttfb_p50_ms": 1000 * median([r["ttfb_p50"] for r in direct]),  # type: ignore[operator]
@@ -317,38 +341,47 @@ def markdown(results: dict[str, Any]) -> str:
     )  # fmt: skip
     added_p50 = single["relay_p50_ms"] - single["direct_p50_ms"]
     added_p99 = single["relay_p99_ms"] - single["direct_p99_ms"]
+    floor_p50 = single["floor_p50_ms"] - single["direct_p50_ms"]
+    floor_p99 = single["floor_p99_ms"] - single["direct_p99_ms"]
     lines = [
         f"Measured {results['date']} on {results['machine']}; the relay as deployed "
-        f"(`deploy/server.env`: {results['server']}); medians of {results['rounds']} interleaved rounds.",
+        f"(`deploy/server.env`: {results['server']}); medians of {results['rounds']} interleaved rounds. "
+        "The floor is the same server running bench/passthrough.py, a function that passes the "
+        "upstream's bytes through untouched: what serving costs before any relay code runs.",
         "",
-        "| measure | upstream read directly | through the relay | target |",
-        "|---|---|---|---|",
+        "| measure | upstream read directly | the floor: same server, pass-through | through the relay | target |",
+        "|---|---|---|---|---|",
         f"| time to first byte, 1 stream, p50 / p99 (ms) | {fmt(single['direct_p50_ms'], 2)} / {fmt(single['direct_p99_ms'], 2)} "
+        f"| {fmt(single['floor_p50_ms'], 2)} / {fmt(single['floor_p99_ms'], 2)} (added {fmt(floor_p50, 2)} / {fmt(floor_p99, 2)}) "
         f"| {fmt(single['relay_p50_ms'], 2)} / {fmt(single['relay_p99_ms'], 2)} (added {fmt(added_p50, 2)} / {fmt(added_p99, 2)}) | added ≤ 0.5 p50 |",
-        f"| {bulk['tokens']:,}-token stream, no pacing: wall (s) | {fmt(bulk['direct_wall_s'], 3)} | {fmt(bulk['relay_wall_s'], 3)} | |",
-        f"| same: relay CPU per upstream chunk (µs) | | {fmt(bulk['relay_cpu_us_per_chunk'], 2)} | ≤ 2 |",
+        f"| {bulk['tokens']:,}-token stream, no pacing: wall (s) | {fmt(bulk['direct_wall_s'], 3)} | {fmt(bulk['floor_wall_s'], 3)} "
+        f"| {fmt(bulk['relay_wall_s'], 3)} | |",
+        f"| same: server CPU per upstream chunk (µs) | | {fmt(bulk['floor_cpu_us_per_chunk'], 2)} "
+        f"| {fmt(bulk['relay_cpu_us_per_chunk'], 2)} | ≤ 2 |",
     ]
     targets = {100: ("", ""), 500: ("≤ 100", "≤ 60"), 1000: ("≤ 500", "≤ 100")}
     for row in paced:
         ttfb_target, gap_target = targets.get(row["streams"], ("", ""))
         lines += [
             f"| {row['streams']} paced streams: failures / wrong bytes | {row['direct_failures']} / {row['direct_wrong']} "
-            f"| {row['relay_failures']} / {row['relay_wrong']} | 0 / 0 |",
+            f"| {row['floor_failures']} / not checked | {row['relay_failures']} / {row['relay_wrong']} | 0 / 0 |",
             f"| {row['streams']} paced: TTFB p50 / p99 (ms) | {fmt(row['direct_ttfb_p50_ms'])} / {fmt(row['direct_ttfb_p99_ms'])} "
+            f"| {fmt(row['floor_ttfb_p50_ms'])} / {fmt(row['floor_ttfb_p99_ms'])} "
             f"| {fmt(row['relay_ttfb_p50_ms'])} / {fmt(row['relay_ttfb_p99_ms'])} | p99 {ttfb_target} |",
             f"| {row['streams']} paced: gap p99 (ms; tokens {PACE_MS} ms apart) | {fmt(row['direct_gap_p99_ms'])} "
-            f"| {fmt(row['relay_gap_p99_ms'])} | {gap_target} |",
-            f"| {row['streams']} paced: relay CPU per token (µs) / peak RSS, all processes (MB) | "
+            f"| {fmt(row['floor_gap_p99_ms'])} | {fmt(row['relay_gap_p99_ms'])} | {gap_target} |",
+            f"| {row['streams']} paced: server CPU per token (µs) / peak RSS, all processes (MB) | "
+            f"| {fmt(row['floor_cpu_us_per_token'])} / {fmt(row['floor_peak_rss_mb'], 0)} "
             f"| {fmt(row['relay_cpu_us_per_token'])} / {fmt(row['relay_peak_rss_mb'], 0)} | "
             + ("≤ 60 / ≤ 250 |" if row["streams"] == 1000 else "|"),
         ]
     lines += [
-        f"| {abort['streams']} streams aborted mid-way: upstreams freed; lag p50 / max (ms) | "
+        f"| {abort['streams']} streams aborted mid-way: upstreams freed; lag p50 / max (ms) | | "
         f"| {abort['upstreams_freed']} of {abort['aborted']}; {fmt(abort['lag_p50_ms'])} / {fmt(abort['lag_max_ms'])} "
         f"| all, ≤ {2 * PACE_MS} |",
-        f"| soak: {soak['requests']:,} mixed requests in {fmt(soak['seconds'], 0)} s: failures | | {soak['failures']} | 0 |",
-        f"| soak: RSS before → after (MB) | | {fmt(soak['rss_before_mb'], 0)} → {fmt(soak['rss_after_mb'], 0)} | < +10 % |",
-        f"| soak: threads, open files, upstream connections before → after | | {soak['threads_before']} → {soak['threads_after']}, "
+        f"| soak: {soak['requests']:,} mixed requests in {fmt(soak['seconds'], 0)} s: failures | | | {soak['failures']} | 0 |",
+        f"| soak: RSS before → after (MB) | | | {fmt(soak['rss_before_mb'], 0)} → {fmt(soak['rss_after_mb'], 0)} | < +10 % |",
+        f"| soak: threads, open files, upstream connections before → after | | | {soak['threads_before']} → {soak['threads_after']}, "
         f"{soak['files_before']} → {soak['files_after']}, {soak['upstream_open_before']} → {soak['upstream_open_after']} | none left behind |",
     ]
     return "\n".join(lines) + "\n"
@@ -368,27 +401,39 @@ def chart(results: dict[str, Any], path: Path) -> None:
         (ttfb, "ttfb_p99_ms", "TTFB p99 (ms)"),
         (gap, "gap_p99_ms", "gap between tokens p99 (ms)"),
     ):
-        axis.bar(
-            [p - 0.2 for p in positions],
-            [row[f"direct_{key}"] or 0 for row in paced],
-            0.4,
-            label="upstream directly",
-        )
-        axis.bar(
-            [p + 0.2 for p in positions],
-            [row[f"relay_{key}"] or 0 for row in paced],
-            0.4,
-            label="through the relay",
-        )
+        for offset, source, label in (
+            (-0.27, "direct", "upstream directly"),
+            (0.0, "floor", "same server, pass-through"),
+            (0.27, "relay", "through the relay"),
+        ):
+            axis.bar(
+                [p + offset for p in positions],
+                [row[f"{source}_{key}"] or 0 for row in paced],
+                0.27,
+                label=label,
+            )
         axis.set_xticks(list(positions), labels)
         axis.set_xlabel("concurrent paced streams")
         axis.set_title(title)
         axis.legend()
-    cpu.bar(list(positions), [row["relay_cpu_us_per_token"] or 0 for row in paced], 0.5, color="tab:green")
+    cpu.bar(
+        [p - 0.2 for p in positions],
+        [row["floor_cpu_us_per_token"] or 0 for row in paced],
+        0.4,
+        color="tab:orange",
+        label="same server, pass-through",
+    )
+    cpu.bar(
+        [p + 0.2 for p in positions],
+        [row["relay_cpu_us_per_token"] or 0 for row in paced],
+        0.4,
+        color="tab:green",
+        label="the relay",
+    )
     cpu.axhline(60, color="grey", linestyle="--", label="target")
     cpu.set_xticks(list(positions), labels)
     cpu.set_xlabel("concurrent paced streams")
-    cpu.set_title("relay CPU per token (µs)")
+    cpu.set_title("server CPU per token (µs)")
     cpu.legend()
     figure.suptitle(f"The relay on {results['machine']}", fontsize=9)
     figure.tight_layout()
