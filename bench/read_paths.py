@@ -7,7 +7,7 @@ and a bulk stream; each way reads the same streams, interleaved, three rounds.
 - httpx: `Response.iter_bytes()`, what the relay used before relay/raw_body.py;
 - relay: relay.raw_body.raw_chunks, the socket and relay/chunked.py;
 - recv: the socket's `recv` alone, no decoding (the floor).
-The numbers chose the relay's read path (bench/results/profile-read-path.txt).
+The numbers chose the relay's read path (bench/results/profile-paced-tokens.txt).
 """
 
 from __future__ import annotations

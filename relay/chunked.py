@@ -28,6 +28,27 @@ _DIGITS = re.compile(rb"[0-9A-Fa-f]{1,16}")
 _SIZE_LINE, _DATA, _DATA_END, _TRAILER, _DONE = range(5)
 
 
+def _whole_chunk(data: bytes, position: int, pieces: list[bytes]) -> int | None:
+    """The usual case in one step: a whole chunk (size line, data, CRLF) at `position`.
+
+    Appends its data and returns the position after it; None for anything else
+    (a chunk cut by the end of the read, the last chunk, an error), which the
+    general way then takes.
+    """
+    line_end = data.find(b"\n", position, position + MAX_LINE)
+    if line_end <= position or data[line_end - 1] != 13:  # CR
+        return None
+    match = _SIZE.fullmatch(data, position, line_end - 1)
+    if match is None:
+        return None
+    size = int(match.group(1), 16)
+    data_end = line_end + 1 + size
+    if not size or data[data_end : data_end + 2] != b"\r\n":
+        return None
+    pieces.append(data[line_end + 1 : data_end])
+    return data_end + 2
+
+
 class ChunkedError(ValueError):
     """The body is not valid chunked transfer coding."""
 
@@ -57,6 +78,11 @@ class ChunkedDecoder:
         end = len(data)
         while position < end:
             state = self._state
+            if state == _SIZE_LINE and not self._line:
+                after = _whole_chunk(data, position, pieces)
+                if after is not None:
+                    position = after
+                    continue
             if state == _DATA:
                 take = min(self._remaining, end - position)
                 pieces.append(data[position : position + take])

@@ -3,7 +3,7 @@
 httpx reads a body through five generators, httpcore's timeouts and h11's state
 machine, one HTTP chunk at a time: about 110 µs of CPU per token on the
 benchmark's machine, where a `recv` and relay/chunked.py cost about 30
-(bench/results/profile-read-path.txt). So once httpx has read the response head
+(bench/results/profile-paced-tokens.txt). So once httpx has read the response head
 (the status decided, retries done), the body of a chunked event stream is read
 here from the connection's socket, the one httpx exposes as the response's
 `network_stream` extension, a whole read at a time.

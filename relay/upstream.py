@@ -53,6 +53,11 @@ WHOLE_BODY_LIMIT = 16 * 1024 * 1024
 # request after a burst of 150 streams still cost 2.9-5.1 ms of CPU; with pools of 4,
 # 1.8-2.0 ms, as on a fresh relay (bench/results/profile-idle-check.txt).
 CONNECTIONS_PER_POOL = 4
+# A kept-alive connection idle this long is closed (httpx's default). httpcore only looks
+# when its pool is used, so the pools a burst filled and nothing uses since are closed
+# whole, at most once a second, when a later request finds them idle this long.
+KEEPALIVE_SECONDS = 5.0
+SWEEP_SECONDS = 1.0
 
 
 class TransportPools:
@@ -64,7 +69,8 @@ class TransportPools:
     redirect and cookie handling cost about a fifth of a request's time for nothing.
 
     A request takes the first transport with a free connection, so a quiet relay keeps
-    reusing the kept-alive connections of the first one. Created on first use in each
+    reusing the kept-alive connections of the first one, and the transports a burst
+    opened are closed once idle for KEEPALIVE_SECONDS. Created on first use in each
     process, because the server may fork workers after import and may monkey-patch
     sockets and SSL in each (gevent): a pool made at import would be shared across
     processes and hold unpatched SSL state.
@@ -77,15 +83,40 @@ class TransportPools:
         self._size = -(-settings.max_connections // count)
         self._transports: list[httpx.HTTPTransport | None] = [None] * count
         self._busy = [0] * count  # open responses per transport
+        self._used = [0.0] * count  # when each transport last took a request
+        self._next_sweep = 0.0
         self._lock = threading.Lock()
 
     def take(self) -> int:
         """Reserve a connection; return the index of the transport to use."""
+        idle: list[httpx.HTTPTransport] = []
         with self._lock:
             busy = self._busy
-            index = next((i for i, n in enumerate(busy) if n < self._size), busy.index(min(busy)))
+            index = next((i for i, n in enumerate(busy) if n < self._size), None)
+            if index is None:
+                index = busy.index(min(busy))  # all full: httpcore queues the request
             busy[index] += 1
-            return index
+            now = time.monotonic()
+            self._used[index] = now
+            if now >= self._next_sweep:
+                self._next_sweep = now + SWEEP_SECONDS
+                idle = self._take_out_idle(now)
+        for transport in idle:
+            transport.close()
+        return index
+
+    def _take_out_idle(self, now: float) -> list[httpx.HTTPTransport]:
+        """Remove the transports no request used for KEEPALIVE_SECONDS: their connections have expired."""
+        idle = []
+        for index, transport in enumerate(self._transports):
+            if (
+                transport is not None
+                and not self._busy[index]
+                and now - self._used[index] > KEEPALIVE_SECONDS
+            ):
+                idle.append(transport)
+                self._transports[index] = None
+        return idle
 
     def transport(self, index: int) -> httpx.HTTPTransport:
         transport = self._transports[index]
@@ -252,7 +283,11 @@ def make_transport(route: Route, connections: int, ssl_context: ssl.SSLContext) 
     """One transport with a keep-alive pool of `connections`, through the environment's proxy if any."""
     return httpx.HTTPTransport(
         verify=ssl_context,
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        limits=httpx.Limits(
+            max_connections=connections,
+            max_keepalive_connections=connections,
+            keepalive_expiry=KEEPALIVE_SECONDS,
+        ),
         proxy=environment_proxy(route.base_url),
         # h11 writes a request's head and body separately: without TCP_NODELAY, Nagle's
         # algorithm holds the body until the head is acknowledged.

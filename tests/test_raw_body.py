@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import gzip
+import time
 
 import httpx
 import pytest
 
 from relay import jsoncodec
+from relay import upstream as upstream_module
 from relay.config import load_settings
 from relay.raw_body import raw_chunks
 from relay.upstream import Upstream
@@ -109,3 +111,24 @@ def test_a_body_not_chunked_is_left_to_httpx(fake: FakeUpstream) -> None:
     assert raw_chunks(response, idle_timeout=5) is None
     assert response.read() == sse("[DONE]")
     response.close()
+
+
+def test_pools_a_burst_filled_close_their_connections_once_idle(
+    fake: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(upstream_module, "KEEPALIVE_SECONDS", 0.3)
+    monkeypatch.setattr(upstream_module, "SWEEP_SECONDS", 0.0)
+    fake.replies["gpt-test"] = Reply(body=openai_stream(["burst"]))
+    upstream = upstream_for(fake)  # pools of 4 connections: the burst of 8 fills two
+    open_before = fake.open_connections
+    burst = [upstream.open_chat_stream("sk-raw", BODY) for _ in range(8)]
+    for response in burst:
+        response.read()
+        response.close()
+    assert fake.open_connections - open_before == 8  # kept alive for the next requests
+    time.sleep(0.5)
+    response = upstream.open_chat_stream("sk-raw", BODY)
+    response.read()
+    response.close()
+    # The pool this request did not use is closed; in the one it used, httpcore closed the expired.
+    assert fake.wait_for(lambda: fake.open_connections - open_before == 1)
