@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from relay.upstream import KEEPALIVE_SECONDS, SWEEP_SECONDS
 from tests.relay_server import ROOT, RelayServer, free_port, shipped_server_env
 
 RESULTS = ROOT / "bench" / "results"
@@ -293,14 +294,22 @@ class Bench:
                 sent += batch
             return failures
 
+        def settle() -> None:
+            # Past the keep-alive expiry, the next requests let each worker close the pools
+            # a burst filled (relay/upstream.py), as a live relay's next requests would.
+            time.sleep(KEEPALIVE_SECONDS + SWEEP_SECONDS + 0.5)
+            load(url, "relay", "short", sequential=10)
+
         try:
             run_mix(batch * len(mix))  # warm: pools, imports, the allocator
+            settle()
             rss_before = rss_mb(pids)
             threads_before, files_before = threads_and_files(pids)
             open_before = self.upstream.stats()["open"]
             started = time.monotonic()
             failures = run_mix(total)
             seconds = time.monotonic() - started
+            settle()
             threads_after, files_after = threads_and_files(pids)
             rss_after = rss_mb(pids)
             open_after = self.upstream.stats()["open"]
@@ -309,6 +318,7 @@ class Bench:
         return {
             "requests": total,
             "seconds": seconds,
+            "settle_s": KEEPALIVE_SECONDS + SWEEP_SECONDS + 0.5,
             "failures": failures,
             "rss_before_mb": rss_before,
             "rss_after_mb": rss_after,
@@ -381,7 +391,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"| all, ≤ {2 * PACE_MS} |",
         f"| soak: {soak['requests']:,} mixed requests in {fmt(soak['seconds'], 0)} s: failures | | | {soak['failures']} | 0 |",
         f"| soak: RSS before → after (MB) | | | {fmt(soak['rss_before_mb'], 0)} → {fmt(soak['rss_after_mb'], 0)} | < +10 % |",
-        f"| soak: threads, open files, upstream connections before → after | | | {soak['threads_before']} → {soak['threads_after']}, "
+        f"| soak: threads, open files, upstream connections before → after (each settled: {soak['settle_s']:.1f} s idle, then 10 requests) | | | {soak['threads_before']} → {soak['threads_after']}, "
         f"{soak['files_before']} → {soak['files_after']}, {soak['upstream_open_before']} → {soak['upstream_open_after']} | none left behind |",
     ]
     return "\n".join(lines) + "\n"
