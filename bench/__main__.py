@@ -1,6 +1,6 @@
 """The benchmark: the relay as deployed against the fake upstream read directly, side by side.
 
-  ./dev bench            the full run (about ten minutes on 2 cores)
+  ./dev bench            the full run (about seven minutes on 2 cores)
   ./dev bench --quick    a smoke run with small numbers
 
 It starts bench/upstream.py, the function with deploy/server.env (the settings
