@@ -228,24 +228,11 @@ class Bench:
         )
         return {
             "streams": streams,
-            "floor_failures": sum(r["failures"] for r in floor),
-            "floor_ttfb_p50_ms": 1000 * median([r["ttfb_p50"] for r in floor]),  # type: ignore[operator]
-            "floor_ttfb_p99_ms": 1000 * median([r["ttfb_p99"] for r in floor]),  # type: ignore[operator]
-            "floor_gap_p99_ms": 1000 * median([r["gap_p99"] for r in floor]),  # type: ignore[operator]
-            "floor_cpu_us_per_token": 1e6 * median([r["relay_cpu"] / max(r["tokens"], 1) for r in floor]),  # type: ignore[operator]
-            "floor_peak_rss_mb": max(r["peak_rss_mb"] for r in floor),
-            "direct_failures": sum(r["failures"] for r in direct),
             "direct_wrong": sum(r["wrong"] for r in direct),
-            "direct_ttfb_p50_ms": 1000 * median([r["ttfb_p50"] for r in direct]),  # type: ignore[operator]
-            "direct_ttfb_p99_ms": 1000 * median([r["ttfb_p99"] for r in direct]),  # type: ignore[operator]
-            "direct_gap_p99_ms": 1000 * median([r["gap_p99"] for r in direct]),  # type: ignore[operator]
-            "relay_failures": sum(r["failures"] for r in relayed),
             "relay_wrong": sum(r["wrong"] for r in relayed),
-            "relay_ttfb_p50_ms": 1000 * median([r["ttfb_p50"] for r in relayed]),  # type: ignore[operator]
-            "relay_ttfb_p99_ms": 1000 * median([r["ttfb_p99"] for r in relayed]),  # type: ignore[operator]
-            "relay_gap_p99_ms": 1000 * median([r["gap_p99"] for r in relayed]),  # type: ignore[operator]
-            "relay_cpu_us_per_token": 1e6 * median([r["relay_cpu"] / max(r["tokens"], 1) for r in relayed]),  # type: ignore[operator]
-            "relay_peak_rss_mb": max(r["peak_rss_mb"] for r in relayed),
+            **paced_figures("direct", direct),
+            **paced_figures("floor", floor),
+            **paced_figures("relay", relayed),
         }
 
     def aborted(self) -> dict[str, Any]:
@@ -330,6 +317,23 @@ class Bench:
             "upstream_open_before": open_before,
             "upstream_open_after": open_after,
         }
+
+
+def paced_figures(source: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One source's figures for a paced phase: medians over the rounds, failures summed."""
+
+    def scaled(factor: float, values: list[float]) -> float | None:
+        middle = median(list(values))
+        return None if middle is None else factor * middle
+
+    return {
+        f"{source}_failures": sum(r["failures"] for r in runs),
+        f"{source}_ttfb_p50_ms": scaled(1000, [r["ttfb_p50"] for r in runs]),
+        f"{source}_ttfb_p99_ms": scaled(1000, [r["ttfb_p99"] for r in runs]),
+        f"{source}_gap_p99_ms": scaled(1000, [r["gap_p99"] for r in runs]),
+        f"{source}_cpu_us_per_token": scaled(1e6, [r["relay_cpu"] / max(r["tokens"], 1) for r in runs]),
+        f"{source}_peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+    }
 
 
 def machine() -> str:

@@ -8,7 +8,10 @@ events is one piece of work downstream, not a hundred.
 
 It is as strict as h11, the parser httpx uses, which it stands in for on the
 streaming path (relay/raw_body.py): a size is 1 to 16 hex digits, lines end in
-CRLF, a chunk's data is followed by CRLF. Anything else is a ChunkedError.
+CRLF, a chunk's data is followed by CRLF. Anything else is a ChunkedError. (It is
+stricter than h11 in two ways no known upstream meets: h11 takes sizes of up to 20
+hex digits, and trailer lines ending in a bare LF. Such a stream would end with
+the relay's "connection lost" note after all its text.)
 `completion()` gives the bytes that would end the body from where a decoder
 stands, so that h11, which saw only the start of the body, can be brought to
 the end of the message and the connection kept alive.

@@ -60,7 +60,9 @@ def raw_chunks(response: httpx.Response, idle_timeout: float) -> Generator[bytes
     sock = network.get_extra_info("socket")
     if not isinstance(sock, socket.socket):
         return None
-    return _read(sock, state, idle_timeout)
+    # Taken now, not at the generator's first step: by then httpx may have read the body.
+    start, closed = state.trailing_data  # the body bytes h11 read with the head
+    return _read(sock, state, bytes(start), closed, idle_timeout)
 
 
 def _h11_state(response: httpx.Response) -> h11.Connection | None:
@@ -76,10 +78,10 @@ def _h11_state(response: httpx.Response) -> h11.Connection | None:
     return state if isinstance(state, h11.Connection) else None
 
 
-def _read(sock: socket.socket, state: h11.Connection, idle_timeout: float) -> Generator[bytes, None, None]:
+def _read(
+    sock: socket.socket, state: h11.Connection, start: bytes, closed: bool, idle_timeout: float
+) -> Generator[bytes, None, None]:
     decoder = ChunkedDecoder()
-    start, closed = state.trailing_data  # body bytes h11 read with the head
-    start = bytes(start)
     try:
         data = decoder.feed(start)
         if data:

@@ -72,7 +72,9 @@ class ReplyStream:
         self._client = ClientConnection(client_socket, write_timeout=settings.idle_timeout)
         self._deadline = log.started + settings.stream_max_seconds
         # The socket read directly where the response allows it (relay/raw_body.py), else httpx.
-        self._chunks = raw_chunks(response, settings.idle_timeout) or response.iter_bytes()
+        self._whole = body_kind(response) == "json"  # one answer, not an event stream
+        streamed = None if self._whole else raw_chunks(response, settings.idle_timeout)
+        self._chunks = streamed or response.iter_bytes()
         self._outcome = "client_gone"  # until the body ends some other way
         self._closed = False
         self._body = self._relay()
@@ -87,7 +89,7 @@ class ReplyStream:
         self._closed = True
         try:
             self._body.close()
-            if self._outcome == "ok" and self._text.finished and self._text.error is None:
+            if not self._whole and self._outcome == "ok" and self._text.finished and self._text.error is None:
                 self._drain()
         finally:
             try:
@@ -134,7 +136,7 @@ class ReplyStream:
 
     def _relay_events(self) -> Iterator[bytes]:
         text = self._text
-        if body_kind(self._response) == "json":
+        if self._whole:
             yield from self._send(text.translate([read_body(self._response, WHOLE_BODY_LIMIT)]))
         else:
             decoder = SSEDecoder()

@@ -83,7 +83,7 @@ class TransportPools:
         self._size = -(-settings.max_connections // count)
         self._transports: list[httpx.HTTPTransport | None] = [None] * count
         self._busy = [0] * count  # open responses per transport
-        self._used = [0.0] * count  # when each transport last took a request
+        self._used = [0.0] * count  # when each transport last took or gave back a request
         self._next_sweep = 0.0
         self._lock = threading.Lock()
 
@@ -131,6 +131,7 @@ class TransportPools:
     def give_back(self, index: int) -> None:
         with self._lock:
             self._busy[index] -= 1
+            self._used[index] = time.monotonic()  # its connection is idle from now
 
 
 class Upstream:

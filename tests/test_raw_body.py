@@ -27,10 +27,16 @@ def expected_body(reply: Reply) -> bytes:
     return b"".join(step for step in reply.body if isinstance(step, bytes))
 
 
+@pytest.mark.parametrize(
+    "reply",
+    [
+        pytest.param(Reply(body=openai_stream(["a", "b", "c"], pace=0.01)), id="paced: many reads"),
+        pytest.param(Reply(body=openai_stream(["all", " at once"])), id="whole body read with the head"),
+    ],
+)
 def test_the_pinned_httpx_and_httpcore_take_the_socket_path_and_keep_the_connection(
-    fake: FakeUpstream,
+    fake: FakeUpstream, reply: Reply
 ) -> None:
-    reply = Reply(body=openai_stream(["a", "b", "c"], pace=0.01))
     fake.replies["gpt-test"] = reply
     upstream = upstream_for(fake)
     before = fake.total_connections
@@ -41,20 +47,6 @@ def test_the_pinned_httpx_and_httpcore_take_the_socket_path_and_keep_the_connect
         assert b"".join(chunks) == expected_body(reply)
         response.close()
     assert fake.total_connections - before == 1  # one connection, kept alive across the three
-
-
-def test_a_reply_that_arrives_with_its_head_in_one_read_keeps_the_connection(fake: FakeUpstream) -> None:
-    reply = Reply(body=openai_stream(["all", " at once"]))
-    fake.replies["gpt-test"] = reply
-    upstream = upstream_for(fake)
-    before = fake.total_connections
-    for _ in range(3):
-        response = upstream.open_chat_stream("sk-raw", BODY)
-        chunks = raw_chunks(response, idle_timeout=5)
-        assert chunks is not None
-        assert b"".join(chunks) == expected_body(reply)
-        response.close()
-    assert fake.total_connections - before == 1
 
 
 def test_a_stream_left_part_way_closes_its_connection(fake: FakeUpstream) -> None:
@@ -74,22 +66,23 @@ def test_a_stream_left_part_way_closes_its_connection(fake: FakeUpstream) -> Non
     assert fake.total_connections - before == 2  # the half-read one was not reused
 
 
-def test_a_body_cut_short_is_a_protocol_error(fake: FakeUpstream) -> None:
-    fake.replies["gpt-test"] = Reply(body=[sse({"choices": []}), Close()])
+@pytest.mark.parametrize(
+    ("reply", "idle_timeout", "error"),
+    [
+        pytest.param(
+            Reply(body=[sse({"choices": []}), Close()]), 5.0, httpx.RemoteProtocolError, id="cut-short"
+        ),
+        pytest.param(Reply(body=openai_stream(["slow"], pace=2.0)), 0.3, httpx.ReadTimeout, id="silent"),
+    ],
+)
+def test_a_failure_mid_body_is_the_httpx_error_the_relay_reports(
+    fake: FakeUpstream, reply: Reply, idle_timeout: float, error: type[Exception]
+) -> None:
+    fake.replies["gpt-test"] = reply
     response = upstream_for(fake).open_chat_stream("sk-raw", BODY)
-    chunks = raw_chunks(response, idle_timeout=5)
+    chunks = raw_chunks(response, idle_timeout=idle_timeout)
     assert chunks is not None
-    with pytest.raises(httpx.RemoteProtocolError):
-        b"".join(chunks)
-    response.close()
-
-
-def test_a_silent_upstream_is_a_read_timeout(fake: FakeUpstream) -> None:
-    fake.replies["gpt-test"] = Reply(body=openai_stream(["slow"], pace=2.0))
-    response = upstream_for(fake).open_chat_stream("sk-raw", BODY)
-    chunks = raw_chunks(response, idle_timeout=0.3)
-    assert chunks is not None
-    with pytest.raises(httpx.ReadTimeout):
+    with pytest.raises(error):
         b"".join(chunks)
     response.close()
 
@@ -132,3 +125,11 @@ def test_pools_a_burst_filled_close_their_connections_once_idle(
     response.close()
     # The pool this request did not use is closed; in the one it used, httpcore closed the expired.
     assert fake.wait_for(lambda: fake.open_connections - open_before == 1)
+
+
+def test_a_body_httpx_has_read_is_not_read_again(fake: FakeUpstream) -> None:
+    fake.replies["gpt-test"] = Reply(headers={"Content-Type": "application/json"}, body=[b'{"ok": true}'])
+    response = upstream_for(fake).open_chat_stream("sk-raw", BODY)
+    assert response.read() == b'{"ok": true}'
+    assert raw_chunks(response, idle_timeout=5) is None  # the connection may already serve another request
+    response.close()
