@@ -23,6 +23,7 @@ pool. If that fails, httpcore closes the connection, which is safe.
 
 from __future__ import annotations
 
+import copy
 import logging
 import socket
 from collections.abc import Generator
@@ -84,6 +85,7 @@ def _read(
     decoder = ChunkedDecoder()
     try:
         data = decoder.feed(start)
+        at_start = copy.copy(decoder)  # where h11, which holds `start`, stands in the body
         if data:
             yield data
         if not decoder.done and closed:
@@ -105,17 +107,12 @@ def _read(
     except ChunkedError as error:
         raise httpx.RemoteProtocolError(str(error)) from None
     if not decoder.extra:
-        _end_message(state, start)
+        _end_message(state, at_start)
 
 
-def _end_message(state: h11.Connection, start: bytes) -> None:
+def _end_message(state: h11.Connection, at_start: ChunkedDecoder) -> None:
     """Bring h11 to the end of the message, so that httpcore keeps the connection for the next request."""
-    # h11 holds `start`, the first body bytes: complete the chunk they end in, then end the body.
-    at_start = ChunkedDecoder()
-    try:
-        at_start.feed(start)
-    except ChunkedError:
-        return
+    # h11 holds only the first body bytes: complete the chunk they end in, then end the body.
     completion = at_start.completion()
     if completion is None:
         return  # the connection closes instead

@@ -71,10 +71,11 @@ class ReplyStream:
         self._secrets = secrets
         self._client = ClientConnection(client_socket, write_timeout=settings.idle_timeout)
         self._deadline = log.started + settings.stream_max_seconds
-        # The socket read directly where the response allows it (relay/raw_body.py), else httpx.
-        self._whole = body_kind(response) == "json"  # one answer, not an event stream
-        streamed = None if self._whole else raw_chunks(response, settings.idle_timeout)
-        self._chunks = streamed or response.iter_bytes()
+        self._whole = body_kind(response) == "json"  # one answer (read_body), not an event stream
+        # An event stream is read from the socket where the response allows it (relay/raw_body.py).
+        self._chunks: Iterator[bytes] = (
+            iter(()) if self._whole else raw_chunks(response, settings.idle_timeout) or response.iter_bytes()
+        )
         self._outcome = "client_gone"  # until the body ends some other way
         self._closed = False
         self._body = self._relay()
