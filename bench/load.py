@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import cast
 from urllib.parse import urlsplit
 
-from bench.upstream import HEAD, MODEL, bulk_body, expected_text
+from bench.upstream import HEAD, MODEL, bulk_body, expected_text, use_uvloop
 
 
 @dataclass
@@ -184,12 +184,7 @@ def main() -> None:
     parser.add_argument("--ids", action="store_true", help="give each stream an ID in its model name")
     parser.add_argument("--timeout", type=float, default=120.0)
     args = parser.parse_args()
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
+    use_uvloop()
     print(json.dumps(asyncio.run(run(args))))
 
 

@@ -198,17 +198,21 @@ async def serve(host: str, port: int) -> None:
     await server.serve_forever()
 
 
+def use_uvloop() -> None:
+    """uvloop's event loop where installed (requirements-dev.txt has it): the benchmark's own processes cost less."""
+    try:
+        import uvloop
+    except ImportError:
+        return
+    uvloop.install()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="the benchmark's fake OpenAI upstream")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
+    use_uvloop()
     asyncio.run(serve(args.host, args.port))
 
 

@@ -393,12 +393,7 @@ def test_retry_after_is_honoured_up_to_the_cap(fake: FakeUpstream, relay_factory
         status=429, headers={"Content-Type": "application/json", "Retry-After": "30"}, body=[b"{}"]
     )
     fake.replies["gpt-test"] = failing_then(1, asked_long, completion("never"))
-    response = httpx.post(
-        relay.url + "/v1/chat/completions",
-        json={"model": "gpt-test", "messages": USER},
-        headers={"Authorization": f"Bearer {ACCESS_TOKEN}"},
-        timeout=10,
-    )
+    response = v1_post(relay, {"model": "gpt-test", "messages": USER})
     assert response.status_code == 429  # 30 s is over the 1 s cap: no retry, the 429 is passed on
     assert len(fake.requests) == 1
 
@@ -407,12 +402,7 @@ def test_retry_after_is_honoured_up_to_the_cap(fake: FakeUpstream, relay_factory
     )
     fake.reset()
     fake.replies["gpt-test"] = failing_then(1, asked_short, completion("waited"))
-    response = httpx.post(
-        relay.url + "/v1/chat/completions",
-        json={"model": "gpt-test", "messages": USER},
-        headers={"Authorization": f"Bearer {ACCESS_TOKEN}"},
-        timeout=10,
-    )
+    response = v1_post(relay, {"model": "gpt-test", "messages": USER})
     assert response.status_code == 200
     assert fake.requests[1].started - fake.requests[0].started >= 0.3
 
