@@ -46,7 +46,6 @@ usage() {
 # parse_flags "$@": the shared flags. A script with flags of its own defines
 # parse_extra_flag, which sets EXTRA_USED to the number of arguments it took (0: unknown).
 parse_flags() {
-  EXTRA_USED=0
   while [ $# -gt 0 ]; do
     case "$1" in
       --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}"; continue ;;  # --flag=value is --flag value

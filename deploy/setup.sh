@@ -74,7 +74,7 @@ grant_secret_access() {
 run gcloud services enable run.googleapis.com cloudfunctions.googleapis.com cloudbuild.googleapis.com \
   artifactregistry.googleapis.com secretmanager.googleapis.com logging.googleapis.com --project="$PROJECT"
 
-# 2. The runtime service account: it reads the two secrets and nothing else.
+# 2. The runtime service account: it reads the relay's secrets and nothing else.
 if [ "$DRY_RUN" = true ]; then
   echo "# if the service account does not exist yet:"
   run gcloud iam service-accounts create "${runtime_email%%@*}" --project="$PROJECT" --display-name="OpenAI stream relay"
