@@ -164,12 +164,9 @@ def _header_value(environ: Mapping[str, str], name: str) -> str | None:
 
 
 def _count(environ: Mapping[str, str], name: str, default: int) -> int:
+    """A whole number, 0 or more."""
     value = _text(environ, name)
-    if value is None:
-        return default
-    if not value.isdigit():
-        raise ConfigError(f"{name} must be a whole number, 0 or more, got {value!r}.")
-    return int(value)
+    return default if value is None else _whole_number(value, name, zero_allowed=True)
 
 
 def _upstreams(environ: Mapping[str, str], name: str) -> tuple[Route, ...]:
@@ -206,10 +203,7 @@ def _route(environ: Mapping[str, str], where: str, entry: object, earlier: list[
         raise ConfigError(f'{where}.prefix must be a non-empty string such as "openrouter/".')
     if any(route.prefix == prefix for route in earlier):
         raise ConfigError(f"{where}.prefix {prefix!r} is listed twice.")
-    base_url = entry.get("base_url")
-    parts = urlsplit(base_url) if isinstance(base_url, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
-        raise ConfigError(f"{where}.base_url must be an http:// or https:// URL without a query.")
+    base_url = _checked_base_url(entry.get("base_url"), f"{where}.base_url")
     key_env = entry.get("key_env")
     api_key = None
     if key_env is not None:
@@ -232,7 +226,7 @@ def _route(environ: Mapping[str, str], where: str, entry: object, earlier: list[
             raise ConfigError(f"{where}.headers may not set {header!r} (the key goes in key_env).")
     return Route(
         prefix=prefix,
-        base_url=str(base_url),
+        base_url=base_url,
         api_key=api_key,
         needs_key=key_env is not None,
         headers=tuple(headers.items()),
@@ -287,16 +281,19 @@ def _boolean(environ: Mapping[str, str], name: str, default: bool) -> bool:
 
 def _base_url(environ: Mapping[str, str], name: str) -> str:
     value = _text(environ, name)
-    if value is None:
-        return DEFAULT_BASE_URL
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    return DEFAULT_BASE_URL if value is None else _checked_base_url(value, name)
+
+
+def _checked_base_url(value: object, what: str) -> str:
+    """An API's base URL (OPENAI_BASE_URL, a route's base_url): http(s), a host, no query or fragment."""
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(
-            f"{name} must be an http:// or https:// URL such as {DEFAULT_BASE_URL}, got {value!r}."
+            f"{what} must be an http:// or https:// URL such as {DEFAULT_BASE_URL}, got {value!r}."
         )
     if parts.query or parts.fragment:
-        raise ConfigError(f"{name} must not carry a query string or fragment, got {value!r}.")
-    return value
+        raise ConfigError(f"{what} must not carry a query string or fragment, got {value!r}.")
+    return str(value)
 
 
 def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
@@ -318,12 +315,15 @@ def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int: .
 def _positive_int(environ: Mapping[str, str], name: str, default: None) -> int | None: ...
 def _positive_int(environ: Mapping[str, str], name: str, default: int | None) -> int | None:
     value = _text(environ, name)
-    if value is None:
-        return default
+    return default if value is None else _whole_number(value, name, zero_allowed=False)
+
+
+def _whole_number(value: str, name: str, *, zero_allowed: bool) -> int:
     try:
         number = int(value)
     except ValueError:
         raise ConfigError(f"{name} must be a whole number, got {value!r}.") from None
-    if number <= 0:
-        raise ConfigError(f"{name} must be greater than zero, got {value!r}.")
+    if number < 0 or (number == 0 and not zero_allowed):
+        least = "0 or more" if zero_allowed else "greater than zero"
+        raise ConfigError(f"{name} must be {least}, got {value!r}.")
     return number

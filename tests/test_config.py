@@ -61,6 +61,8 @@ def test_upstream_host_hides_credentials_in_the_url() -> None:
         ("MAX_BODY_BYTES", "1.5", "MAX_BODY_BYTES must be a whole number"),
         ("MAX_BODY_BYTES", "-1", "MAX_BODY_BYTES must be greater than zero"),
         ("UPSTREAM_MAX_CONNECTIONS", "many", "UPSTREAM_MAX_CONNECTIONS must be a whole number"),
+        ("UPSTREAM_RETRIES", "\u00b2", "UPSTREAM_RETRIES must be a whole number"),  # str.isdigit() says yes
+        ("UPSTREAM_RETRIES", "-1", "UPSTREAM_RETRIES must be 0 or more"),
     ],
 )
 def test_bad_values_fail_naming_the_variable(name: str, value: str, expected: str) -> None:
@@ -123,6 +125,7 @@ GOOD_ROUTE = {"prefix": "or/", "base_url": "https://openrouter.ai/api/v1", "key_
         ([{**GOOD_ROUTE, "prefix": ""}], r"UPSTREAMS\[0\].prefix must be a non-empty string"),
         ([GOOD_ROUTE, GOOD_ROUTE], r"UPSTREAMS\[1\].prefix 'or/' is listed twice"),
         ([{**GOOD_ROUTE, "base_url": "openrouter.ai"}], r"UPSTREAMS\[0\].base_url must be an http"),
+        ([{**GOOD_ROUTE, "base_url": "https://a.example/v1#x"}], r"UPSTREAMS\[0\].base_url must not carry"),
         ([{**GOOD_ROUTE, "key_env": "NOT_SET_ANYWHERE"}], r"names NOT_SET_ANYWHERE, which is not set"),
         ([{**GOOD_ROUTE, "headers": {"Authorization": "x"}}], r"may not set 'Authorization'"),
         ([{**GOOD_ROUTE, "headers": {"X-Title": "bad\nvalue"}}], r"must be a string of visible ASCII"),
