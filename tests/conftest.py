@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import httpx
+import httpx2  # the openai SDK's HTTP client
 import pytest
 
 from tests.fake_upstream import FakeUpstream
@@ -100,6 +102,62 @@ def relay_factory(fake: FakeUpstream) -> Iterator[RelayFactory]:
 def relay(relay_factory: RelayFactory) -> RelayServer:
     """The relay with the default settings: a server key, the fake as upstream."""
     return relay_factory()
+
+
+@pytest.fixture
+def every_response_searched(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bytes]]:
+    """Every response an httpx client reads in the test is searched for secrets.
+
+    The openai SDK's too, sync or async: it sends through httpx2, httpx's fork, whose
+    transports are patched the same way. The fixture's value is what was recorded.
+    """
+    seen: list[bytes] = []
+    for module in (httpx, httpx2):
+        _record_responses(monkeypatch, module, seen)
+    yield seen
+    assert_no_secret(b"".join(seen), "a response")
+
+
+def _record_responses(monkeypatch: pytest.MonkeyPatch, module: Any, seen: list[bytes]) -> None:
+    sync_send = module.HTTPTransport.handle_request
+    async_send = module.AsyncHTTPTransport.handle_async_request
+
+    def recorded_sync(transport: Any, request: Any) -> Any:
+        response = sync_send(transport, request)
+        seen.append(repr(response.headers.raw).encode())
+        stream = response.stream
+
+        class Recorded(module.SyncByteStream):  # type: ignore[misc]
+            def __iter__(self) -> Iterator[bytes]:
+                for data in stream:
+                    seen.append(data)
+                    yield data
+
+            def close(self) -> None:
+                stream.close()
+
+        response.stream = Recorded()
+        return response
+
+    async def recorded_async(transport: Any, request: Any) -> Any:
+        response = await async_send(transport, request)
+        seen.append(repr(response.headers.raw).encode())
+        stream = response.stream
+
+        class Recorded(module.AsyncByteStream):  # type: ignore[misc]
+            async def __aiter__(self) -> AsyncIterator[bytes]:
+                async for data in stream:
+                    seen.append(data)
+                    yield data
+
+            async def aclose(self) -> None:
+                await stream.aclose()
+
+        response.stream = Recorded()
+        return response
+
+    monkeypatch.setattr(module.HTTPTransport, "handle_request", recorded_sync)
+    monkeypatch.setattr(module.AsyncHTTPTransport, "handle_async_request", recorded_async)
 
 
 @pytest.fixture

@@ -27,6 +27,9 @@ from tests.fake_upstream import (
 )
 from tests.relay_server import RelayServer
 
+# Whatever a test reads from the relay, through httpx or the SDK, is searched for secrets.
+pytestmark = pytest.mark.usefixtures("every_response_searched")
+
 USER: Any = [{"role": "user", "content": "Hi"}]  # Any: the SDK's message types are not the point here
 
 
@@ -57,17 +60,20 @@ def completion(content: str, model: str = "gpt-fake-0613") -> Reply:
     return Reply(headers={"Content-Type": "application/json"}, body=steps)
 
 
-def test_sync_streaming(fake: FakeUpstream, sdk: openai.OpenAI) -> None:
+def test_sync_streaming(fake: FakeUpstream, sdk: openai.OpenAI, every_response_searched: list[bytes]) -> None:
     fake.replies["gpt-test"] = Reply(body=openai_stream(["Hel", "lo", "!"]))
     stream = sdk.chat.completions.create(model="gpt-test", messages=USER, stream=True)
     text = "".join(event.choices[0].delta.content or "" for event in stream if event.choices)
     assert text == "Hello!"
+    assert b'"Hel"' in b"".join(every_response_searched)  # the SDK's reads are among those searched
     (request,) = fake.requests
     assert request.headers["authorization"] == f"Bearer {SERVER_KEY}"  # the token stayed at the relay
     assert request.json["stream"] is True
 
 
-def test_async_streaming(fake: FakeUpstream, private: RelayServer) -> None:
+def test_async_streaming(
+    fake: FakeUpstream, private: RelayServer, every_response_searched: list[bytes]
+) -> None:
     fake.replies["gpt-test"] = Reply(body=openai_stream(["As", "ync"]))
 
     async def run() -> str:
@@ -78,6 +84,7 @@ def test_async_streaming(fake: FakeUpstream, private: RelayServer) -> None:
             return "".join([event.choices[0].delta.content or "" async for event in stream if event.choices])
 
     assert asyncio.run(run()) == "Async"
+    assert b'"ync"' in b"".join(every_response_searched)  # the async SDK's reads are searched too
 
 
 def test_non_streaming(fake: FakeUpstream, sdk: openai.OpenAI) -> None:
