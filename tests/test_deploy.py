@@ -97,6 +97,7 @@ def test_same_settings_on_both_targets(script: str) -> None:
     assert {name: env_vars(deploy)[name] for name in shipped} == shipped
     assert env_vars(deploy)["GOOGLE_CLOUD_PROJECT"] == "demo-project"
     assert options["--min-instances"] == "0"  # scales to zero: nothing to pay at rest
+    assert options["--memory"] == "512Mi"
     assert options["--service-account"] == "relay-runtime@demo-project.iam.gserviceaccount.com"
 
 
@@ -225,10 +226,13 @@ def test_stream_cap_over_the_platform_limit_is_refused() -> None:
         },
     ],
 )
-def test_deploy_timeout_is_the_relays_longest_request_plus_a_minute(settings: dict[str, str]) -> None:
-    deploy = dry_run("run.sh", env=settings)[0]
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_deploy_timeout_is_the_relays_longest_request_plus_a_minute(
+    script: str, settings: dict[str, str]
+) -> None:
+    deploy = dry_run(script, env=settings)[0]
     longest = load_settings(settings).longest_request_seconds
-    assert int(flags(deploy)["--timeout"]) == math.ceil(longest + 60)
+    assert int(flags(deploy)["--timeout"].removesuffix("s")) == math.ceil(longest + 60)
 
 
 # -- setup.sh, run for real against a stand-in gcloud -------------------------------------------

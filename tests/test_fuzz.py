@@ -95,7 +95,7 @@ methods = st.sampled_from(
     ["POST", "POST", "POST", "GET", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "PROPFIND"]
 )
 paths = st.sampled_from(
-    ["/", "/api/chat", "/api/chat/", "/chat.js", "/v1/chat/completions", "/favicon.ico"]
+    ["/", "/api/chat", "/api/chat/", "/chat.js", "/v1/chat/completions", "/v1/models", "/favicon.ico"]
 ) | st.text(alphabet=string.ascii_letters + string.digits + "/-_.%", max_size=20).map(lambda path: "/" + path)
 
 
