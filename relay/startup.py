@@ -59,16 +59,19 @@ def raise_open_file_limit(settings: Settings) -> None:
 
 
 def warn_about_risks(settings: Settings) -> None:
+    routes = (settings.default_route, *settings.routes)
+    # A route the relay pays for: its own key, or a server that takes none (a local model).
+    paid = [route for route in routes if route.api_key or not route.needs_key]
     if not settings.openai_api_key:
         logger.warning(
             "OPENAI_API_KEY has not been provided in this deployment environment. "
             "Will use the optional keys incoming from the client, which is not recommended."
         )
-    elif not settings.access_tokens:
+    if any(route.api_key for route in paid) and not settings.access_tokens:
         logger.warning(
-            "!!! OPENAI_API_KEY is set and ACCESS_TOKENS is not: ANYONE WHO FINDS THIS URL CAN SPEND "
-            "THE KEY. Set ACCESS_TOKENS to one or more long random secrets and send one as "
-            "'Authorization: Bearer <token>' (see README, 'A private deployment')."
+            "!!! A server key is set (OPENAI_API_KEY or an UPSTREAMS route's) and ACCESS_TOKENS is not: "
+            "ANYONE WHO FINDS THIS URL CAN SPEND THE KEY. Set ACCESS_TOKENS to one or more long random "
+            "secrets and send one as 'Authorization: Bearer <token>' (see README, 'A private deployment')."
         )
     if any(len(token) < SHORT_TOKEN for token in settings.access_tokens):
         logger.warning(
@@ -76,5 +79,7 @@ def warn_about_risks(settings: Settings) -> None:
             "Generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
             SHORT_TOKEN,
         )
-    if not settings.allow_client_keys and not settings.openai_api_key:
-        logger.warning("ALLOW_CLIENT_KEYS=false and no OPENAI_API_KEY: every chat request will be refused.")
+    if not settings.allow_client_keys and not paid:
+        logger.warning(
+            "ALLOW_CLIENT_KEYS=false and no server key on any upstream: every chat request will be refused."
+        )
