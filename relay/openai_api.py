@@ -89,6 +89,7 @@ class OpenAIEndpoints:
         client_key = bearer_key(self.settings, request.headers.get("Authorization"))
         listed: list[dict[str, Any]] = []
         default_failure: Answer | None = None
+        default_key: str | None = None  # the key that failure was asked with, to redact from it
         reached = keyless = 0
         for route in self.router.all:
             try:
@@ -106,7 +107,7 @@ class OpenAIEndpoints:
             if answer.status >= 400:
                 logger.warning("Listing the models of %s failed: status %d", route.host, answer.status)
                 if route.prefix == "":
-                    default_failure = answer
+                    default_failure, default_key = answer, api_key
                 continue
             try:
                 payload = jsoncodec.loads(answer.body)
@@ -122,7 +123,7 @@ class OpenAIEndpoints:
                         listed.append({**entry, "id": name})
         if not reached:
             if default_failure is not None:
-                return answer_response(default_failure, log, secrets=(client_key,))
+                return answer_response(default_failure, log, secrets=(default_key,))
             if keyless == len(self.router.all):
                 raise KeyRequired()
             raise UpstreamError("OpenAI API error: no upstream answered the model list.")

@@ -278,6 +278,9 @@ class FakeUpstream:
 
     def _reply_for(self, request: RecordedRequest) -> Reply:
         if request.path.endswith("/models"):
+            if "/models" in self.replies:  # a test's own answer to the model list
+                listed = self.replies["/models"]
+                return listed(request) if callable(listed) else listed
             return Reply(
                 headers={"Content-Type": "application/json"},
                 chunked=False,

@@ -638,3 +638,13 @@ def test_retries_stay_within_the_first_byte_budget(fake: FakeUpstream, relay_fac
     assert response.status_code == 503
     assert took < 2.0 + 0.5, f"{took:.2f} s"  # 0.5 s of slack for a busy machine
     assert 2 <= len(fake.requests) < 6  # retried, but not all five retries fit
+
+
+def test_a_failed_model_list_never_shows_the_server_key(fake: FakeUpstream, sdk: openai.OpenAI) -> None:
+    # An upstream that echoes the key it was sent, whole, in its error.
+    echoed = json.dumps({"error": {"message": f"Incorrect API key provided: {SERVER_KEY}"}}).encode()
+    fake.replies["/models"] = Reply(status=401, headers={"Content-Type": "application/json"}, body=[echoed])
+    with pytest.raises(openai.AuthenticationError) as raised:
+        sdk.models.list()
+    assert SERVER_KEY not in str(raised.value)
+    assert fake.requests[0].headers["authorization"] == f"Bearer {SERVER_KEY}"  # it was the key sent
