@@ -65,11 +65,15 @@ class ChatRelay:
             ),
         )
         origin = request.headers.get("Origin")
-        own = cors.own_origin(request.scheme, request.host, request.headers.get("X-Forwarded-Proto"))
+        allowed = origin is not None and cors.origin_allowed(
+            self.settings,
+            origin,
+            cors.own_origin(request.scheme, request.host, request.headers.get("X-Forwarded-Proto")),
+        )
         # Whatever reads the body from here on, the framework included, stops past the limit.
         request.max_content_length = self.settings.max_body_bytes + 1
         try:
-            response = self._serve(request, origin, own, log)
+            response = self._serve(request, origin, allowed, log)
         except RelayError as error:
             if isinstance(error, UpstreamHTTPError):
                 log.upstream_status = error.status
@@ -85,12 +89,12 @@ class ChatRelay:
             )
         # Every answer to an allowed origin carries CORS headers, or the page cannot read it.
         response.vary.add("Origin")
-        if origin is not None and cors.origin_allowed(self.settings, origin, own):
+        if allowed and origin is not None:
             response.headers.update(cors.response_headers(origin))
         return response
 
     def _serve(
-        self, request: flask.Request, origin: str | None, own_origin: str, log: RequestLog
+        self, request: flask.Request, origin: str | None, allowed: bool, log: RequestLog
     ) -> flask.Response:
         page = self.page is not None and self.page.serves(request.path)
         if page and request.method in PAGE_METHODS:
@@ -103,7 +107,7 @@ class ChatRelay:
                 f"Not found: {request.path}. The chat endpoints are POST /api/chat (or POST /) and "
                 "POST /v1/chat/completions."
             )
-        if origin is not None and not cors.origin_allowed(self.settings, origin, own_origin):
+        if origin is not None and not allowed:
             # Refused before anything is spent: a page from this origin could still send a
             # "simple" POST without a preflight, and the browser would only hide the answer.
             raise Forbidden(f"Origin {origin} is not allowed to use this relay (ALLOWED_ORIGINS).")

@@ -10,11 +10,11 @@ streams, gthread with 1,000 threads gave a 2 s p99 time to first byte, gevent
 
 functions-framework starts gunicorn itself and reads only WORKERS, THREADS and a
 few other variables, on Cloud Functions and Cloud Run alike, so the worker class
-is set here: `main.py` calls `configure_gunicorn` at import, which is before the
-framework builds its gunicorn application. `SERVER_WORKER=gthread` keeps the
-framework's own worker. Either way each worker process logs, once started, the
-worker class that actually serves, so a framework upgrade that bypassed this
-would show (the end-to-end tests read that line).
+is set here: `relay.startup.start`, run when `main.py` is imported, calls
+`configure_gunicorn` before the framework builds its gunicorn application.
+`SERVER_WORKER=gthread` keeps the framework's own worker. Either way each worker
+process logs, once started, the worker class that actually serves, so a framework
+upgrade that bypassed this would show (the end-to-end tests read that line).
 """
 
 from __future__ import annotations
@@ -54,13 +54,15 @@ def configure_gunicorn(settings: Settings) -> None:
 
 
 def _worker_started(worker: Any) -> None:
-    if type(worker).__name__ == "GeventWorker":
+    kind = type(worker).__name__
+    gevent = kind == "GeventWorker"
+    if gevent:
         unpatch_idle_connection_check()
     logger.info(
         "Worker %d serving with %s, %d connections",
         worker.pid,
-        type(worker).__name__,
-        worker.cfg.worker_connections if type(worker).__name__ == "GeventWorker" else worker.cfg.threads,
+        kind,
+        worker.cfg.worker_connections if gevent else worker.cfg.threads,
     )
 
 
