@@ -26,7 +26,7 @@ from relay.page import Page
 from relay.policy import apply_limits, check_access_token, choose_key
 from relay.reply import ReplyStream
 from relay.request_log import RequestLog, trace_of
-from relay.responses import empty_response, error_response, stream_response
+from relay.responses import ENDPOINTS_HINT, empty_response, error_response, stream_response
 from relay.routes import Router
 from relay.upstream import Upstream
 from relay.wire import TextStream
@@ -103,10 +103,7 @@ class ChatRelay:
         if request.path not in ENDPOINTS:
             if page:
                 raise MethodNotAllowed(request.method, request.path, PAGE_METHODS)
-            raise NotFound(
-                f"Not found: {request.path}. The chat endpoints are POST /api/chat (or POST /) and "
-                "POST /v1/chat/completions."
-            )
+            raise NotFound(f"Not found: {request.path}. {ENDPOINTS_HINT}")
         if origin is not None and not allowed:
             # Refused before anything is spent: a page from this origin could still send a
             # "simple" POST without a preflight, and the browser would only hide the answer.

@@ -22,7 +22,7 @@ from relay.chat_request import check_depth, parse_json_object, token_count
 from relay.config import Settings
 from relay.errors import BadRequest, KeyRequired, MissingApiKey, UpstreamError
 from relay.event_stream import EventPassThrough
-from relay.policy import bearer_key, check_model, choose_key, model_allowed
+from relay.policy import bearer_key, check_model, check_token_limit, choose_key, model_allowed
 from relay.redaction import redact
 from relay.reply import ReplyStream
 from relay.request_log import RequestLog
@@ -139,8 +139,7 @@ class OpenAIEndpoints:
         asked = [name for name in ("max_tokens", "max_completion_tokens") if data.get(name) is not None]
         for name in asked:
             data[name] = token_count(name, data[name])
-            if data[name] > limit:
-                raise BadRequest(f'"{name}" must be at most {limit} on this relay (MAX_TOKENS_LIMIT).')
+            check_token_limit(name, data[name], limit)
         if data.get("n") not in (None, 1):
             raise BadRequest('"n" must be 1 on this relay: each choice is another reply (MAX_TOKENS_LIMIT).')
         if not asked:

@@ -49,6 +49,12 @@ def check_model(settings: Settings, model: str) -> None:
         )
 
 
+def check_token_limit(name: str, value: int, limit: int) -> None:
+    """A token count the caller asked for, against MAX_TOKENS_LIMIT."""
+    if value > limit:
+        raise BadRequest(f'"{name}" must be at most {limit} on this relay (MAX_TOKENS_LIMIT).')
+
+
 def apply_limits(settings: Settings, chat: ChatRequest) -> ChatRequest:
     """Refuse a model or a token count the owner does not allow; cap the default token count."""
     check_model(settings, chat.model)
@@ -56,8 +62,7 @@ def apply_limits(settings: Settings, chat: ChatRequest) -> ChatRequest:
     if limit is None:
         return chat
     if chat.max_tokens_given:
-        if chat.options["max_tokens"] > limit:
-            raise BadRequest(f'"max_tokens" must be at most {limit} on this relay (MAX_TOKENS_LIMIT).')
+        check_token_limit("max_tokens", chat.options["max_tokens"], limit)
         return chat
     # The original default (2048) may be above the owner's limit; the limit wins.
     return dataclasses.replace(chat, options={**chat.options, "max_tokens": min(DEFAULT_MAX_TOKENS, limit)})

@@ -52,12 +52,16 @@ def error_response(error: RelayError, openai: bool = False) -> flask.Response:
     return response
 
 
+# Where a caller who reached a path the relay does not serve should go instead.
+ENDPOINTS_HINT = "The chat endpoints are POST /api/chat (or POST /) and POST /v1/chat/completions."
+
+
 def framework_error_response(error: HTTPException) -> flask.Response:
     """Plain text for an error the framework raises before the function runs."""
     status = error.code or 500
     message = f"{status} {error.name}: {flask.request.method} {flask.request.path} is not served here."
     if status == 404:
-        message += " The chat endpoints are POST /api/chat (or POST /) and POST /v1/chat/completions."
+        message += " " + ENDPOINTS_HINT
     response = fixed_response(message.encode(), status)
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
