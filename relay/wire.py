@@ -52,7 +52,6 @@ class TextStream:
     """Translates one upstream stream; holds what the request log reports about it."""
 
     __slots__ = (
-        "_packet_pending",
         "chunks",
         "error",
         "finished",
@@ -72,7 +71,6 @@ class TextStream:
         self.skipped = 0  # payloads that were not a JSON object
         self.usage: dict[str, Any] | None = None
         self.packet: bytes | None = None  # the model packet, once known
-        self._packet_pending = False  # known, not yet written
 
     def note(self, message: str) -> bytes:
         """The last text of a stream that failed after it began."""
@@ -86,6 +84,7 @@ class TextStream:
         """Return the writes for these payloads: the model packet alone, then text."""
         writes: list[bytes] = []
         parts: list[str] = []
+        packet_written = self.packet is not None  # by an earlier call
         for payload in payloads:
             if payload == DONE:
                 self.finished = True
@@ -115,9 +114,8 @@ class TextStream:
                 parts.append(content)
         if parts:
             writes.append(encode_text("".join(parts)))
-        if self._packet_pending and self.packet is not None:
+        if not packet_written and self.packet is not None:
             writes.insert(0, self.packet)
-            self._packet_pending = False
         return writes
 
     def _content(self, chunk: dict[str, Any]) -> str | None:
@@ -136,5 +134,4 @@ class TextStream:
             model = chunk.get("model")
             self.model = model if isinstance(model, str) and model else self.requested_model
             self.packet = jsoncodec.dumps({"model": self.model})
-            self._packet_pending = True
         return content if isinstance(content, str) else None
