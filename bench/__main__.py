@@ -200,12 +200,9 @@ class Bench:
         count = 100 if self.quick else 300
         direct, floor, relayed = self.three(lambda url, target: load(url, target, "short", sequential=count))
         return {
-            "direct_p50_ms": 1000 * median([r["ttfb_p50"] for r in direct]),  # type: ignore[operator]
-            "direct_p99_ms": 1000 * median([r["ttfb_p99"] for r in direct]),  # type: ignore[operator]
-            "floor_p50_ms": 1000 * median([r["ttfb_p50"] for r in floor]),  # type: ignore[operator]
-            "floor_p99_ms": 1000 * median([r["ttfb_p99"] for r in floor]),  # type: ignore[operator]
-            "relay_p50_ms": 1000 * median([r["ttfb_p50"] for r in relayed]),  # type: ignore[operator]
-            "relay_p99_ms": 1000 * median([r["ttfb_p99"] for r in relayed]),  # type: ignore[operator]
+            f"{source}_{name}_ms": scaled(1000, [r[f"ttfb_{name}"] for r in runs])
+            for source, runs in (("direct", direct), ("floor", floor), ("relay", relayed))
+            for name in ("p50", "p99")
         }
 
     def bulk(self) -> dict[str, Any]:
@@ -216,9 +213,9 @@ class Bench:
             "failures": sum(r["failures"] + r["wrong"] for r in direct + relayed),
             "direct_wall_s": median([r["wall"] for r in direct]),
             "floor_wall_s": median([r["wall"] for r in floor]),
-            "floor_cpu_us_per_chunk": 1e6 * median([r["relay_cpu"] / tokens for r in floor]),  # type: ignore[operator]
+            "floor_cpu_us_per_chunk": scaled(1e6, [r["relay_cpu"] / tokens for r in floor]),
             "relay_wall_s": median([r["wall"] for r in relayed]),
-            "relay_cpu_us_per_chunk": 1e6 * median([r["relay_cpu"] / tokens for r in relayed]),  # type: ignore[operator]
+            "relay_cpu_us_per_chunk": scaled(1e6, [r["relay_cpu"] / tokens for r in relayed]),
         }
 
     def paced(self, streams: int) -> dict[str, Any]:
@@ -319,15 +316,17 @@ class Bench:
         }
 
 
+def scaled(factor: float, values: list[float]) -> float | None:
+    """The median of the rounds, in other units (1000: seconds to milliseconds)."""
+    middle = median(list(values))
+    return None if middle is None else factor * middle
+
+
 def paced_figures(source: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
     """One source's figures for a paced phase: medians over the rounds, failures summed."""
-
-    def scaled(factor: float, values: list[float]) -> float | None:
-        middle = median(list(values))
-        return None if middle is None else factor * middle
-
     return {
         f"{source}_failures": sum(r["failures"] for r in runs),
+        f"{source}_failure_examples": [example for r in runs for example in r["failure_examples"]][:3],
         f"{source}_ttfb_p50_ms": scaled(1000, [r["ttfb_p50"] for r in runs]),
         f"{source}_ttfb_p99_ms": scaled(1000, [r["ttfb_p99"] for r in runs]),
         f"{source}_gap_p99_ms": scaled(1000, [r["gap_p99"] for r in runs]),

@@ -87,7 +87,6 @@ def expected_text(tokens: int) -> str:
 class Stats:
     def __init__(self) -> None:
         self.open = 0
-        self.total = 0
         self.closed_by_client: dict[str, float] = {}
 
 
@@ -120,7 +119,6 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self.stats.open += 1
-        self.stats.total += 1
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.stats.open -= 1
@@ -154,7 +152,6 @@ class Connection(asyncio.Protocol):
             stats = json.dumps(
                 {
                     "open": self.stats.open,
-                    "total": self.stats.total,
                     "closed_by_client": self.stats.closed_by_client,
                 }
             ).encode()
