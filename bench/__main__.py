@@ -30,16 +30,14 @@ from typing import Any
 import httpx
 
 from relay.upstream import KEEPALIVE_SECONDS, SWEEP_SECONDS
-from tests.relay_server import ROOT, RelayServer, free_port, shipped_server_env
+from tests.relay_server import ROOT, RelayServer, framework_command, free_port, shipped_server_env
 
 RESULTS = ROOT / "bench" / "results"
 PACE_MS = 50
 TOKENS = 50
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # The same server with a function that passes the upstream's bytes through (bench/passthrough.py).
-FLOOR_COMMAND = [
-    sys.executable, "-m", "functions_framework", "--target", "chat", "--source", str(ROOT / "bench" / "passthrough.py"),
-]  # fmt: skip
+FLOOR_COMMAND = framework_command(ROOT / "bench" / "passthrough.py")
 
 
 class Upstream:

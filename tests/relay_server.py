@@ -37,15 +37,18 @@ def base_environ() -> dict[str, str]:
     return {name: os.environ[name] for name in keep if name in os.environ}
 
 
+def framework_command(source: Path = ROOT / "main.py") -> list[str]:
+    """`functions-framework --target chat` from this environment, serving `source` (without a port)."""
+    return [sys.executable, "-m", "functions_framework", "--target", "chat", "--source", str(source)]
+
+
 class RelayServer:
     """Starts the function on a free port with exactly the environment given."""
 
     def __init__(self, env: dict[str, str], command: list[str] | None = None, cwd: Path = ROOT) -> None:
         self.env = env
         # The server's command without its port; by default the framework from this environment.
-        self.command = command or [
-            sys.executable, "-m", "functions_framework", "--target", "chat", "--source", str(ROOT / "main.py"),
-        ]  # fmt: skip
+        self.command = command or framework_command()
         self.cwd = cwd
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None

@@ -3,7 +3,6 @@ only the files .gcloudignore uploads, and the environment the deploy scripts set
 
 from __future__ import annotations
 
-import shlex
 import shutil
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from tests.chat_client import chat
 from tests.conftest import ACCESS_TOKEN, SERVER_KEY, assert_no_secret
 from tests.fake_upstream import FakeUpstream, Reply, openai_stream
 from tests.relay_server import ROOT, RelayServer
-from tests.test_deploy import env_vars, run_script, secrets, uploaded_files
+from tests.test_deploy import dry_run, env_vars, secrets, uploaded_files
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +52,7 @@ def uploaded_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def deployed_environment(script: str) -> dict[str, str]:
     """What the platform gives the function: --set-env-vars, and each secret as a variable."""
-    completed = run_script(script, "--dry-run", "--project=demo-project")
-    deploy = shlex.split(completed.stdout.splitlines()[0])
+    deploy = dry_run(script)[0]
     env = env_vars(deploy)
     values = {"OPENAI_API_KEY": SERVER_KEY, "ACCESS_TOKENS": ACCESS_TOKEN}
     env.update({name: values[name] for name in secrets(deploy)})

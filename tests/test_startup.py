@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 
 import httpx
@@ -13,7 +12,7 @@ import pytest
 from tests.chat_client import chat
 from tests.conftest import ACCESS_TOKEN, SERVER_KEY, RelayFactory
 from tests.fake_upstream import FakeUpstream, Reply, openai_stream
-from tests.relay_server import ROOT, RelayServer, base_environ, shipped_server_env
+from tests.relay_server import ROOT, RelayServer, base_environ, framework_command, shipped_server_env
 
 
 @pytest.mark.parametrize(
@@ -40,17 +39,7 @@ from tests.relay_server import ROOT, RelayServer, base_environ, shipped_server_e
 )  # fmt: skip
 def test_malformed_setting_stops_the_process_naming_it(name: str, value: str, message: str) -> None:
     completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "functions_framework",
-            "--target",
-            "chat",
-            "--source",
-            str(ROOT / "main.py"),
-            "--port",
-            "0",
-        ],
+        [*framework_command(), "--port", "0"],
         cwd=ROOT,
         env={**base_environ(), "OPENAI_API_KEY": SERVER_KEY, name: value},
         capture_output=True,
