@@ -81,11 +81,17 @@ class Settings:
 
     @property
     def longest_request_seconds(self) -> float:
-        """The longest a request can last.
+        """The longest a request usually lasts, and the bound the deploy timeout is built on.
 
         Until the upstream answers: connect plus first byte. After: the stream cap counted
         from the request's arrival, checked at each read. Either way, one more silent gap
         (a read or a write to the client) that the idle timeout ends.
+
+        Not counted, so not a hard bound: an attempt started near the end of the
+        first-byte budget may run up to one connect timeout past it (its connect and read
+        timeouts are each cut to what is left), and once the cap has passed, the write of
+        the text already read and then the closing note may each wait up to the idle
+        timeout for a client that reads slowly.
         """
         waiting = self.connect_timeout + self.first_byte_timeout
         return max(waiting, self.stream_max_seconds) + self.idle_timeout
