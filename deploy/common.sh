@@ -115,7 +115,7 @@ server_setting() {
 }
 
 # The longest a request can last (Settings.longest_request_seconds in relay/config.py)
-# plus a minute, as the platform's timeout: the relay always ends a reply before it.
+# plus a minute, as the platform's timeout: the relay normally ends a reply before it (README, "Timeouts").
 request_timeout_seconds() {
   local connect=${UPSTREAM_CONNECT_TIMEOUT:-10} first=${UPSTREAM_FIRST_BYTE_TIMEOUT:-120}
   local stream=${STREAM_MAX_SECONDS:-900} idle=${UPSTREAM_IDLE_TIMEOUT:-60}
