@@ -151,16 +151,26 @@ env_vars_flag() {
 secrets_flag() {
   local secrets="OPENAI_API_KEY=$KEY_SECRET:latest" pair
   [ -z "$TOKENS_SECRET" ] || secrets="$secrets,ACCESS_TOKENS=$TOKENS_SECRET:latest"
-  local extra=()
-  IFS=',' read -r -a extra <<<"$EXTRA_SECRETS"
-  for pair in "${extra[@]}"; do
+  read_extra_secrets
+  for pair in "${EXTRA_PAIRS[@]}"; do
+    secrets="$secrets,${pair%%=*}=${pair#*=}:latest"
+  done
+  echo "$secrets"
+}
+
+# EXTRA_SECRETS (VARIABLE=secret-name,...), the secrets of UPSTREAMS routes' keys, into the
+# array EXTRA_PAIRS; a malformed item stops the script.
+read_extra_secrets() {
+  local pair items=()
+  EXTRA_PAIRS=()
+  IFS=',' read -r -a items <<<"$EXTRA_SECRETS"
+  for pair in "${items[@]}"; do
     case "$pair" in
-      *=*) secrets="$secrets,${pair%%=*}=${pair#*=}:latest" ;;
       '') ;;
+      ?*=?*) EXTRA_PAIRS+=("$pair") ;;
       *) die "EXTRA_SECRETS items are VARIABLE=secret-name, got '$pair'." ;;
     esac
   done
-  echo "$secrets"
 }
 
 # --allow-unauthenticated only when the relay checks access tokens itself, or when asked for.

@@ -31,6 +31,7 @@ parse_extra_flag() {
 parse_flags "$@"
 require_gcloud
 require_project
+read_extra_secrets  # checked before any step runs
 runtime_email=$(runtime_account_email)
 
 # read_secret PROMPT: a line from standard input (asked for, unechoed, on a terminal).
@@ -109,9 +110,7 @@ if [ -n "$TOKENS_SECRET" ]; then
 fi
 
 # 3b. The secrets EXTRA_SECRETS names (keys of UPSTREAMS routes): readable by the runtime account.
-IFS=',' read -r -a extra_secrets <<<"$EXTRA_SECRETS"
-for pair in "${extra_secrets[@]}"; do
-  [ -n "$pair" ] || continue
+for pair in "${EXTRA_PAIRS[@]}"; do
   secret=${pair#*=}
   if [ "$DRY_RUN" = false ] && ! secret_exists "$secret"; then
     die "EXTRA_SECRETS names the secret '$secret', which does not exist; create it first: printf '%s' \"\$KEY\" | gcloud secrets create $secret --data-file=- --project=$PROJECT"

@@ -437,6 +437,13 @@ def test_committed_relay_settings_are_deployed_and_the_shell_wins(tmp_path: Path
     assert "sk-in-a-file" not in completed.stdout + completed.stderr
 
 
+def test_setup_refuses_a_malformed_extra_secret_before_any_step() -> None:
+    completed = run_script("setup.sh", "--dry-run", "--project=p", env={"EXTRA_SECRETS": "BADPAIR"})
+    assert completed.returncode == 1
+    assert "EXTRA_SECRETS items are VARIABLE=secret-name, got 'BADPAIR'" in completed.stderr
+    assert "gcloud" not in completed.stdout
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
