@@ -18,6 +18,7 @@ MAX_INSTANCES=${MAX_INSTANCES:-10}
 DRY_RUN=false
 PUBLIC=false
 PRIVATE=false
+DEPLOY_FLAGS_GIVEN=()  # flags only the deploy scripts use (setup.sh refuses them)
 
 # The relay's own settings, passed on to the deployment when set here (never the secrets).
 RELAY_SETTINGS=(
@@ -51,16 +52,16 @@ parse_flags() {
       --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}"; continue ;;  # --flag=value is --flag value
       -h | --help) usage; exit 0 ;;
       --project) PROJECT=${2:?--project needs a value}; shift 2 ;;
-      --region) REGION=${2:?--region needs a value}; shift 2 ;;
-      --name) SERVICE=${2:?--name needs a value}; shift 2 ;;
+      --region) DEPLOY_FLAGS_GIVEN+=("$1"); REGION=${2:?--region needs a value}; shift 2 ;;
+      --name) DEPLOY_FLAGS_GIVEN+=("$1"); SERVICE=${2:?--name needs a value}; shift 2 ;;
       --key-secret) KEY_SECRET=${2:?--key-secret needs a value}; shift 2 ;;
       --tokens-secret) TOKENS_SECRET=${2:?--tokens-secret needs a value}; shift 2 ;;
       --no-access-tokens) TOKENS_SECRET=""; shift ;;
       --runtime-account) RUNTIME_ACCOUNT=${2:?--runtime-account needs a value}; shift 2 ;;
-      --memory) MEMORY=${2:?--memory needs a value}; shift 2 ;;
-      --max-instances) MAX_INSTANCES=${2:?--max-instances needs a value}; shift 2 ;;
-      --public) PUBLIC=true; shift ;;
-      --private) PRIVATE=true; shift ;;
+      --memory) DEPLOY_FLAGS_GIVEN+=("$1"); MEMORY=${2:?--memory needs a value}; shift 2 ;;
+      --max-instances) DEPLOY_FLAGS_GIVEN+=("$1"); MAX_INSTANCES=${2:?--max-instances needs a value}; shift 2 ;;
+      --public) DEPLOY_FLAGS_GIVEN+=("$1"); PUBLIC=true; shift ;;
+      --private) DEPLOY_FLAGS_GIVEN+=("$1"); PRIVATE=true; shift ;;
       --dry-run) DRY_RUN=true; shift ;;
       *)
         EXTRA_USED=0

@@ -29,6 +29,9 @@ parse_extra_flag() {
 }
 
 parse_flags "$@"
+if [ ${#DEPLOY_FLAGS_GIVEN[@]} -gt 0 ]; then
+  die "${DEPLOY_FLAGS_GIVEN[0]} is an option of deploy/function.sh and deploy/run.sh, not of setup (see $0 --help)."
+fi
 require_gcloud
 require_project
 read_extra_secrets  # checked before any step runs
