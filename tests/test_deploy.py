@@ -209,13 +209,17 @@ def test_unknown_option_and_help(script: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "flag", ["--region=europe-west1", "--name=x", "--memory=1Gi", "--max-instances=3", "--public", "--private"]
+    "flag",
+    ["--region=europe-west1", "--name=x", "--memory=1Gi", "--max-instances=3", "--public", "--private"],
 )
 def test_setup_refuses_a_deploy_option_instead_of_ignoring_it(flag: str) -> None:
     completed = run_script("setup.sh", "--dry-run", "--project=p", flag)
     assert completed.returncode == 1
-    name = flag.split("=")[0]
-    assert f"error: {name} is an option of deploy/function.sh and deploy/run.sh, not of setup" in completed.stderr
+    name = flag.partition("=")[0]
+    assert (
+        f"error: {name} is an option of deploy/function.sh and deploy/run.sh, not of setup"
+        in completed.stderr
+    )
     assert "gcloud" not in completed.stdout
     # The deploy scripts take it.
     assert run_script("run.sh", "--dry-run", "--project=p", flag, stdin="").returncode == 0
