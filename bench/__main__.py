@@ -225,6 +225,7 @@ class Bench:
             "streams": streams,
             "direct_wrong": sum(r["wrong"] for r in direct),
             "relay_wrong": sum(r["wrong"] for r in relayed),
+            "relay_wrong_examples": [example for r in relayed for example in r["wrong_examples"]][:3],
             **paced_figures("direct", direct),
             **paced_figures("floor", floor),
             **paced_figures("relay", relayed),

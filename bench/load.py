@@ -157,12 +157,15 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         later - earlier for r in complete for earlier, later in zip(r.reads[1:], r.reads[2:], strict=False)
     ]
     ttfb = [r.first_byte for r in results if r.first_byte is not None]
+    wrong = [r for r in complete if r.body != expected]
     return {
         "streams": len(results),
         "wall": wall,
         "failures": len(failures),
         "failure_examples": [r.error or r.status for r in failures[:3]],
-        "wrong": sum(r.body != expected for r in complete),
+        "wrong": len(wrong),
+        # The end of the first few wrong replies, where a relay's note would be.
+        "wrong_examples": [r.body[-160:].decode(errors="replace") for r in wrong[:3]],
         "ttfb_p50": percentile(ttfb, 0.5),
         "ttfb_p99": percentile(ttfb, 0.99),
         "gap_p99": percentile(gaps, 0.99),
