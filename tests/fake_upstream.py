@@ -99,11 +99,16 @@ def sse(payload: Any) -> bytes:
     return b"data: " + data + b"\n\n"
 
 
+# The model the fake names in its chunks, and the first write of the relay's reply to them.
+FAKE_MODEL = "gpt-fake-0613"
+PACKET = b'{"model":"' + FAKE_MODEL.encode() + b'"}'
+
+
 def chunk(
     content: str | None = None,
     *,
     role: str | None = None,
-    model: str = "gpt-fake-0613",
+    model: str = FAKE_MODEL,
     finish: str | None = None,
 ) -> dict[str, Any]:
     """A chat.completion.chunk with one choice."""
@@ -124,7 +129,7 @@ def chunk(
 def openai_stream(
     tokens: Iterable[str],
     *,
-    model: str = "gpt-fake-0613",
+    model: str = FAKE_MODEL,
     pace: float = 0.0,
     done: bool = True,
     usage: dict[str, int] | None = None,

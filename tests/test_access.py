@@ -15,10 +15,8 @@ from tests.conftest import (
     RelayFactory,
     assert_no_secret,
 )
-from tests.fake_upstream import FakeUpstream, Reply, openai_stream
+from tests.fake_upstream import PACKET, FakeUpstream, Reply, openai_stream
 from tests.relay_server import RelayServer
-
-PACKET = b'{"model":"gpt-fake-0613"}'
 
 
 @pytest.fixture

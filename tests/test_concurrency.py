@@ -8,11 +8,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import RelayFactory
-from tests.fake_upstream import FakeUpstream, Reply, openai_stream
+from tests.fake_upstream import PACKET, FakeUpstream, Reply, openai_stream
 from tests.load_client import chat_request, run_streams
 from tests.relay_server import RelayServer, shipped_server_env
 
-PACKET = b'{"model":"gpt-fake-0613"}'
 PACE = 0.05  # seconds between tokens, as a model streams them
 
 

@@ -15,10 +15,8 @@ from relay.config import load_settings
 from relay.upstream import Upstream, describe_transport_error
 from tests.chat_client import USER, chat
 from tests.conftest import ACCESS_TOKEN, CLIENT_KEY, RelayFactory
-from tests.fake_upstream import FakeUpstream, Pause, Reply, Step, chunk, openai_stream, sse
+from tests.fake_upstream import PACKET, FakeUpstream, Pause, Reply, Step, chunk, openai_stream, sse
 from tests.relay_server import RelayServer, free_port
-
-PACKET = b'{"model":"gpt-fake-0613"}'
 
 
 def status_line(port: int, head: bytes, timeout: float = 5.0) -> bytes:

@@ -39,9 +39,14 @@ def private(relay_factory: RelayFactory) -> RelayServer:
     return relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, UPSTREAM_RETRIES="0")
 
 
+def sdk_client(relay: RelayServer, api_key: str = ACCESS_TOKEN) -> openai.OpenAI:
+    """The OpenAI SDK pointed at a relay, with no retries of its own (the relay's are tested)."""
+    return openai.OpenAI(base_url=relay.url + "/v1", api_key=api_key, max_retries=0)
+
+
 @pytest.fixture
 def sdk(private: RelayServer) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=private.url + "/v1", api_key=ACCESS_TOKEN, max_retries=0) as client:
+    with sdk_client(private) as client:
         yield client
 
 
@@ -214,11 +219,11 @@ def test_upstream_401_raises_authentication_error(fake: FakeUpstream, sdk: opena
 def test_relay_refusals_raise_the_sdk_errors(
     fake: FakeUpstream, private: RelayServer, relay_factory: RelayFactory
 ) -> None:
-    stranger = openai.OpenAI(base_url=private.url + "/v1", api_key="not-a-token", max_retries=0)
+    stranger = sdk_client(private, api_key="not-a-token")
     with stranger, pytest.raises(openai.AuthenticationError, match=r"access token sent is not valid"):
         stranger.chat.completions.create(model="gpt-test", messages=USER)
     limited = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, ALLOWED_MODELS="gpt-4o-mini", MAX_TOKENS_LIMIT="100")
-    with openai.OpenAI(base_url=limited.url + "/v1", api_key=ACCESS_TOKEN, max_retries=0) as client:
+    with sdk_client(limited) as client:
         with pytest.raises(openai.BadRequestError, match="ALLOWED_MODELS"):
             client.chat.completions.create(model="gpt-4o", messages=USER)
         with pytest.raises(openai.BadRequestError, match="MAX_TOKENS_LIMIT"):
@@ -236,7 +241,7 @@ def test_models_list_is_filtered_by_allowed_models(
     fake: FakeUpstream, relay_factory: RelayFactory, allowed: str, listed: list[str]
 ) -> None:
     relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, ALLOWED_MODELS=allowed)
-    with openai.OpenAI(base_url=relay.url + "/v1", api_key=ACCESS_TOKEN, max_retries=0) as client:
+    with sdk_client(relay) as client:
         assert [model.id for model in client.models.list()] == listed
 
 
@@ -323,7 +328,7 @@ def test_each_upstream_gets_only_its_own_models_and_key(
 ) -> None:
     for server in (fake, second):
         server.replies["*"] = Reply(body=openai_stream(["ok"]))
-    with openai.OpenAI(base_url=routed.url + "/v1", api_key=ACCESS_TOKEN, max_retries=0) as client:
+    with sdk_client(routed) as client:
         for model in ("gpt-4o-mini", "second/meta-llama/llama-3.3-70b", "local/qwen2.5"):
             list(client.chat.completions.create(model=model, messages=USER, stream=True))
     # The original endpoint routes the same way.
@@ -345,7 +350,7 @@ def test_each_upstream_gets_only_its_own_models_and_key(
 def test_models_list_has_every_route_prefixed(
     fake: FakeUpstream, second: FakeUpstream, routed: RelayServer
 ) -> None:
-    with openai.OpenAI(base_url=routed.url + "/v1", api_key=ACCESS_TOKEN, max_retries=0) as client:
+    with sdk_client(routed) as client:
         assert sorted(model.id for model in client.models.list()) == [
             "gpt-fake",
             "local/gpt-fake",
@@ -375,7 +380,7 @@ def test_failures_before_the_first_byte_are_retried(
     relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, UPSTREAM_RETRIES="2")
     fake.replies["gpt-test"] = failing_then(2, failure, Reply(body=openai_stream(["third", " time"])))
     logged = len(relay.log_entries())
-    with openai.OpenAI(base_url=relay.url + "/v1", api_key=ACCESS_TOKEN, max_retries=0) as client:
+    with sdk_client(relay) as client:
         stream = client.chat.completions.create(model="gpt-test", messages=USER, stream=True)
         assert (
             "".join(event.choices[0].delta.content or "" for event in stream if event.choices) == "third time"
@@ -388,7 +393,7 @@ def test_failures_before_the_first_byte_are_retried(
 def test_retries_run_out(fake: FakeUpstream, relay_factory: RelayFactory) -> None:
     relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, UPSTREAM_RETRIES="2")
     fake.replies["gpt-test"] = error_reply(503, b'{"error": {"message": "still overloaded"}}')
-    client = openai.OpenAI(base_url=relay.url + "/v1", api_key=ACCESS_TOKEN, max_retries=0)
+    client = sdk_client(relay)
     with client, pytest.raises(openai.InternalServerError, match="still overloaded"):
         client.chat.completions.create(model="gpt-test", messages=USER)
     assert len(fake.requests) == 3

@@ -14,6 +14,7 @@ import pytest
 from tests.chat_client import USER, chat
 from tests.conftest import RelayFactory
 from tests.fake_upstream import (
+    PACKET,
     Close,
     FakeUpstream,
     Pause,
@@ -26,7 +27,6 @@ from tests.fake_upstream import (
 )
 from tests.relay_server import RelayServer, free_port
 
-PACKET = b'{"model":"gpt-fake-0613"}'
 LOST = b"\n\n[Error: the upstream closed the connection before the reply was complete]"
 
 

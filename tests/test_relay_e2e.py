@@ -13,6 +13,7 @@ import pytest
 from tests.chat_client import USER, chat
 from tests.conftest import CLIENT_KEY, SERVER_KEY, RelayFactory
 from tests.fake_upstream import (
+    PACKET,
     Close,
     FakeUpstream,
     Pause,
@@ -25,8 +26,6 @@ from tests.fake_upstream import (
     sse,
 )
 from tests.relay_server import RelayServer
-
-PACKET = b'{"model":"gpt-fake-0613"}'
 
 
 def stream_of(*steps: bytes | Pause | Reset | Close | Stall, **options: object) -> Reply:

@@ -11,9 +11,7 @@ import pytest
 
 from tests.chat_client import chat
 from tests.conftest import RelayFactory
-from tests.fake_upstream import FakeUpstream, Reply, Stall, chunk, openai_stream, sse
-
-PACKET = b'{"model":"gpt-fake-0613"}'
+from tests.fake_upstream import PACKET, FakeUpstream, Reply, Stall, chunk, openai_stream, sse
 
 
 @pytest.fixture
