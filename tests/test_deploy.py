@@ -271,7 +271,9 @@ esac
 """
 
 
-def test_setup_is_safe_to_run_twice_and_keeps_secrets_off_the_command_line(tmp_path: Path) -> None:
+@pytest.fixture
+def fake_gcloud(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """The environment that puts FAKE_GCLOUD first on PATH, and the folder where it records."""
     bin_dir = tmp_path / "bin"
     state = tmp_path / "state"
     bin_dir.mkdir()
@@ -279,7 +281,13 @@ def test_setup_is_safe_to_run_twice_and_keeps_secrets_off_the_command_line(tmp_p
     gcloud = bin_dir / "gcloud"
     gcloud.write_text(FAKE_GCLOUD)
     gcloud.chmod(0o755)
-    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "FAKE_GCLOUD_STATE": str(state)}
+    return {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "FAKE_GCLOUD_STATE": str(state)}, state
+
+
+def test_setup_is_safe_to_run_twice_and_keeps_secrets_off_the_command_line(
+    fake_gcloud: tuple[dict[str, str], Path],
+) -> None:
+    env, state = fake_gcloud
 
     first = run_script(
         "setup.sh", "--project=demo-project", env=env, stdin="sk-SETUP-KEY-1\ntok-SETUP-A,tok-SETUP-B\n"
@@ -307,14 +315,8 @@ def test_setup_is_safe_to_run_twice_and_keeps_secrets_off_the_command_line(tmp_p
     assert (state / "secret-relay-openai-api-key").read_text() == "sk-SETUP-KEY-1sk-SETUP-KEY-2"
 
 
-def test_setup_without_a_key_the_first_time_fails_clearly(tmp_path: Path) -> None:
-    bin_dir = tmp_path / "bin"
-    state = tmp_path / "state"
-    bin_dir.mkdir()
-    state.mkdir()
-    (bin_dir / "gcloud").write_text(FAKE_GCLOUD)
-    (bin_dir / "gcloud").chmod(0o755)
-    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "FAKE_GCLOUD_STATE": str(state)}
+def test_setup_without_a_key_the_first_time_fails_clearly(fake_gcloud: tuple[dict[str, str], Path]) -> None:
+    env, _ = fake_gcloud
     completed = run_script("setup.sh", "--project=demo-project", env=env, stdin="")
     assert completed.returncode == 1
     assert "no OpenAI API key on standard input" in completed.stderr
