@@ -83,10 +83,11 @@ function addTurn(role, text = "") {
   return { item, meta, body };
 }
 
-function setBusy(busy, status = "") {
+// Send or Stop, whichever applies; the status line too, when given.
+function setBusy(busy, status) {
   $("send").disabled = busy;
   $("stop").disabled = !busy;
-  $("status").textContent = status;
+  if (status !== undefined) $("status").textContent = status;
 }
 
 async function send() {
@@ -101,13 +102,14 @@ async function send() {
   setBusy(true, "Waiting for the first token…");
 
   let answer = "";
+  const url = endpoint();
   try {
     const headers = { "Content-Type": "application/json" };
     const token = $("token").value.trim();
     if (token) headers.Authorization = `Bearer ${token}`;
     let response;
     try {
-      response = await fetch(endpoint(), {
+      response = await fetch(url, {
         method: "POST",
         headers,
         body: JSON.stringify({ model: $("model").value.trim(), messages: conversation }),
@@ -116,7 +118,7 @@ async function send() {
     } catch (error) {
       if (error.name === "AbortError") throw error;
       throw new Error(
-        `Could not reach the relay at ${endpoint()}: the network failed, or the relay does not allow ` +
+        `Could not reach the relay at ${url}: the network failed, or the relay does not allow ` +
           `this page's origin (${location.origin}); its owner can add it to ALLOWED_ORIGINS.`,
       );
     }
@@ -162,8 +164,7 @@ async function send() {
       $("message").value ||= text;
     }
     controller = null;
-    $("send").disabled = false;
-    $("stop").disabled = true;
+    setBusy(false);
     $("message").focus();
   }
 }
