@@ -54,6 +54,7 @@ class Settings:
     first_byte_timeout: float = 120.0
     idle_timeout: float = 60.0
     stream_max_seconds: float = 900.0
+    body_timeout: float = 30.0  # the longest silence while the request body arrives
     max_body_bytes: int = 1024 * 1024
     stream_usage: bool = False
     serve_page: bool = True
@@ -114,6 +115,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         first_byte_timeout=_seconds(environ, "UPSTREAM_FIRST_BYTE_TIMEOUT", 120.0),
         idle_timeout=_seconds(environ, "UPSTREAM_IDLE_TIMEOUT", 60.0),
         stream_max_seconds=_seconds(environ, "STREAM_MAX_SECONDS", 900.0),
+        body_timeout=_seconds(environ, "REQUEST_BODY_TIMEOUT", 30.0),
         max_body_bytes=_positive_int(environ, "MAX_BODY_BYTES", 1024 * 1024),
         stream_usage=_boolean(environ, "STREAM_USAGE", False),
         serve_page=_boolean(environ, "SERVE_PAGE", True),

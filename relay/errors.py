@@ -9,7 +9,9 @@
     │   ├── Forbidden          403: an origin that ALLOWED_ORIGINS does not list
     │   ├── NotFound           404
     │   ├── MethodNotAllowed   405, with the methods the path allows
-    │   └── PayloadTooLarge    413
+    │   ├── BodyTimeout        408: the request body stopped arriving
+    │   ├── PayloadTooLarge    413
+    │   └── ClientGone         the client left before its body arrived (logged as client_gone)
     └── UpstreamError          the upstream failed before the reply began
         ├── UpstreamHTTPError  the upstream's own 4xx/5xx, relayed with its status
         ├── UpstreamUnreachable 502: refused, DNS, TLS, closed without answering
@@ -110,6 +112,25 @@ class MethodNotAllowed(ClientError):
 
     def headers(self) -> dict[str, str]:
         return {"Allow": ", ".join(self.allowed)}
+
+
+class BodyTimeout(ClientError):
+    status = 408
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"The request body stopped arriving: nothing came for {seconds:g} s "
+            "(REQUEST_BODY_TIMEOUT). Send the request again."
+        )
+
+
+class ClientGone(ClientError):
+    """The client closed its connection before its request body was complete; nobody reads the answer."""
+
+    status = 400
+
+    def __init__(self) -> None:
+        super().__init__("The request body ended early: the connection was closed before all of it arrived.")
 
 
 class PayloadTooLarge(ClientError):

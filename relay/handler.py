@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import flask
-from werkzeug.exceptions import RequestEntityTooLarge
+from gunicorn.http.errors import NoMoreData, ParseException  # type: ignore[import-untyped]
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from relay import cors
 from relay.chat_request import parse_chat_request
 from relay.config import Settings
 from relay.errors import (
+    BadRequest,
+    BodyTimeout,
     ClientError,
+    ClientGone,
     Forbidden,
     MethodNotAllowed,
     NotFound,
@@ -32,6 +39,7 @@ from relay.upstream import Upstream
 from relay.wire import TextStream
 
 logger = logging.getLogger(__name__)
+
 
 # path -> the methods it serves (OPTIONS, for CORS preflights, everywhere)
 ENDPOINTS = {
@@ -160,16 +168,57 @@ class ChatRelay:
         # Werkzeug refuses a declared length over the maximum (set one byte above the
         # limit in __call__) before reading, but cuts a chunked body at the maximum
         # without a word: the byte more tells.
+        # A body that stops arriving is answered 408 after REQUEST_BODY_TIMEOUT, so a stalled upload
+        # does not hold one of the worker's connections for ever (gunicorn bounds only the head).
+        timeout = self.settings.body_timeout
+        restore = _timeout_while_reading(request.environ.get("gunicorn.socket"), timeout)
         try:
             body = request.get_data(cache=True)
         except RequestEntityTooLarge:
             raise PayloadTooLarge(limit) from None
+        except TimeoutError:
+            raise BodyTimeout(timeout) from None
+        except ParseException as error:  # gunicorn's: a chunked body with bad framing
+            raise BadRequest(
+                f"The request body's chunked framing is invalid ({type(error).__name__}); "
+                "send it with Content-Length, or as valid chunks."
+            ) from None
+        except (ClientDisconnected, NoMoreData, OSError) as error:
+            # Werkzeug reports a failed read, the socket's timeout included, as a disconnect.
+            cause = error.__context__ if isinstance(error, ClientDisconnected) else error
+            if isinstance(cause, TimeoutError):
+                raise BodyTimeout(timeout) from None
+            raise ClientGone() from None
+        finally:
+            restore()
+        declared = request.content_length
+        if declared is not None and len(body) < declared:
+            raise ClientGone()  # gunicorn ends a body cut short by the client without an error
         if len(body) > limit:
             raise PayloadTooLarge(limit)
         return body
 
 
+def _timeout_while_reading(sock: Any, seconds: float) -> Callable[[], None]:
+    """Give the client's socket a timeout; return what puts the one it had back."""
+    if sock is None:
+        return lambda: None
+    try:
+        prior = sock.gettimeout()
+        sock.settimeout(seconds)
+    except (OSError, AttributeError):
+        return lambda: None  # not a socket this can set: the server's own limits apply
+
+    def restore() -> None:
+        with contextlib.suppress(OSError):  # the connection is gone
+            sock.settimeout(prior)
+
+    return restore
+
+
 def _outcome(error: RelayError) -> str:
+    if isinstance(error, ClientGone):
+        return "client_gone"
     if isinstance(error, ClientError):
         return "rejected"
     if isinstance(error, UpstreamTimeout):

@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException
 
 from relay import jsoncodec
 from relay.errors import RelayError, openai_error
+from relay.wire import encode_text
 
 TEXT = "text/plain; charset=utf-8"
 
@@ -44,7 +45,8 @@ def error_response(error: RelayError, openai: bool = False) -> flask.Response:
             json_error_body(error.message, error.status), error.status, "application/json"
         )
     else:
-        response = fixed_response(error.message.encode(), error.status)
+        # The message may quote the caller's input, a lone surrogate included ("x\ud83d").
+        response = fixed_response(encode_text(error.message), error.status)
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Content-Type-Options"] = "nosniff"
     for name, value in error.headers().items():

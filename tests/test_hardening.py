@@ -214,3 +214,87 @@ def test_transport_error_text_never_carries_a_key() -> None:
     failure = describe_transport_error(error, settings.default_route, settings, (CLIENT_KEY,))
     assert CLIENT_KEY not in failure.message
     assert "[redacted]" in failure.message
+
+
+def test_a_refused_model_with_a_lone_surrogate_is_a_400_the_page_can_read(
+    fake: FakeUpstream, relay_factory: RelayFactory, client: httpx.Client
+) -> None:
+    relay = relay_factory(ALLOWED_MODELS="gpt-*", ALLOWED_ORIGINS="https://app.example")
+    body = b'{"model":"x\\ud83d","messages":[{"role":"user","content":"x"}]}'  # half an emoji
+    for path in ("/api/chat", "/v1/chat/completions"):
+        response = client.post(relay.url + path, content=body, headers={"Origin": "https://app.example"})
+        assert response.status_code == 400, response.text
+        assert "is not allowed on this relay" in response.text
+        assert response.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert "x\ufffd" in client.post(relay.url + "/api/chat", content=body).text  # as a browser encodes it
+    assert fake.requests == []
+
+
+def raw_exchange(port: int, data: bytes, timeout: float = 10.0) -> bytes:
+    """Send raw bytes, then read the answer until the server closes or goes quiet."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+                if b"\r\n\r\n" in answer and b"Content-Length: " in answer:
+                    head, _, rest = answer.partition(b"\r\n\r\n")
+                    length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+                    if len(rest) >= length:
+                        break
+        except TimeoutError:
+            pass
+    return answer
+
+
+@pytest.mark.parametrize("path", ["/api/chat", "/v1/chat/completions"])
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        pytest.param(b"zz\r\nabc\r\n0\r\n\r\n", id="size-not-hex"),
+        pytest.param(b"3\r\nabcX\r\n0\r\n\r\n", id="data-without-crlf"),
+    ],
+)
+def test_a_badly_chunked_request_body_is_a_400(
+    fake: FakeUpstream, relay: RelayServer, path: str, chunks: bytes
+) -> None:
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n".encode()
+    answer = raw_exchange(relay.port, head + b"Transfer-Encoding: chunked\r\n\r\n" + chunks)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert b"chunked framing is invalid" in answer
+    assert fake.requests == []
+
+
+def test_a_client_that_leaves_mid_body_is_logged_as_gone_not_as_a_relay_error(
+    fake: FakeUpstream, relay: RelayServer
+) -> None:
+    agent = b"User-Agent: hardening/leaves-mid-body\r\n"
+    head = b"POST /api/chat HTTP/1.1\r\nHost: x\r\n" + agent + b"Content-Length: 100\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", relay.port), timeout=5) as sock:
+        sock.sendall(head + b'{"mo')
+    deadline = time.monotonic() + 5
+    lines: list[dict[str, Any]] = []
+    while not lines and time.monotonic() < deadline:
+        lines = [
+            entry
+            for entry in relay.request_logs()
+            if entry["httpRequest"]["userAgent"] == "hardening/leaves-mid-body"
+        ]
+        time.sleep(0.05)
+    assert [entry["outcome"] for entry in lines] == ["client_gone"]
+    assert "Unexpected error" not in relay.output()
+    assert fake.requests == []
+
+
+def test_a_stalled_request_body_is_answered_408_and_let_go(
+    fake: FakeUpstream, relay_factory: RelayFactory
+) -> None:
+    relay = relay_factory(REQUEST_BODY_TIMEOUT="1")
+    head = b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+    started = time.monotonic()
+    answer = raw_exchange(relay.port, head + b'{"mo')  # the other 96 bytes never come
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+    assert b"REQUEST_BODY_TIMEOUT" in answer
+    assert time.monotonic() - started < 4
+    assert fake.requests == []
