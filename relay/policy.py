@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hmac
 from fnmatch import fnmatchcase
 
+from relay import jsoncodec
 from relay.chat_request import DEFAULT_MAX_TOKENS, ChatRequest
 from relay.config import HEADER_TOKEN, Settings
 from relay.errors import BadRequest, MissingApiKey, Unauthorized
@@ -96,8 +98,25 @@ def bearer_key(settings: Settings, authorization: str | None) -> str | None:
     if settings.access_tokens or not settings.allow_client_keys:
         return None
     token = bearer_token(authorization)
-    if token is None:
+    if token is None or google_identity_token(token):
+        # An IAM-private deployment's callers send their Google identity token here: it let
+        # them through Cloud Run, and is a credential no upstream may see.
         return None
     if not HEADER_TOKEN.fullmatch(token):
         raise BadRequest("The API key in the Authorization header must be visible ASCII characters.")
     return token
+
+
+_GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
+
+
+def google_identity_token(token: str) -> bool:
+    """Whether a bearer is an identity token Google issued (a JWT; Cloud Run may drop its signature)."""
+    parts = token.split(".")
+    if len(parts) != 3 or not parts[0].startswith("eyJ"):  # '{"' in base64url
+        return False
+    try:
+        claims = jsoncodec.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:  # not base64url, or not JSON
+        return False
+    return isinstance(claims, dict) and claims.get("iss") in _GOOGLE_ISSUERS

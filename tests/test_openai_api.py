@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import time
@@ -248,6 +249,25 @@ def test_models_list_is_filtered_by_allowed_models(
 # -- who pays ----------------------------------------------------------------------------------
 
 
+def jwt(claims: dict[str, Any], signature: str) -> str:
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'RS256', 'kid': 'k1', 'typ': 'JWT'})}.{part(claims)}.{signature}"
+
+
+# What an IAM-private Cloud Run caller sends (gcloud auth print-identity-token), as the container
+# sees it: Cloud Run removes the signature; and as it was sent.
+GOOGLE_CLAIMS = {
+    "iss": "https://accounts.google.com",
+    "aud": "https://relay.example",
+    "email": "dev@example.com",
+}
+GOOGLE_ID_TOKEN = jwt(GOOGLE_CLAIMS, "SIGNATURE_REMOVED_BY_GOOGLE")
+GOOGLE_ID_TOKEN_SIGNED = jwt(GOOGLE_CLAIMS, "c2lnbmF0dXJl")
+OTHER_JWT = jwt({"iss": "https://login.microsoftonline.com/t/v2.0", "aud": "x"}, "c2ln")  # e.g. Azure's
+
+
 # Each row of the README's "Who pays" table for /v1: settings, the caller's bearer, the upstream's.
 @pytest.mark.parametrize(
     ("settings", "bearer", "upstream_key"),
@@ -260,6 +280,10 @@ def test_models_list_is_filtered_by_allowed_models(
         pytest.param({"OPENAI_API_KEY": None}, CLIENT_KEY, CLIENT_KEY, id="no-server-key-client-pays"),
         pytest.param({"OPENAI_API_KEY": None}, None, None, id="no-key-anywhere-401"),
         pytest.param({"OPENAI_API_KEY": None, "ALLOW_CLIENT_KEYS": "false"}, CLIENT_KEY, None, id="nothing-allowed-401"),
+        pytest.param({}, GOOGLE_ID_TOKEN, SERVER_KEY, id="google-identity-token-not-a-key"),
+        pytest.param({}, GOOGLE_ID_TOKEN_SIGNED, SERVER_KEY, id="signed-google-identity-token-not-a-key"),
+        pytest.param({"OPENAI_API_KEY": None}, GOOGLE_ID_TOKEN, None, id="google-identity-token-never-sent-401"),
+        pytest.param({}, OTHER_JWT, OTHER_JWT, id="another-issuers-token-is-a-key"),
     ],
 )  # fmt: skip
 def test_who_pays(
