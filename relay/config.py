@@ -29,7 +29,7 @@ LONGEST_REQUEST_ALLOWED = PLATFORM_REQUEST_LIMIT - 60
 HEADER_TOKEN = re.compile(r"[\x21-\x7e]+")
 HEADER_TEXT = re.compile(r"[\x20-\x7e]*")  # any other header value: visible ASCII and spaces
 SERVER_WORKERS = ("gevent", "gthread")
-_ORIGIN = re.compile(r"https?://[^/\s?#]+")
+_ORIGIN = re.compile(r"https?://[^/\s?#]+", re.IGNORECASE)
 
 
 class ConfigError(ValueError):
@@ -272,7 +272,16 @@ def _origins(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
                 f"{name}: {origin!r} is not an origin; write scheme://host[:port] with no path or "
                 "trailing slash, such as https://chat.example.com."
             )
-    return origins
+    return tuple(_as_browsers_send(origin) for origin in origins)
+
+
+def _as_browsers_send(origin: str) -> str:
+    """An origin as a browser's Origin header has it: lower case, no default port."""
+    origin = origin.lower()
+    for default in ("https://", ":443"), ("http://", ":80"):
+        if origin.startswith(default[0]) and origin.endswith(default[1]):
+            return origin.removesuffix(default[1])
+    return origin
 
 
 def _boolean(environ: Mapping[str, str], name: str, default: bool) -> bool:

@@ -175,3 +175,17 @@ def test_the_relays_own_page_is_allowed_whatever_the_list(
     https_own = "https://" + listed.url.removeprefix("http://")
     reply = chat(client, listed.url, headers={"Origin": https_own, "X-Forwarded-Proto": "https"})
     assert reply.status == 200
+
+
+def test_listed_origins_match_as_browsers_send_them(
+    fake: FakeUpstream, relay_factory: RelayFactory, client: httpx.Client
+) -> None:
+    # Written with capitals and default ports, as an owner might; a browser sends neither.
+    relay = relay_factory(
+        ALLOWED_ORIGINS="HTTPS://Chat.Example.com:443,http://LOCALHOST:80,http://localhost:5173"
+    )
+    fake.replies["*"] = Reply(body=openai_stream(["ok"]))
+    for origin in (APP, "http://localhost", OTHER_APP):
+        assert preflight(client, relay.url, origin).headers["Access-Control-Allow-Origin"] == origin
+    assert chat(client, relay.url, headers={"Origin": APP}).status == 200
+    assert preflight(client, relay.url, "http://localhost:8080").status_code == 403
