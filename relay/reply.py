@@ -139,6 +139,9 @@ class ReplyStream:
         text = self._text
         if self._whole:
             yield from self._send(text.translate([read_body(self._response, WHOLE_BODY_LIMIT)]))
+            if not self._log.bytes_sent and text.error is None:
+                yield self._nothing_to_relay("answer")
+                return
         else:
             decoder = SSEDecoder()
             client = self._client
@@ -160,8 +163,11 @@ class ReplyStream:
                         "(STREAM_MAX_SECONDS) and was cut"
                     )
                     return
-            else:
+            else:  # the upstream's body ended
                 yield from self._send(text.translate(decoder.flush()))
+                if not text.finished and not self._log.bytes_sent:
+                    yield self._nothing_to_relay("stream")
+                    return
                 yield from self._send(text.end())
         self._outcome = "ok"
         if text.error is not None:
@@ -176,6 +182,13 @@ class ReplyStream:
                 log.mark_first_token()
             log.bytes_sent += len(write)
             yield write
+
+    def _nothing_to_relay(self, kind: str) -> bytes:
+        # A 200 with nothing in it (an empty body, an error object not sent as an event, a JSON
+        # answer without a choice) would look like an empty reply; say what happened instead.
+        self._outcome = "upstream_error"
+        self._log.detail = f"upstream {kind} held nothing to relay"
+        return self._note(f"the upstream's {kind} ended with nothing to relay, though its status was 200")
 
     def _note(self, message: str) -> bytes:
         note = self._text.note(redact(message, self._secrets))

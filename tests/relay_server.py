@@ -114,3 +114,14 @@ class RelayServer:
                 return logs
             time.sleep(0.02)
         return self.request_logs()
+
+    def request_logs_of(self, user_agent: str, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """The request log lines of requests sent with this User-Agent, once there is one (a shared server)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = [
+                entry for entry in self.request_logs() if entry["httpRequest"]["userAgent"] == user_agent
+            ]
+            if lines or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.02)

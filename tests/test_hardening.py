@@ -273,15 +273,7 @@ def test_a_client_that_leaves_mid_body_is_logged_as_gone_not_as_a_relay_error(
     head = b"POST /api/chat HTTP/1.1\r\nHost: x\r\n" + agent + b"Content-Length: 100\r\n\r\n"
     with socket.create_connection(("127.0.0.1", relay.port), timeout=5) as sock:
         sock.sendall(head + b'{"mo')
-    deadline = time.monotonic() + 5
-    lines: list[dict[str, Any]] = []
-    while not lines and time.monotonic() < deadline:
-        lines = [
-            entry
-            for entry in relay.request_logs()
-            if entry["httpRequest"]["userAgent"] == "hardening/leaves-mid-body"
-        ]
-        time.sleep(0.05)
+    lines = relay.request_logs_of("hardening/leaves-mid-body")
     assert [entry["outcome"] for entry in lines] == ["client_gone"]
     assert "Unexpected error" not in relay.output()
     assert fake.requests == []
@@ -298,3 +290,42 @@ def test_a_stalled_request_body_is_answered_408_and_let_go(
     assert b"REQUEST_BODY_TIMEOUT" in answer
     assert time.monotonic() - started < 4
     assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("reply", "kind"),
+    [
+        pytest.param(Reply(body=[]), "stream", id="empty-event-stream"),
+        pytest.param(
+            Reply(body=[b'{"error":{"message":"quota"}}']), "stream", id="error-object-not-sent-as-an-event"
+        ),
+        pytest.param(
+            Reply(headers={"Content-Type": "application/json"}, body=[b"{}"]),
+            "answer",
+            id="json-without-choices",
+        ),
+    ],
+)
+def test_a_200_with_nothing_in_it_says_so_instead_of_an_empty_reply(
+    fake: FakeUpstream, relay: RelayServer, client: httpx.Client, reply: Reply, kind: str
+) -> None:
+    fake.replies["*"] = reply
+    agent = f"hardening/nothing-{kind}-{len(relay.request_logs())}"
+    response = chat(client, relay.url, headers={"User-Agent": agent})
+    assert response.status == 200
+    assert response.text == (
+        f"\n\n[Error: the upstream's {kind} ended with nothing to relay, though its status was 200]"
+    )
+    assert [entry["outcome"] for entry in relay.request_logs_of(agent)] == ["upstream_error"]
+
+
+def test_an_empty_openai_stream_ends_with_an_error_event_not_a_bare_done(
+    fake: FakeUpstream, relay: RelayServer, client: httpx.Client
+) -> None:
+    fake.replies["*"] = Reply(body=[])
+    response = client.post(
+        relay.url + "/v1/chat/completions", json={"model": "gpt-test", "messages": USER, "stream": True}
+    )
+    assert response.status_code == 200
+    assert response.text.startswith('data: {"error":{"message":"the upstream\'s stream ended with nothing')
+    assert "[DONE]" not in response.text

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from typing import Any
 
 import httpx
@@ -27,12 +26,7 @@ def logged(relay_factory: RelayFactory) -> RelayServer:
 
 def request_log(relay: RelayServer, user_agent: str) -> dict[str, Any]:
     """The one log line of the request sent with this User-Agent (a server shared with other tests)."""
-    deadline = time.monotonic() + 5
-    while True:
-        lines = [entry for entry in relay.request_logs() if entry["httpRequest"]["userAgent"] == user_agent]
-        if lines or time.monotonic() > deadline:
-            break
-        time.sleep(0.02)
+    lines = relay.request_logs_of(user_agent)
     assert len(lines) == 1, f"{len(lines)} lines for one request"
     return lines[0]
 
