@@ -74,3 +74,65 @@ class EventPassThrough:
             return
         if isinstance(chunk, dict) and isinstance(chunk.get("usage"), dict):
             self.usage = chunk["usage"]
+
+
+# A whole completion's fields that its stream's chunks carry too.
+_CHUNK_FIELDS = ("id", "created", "model", "system_fingerprint", "service_tier")
+
+
+def completion_as_events(body: bytes) -> bytes | None:
+    """A whole chat.completion as the stream the caller asked for; None if the body is not one.
+
+    For an upstream that ignored `stream`: per choice, one chunk whose delta is the whole
+    message (tool calls numbered, as stream deltas are), one with its finish reason; then the
+    usage, if any; then [DONE]. The SDKs read it as they read a stream.
+    """
+    try:
+        completion = jsoncodec.loads(body)
+    except jsoncodec.JSONDecodeError:
+        return None
+    if not isinstance(completion, dict) or not isinstance(completion.get("choices"), list):
+        return None
+    base: dict[str, Any] = {name: completion[name] for name in _CHUNK_FIELDS if name in completion}
+    base["object"] = "chat.completion.chunk"
+    chunks: list[dict[str, Any]] = []
+    for position, choice in enumerate(completion["choices"]):
+        if not isinstance(choice, dict):
+            return None
+        message = choice.get("message")
+        delta = dict(message) if isinstance(message, dict) else {}
+        if isinstance(delta.get("tool_calls"), list):
+            delta["tool_calls"] = [
+                {"index": number, **call} if isinstance(call, dict) else call
+                for number, call in enumerate(delta["tool_calls"])
+            ]
+        index = choice.get("index", position)
+        chunks.append(
+            {
+                **base,
+                "choices": [
+                    {
+                        "index": index,
+                        "delta": delta,
+                        "logprobs": choice.get("logprobs"),
+                        "finish_reason": None,
+                    }
+                ],
+            }
+        )
+        chunks.append(
+            {
+                **base,
+                "choices": [
+                    {
+                        "index": index,
+                        "delta": {},
+                        "logprobs": None,
+                        "finish_reason": choice.get("finish_reason"),
+                    }
+                ],
+            }
+        )
+    if isinstance(completion.get("usage"), dict):
+        chunks.append({**base, "choices": [], "usage": completion["usage"]})
+    return b"".join(b"data: " + jsoncodec.dumps(chunk) + b"\n\n" for chunk in chunks) + DONE_EVENT

@@ -21,7 +21,7 @@ from relay import jsoncodec
 from relay.chat_request import check_depth, parse_json_object, token_count
 from relay.config import Settings
 from relay.errors import BadRequest, KeyRequired, MissingApiKey, UpstreamError
-from relay.event_stream import EventPassThrough
+from relay.event_stream import EventPassThrough, completion_as_events
 from relay.policy import bearer_key, check_model, check_token_limit, choose_key, model_allowed
 from relay.redaction import redact
 from relay.reply import ReplyStream
@@ -82,7 +82,16 @@ class OpenAIEndpoints:
                 client_socket=request.environ.get("gunicorn.socket"),
             )
             return stream_response(reply, content_type=EVENT_STREAM)
-        return answer_response(read_answer(response), log, secrets=(api_key,))
+        answer = read_answer(response)
+        if stream and answer.status < 300 and answer.content_type.lower().startswith(JSON):
+            # The upstream ignored `stream` and sent the whole completion: the caller gets its stream.
+            events = completion_as_events(answer.body)
+            if events is not None:
+                log.finish(answer.status, "ok")
+                as_stream = fixed_response(events, answer.status, EVENT_STREAM)
+                as_stream.headers.extend(answer.headers)
+                return as_stream
+        return answer_response(answer, log, secrets=(api_key,))
 
     def models(self, request: flask.Request, log: RequestLog) -> flask.Response:
         """Every route's models, prefixed, filtered by ALLOWED_MODELS."""
@@ -181,7 +190,15 @@ def read_answer(response: httpx.Response) -> Answer:
 def answer_response(answer: Answer, log: RequestLog, secrets: tuple[str | None, ...]) -> flask.Response:
     """The upstream's answer, status and rate-limit headers as they came; JSON even where it sent none."""
     status, content_type, body = answer.status, answer.content_type, answer.body
-    if not content_type.lower().startswith(JSON):
+    if not (200 <= status < 300 or 400 <= status <= 599):
+        # A redirect, or a status no client knows: the base URL likely points somewhere else.
+        status, content_type = 502, JSON
+        body = json_error_body(
+            f"The upstream ({answer.host}) answered {answer.status}, which the relay cannot pass on; "
+            "check OPENAI_BASE_URL (or the route's base_url).",
+            status,
+        )
+    elif not content_type.lower().startswith(JSON):
         # An HTML error page or the like: the SDKs need JSON to raise the right error.
         status = status if status >= 400 else 502
         body = json_error_body(

@@ -53,6 +53,11 @@ WHOLE_BODY_LIMIT = 16 * 1024 * 1024
 # request after a burst of 150 streams still cost 2.9-5.1 ms of CPU; with pools of 4,
 # 1.8-2.0 ms, as on a fresh relay (bench/results/profile-idle-check.txt).
 CONNECTIONS_PER_POOL = 4
+# Under real threads (SERVER_WORKER=gthread) a pool holds one connection, so that no two requests
+# ever share one: httpcore 1.0's pool can close a kept-alive connection that another thread has
+# just begun to stream on (it decides "expired", is preempted, then closes; encode/httpcore#1110),
+# and that reply ends cut short. gevent switches only where I/O waits, never between the two.
+CONNECTIONS_PER_THREADED_POOL = 1
 # A kept-alive connection idle this long is closed (httpx's default). httpcore only looks
 # when its pool is used, so the pools a burst filled and nothing uses since are closed
 # whole, at most once a second, when a later request finds them idle this long.
@@ -79,7 +84,10 @@ class TransportPools:
     def __init__(self, settings: Settings, route: Route) -> None:
         self.settings = settings
         self.route = route
-        count = -(-settings.max_connections // CONNECTIONS_PER_POOL)  # ceiling division
+        per_pool = (
+            CONNECTIONS_PER_THREADED_POOL if settings.server_worker == "gthread" else CONNECTIONS_PER_POOL
+        )
+        count = -(-settings.max_connections // per_pool)  # ceiling division
         self._size = -(-settings.max_connections // count)
         self._transports: list[httpx.HTTPTransport | None] = [None] * count
         self._busy = [0] * count  # open responses per transport

@@ -677,3 +677,55 @@ def test_a_failed_model_list_never_shows_the_server_key(fake: FakeUpstream, sdk:
         sdk.models.list()
     assert SERVER_KEY not in str(raised.value)
     assert fake.requests[0].headers["authorization"] == f"Bearer {SERVER_KEY}"  # it was the key sent
+
+
+def test_a_whole_completion_where_a_stream_was_asked_comes_as_a_stream(
+    fake: FakeUpstream, sdk: openai.OpenAI
+) -> None:
+    """An upstream that ignores `stream`: the SDK still gets its stream, nothing of the answer lost."""
+    reply = completion("all at once")
+    body = json.loads(reply.body[0])  # type: ignore[arg-type]
+    body["choices"].append(
+        {
+            "index": 1,
+            "message": {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+                ],
+            },
+            "finish_reason": "tool_calls",
+        }
+    )
+    fake.replies["gpt-test"] = Reply(
+        headers={"Content-Type": "application/json"}, body=[json.dumps(body).encode()]
+    )
+    chunks = list(
+        sdk.chat.completions.create(
+            model="gpt-test", messages=USER, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    first = [c.choices[0] for c in chunks if c.choices and c.choices[0].index == 0]
+    second = [c.choices[0] for c in chunks if c.choices and c.choices[0].index == 1]
+    assert "".join(choice.delta.content or "" for choice in first) == "all at once"
+    assert [choice.finish_reason for choice in first] == [None, "stop"]
+    calls = second[0].delta.tool_calls
+    assert calls is not None and calls[0].index == 0 and calls[0].function is not None
+    assert calls[0].function.name == "f"
+    assert second[-1].finish_reason == "tool_calls"
+    assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 5
+    assert {c.object for c in chunks} == {"chat.completion.chunk"}
+
+
+@pytest.mark.parametrize("status", [301, 307, 600])
+def test_a_status_the_relay_cannot_pass_on_is_a_502_naming_the_base_url(
+    fake: FakeUpstream, sdk: openai.OpenAI, status: int
+) -> None:
+    fake.replies["gpt-test"] = Reply(
+        status=status, reason="Moved", headers={"Location": "https://elsewhere.example/v1"}, body=[]
+    )
+    with pytest.raises(openai.APIStatusError) as raised:
+        sdk.chat.completions.create(model="gpt-test", messages=USER)
+    assert raised.value.status_code == 502
+    assert f"answered {status}, which the relay cannot pass on; check OPENAI_BASE_URL" in str(raised.value)
