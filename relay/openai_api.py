@@ -149,7 +149,8 @@ class OpenAIEndpoints:
         for name in asked:
             data[name] = token_count(name, data[name])
             check_token_limit(name, data[name], limit)
-        if data.get("n") not in (None, 1):
+        choices = data.get("n")
+        if choices is not None and (isinstance(choices, bool) or choices != 1):  # True == 1 in Python
             raise BadRequest('"n" must be 1 on this relay: each choice is another reply (MAX_TOKENS_LIMIT).')
         if not asked:
             # The owner's cap, where the caller set none. OpenAI's reasoning models refuse

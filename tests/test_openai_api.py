@@ -534,6 +534,7 @@ def test_token_limits(fake: FakeUpstream, relay_factory: RelayFactory) -> None:
     relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, MAX_TOKENS_LIMIT="100")
     fake.replies["gpt-test"] = completion("ok")
     assert v1_post(relay, {"model": "gpt-test", "messages": USER, "n": 3}).status_code == 400
+    assert v1_post(relay, {"model": "gpt-test", "messages": USER, "n": True}).status_code == 400  # not 1
     assert v1_post(relay, {"model": "gpt-test", "messages": USER, "max_tokens": 5.0}).status_code == 200
     assert v1_post(relay, {"model": "gpt-test", "messages": USER}).status_code == 200
     assert [request.json.get("max_tokens") for request in fake.requests] == [5, 100]
