@@ -1,4 +1,4 @@
-"""The server's socket to the client, for two things the relay needs from it while streaming.
+"""The server's socket to the client, for what the relay needs from it while it waits and streams.
 
 - Is the client still there? A peek that reads end of file means it closed its
   connection, so the relay can free the upstream before writing to a dead socket
@@ -8,6 +8,10 @@
 - How long may one write wait? A client that stops reading would otherwise hold
   its stream, and the upstream, for ever; each write gets the idle timeout.
 
+- Did the client leave while the relay waited for the upstream's answer (a reasoning model may
+  think for a minute first)? Under gevent, `stop_if_client_leaves` interrupts that wait, so the
+  upstream request is closed then, not when the upstream begins to answer.
+
 gunicorn puts the socket in the WSGI environ as `gunicorn.socket`. Under the
 gevent worker it is gevent's socket, whose operating-system socket (`_sock`) is
 non-blocking and whose timeout is gevent's; under gthread it is a blocking
@@ -16,9 +20,15 @@ socket, whose sends the kernel's SO_SNDTIMEO bounds.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
+from collections.abc import Iterator
 from typing import Any
+
+import gevent  # type: ignore[import-untyped]
+
+from relay.errors import ClientGone
 
 _PEEK = socket.MSG_PEEK | getattr(socket, "MSG_DONTWAIT", 0)
 _TIMEVAL = "ll"  # struct timeval: seconds, microseconds
@@ -56,15 +66,7 @@ class ClientConnection:
 
     def gone(self) -> bool:
         """Whether the client has closed (or reset) its connection."""
-        peer = self._os_socket
-        if peer is None:
-            return False
-        try:
-            return peer.recv(1, _PEEK) == b""  # end of file
-        except (BlockingIOError, InterruptedError):
-            return False  # open, nothing to read: the usual case
-        except OSError:
-            return True  # reset
+        return self._os_socket is not None and _closed(self._os_socket)
 
     def release(self) -> None:
         sock, self._os_socket = self._socket, None
@@ -77,3 +79,45 @@ class ClientConnection:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, self._prior)
         except OSError:
             pass  # the connection is gone; nothing to put back
+
+
+def _closed(peer: Any) -> bool:
+    """Whether the other end of a socket has closed (or reset) it; never blocks."""
+    try:
+        return bool(peer.recv(1, _PEEK) == b"")  # end of file
+    except (BlockingIOError, InterruptedError):
+        return False  # open, nothing to read: the usual case
+    except OSError:
+        return True  # reset
+
+
+@contextlib.contextmanager
+def stop_if_client_leaves(sock: Any) -> Iterator[None]:
+    """Raise ClientGone in the block's wait as soon as the client closes its connection.
+
+    Under gevent only (the socket is gevent's): an io watcher on the client's socket runs in
+    gevent's event loop when the client sends or closes; if it closed, the watcher throws into
+    the greenlet waiting in the block, as gevent's own Timeout interrupts a wait. Under gthread a
+    thread blocked in a read cannot be interrupted; there the relay notices at the first
+    upstream read. Bytes that are not an end of file (a pipelined request) end the watch.
+    """
+    peer = getattr(sock, "_sock", None)  # gevent's socket wraps the operating system's
+    if peer is None:
+        yield
+        return
+    waiting = gevent.getcurrent()
+    watcher = gevent.get_hub().loop.io(peer.fileno(), 1)  # 1: readable
+
+    def readable() -> None:
+        watcher.stop()
+        if _closed(peer):
+            waiting.throw(
+                ClientGone("The client closed its connection while the relay waited for the upstream.")
+            )
+
+    watcher.start(readable)
+    try:
+        yield
+    finally:
+        watcher.stop()
+        watcher.close()

@@ -11,7 +11,7 @@
     │   ├── MethodNotAllowed   405, with the methods the path allows
     │   ├── BodyTimeout        408: the request body stopped arriving
     │   ├── PayloadTooLarge    413
-    │   └── ClientGone         the client left before its body arrived (logged as client_gone)
+    │   └── ClientGone         the client left before its answer (logged as client_gone)
     └── UpstreamError          the upstream failed before the reply began
         ├── UpstreamHTTPError  the upstream's own 4xx/5xx, relayed with its status
         ├── UpstreamUnreachable 502: refused, DNS, TLS, closed without answering
@@ -125,12 +125,15 @@ class BodyTimeout(ClientError):
 
 
 class ClientGone(ClientError):
-    """The client closed its connection before its request body was complete; nobody reads the answer."""
+    """The client closed its connection before it had an answer; nobody reads this one."""
 
     status = 400
 
-    def __init__(self) -> None:
-        super().__init__("The request body ended early: the connection was closed before all of it arrived.")
+    def __init__(
+        self,
+        message: str = "The request body ended early: the connection was closed before all of it arrived.",
+    ) -> None:
+        super().__init__(message)
 
 
 class PayloadTooLarge(ClientError):

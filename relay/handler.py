@@ -14,6 +14,7 @@ from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from relay import cors
 from relay.chat_request import parse_chat_request
+from relay.client_connection import stop_if_client_leaves
 from relay.config import Settings
 from relay.errors import (
     BadRequest,
@@ -132,7 +133,9 @@ class ChatRelay:
         api_key = choose_key(self.settings, chat.api_key, route)
 
         body = replace(chat, model=upstream_model).upstream_body(stream_usage=self.settings.stream_usage)
-        response = self.upstreams[route.prefix].open_chat_stream(api_key, body)
+        client_socket = request.environ.get("gunicorn.socket")
+        with stop_if_client_leaves(client_socket):
+            response = self.upstreams[route.prefix].open_chat_stream(api_key, body)
         log.upstream_status = response.status_code
         reply = ReplyStream(
             response,
@@ -140,7 +143,7 @@ class ChatRelay:
             log=log,
             settings=self.settings,
             secrets=(api_key,),
-            client_socket=request.environ.get("gunicorn.socket"),
+            client_socket=client_socket,
         )
         return stream_response(reply)
 

@@ -19,6 +19,7 @@ import httpx
 
 from relay import jsoncodec
 from relay.chat_request import check_depth, parse_json_object, token_count
+from relay.client_connection import stop_if_client_leaves
 from relay.config import Settings
 from relay.errors import BadRequest, KeyRequired, MissingApiKey, UpstreamError
 from relay.event_stream import EventPassThrough, completion_as_events
@@ -64,25 +65,29 @@ class OpenAIEndpoints:
         api_key = _key_or_401(self.settings, client_key, route)
         stream = data.get("stream") is True
         upstream = self.upstreams[route.prefix]
-        response = upstream.send(
-            "POST",
-            "/chat/completions",
-            api_key,
-            jsoncodec.dumps(data),
-            accept=EVENT_STREAM if stream else JSON,
-        )
+        client_socket = request.environ.get("gunicorn.socket")
+        with stop_if_client_leaves(client_socket):
+            response = upstream.send(
+                "POST",
+                "/chat/completions",
+                api_key,
+                jsoncodec.dumps(data),
+                accept=EVENT_STREAM if stream else JSON,
+            )
+            streamed = stream and response.is_success and body_kind(response) == "stream"
+            # A whole answer can take as long to arrive as a stream's first byte.
+            answer = None if streamed else read_answer(response)
         log.upstream_status = response.status_code
-        if stream and response.is_success and body_kind(response) == "stream":
+        if answer is None:
             reply = ReplyStream(
                 response,
                 EventPassThrough(secrets=(api_key,)),
                 log=log,
                 settings=self.settings,
                 secrets=(api_key,),
-                client_socket=request.environ.get("gunicorn.socket"),
+                client_socket=client_socket,
             )
             return stream_response(reply, content_type=EVENT_STREAM)
-        answer = read_answer(response)
         if stream and answer.status < 300 and answer.content_type.lower().startswith(JSON):
             # The upstream ignored `stream` and sent the whole completion: the caller gets its stream.
             events = completion_as_events(answer.body)

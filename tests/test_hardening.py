@@ -329,3 +329,49 @@ def test_an_empty_openai_stream_ends_with_an_error_event_not_a_bare_done(
     assert response.status_code == 200
     assert response.text.startswith('data: {"error":{"message":"the upstream\'s stream ended with nothing')
     assert "[DONE]" not in response.text
+
+
+def send_then_leave(port: int, path: str, body: dict[str, Any], agent: str, after: float) -> float:
+    """Send a request on a raw socket, close the connection `after` seconds later; return when."""
+    data = json.dumps(body).encode()
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nUser-Agent: {agent}\r\nContent-Type: application/json\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(head.encode() + b"Content-Length: %d\r\n\r\n%s" % (len(data), data))
+        time.sleep(after)
+    return time.monotonic()
+
+
+@pytest.mark.parametrize(
+    ("path", "stream"),
+    [("/api/chat", None), ("/v1/chat/completions", True), ("/v1/chat/completions", False)],
+)
+def test_a_client_that_leaves_while_the_upstream_thinks_frees_it_at_once(
+    fake: FakeUpstream, relay: RelayServer, path: str, stream: bool | None
+) -> None:
+    # A reasoning model thinks for 3 s before its first byte; the user presses Stop after 0.3 s.
+    fake.replies["gpt-test"] = Reply(delay_headers=3.0, body=openai_stream(["late"]))
+    body: dict[str, Any] = {"model": "gpt-test", "messages": USER}
+    if stream is not None:
+        body["stream"] = stream
+    agent = f"hardening/leaves-waiting{path}/{stream}"
+    left = send_then_leave(relay.port, path, body, agent, after=0.3)
+    assert fake.wait_for(
+        lambda: bool(fake.requests) and fake.requests[0].client_closed is not None, timeout=5
+    )
+    closed = fake.requests[0].client_closed
+    assert closed is not None
+    assert closed - left < 0.5, f"the upstream was freed {closed - left:.2f} s after the client left"
+    assert [entry["outcome"] for entry in relay.request_logs_of(agent)] == ["client_gone"]
+
+
+def test_a_client_that_leaves_during_a_retry_wait_gets_no_retry(
+    fake: FakeUpstream, relay: RelayServer
+) -> None:
+    fake.replies["gpt-test"] = Reply(
+        status=503, headers={"Content-Type": "application/json", "Retry-After": "2"}, body=[b"{}"]
+    )
+    agent = "hardening/leaves-during-retry-wait"
+    send_then_leave(relay.port, "/api/chat", {"model": "gpt-test", "messages": USER}, agent, after=0.5)
+    assert [entry["outcome"] for entry in relay.request_logs_of(agent)] == ["client_gone"]
+    time.sleep(2)  # past the Retry-After: no second attempt was made
+    assert len(fake.requests) == 1
