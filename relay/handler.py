@@ -48,7 +48,18 @@ ENDPOINTS = {
     "/api/chat": ("POST",),
     "/v1/chat/completions": ("POST",),  # OpenAI-compatible
     "/v1/models": ("GET",),
+    "/v1/models/{model}": ("GET",),  # one model, as the SDKs' models.retrieve asks
 }
+MODEL_PATH = "/v1/models/"
+
+
+def endpoint(path: str) -> str:
+    """The ENDPOINTS key a path is served by (a path that names a model counts as /v1/models/{model})."""
+    if path.startswith(MODEL_PATH) and len(path) > len(MODEL_PATH):
+        return "/v1/models/{model}"
+    return path
+
+
 PAGE_METHODS = ("GET", "HEAD")
 
 
@@ -109,7 +120,8 @@ class ChatRelay:
         if page and request.method in PAGE_METHODS:
             log.finish(200, "ok")
             return self.page.response(request.path)  # type: ignore[union-attr]
-        if request.path not in ENDPOINTS:
+        served = endpoint(request.path)
+        if served not in ENDPOINTS:
             if page:
                 raise MethodNotAllowed(request.method, request.path, PAGE_METHODS)
             raise NotFound(f"Not found: {request.path}. {ENDPOINTS_HINT}")
@@ -119,13 +131,15 @@ class ChatRelay:
             raise Forbidden(f"Origin {origin} is not allowed to use this relay (ALLOWED_ORIGINS).")
         if request.method == "OPTIONS":
             return self._preflight(request, origin, log)
-        if request.method not in ENDPOINTS[request.path]:
-            raise MethodNotAllowed(request.method, request.path, self._methods(request.path))
+        if request.method not in ENDPOINTS[served]:
+            raise MethodNotAllowed(request.method, request.path, self._methods(served))
         check_access_token(self.settings, request.headers.get("Authorization"))
         if request.path == "/v1/chat/completions":
             return self.openai.chat_completions(request, self._read_body(request), log)
         if request.path == "/v1/models":
             return self.openai.models(request, log)
+        if served == "/v1/models/{model}":
+            return self.openai.model(request, log, request.path.removeprefix(MODEL_PATH))
 
         chat = apply_limits(self.settings, parse_chat_request(self._read_body(request)))
         log.model = chat.model
@@ -155,7 +169,7 @@ class ChatRelay:
 
     def _preflight(self, request: flask.Request, origin: str | None, log: RequestLog) -> flask.Response:
         log.finish(204, "ok")
-        response = empty_response(204, {"Allow": ", ".join(self._methods(request.path))})
+        response = empty_response(204, {"Allow": ", ".join(self._methods(endpoint(request.path)))})
         if origin is not None:
             response.headers.update(
                 cors.preflight_headers(

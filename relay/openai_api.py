@@ -21,7 +21,7 @@ from relay import jsoncodec
 from relay.chat_request import check_depth, parse_json_object, token_count
 from relay.client_connection import stop_if_client_leaves
 from relay.config import Settings
-from relay.errors import BadRequest, KeyRequired, MissingApiKey, UpstreamError
+from relay.errors import BadRequest, KeyRequired, MissingApiKey, NotFound, UpstreamError
 from relay.event_stream import EventPassThrough, completion_as_events
 from relay.policy import bearer_key, check_model, check_token_limit, choose_key, model_allowed
 from relay.redaction import redact
@@ -100,6 +100,32 @@ class OpenAIEndpoints:
 
     def models(self, request: flask.Request, log: RequestLog) -> flask.Response:
         """Every route's models, prefixed, filtered by ALLOWED_MODELS."""
+        listed = self._listed_models(request, log)
+        if isinstance(listed, flask.Response):
+            return listed
+        log.upstream_status = 200
+        log.finish(200, "ok")
+        return fixed_response(jsoncodec.dumps({"object": "list", "data": listed}), 200, JSON)
+
+    def model(self, request: flask.Request, log: RequestLog, name: str) -> flask.Response:
+        """One model of that list (the SDKs' models.retrieve), or OpenAI's 404."""
+        log.model = name
+        listed = self._listed_models(request, log)
+        if isinstance(listed, flask.Response):
+            return listed
+        for entry in listed:
+            if entry["id"] == name:
+                log.upstream_status = 200
+                log.finish(200, "ok")
+                return fixed_response(jsoncodec.dumps(entry), 200, JSON)
+        raise NotFound(
+            f"The model '{name}' does not exist, or this relay does not offer it (GET /v1/models lists them)."
+        )
+
+    def _listed_models(
+        self, request: flask.Request, log: RequestLog
+    ) -> list[dict[str, Any]] | flask.Response:
+        """Every route's models, prefixed and filtered; or the default route's failure, as it came."""
         client_key = bearer_key(self.settings, request.headers.get("Authorization"))
         listed: list[dict[str, Any]] = []
         default_failure: Answer | None = None
@@ -141,9 +167,7 @@ class OpenAIEndpoints:
             if keyless == len(self.router.all):
                 raise KeyRequired()
             raise UpstreamError("OpenAI API error: no upstream answered the model list.")
-        log.upstream_status = 200
-        log.finish(200, "ok")
-        return fixed_response(jsoncodec.dumps({"object": "list", "data": listed}), 200, JSON)
+        return listed
 
     def _limit_tokens(self, data: dict[str, Any], route: Route) -> None:
         """MAX_TOKENS_LIMIT, as on the original endpoint: per reply, so one choice per request."""

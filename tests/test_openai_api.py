@@ -382,6 +382,30 @@ def test_models_list_has_every_route_prefixed(
         ]
 
 
+def test_one_model_is_retrieved_by_its_prefixed_name(
+    fake: FakeUpstream, second: FakeUpstream, routed: RelayServer, client: httpx.Client
+) -> None:
+    with sdk_client(routed) as sdk:
+        assert sdk.models.retrieve("second/gpt-fake").id == "second/gpt-fake"
+        assert sdk.models.retrieve("gpt-fake").id == "gpt-fake"
+        with pytest.raises(openai.NotFoundError, match="does not exist, or this relay does not offer it"):
+            sdk.models.retrieve("second/gpt-none")
+    preflight = client.options(
+        routed.url + "/v1/models/second/gpt-fake",
+        headers={"Origin": "https://app.example", "Access-Control-Request-Method": "GET"},
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["Allow"] == "GET, OPTIONS"
+
+
+def test_a_model_allowed_models_leaves_out_is_not_found(
+    fake: FakeUpstream, relay_factory: RelayFactory
+) -> None:
+    relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, ALLOWED_MODELS="gpt-4o*")
+    with sdk_client(relay) as sdk, pytest.raises(openai.NotFoundError):
+        sdk.models.retrieve("gpt-fake")
+
+
 # -- retries ------------------------------------------------------------------------------------
 
 
