@@ -81,6 +81,12 @@ class ClientConnection:
             pass  # the connection is gone; nothing to put back
 
 
+def has_left(sock: Any) -> bool:
+    """Whether the client of this server socket (gevent's or a plain one) has closed its connection."""
+    peer = getattr(sock, "_sock", sock)
+    return peer is not None and _closed(peer)
+
+
 def _closed(peer: Any) -> bool:
     """Whether the other end of a socket has closed (or reset) it; never blocks."""
     try:

@@ -26,7 +26,7 @@ def error_event(message: str) -> bytes:
 class EventPassThrough:
     """Re-frames the upstream's events; keeps what the request log reports (same face as wire.TextStream)."""
 
-    __slots__ = ("_secrets", "chunks", "error", "finished", "packet", "skipped", "usage")
+    __slots__ = ("_secrets", "chunks", "error", "finished", "packet", "replied", "skipped", "usage")
 
     def __init__(self, secrets: tuple[str | None, ...] = ()) -> None:
         self._secrets = secrets  # kept out of the upstream's error events
@@ -34,6 +34,7 @@ class EventPassThrough:
         self.finished = False  # [DONE] was read
         self.error: str | None = None  # never set: an upstream error event is passed on as is
         self.chunks = 0
+        self.replied = False  # an event was passed on
         self.skipped = 0
         self.usage: dict[str, Any] | None = None
 
@@ -44,11 +45,13 @@ class EventPassThrough:
             payload = data
             if payload == DONE:
                 self.finished = True
-                out.append(DONE_EVENT)
+                if self.replied:  # else the relay says there was nothing, instead of a bare [DONE]
+                    out.append(DONE_EVENT)
                 break
             if not payload:
                 continue
             self.chunks += 1
+            self.replied = True
             if b'"usage":{' in payload:  # the usage chunk; parsed only for the log
                 self._note_usage(payload)
             if payload.startswith(b'{"error"'):
@@ -93,6 +96,8 @@ def completion_as_events(body: bytes) -> bytes | None:
         return None
     if not isinstance(completion, dict) or not isinstance(completion.get("choices"), list):
         return None
+    if not completion["choices"]:
+        return None  # no reply in it: the caller is told so, not sent a bare [DONE]
     base: dict[str, Any] = {name: completion[name] for name in _CHUNK_FIELDS if name in completion}
     base["object"] = "chat.completion.chunk"
     chunks: list[dict[str, Any]] = []

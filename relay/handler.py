@@ -14,7 +14,7 @@ from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from relay import cors
 from relay.chat_request import parse_chat_request
-from relay.client_connection import stop_if_client_leaves
+from relay.client_connection import has_left, stop_if_client_leaves
 from relay.config import Settings
 from relay.errors import (
     BadRequest,
@@ -188,7 +188,8 @@ class ChatRelay:
         # A body that stops arriving is answered 408 after REQUEST_BODY_TIMEOUT, so a stalled upload
         # does not hold one of the worker's connections for ever (gunicorn bounds only the head).
         timeout = self.settings.body_timeout
-        restore = _timeout_while_reading(request.environ.get("gunicorn.socket"), timeout)
+        client_socket = request.environ.get("gunicorn.socket")
+        restore = _timeout_while_reading(client_socket, timeout)
         try:
             body = request.get_data(cache=True)
         except RequestEntityTooLarge:
@@ -196,6 +197,8 @@ class ChatRelay:
         except TimeoutError:
             raise BodyTimeout(timeout) from None
         except ParseException as error:  # gunicorn's: a chunked body with bad framing
+            if has_left(client_socket):  # or one cut short where a CRLF was due
+                raise ClientGone() from None
             raise BadRequest(
                 f"The request body's chunked framing is invalid ({type(error).__name__}); "
                 "send it with Content-Length, or as valid chunks."

@@ -22,7 +22,7 @@ from relay.chat_request import check_depth, parse_json_object, token_count
 from relay.client_connection import stop_if_client_leaves
 from relay.config import Settings
 from relay.errors import BadRequest, KeyRequired, MissingApiKey, NotFound, UpstreamError
-from relay.event_stream import EventPassThrough, completion_as_events
+from relay.event_stream import EventPassThrough, completion_as_events, error_event
 from relay.policy import bearer_key, check_model, check_token_limit, choose_key, model_allowed
 from relay.redaction import redact
 from relay.reply import ReplyStream
@@ -91,11 +91,16 @@ class OpenAIEndpoints:
         if stream and answer.status < 300 and answer.content_type.lower().startswith(JSON):
             # The upstream ignored `stream` and sent the whole completion: the caller gets its stream.
             events = completion_as_events(answer.body)
-            if events is not None:
-                log.finish(answer.status, "ok")
-                as_stream = fixed_response(events, answer.status, EVENT_STREAM)
-                as_stream.headers.extend(answer.headers)
-                return as_stream
+            outcome = "ok"
+            if events is None:
+                events = error_event(
+                    f"The upstream ({answer.host}) answered {answer.status} with JSON that holds no reply."
+                )
+                outcome = "upstream_error"
+            log.finish(answer.status, outcome)
+            as_stream = fixed_response(events, answer.status, EVENT_STREAM)
+            as_stream.headers.extend(answer.headers)
+            return as_stream
         return answer_response(answer, log, secrets=(api_key,))
 
     def models(self, request: flask.Request, log: RequestLog) -> flask.Response:

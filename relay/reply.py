@@ -38,6 +38,7 @@ class Encoder(Protocol):
     """Turns decoded SSE payloads into the caller's bytes (wire.TextStream, event_stream.EventPassThrough)."""
 
     packet: bytes | None  # a write that is not yet text (the original format's model packet)
+    replied: bool  # the upstream sent a reply (a choice; an event), empty or not
     finished: bool
     error: str | None
     chunks: int
@@ -139,9 +140,6 @@ class ReplyStream:
         text = self._text
         if self._whole:
             yield from self._send(text.translate([read_body(self._response, WHOLE_BODY_LIMIT)]))
-            if not self._log.bytes_sent and text.error is None:
-                yield self._nothing_to_relay("answer")
-                return
         else:
             decoder = SSEDecoder()
             client = self._client
@@ -165,10 +163,11 @@ class ReplyStream:
                     return
             else:  # the upstream's body ended
                 yield from self._send(text.translate(decoder.flush()))
-                if not text.finished and not self._log.bytes_sent:
-                    yield self._nothing_to_relay("stream")
-                    return
-                yield from self._send(text.end())
+                if text.replied:
+                    yield from self._send(text.end())
+        if not text.replied and text.error is None:
+            yield self._nothing_to_relay("answer" if self._whole else "stream")
+            return
         self._outcome = "ok"
         if text.error is not None:
             self._outcome = "upstream_error"
@@ -184,8 +183,8 @@ class ReplyStream:
             yield write
 
     def _nothing_to_relay(self, kind: str) -> bytes:
-        # A 200 with nothing in it (an empty body, an error object not sent as an event, a JSON
-        # answer without a choice) would look like an empty reply; say what happened instead.
+        # A 200 with no reply in it (an empty body, only [DONE], an error object not sent as an
+        # event, a JSON answer without a choice) would look like an empty reply; say so instead.
         self._outcome = "upstream_error"
         self._log.detail = f"upstream {kind} held nothing to relay"
         return self._note(f"the upstream's {kind} ended with nothing to relay, though its status was 200")

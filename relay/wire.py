@@ -57,6 +57,7 @@ class TextStream:
         "finished",
         "model",
         "packet",
+        "replied",
         "requested_model",
         "skipped",
         "usage",
@@ -71,6 +72,7 @@ class TextStream:
         self.skipped = 0  # payloads that were not a JSON object
         self.usage: dict[str, Any] | None = None
         self.packet: bytes | None = None  # the model packet, once known
+        self.replied = False  # a chunk with a choice was read: a reply, empty or not
 
     def note(self, message: str) -> bytes:
         """The last text of a stream that failed after it began."""
@@ -123,6 +125,7 @@ class TextStream:
         if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict):
             return None  # no choice: a prompt-filter or usage chunk
         choice = choices[0]
+        self.replied = True
         # `message` instead of `delta`: an upstream that ignored `stream` and sent one completion.
         delta = choice.get("delta", choice.get("message"))
         if not isinstance(delta, dict):

@@ -266,14 +266,24 @@ def test_a_badly_chunked_request_body_is_a_400(
     assert fake.requests == []
 
 
+@pytest.mark.parametrize(
+    ("framing", "sent"),
+    [
+        pytest.param(b"Content-Length: 100\r\n", b'{"mo', id="short-of-its-length"),
+        pytest.param(b"Transfer-Encoding: chunked\r\n", b'5\r\n{"mod', id="chunk-without-its-crlf"),
+        pytest.param(b"Transfer-Encoding: chunked\r\n", b'5\r\n{"mod\r\n0\r\n', id="before-the-last-crlf"),
+    ],
+)
 def test_a_client_that_leaves_mid_body_is_logged_as_gone_not_as_a_relay_error(
-    fake: FakeUpstream, relay: RelayServer
+    fake: FakeUpstream, relay: RelayServer, framing: bytes, sent: bytes
 ) -> None:
-    agent = b"User-Agent: hardening/leaves-mid-body\r\n"
-    head = b"POST /api/chat HTTP/1.1\r\nHost: x\r\n" + agent + b"Content-Length: 100\r\n\r\n"
+    agent = f"hardening/leaves-mid-body/{len(sent)}"
+    head = (
+        b"POST /api/chat HTTP/1.1\r\nHost: x\r\nUser-Agent: " + agent.encode() + b"\r\n" + framing + b"\r\n"
+    )
     with socket.create_connection(("127.0.0.1", relay.port), timeout=5) as sock:
-        sock.sendall(head + b'{"mo')
-    lines = relay.request_logs_of("hardening/leaves-mid-body")
+        sock.sendall(head + sent)
+    lines = relay.request_logs_of(agent)
     assert [entry["outcome"] for entry in lines] == ["client_gone"]
     assert "Unexpected error" not in relay.output()
     assert fake.requests == []
@@ -296,6 +306,7 @@ def test_a_stalled_request_body_is_answered_408_and_let_go(
     ("reply", "kind"),
     [
         pytest.param(Reply(body=[]), "stream", id="empty-event-stream"),
+        pytest.param(Reply(body=[sse("[DONE]")]), "stream", id="only-done"),
         pytest.param(
             Reply(body=[b'{"error":{"message":"quota"}}']), "stream", id="error-object-not-sent-as-an-event"
         ),
@@ -319,15 +330,42 @@ def test_a_200_with_nothing_in_it_says_so_instead_of_an_empty_reply(
     assert [entry["outcome"] for entry in relay.request_logs_of(agent)] == ["upstream_error"]
 
 
-def test_an_empty_openai_stream_ends_with_an_error_event_not_a_bare_done(
+def test_an_empty_reply_with_its_choice_is_an_empty_reply_not_an_error(
     fake: FakeUpstream, relay: RelayServer, client: httpx.Client
 ) -> None:
-    fake.replies["*"] = Reply(body=[])
+    # A reasoning model that spent its tokens thinking: a choice, no text. Nothing is missing.
+    answer = {"model": "m", "choices": [{"index": 0, "message": {"content": ""}, "finish_reason": "length"}]}
+    for reply in (
+        Reply(headers={"Content-Type": "application/json"}, body=[json.dumps(answer).encode()]),
+        Reply(body=[sse(chunk("", role="assistant")), sse(chunk(finish="length")), sse("[DONE]")]),
+    ):
+        fake.replies["*"] = reply
+        response = chat(client, relay.url)
+        assert response.status == 200
+        assert "[Error" not in response.text
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        pytest.param(Reply(body=[]), id="empty-event-stream"),
+        pytest.param(Reply(body=[sse("[DONE]")]), id="only-done"),
+        pytest.param(
+            Reply(headers={"Content-Type": "application/json"}, body=[b'{"choices":[]}']),
+            id="json-without-choices",
+        ),
+    ],
+)
+def test_an_empty_openai_stream_ends_with_an_error_event_not_a_bare_done(
+    fake: FakeUpstream, relay: RelayServer, client: httpx.Client, reply: Reply
+) -> None:
+    fake.replies["*"] = reply
     response = client.post(
         relay.url + "/v1/chat/completions", json={"model": "gpt-test", "messages": USER, "stream": True}
     )
     assert response.status_code == 200
-    assert response.text.startswith('data: {"error":{"message":"the upstream\'s stream ended with nothing')
+    assert response.text.startswith('data: {"error":{"message":"')
+    assert "nothing to relay" in response.text or "holds no reply" in response.text
     assert "[DONE]" not in response.text
 
 
