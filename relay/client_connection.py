@@ -7,7 +7,6 @@
   not do) looks the same and is treated as gone.
 - How long may one write wait? A client that stops reading would otherwise hold
   its stream, and the upstream, for ever; each write gets the idle timeout.
-
 - Did the client leave while the relay waited for the upstream's answer (a reasoning model may
   think for a minute first)? Under gevent, `stop_if_client_leaves` interrupts that wait, so the
   upstream request is closed then, not when the upstream begins to answer.
