@@ -7,6 +7,7 @@
   not do) looks the same and is treated as gone.
 - How long may one write wait? A client that stops reading would otherwise hold
   its stream, and the upstream, for ever; each write gets the idle timeout.
+- How long may the request body take? `read_timeout` bounds each read of it.
 - Did the client leave while the relay waited for the upstream's answer (a reasoning model may
   think for a minute first)? Under gevent, `stop_if_client_leaves` interrupts that wait, so the
   upstream request is closed then, not when the upstream begins to answer.
@@ -78,6 +79,23 @@ class ClientConnection:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, self._prior)
         except OSError:
             pass  # the connection is gone; nothing to put back
+
+
+@contextlib.contextmanager
+def read_timeout(sock: Any, seconds: float) -> Iterator[None]:
+    """Give the client's socket this timeout while the block reads from it; then the one it had."""
+    try:
+        prior = sock.gettimeout()
+        sock.settimeout(seconds)
+        was_set = True
+    except (OSError, AttributeError):  # no socket (another server), or one already closed
+        was_set = False
+    try:
+        yield
+    finally:
+        if was_set:
+            with contextlib.suppress(OSError):  # the connection is gone
+                sock.settimeout(prior)
 
 
 def has_left(sock: Any) -> bool:

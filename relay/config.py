@@ -278,10 +278,8 @@ def _origins(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
 def _as_browsers_send(origin: str) -> str:
     """An origin as a browser's Origin header has it: lower case, no default port."""
     origin = origin.lower()
-    for default in ("https://", ":443"), ("http://", ":80"):
-        if origin.startswith(default[0]) and origin.endswith(default[1]):
-            return origin.removesuffix(default[1])
-    return origin
+    default_port = ":443" if origin.startswith("https://") else ":80"
+    return origin.removesuffix(default_port)
 
 
 def _boolean(environ: Mapping[str, str], name: str, default: bool) -> bool:

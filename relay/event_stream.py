@@ -26,7 +26,7 @@ def error_event(message: str) -> bytes:
 class EventPassThrough:
     """Re-frames the upstream's events; keeps what the request log reports (same face as wire.TextStream)."""
 
-    __slots__ = ("_secrets", "chunks", "error", "finished", "packet", "replied", "skipped", "usage")
+    __slots__ = ("_secrets", "chunks", "error", "finished", "packet", "skipped", "usage")
 
     def __init__(self, secrets: tuple[str | None, ...] = ()) -> None:
         self._secrets = secrets  # kept out of the upstream's error events
@@ -34,7 +34,6 @@ class EventPassThrough:
         self.finished = False  # [DONE] was read
         self.error: str | None = None  # never set: an upstream error event is passed on as is
         self.chunks = 0
-        self.replied = False  # an event was passed on
         self.skipped = 0
         self.usage: dict[str, Any] | None = None
 
@@ -51,7 +50,6 @@ class EventPassThrough:
             if not payload:
                 continue
             self.chunks += 1
-            self.replied = True
             if b'"usage":{' in payload:  # the usage chunk; parsed only for the log
                 self._note_usage(payload)
             if payload.startswith(b'{"error"'):
@@ -62,6 +60,11 @@ class EventPassThrough:
                 payload = payload.replace(b"\n", b"\ndata: ")
             out.append(b"data: " + payload + b"\n\n")
         return [b"".join(out)] if out else []
+
+    @property
+    def replied(self) -> bool:
+        """An event was passed on."""
+        return self.chunks > 0
 
     def end(self) -> list[bytes]:
         """An upstream that ended without [DONE]: the caller still gets one."""
@@ -112,32 +115,11 @@ def completion_as_events(body: bytes) -> bytes | None:
                 for number, call in enumerate(delta["tool_calls"])
             ]
         index = choice.get("index", position)
-        chunks.append(
-            {
-                **base,
-                "choices": [
-                    {
-                        "index": index,
-                        "delta": delta,
-                        "logprobs": choice.get("logprobs"),
-                        "finish_reason": None,
-                    }
-                ],
-            }
-        )
-        chunks.append(
-            {
-                **base,
-                "choices": [
-                    {
-                        "index": index,
-                        "delta": {},
-                        "logprobs": None,
-                        "finish_reason": choice.get("finish_reason"),
-                    }
-                ],
-            }
-        )
+        for part in (
+            {"index": index, "delta": delta, "logprobs": choice.get("logprobs"), "finish_reason": None},
+            {"index": index, "delta": {}, "logprobs": None, "finish_reason": choice.get("finish_reason")},
+        ):
+            chunks.append({**base, "choices": [part]})
     if isinstance(completion.get("usage"), dict):
         chunks.append({**base, "choices": [], "usage": completion["usage"]})
     return b"".join(b"data: " + jsoncodec.dumps(chunk) + b"\n\n" for chunk in chunks) + DONE_EVENT

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
 
 import flask
 from gunicorn.http.errors import NoMoreData, ParseException  # type: ignore[import-untyped]
@@ -14,7 +11,7 @@ from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from relay import cors
 from relay.chat_request import parse_chat_request
-from relay.client_connection import has_left, stop_if_client_leaves
+from relay.client_connection import has_left, read_timeout, stop_if_client_leaves
 from relay.config import Settings
 from relay.errors import (
     BadRequest,
@@ -134,9 +131,9 @@ class ChatRelay:
         if request.method not in ENDPOINTS[served]:
             raise MethodNotAllowed(request.method, request.path, self._methods(served))
         check_access_token(self.settings, request.headers.get("Authorization"))
-        if request.path == "/v1/chat/completions":
+        if served == "/v1/chat/completions":
             return self.openai.chat_completions(request, self._read_body(request), log)
-        if request.path == "/v1/models":
+        if served == "/v1/models":
             return self.openai.models(request, log)
         if served == "/v1/models/{model}":
             return self.openai.model(request, log, request.path.removeprefix(MODEL_PATH))
@@ -182,20 +179,15 @@ class ChatRelay:
 
     def _read_body(self, request: flask.Request) -> bytes:
         limit = self.settings.max_body_bytes
-        # Werkzeug refuses a declared length over the maximum (set one byte above the
-        # limit in __call__) before reading, but cuts a chunked body at the maximum
-        # without a word: the byte more tells.
         # A body that stops arriving is answered 408 after REQUEST_BODY_TIMEOUT, so a stalled upload
         # does not hold one of the worker's connections for ever (gunicorn bounds only the head).
         timeout = self.settings.body_timeout
         client_socket = request.environ.get("gunicorn.socket")
-        restore = _timeout_while_reading(client_socket, timeout)
         try:
-            body = request.get_data(cache=True)
+            with read_timeout(client_socket, timeout):
+                body = request.get_data(cache=True)
         except RequestEntityTooLarge:
             raise PayloadTooLarge(limit) from None
-        except TimeoutError:
-            raise BodyTimeout(timeout) from None
         except ParseException as error:  # gunicorn's: a chunked body with bad framing
             if has_left(client_socket):  # or one cut short where a CRLF was due
                 raise ClientGone() from None
@@ -209,31 +201,15 @@ class ChatRelay:
             if isinstance(cause, TimeoutError):
                 raise BodyTimeout(timeout) from None
             raise ClientGone() from None
-        finally:
-            restore()
         declared = request.content_length
         if declared is not None and len(body) < declared:
             raise ClientGone()  # gunicorn ends a body cut short by the client without an error
+        # Werkzeug refuses a declared length over the maximum (set one byte above the
+        # limit in __call__) before reading, but cuts a chunked body at the maximum
+        # without a word: the byte more tells.
         if len(body) > limit:
             raise PayloadTooLarge(limit)
         return body
-
-
-def _timeout_while_reading(sock: Any, seconds: float) -> Callable[[], None]:
-    """Give the client's socket a timeout; return what puts the one it had back."""
-    if sock is None:
-        return lambda: None
-    try:
-        prior = sock.gettimeout()
-        sock.settimeout(seconds)
-    except (OSError, AttributeError):
-        return lambda: None  # not a socket this can set: the server's own limits apply
-
-    def restore() -> None:
-        with contextlib.suppress(OSError):  # the connection is gone
-            sock.settimeout(prior)
-
-    return restore
 
 
 def _outcome(error: RelayError) -> str:

@@ -38,12 +38,15 @@ class Encoder(Protocol):
     """Turns decoded SSE payloads into the caller's bytes (wire.TextStream, event_stream.EventPassThrough)."""
 
     packet: bytes | None  # a write that is not yet text (the original format's model packet)
-    replied: bool  # the upstream sent a reply (a choice; an event), empty or not
     finished: bool
     error: str | None
     chunks: int
     skipped: int
     usage: dict[str, Any] | None
+
+    @property
+    def replied(self) -> bool:
+        """The upstream sent a reply (a choice; an event), empty or not."""
 
     def translate(self, payloads: list[bytes]) -> list[bytes]: ...
 

@@ -91,7 +91,7 @@ class TransportPools:
         self._size = -(-settings.max_connections // count)
         self._transports: list[httpx.HTTPTransport | None] = [None] * count
         self._busy = [0] * count  # open responses per transport
-        self._used = [0.0] * count  # when each transport last took or gave back a request
+        self._used = [0.0] * count  # when each transport last gave back a request (the sweep skips busy ones)
         self._next_sweep = 0.0
         self._lock = threading.Lock()
 
@@ -105,7 +105,6 @@ class TransportPools:
                 index = busy.index(min(busy))  # all full: httpcore queues the request
             busy[index] += 1
             now = time.monotonic()
-            self._used[index] = now
             if now >= self._next_sweep:
                 self._next_sweep = now + SWEEP_SECONDS
                 idle = self._take_out_idle(now)
