@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -107,21 +108,20 @@ class RelayServer:
 
     def wait_for_request_logs(self, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
         """The request log lines, once at least `count` have been written."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            logs = self.request_logs()
-            if len(logs) >= count:
-                return logs
-            time.sleep(0.02)
-        return self.request_logs()
+        return self._poll(lambda logs: len(logs) >= count, timeout)
 
     def request_logs_of(self, user_agent: str, timeout: float = 5.0) -> list[dict[str, Any]]:
         """The request log lines of requests sent with this User-Agent, once there is one (a shared server)."""
+        logs = self._poll(
+            lambda logs: any(entry["httpRequest"]["userAgent"] == user_agent for entry in logs), timeout
+        )
+        return [entry for entry in logs if entry["httpRequest"]["userAgent"] == user_agent]
+
+    def _poll(self, ready: Callable[[list[dict[str, Any]]], bool], timeout: float) -> list[dict[str, Any]]:
+        """The request log lines once `ready` holds for them, or as they are when `timeout` runs out."""
         deadline = time.monotonic() + timeout
         while True:
-            lines = [
-                entry for entry in self.request_logs() if entry["httpRequest"]["userAgent"] == user_agent
-            ]
-            if lines or time.monotonic() > deadline:
-                return lines
+            logs = self.request_logs()
+            if ready(logs) or time.monotonic() > deadline:
+                return logs
             time.sleep(0.02)
