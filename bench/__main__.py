@@ -322,16 +322,23 @@ def scaled(factor: float, values: list[float]) -> float | None:
 
 
 def paced_figures(source: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """One source's figures for a paced phase: medians over the rounds, failures summed."""
-    return {
+    """One source's figures for a paced phase: medians over the rounds, failures summed.
+
+    CPU and memory only for a server (the floor, the relay): the fake read directly has none measured.
+    """
+    figures = {
         f"{source}_failures": sum(r["failures"] for r in runs),
         f"{source}_failure_examples": [example for r in runs for example in r["failure_examples"]][:3],
         f"{source}_ttfb_p50_ms": scaled(1000, [r["ttfb_p50"] for r in runs]),
         f"{source}_ttfb_p99_ms": scaled(1000, [r["ttfb_p99"] for r in runs]),
         f"{source}_gap_p99_ms": scaled(1000, [r["gap_p99"] for r in runs]),
-        f"{source}_cpu_us_per_token": scaled(1e6, [r["relay_cpu"] / max(r["tokens"], 1) for r in runs]),
-        f"{source}_peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
     }
+    if source != "direct":
+        figures[f"{source}_cpu_us_per_token"] = scaled(
+            1e6, [r["relay_cpu"] / max(r["tokens"], 1) for r in runs]
+        )
+        figures[f"{source}_peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+    return figures
 
 
 def machine() -> str:
