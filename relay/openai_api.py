@@ -20,7 +20,7 @@ import httpx
 from relay import jsoncodec
 from relay.chat_request import check_depth, parse_json_object, token_count
 from relay.client_connection import stop_if_client_leaves
-from relay.config import Settings
+from relay.config import Route, Settings
 from relay.errors import BadRequest, KeyRequired, MissingApiKey, NotFound, UpstreamError
 from relay.event_stream import EventPassThrough, completion_as_events, error_event
 from relay.policy import bearer_key, check_model, check_token_limit, choose_key, model_allowed
@@ -28,7 +28,7 @@ from relay.redaction import redact
 from relay.reply import ReplyStream
 from relay.request_log import RequestLog
 from relay.responses import fixed_response, json_error_body, stream_response
-from relay.routes import Route, Router
+from relay.routes import Router
 from relay.upstream import WHOLE_BODY_LIMIT, Upstream, body_kind, read_body
 
 logger = logging.getLogger(__name__)

@@ -9,9 +9,8 @@ from fnmatch import fnmatchcase
 
 from relay import jsoncodec
 from relay.chat_request import DEFAULT_MAX_TOKENS, ChatRequest
-from relay.config import HEADER_TOKEN, Settings
+from relay.config import HEADER_TOKEN, Route, Settings
 from relay.errors import BadRequest, MissingApiKey, Unauthorized
-from relay.routes import Route
 
 
 def check_access_token(settings: Settings, authorization: str | None) -> None:

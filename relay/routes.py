@@ -14,30 +14,8 @@ host. `key_env: null` is a server that needs no key (a local one).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from urllib.parse import urlsplit
-
+from relay.config import Route
 from relay.errors import BadRequest
-
-
-@dataclass(frozen=True)
-class Route:
-    """One upstream: where models with this prefix go, with which key and headers."""
-
-    prefix: str  # "" for the default route (OPENAI_BASE_URL)
-    base_url: str
-    api_key: str | None = field(default=None, repr=False)
-    needs_key: bool = True  # False: a server that takes no key
-    headers: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def host(self) -> str:
-        """The upstream's host and port, safe to show in a message."""
-        return urlsplit(self.base_url).netloc.rpartition("@")[2]
-
-    def url(self, path: str) -> str:
-        """`path` (such as "/chat/completions") under the base URL, as the OpenAI SDKs join it."""
-        return self.base_url.rstrip("/") + path
 
 
 class Router:

@@ -23,10 +23,9 @@ import httpcore  # noqa: F401 - imported here, at start-up: httpx imports it at 
 import httpx
 
 from relay import jsoncodec
-from relay.config import Settings
+from relay.config import Route, Settings
 from relay.errors import UpstreamError, UpstreamHTTPError, UpstreamTimeout, UpstreamUnreachable
 from relay.redaction import redact
-from relay.routes import Route
 
 logger = logging.getLogger(__name__)
 

@@ -565,8 +565,8 @@ def test_token_limits(fake: FakeUpstream, relay_factory: RelayFactory) -> None:
 
 
 def test_owner_cap_uses_openais_field_for_openai_hosts() -> None:
+    from relay.config import Route
     from relay.openai_api import _token_field
-    from relay.routes import Route
 
     assert _token_field(Route(prefix="", base_url="https://api.openai.com/v1")) == "max_completion_tokens"
     assert (

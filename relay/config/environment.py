@@ -1,0 +1,158 @@
+"""Readers for environment variables: each returns a typed value or raises ConfigError naming the variable.
+
+An empty or blank variable means "not set" (deploy tools often export NAME="").
+A message never quotes a value that may be a secret.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+# What may stand alone in an HTTP header value such as a key or a token: visible ASCII,
+# no spaces (RFC 6750's b64token, widened so that any generated secret fits).
+HEADER_TOKEN = re.compile(r"[\x21-\x7e]+")
+HEADER_TEXT = re.compile(r"[\x20-\x7e]*")  # any other header value: visible ASCII and spaces
+_ORIGIN = re.compile(r"https?://[^/\s?#]+", re.IGNORECASE)
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the relay cannot use."""
+
+
+def text(environ: Mapping[str, str], name: str) -> str | None:
+    value = environ.get(name, "").strip()
+    return value or None
+
+
+def items(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list; an empty item is an error."""
+    value = text(environ, name)
+    if value is None:
+        return ()
+    listed = tuple(item.strip() for item in value.split(","))
+    if not all(listed):
+        raise ConfigError(f"{name} has an empty item; write a comma-separated list such as 'a,b'.")
+    return listed
+
+
+def header_value(environ: Mapping[str, str], name: str) -> str | None:
+    """A secret or identifier that travels alone in an HTTP header."""
+    value = text(environ, name)
+    if value is not None and not HEADER_TOKEN.fullmatch(value):
+        raise ConfigError(
+            f"{name} has a character that cannot travel in an HTTP header (visible ASCII only)."
+        )
+    return value
+
+
+def choice(environ: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices`, the first by default."""
+    value = (text(environ, name) or choices[0]).lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}.")
+    return value
+
+
+def boolean(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    value = text(environ, name)
+    if value is None:
+        return default
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}.")
+
+
+def seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+    value = text(environ, name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {value!r}.") from None
+    if not math.isfinite(number) or number <= 0:
+        raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}.")
+    return number
+
+
+def positive_int(environ: Mapping[str, str], name: str, default: int | None) -> int | None:
+    """A whole number above zero, or `default` when unset."""
+    value = text(environ, name)
+    return default if value is None else whole_number(value, name, zero_allowed=False)
+
+
+def count(environ: Mapping[str, str], name: str, default: int) -> int:
+    """A whole number, 0 or more."""
+    value = text(environ, name)
+    return default if value is None else whole_number(value, name, zero_allowed=True)
+
+
+def whole_number(value: str, name: str, *, zero_allowed: bool) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {value!r}.") from None
+    if number < 0 or (number == 0 and not zero_allowed):
+        least = "0 or more" if zero_allowed else "greater than zero"
+        raise ConfigError(f"{name} must be {least}, got {value!r}.")
+    return number
+
+
+def base_url(environ: Mapping[str, str], name: str) -> str:
+    value = text(environ, name)
+    return DEFAULT_BASE_URL if value is None else checked_base_url(value, name)
+
+
+def checked_base_url(value: object, what: str) -> str:
+    """An API's base URL (OPENAI_BASE_URL, a route's base_url): http(s), a host, no query or fragment."""
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"{what} must be an http:// or https:// URL such as {DEFAULT_BASE_URL}, got {value!r}."
+        )
+    if parts.query or parts.fragment:
+        raise ConfigError(f"{what} must not carry a query string or fragment, got {value!r}.")
+    return str(value)
+
+
+def tokens(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Secrets for an Authorization header; never quoted in a message."""
+    listed = items(environ, name)
+    for position, token in enumerate(listed, start=1):
+        if not HEADER_TOKEN.fullmatch(token):
+            raise ConfigError(
+                f"{name}: token {position} has a character that cannot travel in an Authorization "
+                "header; use letters, digits and punctuation only (no spaces)."
+            )
+    return listed
+
+
+def origins(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """`*`, or web origins as browsers send them."""
+    listed = items(environ, name) or ("*",)
+    if listed == ("*",):
+        return listed
+    for origin in listed:
+        if origin == "*":
+            raise ConfigError(f"{name}: '*' must stand alone, not in a list of origins.")
+        if not _ORIGIN.fullmatch(origin):
+            raise ConfigError(
+                f"{name}: {origin!r} is not an origin; write scheme://host[:port] with no path or "
+                "trailing slash, such as https://chat.example.com."
+            )
+    return tuple(as_browsers_send(origin) for origin in listed)
+
+
+def as_browsers_send(origin: str) -> str:
+    """An origin as a browser's Origin header has it: lower case, no default port."""
+    origin = origin.lower()
+    default_port = ":443" if origin.startswith("https://") else ":80"
+    return origin.removesuffix(default_port)

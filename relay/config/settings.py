@@ -1,0 +1,138 @@
+"""The relay's settings: a frozen dataclass whose field defaults are the only place defaults are written.
+
+`load_settings` reads each from its environment variable once, at start-up; a bad
+value raises ConfigError naming the variable, so a misconfigured deployment never
+starts serving.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from relay.config import environment as env
+from relay.config.environment import DEFAULT_BASE_URL, ConfigError
+from relay.config.upstreams import Route, read_upstreams
+
+# Cloud Run and Cloud Run functions end any request at 60 minutes. The relay
+# must end its longest reply itself, with a note, a minute before that.
+PLATFORM_REQUEST_LIMIT = 3600
+LONGEST_REQUEST_ALLOWED = PLATFORM_REQUEST_LIMIT - 60
+SERVER_WORKERS = ("gevent", "gthread")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the relay reads from its environment; each field's default is the variable's."""
+
+    # repr=False keeps secrets out of any log line or traceback that prints settings.
+    openai_api_key: str | None = field(default=None, repr=False)
+    openai_base_url: str = DEFAULT_BASE_URL
+    openai_org_id: str | None = None
+    openai_project_id: str | None = None
+    access_tokens: tuple[str, ...] = field(default=(), repr=False)
+    allow_client_keys: bool = True
+    allowed_origins: tuple[str, ...] = ("*",)
+    allowed_models: tuple[str, ...] = ()  # empty: any model
+    max_tokens_limit: int | None = None
+    connect_timeout: float = 10.0
+    first_byte_timeout: float = 120.0
+    idle_timeout: float = 60.0
+    stream_max_seconds: float = 900.0
+    body_timeout: float = 30.0  # the longest silence while the request body arrives
+    max_body_bytes: int = 1024 * 1024
+    stream_usage: bool = False
+    serve_page: bool = True
+    max_connections: int = 1000  # unset: THREADS, as many as the worker has requests in flight
+    google_cloud_project: str | None = None
+    routes: tuple[Route, ...] = ()  # UPSTREAMS, beside the default route
+    retries: int = 2
+    retry_max_wait: float = 8.0
+    # How functions-framework's gunicorn serves the function (relay/server.py).
+    server_worker: str = SERVER_WORKERS[0]
+    workers: int = 1
+    threads: int = 1000  # concurrent requests per worker process
+
+    @property
+    def default_route(self) -> Route:
+        """OPENAI_BASE_URL with OPENAI_API_KEY: where a model no UPSTREAMS prefix claims goes."""
+        headers = []
+        if self.openai_org_id:
+            headers.append(("OpenAI-Organization", self.openai_org_id))
+        if self.openai_project_id:
+            headers.append(("OpenAI-Project", self.openai_project_id))
+        return Route(
+            prefix="", base_url=self.openai_base_url, api_key=self.openai_api_key, headers=tuple(headers)
+        )
+
+    @property
+    def longest_request_seconds(self) -> float:
+        """The longest a request usually lasts, and the bound the deploy timeout is built on.
+
+        Until the upstream answers: connect plus first byte. After: the stream cap counted
+        from the request's arrival, checked at each read. Either way, one more silent gap
+        (a read or a write to the client) that the idle timeout ends.
+
+        Not counted, so not a hard bound: an attempt started near the end of the
+        first-byte budget may run up to one connect timeout past it (its connect and read
+        timeouts are each cut to what is left), and once the cap has passed, the write of
+        the text already read and then the closing note may each wait up to the idle
+        timeout for a client that reads slowly.
+        """
+        waiting = self.connect_timeout + self.first_byte_timeout
+        return max(waiting, self.stream_max_seconds) + self.idle_timeout
+
+
+DEFAULTS = Settings()
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Read the relay's settings from `environ`; raise ConfigError naming a bad variable."""
+    d = DEFAULTS
+    threads = env.positive_int(environ, "THREADS", d.threads) or d.threads
+    settings = Settings(
+        openai_api_key=env.header_value(environ, "OPENAI_API_KEY"),
+        openai_base_url=env.base_url(environ, "OPENAI_BASE_URL"),
+        openai_org_id=env.header_value(environ, "OPENAI_ORG_ID"),
+        openai_project_id=env.header_value(environ, "OPENAI_PROJECT_ID"),
+        access_tokens=env.tokens(environ, "ACCESS_TOKENS"),
+        allow_client_keys=env.boolean(environ, "ALLOW_CLIENT_KEYS", d.allow_client_keys),
+        allowed_origins=env.origins(environ, "ALLOWED_ORIGINS"),
+        allowed_models=env.items(environ, "ALLOWED_MODELS"),
+        max_tokens_limit=env.positive_int(environ, "MAX_TOKENS_LIMIT", d.max_tokens_limit),
+        connect_timeout=env.seconds(environ, "UPSTREAM_CONNECT_TIMEOUT", d.connect_timeout),
+        first_byte_timeout=env.seconds(environ, "UPSTREAM_FIRST_BYTE_TIMEOUT", d.first_byte_timeout),
+        idle_timeout=env.seconds(environ, "UPSTREAM_IDLE_TIMEOUT", d.idle_timeout),
+        stream_max_seconds=env.seconds(environ, "STREAM_MAX_SECONDS", d.stream_max_seconds),
+        body_timeout=env.seconds(environ, "REQUEST_BODY_TIMEOUT", d.body_timeout),
+        max_body_bytes=env.positive_int(environ, "MAX_BODY_BYTES", d.max_body_bytes) or d.max_body_bytes,
+        stream_usage=env.boolean(environ, "STREAM_USAGE", d.stream_usage),
+        serve_page=env.boolean(environ, "SERVE_PAGE", d.serve_page),
+        max_connections=env.positive_int(environ, "UPSTREAM_MAX_CONNECTIONS", threads) or threads,
+        google_cloud_project=env.text(environ, "GOOGLE_CLOUD_PROJECT"),
+        routes=read_upstreams(environ, "UPSTREAMS"),
+        retries=env.count(environ, "UPSTREAM_RETRIES", d.retries),
+        retry_max_wait=env.seconds(environ, "UPSTREAM_RETRY_MAX_WAIT", d.retry_max_wait),
+        server_worker=env.choice(environ, "SERVER_WORKER", SERVER_WORKERS),
+        workers=env.positive_int(environ, "WORKERS", d.workers) or d.workers,
+        threads=threads,
+    )
+    _check_together(settings)
+    return settings
+
+
+def _check_together(settings: Settings) -> None:
+    """The rules that tie settings to each other."""
+    if settings.max_connections < settings.threads:
+        raise ConfigError(
+            f"UPSTREAM_MAX_CONNECTIONS ({settings.max_connections}) must be at least THREADS "
+            f"({settings.threads}), or requests beyond it wait for a connection and time out."
+        )
+    longest = settings.longest_request_seconds
+    if longest > LONGEST_REQUEST_ALLOWED:
+        raise ConfigError(
+            "the longest request, max(UPSTREAM_CONNECT_TIMEOUT + UPSTREAM_FIRST_BYTE_TIMEOUT, "
+            f"STREAM_MAX_SECONDS) + UPSTREAM_IDLE_TIMEOUT, is {longest:g} s; it must be at most "
+            f"{LONGEST_REQUEST_ALLOWED} s, so the relay ends its longest reply itself before the "
+            f"platform's {PLATFORM_REQUEST_LIMIT} s request limit cuts it."
+        )

@@ -1,0 +1,111 @@
+"""UPSTREAMS: the OpenAI-compatible APIs beside the default one, each chosen by a model-name prefix.
+
+UPSTREAMS is JSON, or the path of a JSON file, listing routes:
+
+    [{"prefix": "openrouter/", "base_url": "https://openrouter.ai/api/v1",
+      "key_env": "OPENROUTER_API_KEY", "headers": {"X-Title": "My chat"}},
+     {"prefix": "local/", "base_url": "http://localhost:11434/v1", "key_env": null}]
+
+A route's key is read once, from the variable `key_env` names, and only ever sent
+to its own host; `key_env: null` is a server that needs no key (a local one).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from relay.config.environment import (
+    HEADER_TEXT,
+    HEADER_TOKEN,
+    ConfigError,
+    checked_base_url,
+    header_value,
+    text,
+)
+
+ROUTE_FIELDS = frozenset({"prefix", "base_url", "key_env", "headers"})
+# Headers a route may not set: the key travels only through key_env.
+RESERVED_HEADERS = frozenset({"authorization", "host", "content-length"})
+
+
+@dataclass(frozen=True)
+class Route:
+    """One upstream: where models with this prefix go, with which key and headers."""
+
+    prefix: str  # "" for the default route (OPENAI_BASE_URL)
+    base_url: str
+    api_key: str | None = field(default=None, repr=False)
+    needs_key: bool = True  # False: a server that takes no key
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def host(self) -> str:
+        """The upstream's host and port, safe to show in a message."""
+        return urlsplit(self.base_url).netloc.rpartition("@")[2]
+
+    def url(self, path: str) -> str:
+        """`path` (such as "/chat/completions") under the base URL, as the OpenAI SDKs join it."""
+        return self.base_url.rstrip("/") + path
+
+
+def read_upstreams(environ: Mapping[str, str], name: str) -> tuple[Route, ...]:
+    value = text(environ, name)
+    if value is None:
+        return ()
+    source = value
+    if not value.startswith("["):
+        path = Path(value)
+        if not path.is_file():
+            raise ConfigError(f"{name} is neither a JSON list nor the path of a file: {value!r}.")
+        source = path.read_text()
+    try:
+        entries = json.loads(source)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{name} is not valid JSON: {error}.") from None
+    if not isinstance(entries, list):
+        raise ConfigError(f"{name} must be a JSON list of routes.")
+    routes: list[Route] = []
+    for position, entry in enumerate(entries):
+        routes.append(_route(environ, f"{name}[{position}]", entry, routes))
+    return tuple(routes)
+
+
+def _route(environ: Mapping[str, str], where: str, entry: object, earlier: list[Route]) -> Route:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} must be an object with prefix, base_url and key_env.")
+    unknown = set(entry) - ROUTE_FIELDS
+    if unknown:
+        raise ConfigError(f"{where} has unknown field(s): {', '.join(sorted(unknown))}.")
+    prefix = entry.get("prefix")
+    if not isinstance(prefix, str) or not prefix:
+        raise ConfigError(f'{where}.prefix must be a non-empty string such as "openrouter/".')
+    if any(route.prefix == prefix for route in earlier):
+        raise ConfigError(f"{where}.prefix {prefix!r} is listed twice.")
+    base_url = checked_base_url(entry.get("base_url"), f"{where}.base_url")
+    key_env = entry.get("key_env")
+    api_key = None
+    if key_env is not None:
+        if not isinstance(key_env, str) or not key_env:
+            raise ConfigError(f"{where}.key_env must be the name of an environment variable, or null.")
+        api_key = header_value(environ, key_env)
+        if api_key is None:
+            raise ConfigError(f"{where}.key_env names {key_env}, which is not set.")
+    headers = entry.get("headers") or {}
+    if not isinstance(headers, dict):
+        raise ConfigError(f"{where}.headers must be an object of header names to strings.")
+    for header, value in headers.items():
+        if not isinstance(value, str) or not HEADER_TEXT.fullmatch(value):
+            raise ConfigError(f"{where}.headers[{header!r}] must be a string of visible ASCII.")
+        if not HEADER_TOKEN.fullmatch(header) or header.lower() in RESERVED_HEADERS:
+            raise ConfigError(f"{where}.headers may not set {header!r} (the key goes in key_env).")
+    return Route(
+        prefix=prefix,
+        base_url=base_url,
+        api_key=api_key,
+        needs_key=key_env is not None,
+        headers=tuple(headers.items()),
+    )
