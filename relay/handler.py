@@ -68,7 +68,7 @@ class ChatRelay:
         self.router = Router(settings.default_route, settings.routes)
         self.upstreams = {route.prefix: Upstream(settings, route) for route in self.router.all}
         self.openai = OpenAIEndpoints(settings, self.router, self.upstreams)
-        self.page = Page() if settings.serve_page else None
+        self.page = Page(settings) if settings.serve_page else None
 
     def __call__(self, request: flask.Request) -> flask.Response:
         log = RequestLog(

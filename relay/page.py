@@ -6,6 +6,7 @@ from pathlib import Path
 
 import flask
 
+from relay.config import Settings
 from relay.responses import fixed_response
 
 STATIC = Path(__file__).parent / "static"
@@ -33,7 +34,8 @@ PAGE_HEADERS = {
 class Page:
     """The page's files, read once at start-up."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self._files = {
             path: ((STATIC / name).read_bytes(), content_type)
             for path, (name, content_type) in PAGE_FILES.items()
