@@ -16,6 +16,7 @@ EXPOSED_HEADERS = ", ".join(
         "Retry-After",
         "Retry-After-Ms",
         "X-Request-Id",
+        "X-Relay-Request-Id",
         *(
             f"X-Ratelimit-{kind}-{unit}"
             for kind in ("Limit", "Remaining", "Reset")

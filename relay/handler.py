@@ -30,7 +30,7 @@ from relay.openai_api import OpenAIEndpoints
 from relay.page import Page
 from relay.policy import apply_limits, check_access_token, choose_key
 from relay.reply import ReplyStream
-from relay.request_log import RequestLog, trace_of
+from relay.request_log import REQUEST_ID_HEADER, RequestLog, trace_of
 from relay.responses import ENDPOINTS_HINT, empty_response, error_response, stream_response
 from relay.routes import Router
 from relay.upstream import Upstream
@@ -104,6 +104,7 @@ class ChatRelay:
                 RelayError("Internal error in the relay; the request was not completed."),
                 openai=request.path.startswith("/v1/"),
             )
+        response.headers[REQUEST_ID_HEADER] = log.request_id
         # Every answer to an allowed origin carries CORS headers, or the page cannot read it.
         response.vary.add("Origin")
         if allowed and origin is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import sys
 import time
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from typing import Any
 from relay import jsoncodec
 
 logger = logging.getLogger("relay.request")
+
+REQUEST_ID_HEADER = "X-Relay-Request-Id"
 
 # outcome -> severity. ok and client_gone are normal; the others say who failed.
 _LEVELS = {
@@ -50,6 +53,8 @@ class RequestLog:
     path: str
     user_agent: str
     trace: str | None = None  # projects/<project>/traces/<id>, when known
+    # Names this request's line; the caller gets it as X-Relay-Request-Id, to find the line by.
+    request_id: str = field(default_factory=lambda: secrets.token_hex(8))
     started: float = field(default_factory=time.monotonic)
     model: str | None = None
     upstream_status: int | None = None
@@ -76,6 +81,7 @@ class RequestLog:
                 "userAgent": self.user_agent,
             },
             "outcome": outcome,
+            "request_id": self.request_id,
             "model": self.model,
             "upstream_status": self.upstream_status,
             "first_token_ms": self.first_token_ms,

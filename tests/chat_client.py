@@ -26,6 +26,11 @@ class ChatReply:
     def text(self) -> str:
         return self.body.decode()
 
+    @property
+    def request_id(self) -> str:
+        """The relay's name for this request, which its log line carries."""
+        return self.headers["x-relay-request-id"]
+
 
 def chat(
     client: httpx.Client,

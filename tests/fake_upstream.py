@@ -76,6 +76,7 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: bytes
+    connection: int = 0  # which of the fake's connections carried it (numbered from 1)
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None  # the reply was sent to the end
     client_closed: float | None = None  # the client closed the connection mid-reply
@@ -83,6 +84,11 @@ class RecordedRequest:
     @property
     def json(self) -> Any:
         return json.loads(self.body)
+
+    @property
+    def ended(self) -> float | None:
+        """When the reply ended, sent whole or left by the client."""
+        return self.finished or self.client_closed
 
 
 # --- building blocks for replies -------------------------------------------------------------
@@ -156,6 +162,19 @@ def tokenize(text: str) -> list[str]:
     return tokens
 
 
+def peak_concurrency(requests: Iterable[RecordedRequest]) -> int:
+    """The most of these requests the fake was answering at once."""
+    moments = []
+    for request in requests:
+        moments.append((request.started, 1))
+        moments.append((request.ended or float("inf"), -1))
+    peak = current = 0
+    for _, change in sorted(moments):  # at a tie, an end (-1) sorts before a start
+        current += change
+        peak = max(peak, current)
+    return peak
+
+
 def error_reply(status: int, body: bytes, content_type: str = "application/json", **kw: Any) -> Reply:
     return Reply(status=status, headers={"Content-Type": content_type}, body=[body], **kw)
 
@@ -172,9 +191,11 @@ class FakeUpstream:
         self.ssl_context = ssl_context
         self.replies: dict[str, Reply | Callable[[RecordedRequest], Reply]] = {}
         self.requests: list[RecordedRequest] = []
+        # Counted over the whole life of the server, which tests share: a test counts its own
+        # requests' connections instead (connections_of, still_open).
         self.open_connections = 0
-        self.peak_connections = 0  # the most open at once
         self.total_connections = 0
+        self._open: set[int] = set()  # the numbers of the connections open now
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
@@ -206,6 +227,14 @@ class FakeUpstream:
         self.replies.clear()
         self.requests.clear()
 
+    def connections_of(self, requests: Iterable[RecordedRequest]) -> set[int]:
+        """The connections that carried these requests."""
+        return {request.connection for request in requests}
+
+    def still_open(self, connections: set[int]) -> set[int]:
+        """Those of these connections that are open now."""
+        return connections & self._open
+
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
         """Poll until `predicate()` holds; return whether it did within `timeout`."""
         deadline = time.monotonic() + timeout
@@ -235,21 +264,23 @@ class FakeUpstream:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.open_connections += 1
-        self.peak_connections = max(self.peak_connections, self.open_connections)
         self.total_connections += 1
+        connection = self.total_connections
+        self._open.add(connection)
         try:
             leftover: bytes | None = b""
             while leftover is not None:
-                leftover = await self._serve_one(reader, writer, leftover)
+                leftover = await self._serve_one(reader, writer, leftover, connection)
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
             pass
         finally:
             self.open_connections -= 1
+            self._open.discard(connection)
             with contextlib.suppress(Exception):
                 writer.close()
 
     async def _serve_one(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, leftover: bytes
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, leftover: bytes, connection: int
     ) -> bytes | None:
         """Read one request and answer it; return None to close, else bytes already read of the next."""
         head = leftover + await reader.readuntil(b"\r\n\r\n")
@@ -261,7 +292,7 @@ class FakeUpstream:
                 name, _, value = line.partition(":")
                 headers[name.strip().lower()] = value.strip()
         body = await reader.readexactly(int(headers.get("content-length", "0")))
-        request = RecordedRequest(method, path, headers, body)
+        request = RecordedRequest(method, path, headers, body, connection)
         self.requests.append(request)
         reply = self._reply_for(request)
 

@@ -96,22 +96,29 @@ class RelayServer:
         return self.stdout() + Path(self._stderr.name).read_text(errors="replace")
 
     def log_entries(self) -> list[dict[str, Any]]:
-        """The structured JSON lines on stdout."""
-        entries = []
-        for line in self.stdout().splitlines():
-            if line.startswith("{"):
-                entries.append(json.loads(line))
-        return entries
+        """The structured JSON lines on stdout, complete lines only (the server may be writing one)."""
+        text = self.stdout()
+        complete = text[: text.rfind("\n") + 1]
+        return [json.loads(line) for line in complete.splitlines() if line.startswith("{")]
 
     def request_logs(self) -> list[dict[str, Any]]:
         return [entry for entry in self.log_entries() if "httpRequest" in entry]
 
-    def wait_for_request_logs(self, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
-        """The request log lines, once at least `count` have been written."""
-        return self._poll(lambda logs: len(logs) >= count, timeout)
+    def log_of(self, request_id: str, timeout: float = 5.0) -> dict[str, Any]:
+        """The log line of the request the relay named `request_id` (its X-Relay-Request-Id header).
+
+        A stream's line is written when its body closes, after the client has its last byte: so wait.
+        """
+        logs = self._poll(lambda logs: any(entry["request_id"] == request_id for entry in logs), timeout)
+        found = [entry for entry in logs if entry["request_id"] == request_id]
+        assert len(found) == 1, f"{len(found)} log lines for request {request_id}"
+        return found[0]
 
     def request_logs_of(self, user_agent: str, timeout: float = 5.0) -> list[dict[str, Any]]:
-        """The request log lines of requests sent with this User-Agent, once there is one (a shared server)."""
+        """The log lines of requests sent with this User-Agent, once there is one.
+
+        For requests whose client never saw the response's id (it left before the answer).
+        """
         logs = self._poll(
             lambda logs: any(entry["httpRequest"]["userAgent"] == user_agent for entry in logs), timeout
         )

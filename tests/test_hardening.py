@@ -145,14 +145,13 @@ def test_undecodable_body_mid_stream_ends_with_a_note(
         headers={"Content-Type": "text/event-stream", "Content-Encoding": "gzip"},
         body=[good, Pause(0.1), b"\xff\xff\xff\xff"],
     )
-    logged = len(relay.request_logs())
     reply = chat(client, relay.url)
     assert reply.status == 200
     assert (
         reply.body
         == PACKET + b"x" * 50 * 20 + b"\n\n[Error: the upstream sent a reply that could not be decoded]"
     )
-    assert relay.wait_for_request_logs(logged + 1)[logged]["outcome"] == "upstream_error"
+    assert relay.log_of(reply.request_id)["outcome"] == "upstream_error"
 
 
 def test_client_that_stops_reading_is_let_go(fake: FakeUpstream, relay_factory: RelayFactory) -> None:
@@ -183,9 +182,8 @@ def test_first_token_time_is_the_first_text_not_the_role_chunk(
     fake.replies["gpt-test"] = Reply(
         body=[sse(chunk("", role="assistant")), Pause(0.6), sse(chunk("late")), sse("[DONE]")]
     )
-    logged = len(relay.request_logs())
-    chat(client, relay.url)
-    assert relay.wait_for_request_logs(logged + 1)[logged]["first_token_ms"] >= 600
+    reply = chat(client, relay.url)
+    assert relay.log_of(reply.request_id)["first_token_ms"] >= 600
 
 
 # -- the upstream client, on its own ------------------------------------------------------------
@@ -325,13 +323,12 @@ def test_a_200_with_nothing_in_it_says_so_instead_of_an_empty_reply(
     fake: FakeUpstream, relay: RelayServer, client: httpx.Client, reply: Reply, kind: str
 ) -> None:
     fake.replies["*"] = reply
-    agent = f"hardening/nothing-{kind}-{len(relay.request_logs())}"
-    response = chat(client, relay.url, headers={"User-Agent": agent})
+    response = chat(client, relay.url)
     assert response.status == 200
     assert response.text == (
         f"\n\n[Error: the upstream's {kind} ended with nothing to relay, though its status was 200]"
     )
-    assert [entry["outcome"] for entry in relay.request_logs_of(agent)] == ["upstream_error"]
+    assert relay.log_of(response.request_id)["outcome"] == "upstream_error"
 
 
 def test_an_empty_reply_with_its_choice_is_an_empty_reply_not_an_error(

@@ -600,15 +600,13 @@ def test_stream_cancelled_by_the_client_frees_the_upstream(fake: FakeUpstream, p
         json={"model": "gpt-test", "messages": USER, "stream": True},
         headers={"Authorization": f"Bearer {ACCESS_TOKEN}", "User-Agent": "v1-cancel-test"},
     ) as response:
+        request_id = response.headers["x-relay-request-id"]
         for data in response.iter_raw():
             if b" t2" in data:
                 break
     assert fake.wait_for(lambda: fake.requests[0].client_closed is not None, timeout=2)
     assert fake.requests[0].finished is None
-    assert fake.wait_for(
-        lambda: any(e["httpRequest"]["userAgent"] == "v1-cancel-test" for e in private.request_logs())
-    )
-    (entry,) = [e for e in private.request_logs() if e["httpRequest"]["userAgent"] == "v1-cancel-test"]
+    entry = private.log_of(request_id)
     assert (entry["outcome"], entry["httpRequest"]["requestUrl"], entry["model"]) == (
         "client_gone",
         "/v1/chat/completions",

@@ -96,10 +96,10 @@ def test_client_leaving_stops_the_upstream(
 ) -> None:
     """Was: the upstream was read to the end, and paid for, after the client left."""
     fake.replies["gpt-test"] = Reply(body=openai_stream([f" t{i}" for i in range(200)], pace=0.05))
-    logged = len(relay.request_logs())
     with client.stream(
         "POST", relay.url + "/api/chat", json={"model": "gpt-test", "messages": USER}
     ) as response:
+        request_id = response.headers["x-relay-request-id"]
         received = b""
         for data in response.iter_raw():
             received += data
@@ -107,7 +107,7 @@ def test_client_leaving_stops_the_upstream(
                 break
     assert fake.wait_for(lambda: fake.requests[0].client_closed is not None, timeout=2)
     assert fake.requests[0].finished is None  # not read to the end
-    assert relay.wait_for_request_logs(logged + 1)[logged]["outcome"] == "client_gone"
+    assert relay.log_of(request_id)["outcome"] == "client_gone"
 
 
 @pytest.mark.parametrize(

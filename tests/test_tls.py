@@ -50,6 +50,9 @@ def test_https_upstream_streams_through_the_gevent_worker(
             assert reply.status == 200
             assert reply.body == b'{"model":"gpt-fake-0613"}over TLS'
         assert tls_fake.requests[0].headers["authorization"] == f"Bearer {SERVER_KEY}"
+        # One TLS handshake for the three: the client keeps one connection to one worker,
+        # whose pool keeps the upstream connection alive.
+        assert len(tls_fake.connections_of(tls_fake.requests)) == 1
         assert "RecursionError" not in relay.output()
     finally:
         relay.stop()
