@@ -147,6 +147,19 @@ def test_max_tokens_limit(fake: FakeUpstream, relay_factory: RelayFactory, clien
     assert [request.json["max_tokens"] for request in fake.requests] == [500, 500]
 
 
+def test_a_limit_above_the_default_leaves_the_default(
+    fake: FakeUpstream, relay_factory: RelayFactory, client: httpx.Client
+) -> None:
+    # README's own example, MAX_TOKENS_LIMIT=4096: a request that sets no max_tokens keeps the
+    # original default of 2048 (the limit lowers the default, never raises it); 1 is a valid count.
+    relay = relay_factory(MAX_TOKENS_LIMIT="4096")
+    assert chat(client, relay.url).status == 200
+    assert chat(client, relay.url, max_tokens=4096).status == 200
+    assert chat(client, relay.url, max_tokens=1).status == 200
+    assert chat(client, relay.url, max_tokens=4097).status == 400
+    assert [request.json["max_tokens"] for request in fake.requests] == [2048, 4096, 1]
+
+
 def test_recording_client_finds_a_secret_in_what_it_read(fake: FakeUpstream) -> None:
     # The check every end-to-end test runs on teardown (conftest.client) can fail.
     fake.replies["leaky"] = Reply(body=openai_stream([SERVER_KEY]))

@@ -64,6 +64,9 @@ def test_preflight_ignores_requested_names_that_are_not_header_names(
 def test_private_network_preflight(listed: RelayServer, client: httpx.Client) -> None:
     response = preflight(client, listed.url, APP, **{"Access-Control-Request-Private-Network": "true"})
     assert response.headers["access-control-allow-private-network"] == "true"
+    unasked = preflight(client, listed.url, APP)
+    assert unasked.status_code == 204
+    assert "access-control-allow-private-network" not in unasked.headers
 
 
 def test_preflight_from_another_origin_is_403_without_cors_headers(
@@ -104,6 +107,8 @@ def test_stream_carries_cors_headers(fake: FakeUpstream, listed: RelayServer, cl
     assert reply.status == 200
     assert reply.headers["access-control-allow-origin"] == APP
     assert "Origin" in reply.headers["vary"]
+    exposed = [name.strip().lower() for name in reply.headers["access-control-expose-headers"].split(",")]
+    assert {"retry-after", "x-relay-request-id", "x-request-id"} <= set(exposed)
     assert reply.body.endswith(b"hi")
 
 
@@ -136,6 +141,8 @@ def test_errors_carry_cors_headers(
     response = client.post(relay.url + "/api/chat", json=payload, headers={"Origin": APP})
     assert response.status_code == status
     assert response.headers["access-control-allow-origin"] == APP
+    assert "Origin" in response.headers["vary"]  # a cache must not hand this answer to another origin
+    assert "Retry-After" in response.headers["access-control-expose-headers"]
     assert response.text  # a message the page can read and show
 
 

@@ -157,3 +157,39 @@ def test_every_stdout_line_is_json_with_a_severity(relay: RelayServer) -> None:
         entry = json.loads(line)
         assert entry["severity"] in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
         assert isinstance(entry["message"], str)
+
+
+def test_a_bug_in_the_relay_is_a_plain_500_logged_as_an_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The relay's own failure path: no real server can be made to fail so, hence the stand-in bug."""
+    import logging
+
+    import flask
+
+    from relay import handler
+    from relay.config import load_settings
+    from relay.request_log import configure_logging
+
+    def broken(body: bytes) -> None:
+        raise RuntimeError(f"a bug that quotes the request: {SPOKEN}")
+
+    monkeypatch.setattr(handler, "parse_chat_request", broken)
+    relay = handler.ChatRelay(load_settings({"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}))
+    configure_logging()  # to this test's captured stdout
+    try:
+        with flask.Flask(__name__).test_request_context(
+            "/api/chat", method="POST", json={"model": "m", "messages": [{"role": "user", "content": SPOKEN}]}
+        ):
+            response = relay(flask.request)
+            body = b"".join(response.response)  # type: ignore[arg-type]
+    finally:
+        logging.getLogger("relay").handlers[:] = []
+    assert response.status_code == 500
+    assert body == b"Internal error in the relay; the request was not completed."
+    entries = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    (line,) = [entry for entry in entries if "httpRequest" in entry]
+    assert (line["outcome"], line["severity"], line["httpRequest"]["status"]) == ("error", "ERROR", 500)
+    (failure,) = [entry for entry in entries if "httpRequest" not in entry]
+    assert (failure["severity"], failure["exception"]) == ("ERROR", "RuntimeError")
+    assert SPOKEN not in json.dumps(entries)  # the type only: its text could quote the request

@@ -438,6 +438,36 @@ def test_failures_before_the_first_byte_are_retried(
     assert [line.split(" failed")[0].split("attempt ")[1] for line in attempts] == ["1 of 3", "2 of 3"]
 
 
+@pytest.mark.parametrize(
+    ("status", "retried"),
+    [
+        *(pytest.param(status, True, id=f"{status}-retried") for status in (429, 500, 502, 503, 504)),
+        *(pytest.param(status, False, id=f"{status}-not") for status in (400, 401, 403, 404, 409, 422, 501)),
+    ],
+)
+def test_which_statuses_are_retried(
+    fake: FakeUpstream, relay_factory: RelayFactory, status: int, retried: bool
+) -> None:
+    # README, "Retries": a 429/500/502/503/504 is retried; any other status is the answer.
+    relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, UPSTREAM_RETRIES="1")
+    fake.replies["gpt-test"] = failing_then(
+        1, error_reply(status, b'{"error": {"message": "refused"}}'), completion("second")
+    )
+    response = v1_post(relay, {"model": "gpt-test", "messages": USER})
+    assert len(fake.requests) == (2 if retried else 1)
+    assert response.status_code == (200 if retried else status)
+
+
+def test_a_first_byte_timeout_is_not_retried(fake: FakeUpstream, relay_factory: RelayFactory) -> None:
+    # README, "Retries": an upstream that was slow to answer is not asked again (the wait would double).
+    relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, UPSTREAM_RETRIES="2", UPSTREAM_FIRST_BYTE_TIMEOUT="0.5")
+    fake.replies["gpt-test"] = Reply(delay_headers=3.0, body=openai_stream(["late"]))
+    response = v1_post(relay, {"model": "gpt-test", "messages": USER})
+    assert response.status_code == 504
+    assert "UPSTREAM_FIRST_BYTE_TIMEOUT" in response.json()["error"]["message"]
+    assert len(fake.requests) == 1
+
+
 def test_retries_run_out(fake: FakeUpstream, relay_factory: RelayFactory) -> None:
     relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, UPSTREAM_RETRIES="2")
     fake.replies["gpt-test"] = error_reply(503, b'{"error": {"message": "still overloaded"}}')
@@ -562,6 +592,32 @@ def test_token_limits(fake: FakeUpstream, relay_factory: RelayFactory) -> None:
     assert v1_post(relay, {"model": "gpt-test", "messages": USER, "max_tokens": 5.0}).status_code == 200
     assert v1_post(relay, {"model": "gpt-test", "messages": USER}).status_code == 200
     assert [request.json.get("max_tokens") for request in fake.requests] == [5, 100]
+
+
+def test_a_limit_above_the_default_caps_what_is_asked(
+    fake: FakeUpstream, relay_factory: RelayFactory
+) -> None:
+    # On /v1/ the owner's limit is the cap where the caller set none (README), whatever its size.
+    relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, MAX_TOKENS_LIMIT="4096")
+    fake.replies["gpt-test"] = completion("ok")
+    assert v1_post(relay, {"model": "gpt-test", "messages": USER}).status_code == 200
+    assert v1_post(relay, {"model": "gpt-test", "messages": USER, "max_tokens": 1}).status_code == 200
+    refused = v1_post(relay, {"model": "gpt-test", "messages": USER, "max_completion_tokens": 4097})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["type"] == "invalid_request_error"
+    assert [request.json.get("max_tokens") for request in fake.requests] == [4096, 1]
+
+
+def test_the_body_limit_is_an_invalid_request_in_openai_shape(private: RelayServer) -> None:
+    response = httpx.post(
+        private.url + "/v1/chat/completions",
+        content=b'{"model": "gpt-test", "messages": [' + b" " * (1024 * 1024) + b"]}",
+        headers={"Authorization": f"Bearer {ACCESS_TOKEN}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert "MAX_BODY_BYTES" in error["message"]
 
 
 def test_owner_cap_uses_openais_field_for_openai_hosts() -> None:

@@ -66,6 +66,9 @@ def test_one_read(stream: bytes, expected: list[bytes]) -> None:
             ["data: 😀\n\n".encode()[:8], "data: 😀\n\n".encode()[8:]], ["😀".encode()], id="char-split"
         ),
         pytest.param([b"\xef\xbb", b"\xbfdata: a\n\n"], [b"a"], id="bom-split"),
+        # Only the stream's first bytes may be a BOM: one at the start of a later read is a
+        # character of a field name, so that line is not data.
+        pytest.param([b"data: a\n\n", b"\xef\xbb\xbfdata: b\n\n"], [b"a"], id="bom-only-at-the-first-read"),
         pytest.param([b"data: a\n", b"\n", b"data: b\n\n"], [b"a", b"b"], id="blank-line-alone"),
         pytest.param([b"", b"data: a\n\n", b""], [b"a"], id="empty-reads"),
     ],

@@ -53,6 +53,8 @@ def test_delta_with_role_and_content_keeps_its_content() -> None:
 def test_model_missing_from_chunk_falls_back_to_the_requested_model() -> None:
     writes, _ = translate({"choices": [{"delta": {"content": "x"}}]})
     assert writes == [b'{"model":"gpt-asked"}', b"x"]
+    writes, _ = translate({"model": "", "choices": [{"delta": {"content": "x"}}]})
+    assert writes == [b'{"model":"gpt-asked"}', b"x"]  # an empty name names nothing
 
 
 @pytest.mark.parametrize(
