@@ -1,34 +1,63 @@
 # shellcheck shell=bash disable=SC2034  # settings here are used by the scripts that source this file
 # Shared by deploy/setup.sh, deploy/function.sh and deploy/run.sh: settings, checks, and running
-# (or, with --dry-run, printing) gcloud commands. Sourced, not run.
+# (or, with --dry-run, printing) gcloud commands. Sourced, not run. The runbook: docs/deploy.md.
 
 DEPLOY_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT_DIR=$(dirname "$DEPLOY_DIR")
 
+# The project, first found: --project; PROJECT; CLOUDSDK_CORE_PROJECT (gcloud's own override, so
+# these scripts and a plain `gcloud` in the same shell agree); GOOGLE_CLOUD_PROJECT (what Cloud
+# Shell sets for the project it was opened for; gcloud itself ignores it); then gcloud's
+# configured project (kept on disk across sessions, so the likeliest to be stale).
+# require_project says which one it took.
+if [ -n "${PROJECT:-}" ]; then
+  PROJECT_FROM=PROJECT
+elif [ -n "${CLOUDSDK_CORE_PROJECT:-}" ]; then
+  PROJECT=$CLOUDSDK_CORE_PROJECT PROJECT_FROM=CLOUDSDK_CORE_PROJECT
+elif [ -n "${GOOGLE_CLOUD_PROJECT:-}" ]; then
+  PROJECT=$GOOGLE_CLOUD_PROJECT PROJECT_FROM=GOOGLE_CLOUD_PROJECT
+else
+  PROJECT="" PROJECT_FROM=""
+fi
+
 # Defaults; each can be set by a flag or by the environment variable of the same name.
-PROJECT=${PROJECT:-${CLOUDSDK_CORE_PROJECT:-}}
 REGION=${REGION:-us-central1}
 SERVICE=${SERVICE:-openai-stream-relay}
 KEY_SECRET=${KEY_SECRET:-relay-openai-api-key}
 TOKENS_SECRET=${TOKENS_SECRET-relay-access-tokens}
 RUNTIME_ACCOUNT=${RUNTIME_ACCOUNT:-relay-runtime}
+BUILD_SERVICE_ACCOUNT=${BUILD_SERVICE_ACCOUNT:-relay-build}
 PYTHON_RUNTIME=python312
 MEMORY=${MEMORY:-512Mi}
 MAX_INSTANCES=${MAX_INSTANCES:-10}
+# Flags only, so that nothing left in a shell turns them on: Memorystore and Direct VPC egress.
+DEFAULT_REDIS_INSTANCE=relay-limits
+REDIS_INSTANCE=""
+NETWORK=""
+SUBNET=""
 DRY_RUN=false
 PUBLIC=false
 PRIVATE=false
 DEPLOY_FLAGS_GIVEN=()  # flags only the deploy scripts use (setup.sh refuses them)
+# The relay refuses nothing shorter, but warns below this; setup.sh refuses it.
+MIN_TOKEN_LENGTH=16
 
-# The relay's own settings, passed on to the deployment when set here (never the secrets).
+# The relay's own settings, passed on to the deployment when set (never the secrets). Each comes
+# from the shell, a flag, or deploy/relay.env; FROM_<NAME> says which, for the deploy's report.
 RELAY_SETTINGS=(
   OPENAI_BASE_URL OPENAI_ORG_ID OPENAI_PROJECT_ID
   ALLOW_CLIENT_KEYS ALLOWED_ORIGINS ALLOWED_MODELS MAX_TOKENS_LIMIT MAX_BODY_BYTES
   UPSTREAM_CONNECT_TIMEOUT UPSTREAM_FIRST_BYTE_TIMEOUT UPSTREAM_IDLE_TIMEOUT STREAM_MAX_SECONDS REQUEST_BODY_TIMEOUT
   UPSTREAM_MAX_CONNECTIONS UPSTREAM_RETRIES UPSTREAM_RETRY_MAX_WAIT STREAM_USAGE SERVE_PAGE UPSTREAMS
+  REDIS_URL
 )
+for _name in "${RELAY_SETTINGS[@]}"; do
+  [ -z "${!_name-}" ] || printf -v "FROM_$_name" '%s' "this shell"
+done
+unset _name
 # More secrets, for the keys UPSTREAMS routes name: "OPENROUTER_API_KEY=relay-openrouter-key,...".
 EXTRA_SECRETS=${EXTRA_SECRETS:-}
+EXTRA_PAIRS=()
 
 die() {
   echo "error: $*" >&2
@@ -44,6 +73,18 @@ usage() {
   sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'
 }
 
+# set_by_flag FLAG VALUE: a relay setting given as a flag, for this deploy only.
+set_by_flag() {
+  local name
+  case "$1" in
+    --allowed-models) name=ALLOWED_MODELS ;;
+    --max-tokens-limit) name=MAX_TOKENS_LIMIT ;;
+    --allowed-origins) name=ALLOWED_ORIGINS ;;
+  esac
+  printf -v "$name" '%s' "$2"
+  printf -v "FROM_$name" '%s' "$1"
+}
+
 # parse_flags "$@": the shared flags. A script with flags of its own defines
 # parse_extra_flag, which sets EXTRA_USED to the number of arguments it took (0: unknown).
 parse_flags() {
@@ -51,17 +92,25 @@ parse_flags() {
     case "$1" in
       --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}"; continue ;;  # --flag=value is --flag value
       -h | --help) usage; exit 0 ;;
-      --project) PROJECT=${2:?--project needs a value}; shift 2 ;;
+      --project) PROJECT=${2:?--project needs a value} PROJECT_FROM=--project; shift 2 ;;
       --region) DEPLOY_FLAGS_GIVEN+=("$1"); REGION=${2:?--region needs a value}; shift 2 ;;
       --name) DEPLOY_FLAGS_GIVEN+=("$1"); SERVICE=${2:?--name needs a value}; shift 2 ;;
       --key-secret) KEY_SECRET=${2:?--key-secret needs a value}; shift 2 ;;
       --tokens-secret) TOKENS_SECRET=${2:?--tokens-secret needs a value}; shift 2 ;;
       --no-access-tokens) TOKENS_SECRET=""; shift ;;
       --runtime-account) RUNTIME_ACCOUNT=${2:?--runtime-account needs a value}; shift 2 ;;
+      --build-service-account) BUILD_SERVICE_ACCOUNT=${2:?--build-service-account needs a value}; shift 2 ;;
       --memory) DEPLOY_FLAGS_GIVEN+=("$1"); MEMORY=${2:?--memory needs a value}; shift 2 ;;
       --max-instances) DEPLOY_FLAGS_GIVEN+=("$1"); MAX_INSTANCES=${2:?--max-instances needs a value}; shift 2 ;;
       --public) DEPLOY_FLAGS_GIVEN+=("$1"); PUBLIC=true; shift ;;
       --private) DEPLOY_FLAGS_GIVEN+=("$1"); PRIVATE=true; shift ;;
+      --allowed-models | --max-tokens-limit | --allowed-origins)
+        DEPLOY_FLAGS_GIVEN+=("$1"); set_by_flag "$1" "${2:?$1 needs a value}"; shift 2 ;;
+      --redis) REDIS_INSTANCE=$DEFAULT_REDIS_INSTANCE; shift ;;
+      # An empty name means none (cloudbuild.yaml's default _REDIS_INSTANCE).
+      --redis-instance) [ $# -ge 2 ] || die "--redis-instance needs a value"; REDIS_INSTANCE=$2; shift 2 ;;
+      --network) DEPLOY_FLAGS_GIVEN+=("$1"); NETWORK=${2:?--network needs a value}; shift 2 ;;
+      --subnet) DEPLOY_FLAGS_GIVEN+=("$1"); SUBNET=${2:?--subnet needs a value}; shift 2 ;;
       --dry-run) DRY_RUN=true; shift ;;
       *)
         EXTRA_USED=0
@@ -82,32 +131,60 @@ require_gcloud() {
 require_project() {
   if [ -z "$PROJECT" ] && command -v gcloud >/dev/null 2>&1; then
     PROJECT=$(gcloud config get-value project 2>/dev/null || true)
+    PROJECT_FROM="gcloud config"
   fi
-  [ -n "$PROJECT" ] || die "no Google Cloud project: pass --project PROJECT_ID, set PROJECT, or run 'gcloud config set project PROJECT_ID'."
+  [ -n "$PROJECT" ] || die "no Google Cloud project: pass --project PROJECT_ID, set PROJECT (or CLOUDSDK_CORE_PROJECT, or GOOGLE_CLOUD_PROJECT as Cloud Shell does), or run 'gcloud config set project PROJECT_ID'."
+  echo "Project: $PROJECT (from $PROJECT_FROM)." >&2
+}
+
+# account_email NAME-OR-EMAIL: a service account's email; a bare name is one of this project's.
+account_email() {
+  case "$1" in
+    *@*) echo "$1" ;;
+    *) echo "$1@$PROJECT.iam.gserviceaccount.com" ;;
+  esac
 }
 
 runtime_account_email() {
-  case "$RUNTIME_ACCOUNT" in
-    *@*) echo "$RUNTIME_ACCOUNT" ;;
-    *) echo "$RUNTIME_ACCOUNT@$PROJECT.iam.gserviceaccount.com" ;;
+  account_email "$RUNTIME_ACCOUNT"
+}
+
+build_account_email() {
+  account_email "$BUILD_SERVICE_ACCOUNT"
+}
+
+# The build service account as --build-service-account takes it:
+# projects/PROJECT/serviceAccounts/EMAIL, PROJECT being the one the account lives in.
+build_account_resource() {
+  local email project=$PROJECT
+  email=$(build_account_email)
+  case "$email" in *@*.iam.gserviceaccount.com)
+    project=${email#*@}
+    project=${project%.iam.gserviceaccount.com}
+    ;;
   esac
+  echo "projects/$project/serviceAccounts/$email"
 }
 
 # run COMMAND...: run it, or with --dry-run print it, quoted so that a shell would run it as is.
 run() {
   if [ "$DRY_RUN" = true ]; then
-    local words=() arg
-    for arg in "$@"; do
-      if [[ "$arg" =~ ^[A-Za-z0-9_./:=@,+-]+$ ]]; then
-        words+=("$arg")
-      else
-        words+=("'${arg//\'/\'\\\'\'}'")
-      fi
-    done
-    echo "${words[*]}"
+    quoted "$@"
   else
     "$@"
   fi
+}
+
+quoted() {
+  local words=() arg
+  for arg in "$@"; do
+    if [[ "$arg" =~ ^[A-Za-z0-9_./:=@,+-]+$ ]]; then
+      words+=("$arg")
+    else
+      words+=("'${arg//\'/\'\\\'\'}'")
+    fi
+  done
+  echo "${words[*]}"
 }
 
 # The value of NAME in deploy/server.env.
@@ -115,7 +192,7 @@ server_setting() {
   sed -n "s/^$1=//p" "$DEPLOY_DIR/server.env"
 }
 
-# The longest a request can last (Settings.longest_request_seconds in relay/config.py)
+# The longest a request can last (Settings.longest_request_seconds in relay/config/settings.py)
 # plus a minute, as the platform's timeout: the relay normally ends a reply before it (README, "Timeouts").
 request_timeout_seconds() {
   local connect=${UPSTREAM_CONNECT_TIMEOUT:-10} first=${UPSTREAM_FIRST_BYTE_TIMEOUT:-120}
@@ -127,51 +204,65 @@ request_timeout_seconds() {
   echo "$total"
 }
 
-# --set-env-vars value: deploy/server.env, the project (for log traces), and the relay settings set here.
-# gcloud's ^|^ prefix makes | the separator, so that values may hold commas (ALLOWED_ORIGINS).
-env_vars_flag() {
-  local pairs=() name value
-  while IFS='=' read -r name value; do
-    case "$name" in '' | '#'*) continue ;; esac
-    pairs+=("$name=$value")
-  done <"$DEPLOY_DIR/server.env"
-  pairs+=("GOOGLE_CLOUD_PROJECT=$PROJECT")
-  for name in "${RELAY_SETTINGS[@]}"; do
-    value=${!name-}
-    if [ -n "$value" ]; then
-      case "$value" in *'|'*) die "$name must not contain '|'." ;; esac
-      pairs+=("$name=$value")
-    fi
-  done
-  local joined
-  joined=$(IFS='|'; echo "${pairs[*]}")
-  echo "^|^$joined"
-}
-
-# --set-secrets value: the key, and the access tokens unless --no-access-tokens; never plain variables.
-secrets_flag() {
-  local secrets="OPENAI_API_KEY=$KEY_SECRET:latest" pair
-  [ -z "$TOKENS_SECRET" ] || secrets="$secrets,ACCESS_TOKENS=$TOKENS_SECRET:latest"
-  read_extra_secrets
-  for pair in "${EXTRA_PAIRS[@]}"; do
-    secrets="$secrets,${pair%%=*}=${pair#*=}:latest"
-  done
-  echo "$secrets"
-}
-
 # EXTRA_SECRETS (VARIABLE=secret-name,...), the secrets of UPSTREAMS routes' keys, into the
 # array EXTRA_PAIRS; a malformed item stops the script.
 read_extra_secrets() {
   local pair items=()
   EXTRA_PAIRS=()
   IFS=',' read -r -a items <<<"$EXTRA_SECRETS"
-  for pair in "${items[@]}"; do
+  for pair in ${items[@]+"${items[@]}"}; do
     case "$pair" in
       '') ;;
       ?*=?*) EXTRA_PAIRS+=("$pair") ;;
       *) die "EXTRA_SECRETS items are VARIABLE=secret-name, got '$pair'." ;;
     esac
   done
+}
+
+# The names the deployment reads from Secret Manager: the key, the access tokens unless
+# --no-access-tokens, and EXTRA_SECRETS.
+secret_names() {
+  local pair
+  echo OPENAI_API_KEY
+  [ -z "$TOKENS_SECRET" ] || echo ACCESS_TOKENS
+  for pair in ${EXTRA_PAIRS[@]+"${EXTRA_PAIRS[@]}"}; do
+    echo "${pair%%=*}"
+  done
+}
+
+# --set-secrets value: the key, and the access tokens unless --no-access-tokens; never plain variables.
+secrets_flag() {
+  local secrets="OPENAI_API_KEY=$KEY_SECRET:latest" pair
+  [ -z "$TOKENS_SECRET" ] || secrets="$secrets,ACCESS_TOKENS=$TOKENS_SECRET:latest"
+  for pair in ${EXTRA_PAIRS[@]+"${EXTRA_PAIRS[@]}"}; do
+    secrets="$secrets,${pair%%=*}=${pair#*=}:latest"
+  done
+  echo "$secrets"
+}
+
+# DEPLOY_ENV: the plain variables the deployment gets, as NAME=value: deploy/server.env, the
+# project (for log traces), and the relay settings set here. Both --set-env-vars and the
+# configuration check are built from it, so that what is checked is what is deployed.
+collect_deploy_env() {
+  local name value secret
+  DEPLOY_ENV=()
+  while IFS='=' read -r name value; do
+    case "$name" in '' | '#'*) continue ;; esac
+    DEPLOY_ENV+=("$name=$value")
+  done <"$DEPLOY_DIR/server.env"
+  DEPLOY_ENV+=("GOOGLE_CLOUD_PROJECT=$PROJECT")
+  for name in "${RELAY_SETTINGS[@]}"; do
+    value=${!name-}
+    [ -n "$value" ] || continue
+    # gcloud's ^|^ prefix makes | the separator, so that values may hold commas (ALLOWED_ORIGINS).
+    case "$value" in *'|'*) die "$name must not contain '|'." ;; esac
+    while read -r secret; do
+      [ "$secret" != "$name" ] || die "$name is set (from $(setting_source "$name")) and also comes from Secret Manager (EXTRA_SECRETS); keep one of them."
+    done < <(secret_names)
+    DEPLOY_ENV+=("$name=$value")
+  done
+  # A deploy uploads only main.py, relay/ and requirements.txt (.gcloudignore): a file named here would be missing.
+  case "${UPSTREAMS:-[}" in '['*) ;; *) die "UPSTREAMS must be the JSON itself in a deployment, not the path of a file: a deploy uploads only main.py, relay/ and requirements.txt." ;; esac
 }
 
 # --allow-unauthenticated only when the relay checks access tokens itself, or when asked for.
@@ -189,20 +280,27 @@ access_flag() {
 }
 
 # The start every deploy script shares: flags, checks, and the platform settings it derives.
+# The script sets VPC_EGRESS_FLAG first: the name its gcloud command gives the Direct VPC egress setting.
 prepare_deploy() {
   parse_flags "$@"
   require_gcloud
   require_project
   warn_about_plain_secrets
   load_relay_settings
+  connect_redis
   # Each in an assignment of its own, so that a check failing inside stops the script (set -e
   # does not see a failure inside $(...) used as a command's argument).
   TIMEOUT=$(request_timeout_seconds)
   CONCURRENCY=$(server_setting THREADS)  # = gevent's connections per worker process
   CPU=$(server_setting WORKERS)  # one worker process per vCPU
-  ENV_VARS=$(env_vars_flag)
+  read_extra_secrets
+  collect_deploy_env
+  ENV_VARS="^|^$(IFS='|'; echo "${DEPLOY_ENV[*]}")"
   SECRETS=$(secrets_flag)
   ACCESS=$(access_flag)
+  report_relay_settings
+  check_relay_config
+  vpc_flags
   # The same on both targets (tests/test_deploy.py checks them on each).
   SHARED_FLAGS=(
     --memory="$MEMORY"
@@ -211,6 +309,8 @@ prepare_deploy() {
     --min-instances=0
     --max-instances="$MAX_INSTANCES"
     --service-account="$(runtime_account_email)"
+    --build-service-account="$(build_account_resource)"
+    ${VPC_FLAGS[@]+"${VPC_FLAGS[@]}"}
     --set-env-vars="$ENV_VARS"
     --set-secrets="$SECRETS"
     "$ACCESS"
@@ -220,7 +320,8 @@ prepare_deploy() {
 }
 
 # deploy/relay.env, committed with the code, holds the owner's relay settings, so that every
-# deploy (by hand, or from Cloud Build) ships the same ones; a variable set in the shell wins.
+# deploy (by hand, or from Cloud Build) ships the same ones; a variable set in the shell, or a
+# flag, wins.
 load_relay_settings() {
   local file="$DEPLOY_DIR/relay.env" name value
   [ -f "$file" ] || return 0
@@ -229,8 +330,147 @@ load_relay_settings() {
     if ! printf '%s\n' "${RELAY_SETTINGS[@]}" | grep -qx "$name"; then
       die "deploy/relay.env sets $name, which is not one of the relay's settings (README, 'Configuration')."
     fi
-    [ -n "${!name-}" ] || printf -v "$name" '%s' "$value"
+    if [ -z "${!name-}" ]; then
+      printf -v "$name" '%s' "$value"
+      printf -v "FROM_$name" '%s' "deploy/relay.env"
+    else
+      printf -v "FROM_$name" '%s' "$(setting_source "$name"), over deploy/relay.env's"
+    fi
   done <"$file"
+}
+
+setting_source() {
+  local from="FROM_$1"
+  echo "${!from:-this shell}"
+}
+
+# A URL's host ("" when there is none).
+url_host() {
+  if [[ "$1" =~ ^[A-Za-z][A-Za-z0-9+.-]*://([^/@]*@)?(\[[^]/]*\]|[^:/]*) ]]; then
+    echo "${BASH_REMATCH[2]}"
+  fi
+}
+
+# A value as the report shows it: a URL's user and password masked.
+shown_value() {
+  if [[ "$1" =~ ^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@(.*)$ ]]; then
+    echo "${BASH_REMATCH[1]}***@${BASH_REMATCH[2]}"
+  else
+    echo "$1"
+  fi
+}
+
+# To standard error, before anything is deployed: the relay settings this deploy sets and where
+# each came from; warnings about values that leaked from a shell used for local testing; and,
+# for a public URL, the limits worth setting.
+report_relay_settings() {
+  local name value from what any=false secrets
+  echo "Relay settings this deploy sets (besides deploy/server.env and GOOGLE_CLOUD_PROJECT):" >&2
+  for name in "${RELAY_SETTINGS[@]}"; do
+    value=${!name-}
+    [ -n "$value" ] || continue
+    any=true
+    from=$(setting_source "$name")
+    echo "  $name=$(shown_value "$value")  (from $from)" >&2
+    case "$from" in "this shell"*)
+      case "$name" in OPENAI_BASE_URL | ALLOWED_ORIGINS | UPSTREAMS)
+        if [[ "$value" =~ (localhost|127\.0\.0\.1|\[::1\]|0\.0\.0\.0) ]]; then
+          what="the deployment would call its own instance, not the server on your machine"
+          [ "$name" != ALLOWED_ORIGINS ] || what="the deployment would admit pages served from a developer's machine"
+          warn "$name comes from this shell and names this machine (${BASH_REMATCH[1]}), as when testing locally: $what. Run 'unset $name' first, or put it in deploy/relay.env if you mean it."
+        fi
+        ;;
+      esac
+      ;;
+    esac
+  done
+  [ "$any" = true ] || echo "  none: the relay's defaults (README, 'Configuration')" >&2
+  secrets=$(secret_names | paste -s -d, - | sed 's/,/, /g')
+  echo "From Secret Manager: $secrets." >&2
+  if [ -n "${REDIS_URL:-}" ]; then
+    if [[ "$REDIS_URL" =~ ://[^/@]*@ ]]; then
+      warn "REDIS_URL carries a user or password and would be a plain variable, readable by anyone who can view the service: store it in Secret Manager and name it in EXTRA_SECRETS (REDIS_URL=SECRET) instead (docs/deploy.md, 'Redis')."
+    fi
+    if [ -z "$REDIS_INSTANCE" ] && [ -z "$NETWORK$SUBNET" ] &&
+      [[ "$(url_host "$REDIS_URL")" =~ ^(10\.|192\.168\.|172\.(1[6-9]|2[0-9]|3[01])\.) ]]; then
+      warn "REDIS_URL is a private address, which the service reaches only through a VPC network: add --network (and --subnet) for Direct VPC egress (docs/deploy.md, 'Redis')."
+    fi
+  fi
+  if [ "$ACCESS" = --allow-unauthenticated ]; then
+    [ -n "${ALLOWED_MODELS:-}" ] ||
+      echo "suggestion: the URL is public and ALLOWED_MODELS is unset, so a token can spend the key on any model: --allowed-models 'gpt-4o-mini,gpt-4.1-mini*' (or ALLOWED_MODELS in deploy/relay.env)." >&2
+    [ -n "${MAX_TOKENS_LIMIT:-}" ] ||
+      echo "suggestion: the URL is public and MAX_TOKENS_LIMIT is unset, so a request may ask for any max_tokens: --max-tokens-limit 4096 (or MAX_TOKENS_LIMIT in deploy/relay.env)." >&2
+    [ -n "${ALLOWED_ORIGINS:-}" ] ||
+      echo "suggestion: the URL is public and ALLOWED_ORIGINS is unset (*), so any web page can call it: --allowed-origins https://YOUR-PAGE.example, your page's origin (or ALLOWED_ORIGINS in deploy/relay.env)." >&2
+  fi
+  return 0
+}
+
+# What a secret's placeholder is in the configuration check: a value of the secret's form.
+secret_placeholder() {
+  case "$1" in
+    REDIS_URL) echo "redis://secret-manager-placeholder.invalid:6379" ;;
+    *) echo "secret-manager-placeholder-value" ;;
+  esac
+}
+
+# The relay's own start-up check (python3 -m relay.config, standard library only), in a clean
+# environment holding exactly the variables the deployment will get, placeholders standing for
+# the secrets: a value the relay would refuse stops the deploy here, instead of reaching a
+# revision that then fails to start.
+check_relay_config() {
+  local python=${PYTHON:-python3} name checked=()
+  [ -f "$ROOT_DIR/relay/config/__main__.py" ] ||
+    die "$ROOT_DIR/relay/config is missing: the settings are checked with the relay's own check (python3 -m relay.config) before deploying."
+  command -v "$python" >/dev/null 2>&1 ||
+    die "$python is not on PATH: the settings are checked with the relay's own check (python3 -m relay.config, standard library only) before deploying; install Python 3, or set PYTHON to one."
+  checked=("${DEPLOY_ENV[@]}")
+  while read -r name; do
+    checked+=("$name=$(secret_placeholder "$name")")
+  done < <(secret_names)
+  # -B: no bytecode written into relay/ by a check.
+  if ! (cd "$ROOT_DIR" && env -i PATH="$PATH" "${checked[@]}" "$python" -B -m relay.config >&2); then
+    die "the relay would refuse these settings at start-up (above); nothing was deployed."
+  fi
+}
+
+# --redis / --redis-instance NAME: REDIS_URL from a Memorystore for Redis instance's host and
+# port, and its authorized network for Direct VPC egress. (REDIS_URL given directly needs no lookup.)
+connect_redis() {
+  [ -n "$REDIS_INSTANCE" ] || return 0
+  [ -z "${REDIS_URL:-}" ] ||
+    die "REDIS_URL is set (from $(setting_source REDIS_URL)) and --redis-instance names a Memorystore instance: give one of them."
+  command -v gcloud >/dev/null 2>&1 ||
+    die "--redis-instance looks the instance up with gcloud, even with --dry-run: install the Google Cloud CLI, or give REDIS_URL instead."
+  local lookup=(gcloud redis instances describe "$REDIS_INSTANCE" --project="$PROJECT" --region="$REGION"
+    --format='value(host,port,authorizedNetwork)')
+  local found host port network
+  [ "$DRY_RUN" = false ] || echo "# looked up (read-only, so run even with --dry-run): $(quoted "${lookup[@]}")"
+  found=$("${lookup[@]}") ||
+    die "no Memorystore for Redis instance '$REDIS_INSTANCE' in $REGION of $PROJECT (or no right to see it): create it with deploy/setup.sh --redis-instance $REDIS_INSTANCE --region $REGION (docs/deploy.md, 'Redis')."
+  read -r host port network <<<"$found"
+  [[ -n "$host" && "$port" =~ ^[0-9]+$ ]] ||
+    die "Memorystore instance '$REDIS_INSTANCE' has no host and port yet (still being created?): '$found'."
+  REDIS_URL="redis://$host:$port"
+  FROM_REDIS_URL="--redis-instance $REDIS_INSTANCE"
+  if [ -z "$NETWORK" ]; then
+    case "$network" in
+      "projects/$PROJECT/global/networks/"*) NETWORK=${network##*/} ;;
+      ?*) NETWORK=$network ;;
+      *) NETWORK=default ;;
+    esac
+  fi
+}
+
+# VPC_FLAGS: Direct VPC egress when a network or subnet is given (or a Memorystore instance's
+# network), for traffic to private addresses only; the subnet defaults to the network's name,
+# as on the default network, whose subnet in each region is called "default".
+vpc_flags() {
+  VPC_FLAGS=()
+  [ -n "$NETWORK$SUBNET" ] || return 0
+  [ -z "$NETWORK" ] || VPC_FLAGS+=(--network="$NETWORK")
+  VPC_FLAGS+=(--subnet="${SUBNET:-${NETWORK##*/}}" "$VPC_EGRESS_FLAG=private-ranges-only")
 }
 
 warn_about_plain_secrets() {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -63,6 +64,25 @@ def secrets(command: list[str]) -> dict[str, str]:
     return dict(pair.split("=", 1) for pair in flags(command)["--set-secrets"].split(","))
 
 
+def commands(stdout: str) -> list[list[str]]:
+    """The gcloud commands a --dry-run printed, each split as a shell would (comments left out)."""
+    return [shlex.split(line) for line in stdout.splitlines() if line and not line.startswith("#")]
+
+
+def from_common_sh(expression: str) -> list[str]:
+    """What deploy/common.sh defines, read by sourcing it in a clean shell: one value a line."""
+    completed = subprocess.run(
+        ["bash", "-c", f'source deploy/common.sh && printf "%s\\n" {expression}'],
+        cwd=ROOT,
+        env=base_environ(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return completed.stdout.splitlines()
+
+
 def test_function_deploy_command() -> None:
     deploy, describe = dry_run("function.sh")
     assert deploy[:4] == ["gcloud", "functions", "deploy", "openai-stream-relay"]
@@ -97,7 +117,7 @@ def test_same_settings_on_both_targets(script: str) -> None:
     assert {name: env_vars(deploy)[name] for name in shipped} == shipped
     assert env_vars(deploy)["GOOGLE_CLOUD_PROJECT"] == "demo-project"
     assert options["--min-instances"] == "0"  # scales to zero: nothing to pay at rest
-    assert options["--memory"] == "512Mi"
+    assert [options["--memory"]] == from_common_sh("$MEMORY")  # the default, wherever it is set
     assert options["--service-account"] == "relay-runtime@demo-project.iam.gserviceaccount.com"
 
 
@@ -210,7 +230,19 @@ def test_unknown_option_and_help(script: str) -> None:
 
 @pytest.mark.parametrize(
     "flag",
-    ["--region=europe-west1", "--name=x", "--memory=1Gi", "--max-instances=3", "--public", "--private"],
+    [
+        "--region=europe-west1",
+        "--name=x",
+        "--memory=1Gi",
+        "--max-instances=3",
+        "--public",
+        "--private",
+        "--allowed-models=gpt-4o-mini",
+        "--max-tokens-limit=4096",
+        "--allowed-origins=https://chat.example.com",
+        "--network=relay-vpc",
+        "--subnet=relay-subnet",
+    ],
 )
 def test_setup_refuses_a_deploy_option_instead_of_ignoring_it(flag: str) -> None:
     completed = run_script("setup.sh", "--dry-run", "--project=p", flag)
@@ -255,18 +287,40 @@ def test_deploy_timeout_is_the_relays_longest_request_plus_a_minute(
 # -- setup.sh, run for real against a stand-in gcloud -------------------------------------------
 
 FAKE_GCLOUD = """#!/usr/bin/env bash
-# Records each call; "describe" succeeds for what an earlier call created.
+# Records each call, and says so on standard error (where the scripts report, so the order shows);
+# "describe" succeeds for what an earlier call created.
 state="$FAKE_GCLOUD_STATE"
 printf '%s\\n' "$*" >>"$state/calls"
+echo "fake-gcloud: $1 $2 $3" >&2
+case "$*" in *add-iam-policy-binding*)
+  # FAKE_GCLOUD_FAIL_BINDINGS=N: the first N grants fail, as for an account IAM does not see yet.
+  failed=$(cat "$state/failed-bindings" 2>/dev/null || echo 0)
+  if [ "$failed" -lt "${FAKE_GCLOUD_FAIL_BINDINGS:-0}" ]; then
+    echo $((failed + 1)) >"$state/failed-bindings"
+    echo "ERROR: Service account does not exist." >&2
+    exit 1
+  fi ;;
+esac
 case "$1 $2" in
+  "config get-value") [ -z "${FAKE_GCLOUD_CONFIG_PROJECT:-}" ] || echo "$FAKE_GCLOUD_CONFIG_PROJECT" ;;
   "secrets describe") [ -e "$state/secret-$3" ] ;;
   "secrets create") cat >"$state/secret-$3"; printf '%s\\n' "$3" >>"$state/stored" ;;
   "secrets versions") cat >>"$state/secret-$4"; printf '%s\\n' "$4" >>"$state/stored" ;;
   "iam service-accounts")
     case "$3" in
-      describe) [ -e "$state/account" ] ;;
-      create) touch "$state/account" ;;
+      describe) [ -e "$state/account-${4%%@*}" ] ;;
+      create) touch "$state/account-$4" ;;
     esac ;;
+  "redis instances")
+    case "$3" in
+      describe) [ -e "$state/redis-$4" ] && cat "$state/redis-$4" ;;
+      create)
+        for arg in "$@"; do
+          case "$arg" in --project=*) project=${arg#*=} ;; --network=*) network=${arg#*=} ;; esac
+        done
+        printf '10.20.30.40\\t6379\\tprojects/%s/global/networks/%s\\n' "$project" "$network" >"$state/redis-$4" ;;
+    esac ;;
+  "run services" | "functions describe") echo "https://openai-stream-relay.example.run.app" ;;
 esac
 """
 
@@ -284,22 +338,34 @@ def fake_gcloud(tmp_path: Path) -> tuple[dict[str, str], Path]:
     return {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "FAKE_GCLOUD_STATE": str(state)}, state
 
 
+def gcloud_calls(state: Path) -> list[str]:
+    """What the stand-in gcloud was asked, one call a line ("$*"), in order."""
+    calls = state / "calls"
+    return calls.read_text().splitlines() if calls.exists() else []
+
+
 def test_setup_is_safe_to_run_twice_and_keeps_secrets_off_the_command_line(
     fake_gcloud: tuple[dict[str, str], Path],
 ) -> None:
     env, state = fake_gcloud
 
     first = run_script(
-        "setup.sh", "--project=demo-project", env=env, stdin="sk-SETUP-KEY-1\ntok-SETUP-A,tok-SETUP-B\n"
+        "setup.sh",
+        "--project=demo-project",
+        env=env,
+        stdin="sk-SETUP-KEY-1\ntok-SETUP-A-0123456789,tok-SETUP-B-0123456789\n",
     )
     assert first.returncode == 0, first.stderr
     assert (state / "secret-relay-openai-api-key").read_text() == "sk-SETUP-KEY-1"
-    assert (state / "secret-relay-access-tokens").read_text() == "tok-SETUP-A,tok-SETUP-B"
+    assert (
+        state / "secret-relay-access-tokens"
+    ).read_text() == "tok-SETUP-A-0123456789,tok-SETUP-B-0123456789"
     calls = (state / "calls").read_text()
     assert "services enable" in calls
     assert "iam service-accounts create relay-runtime" in calls
+    assert "iam service-accounts create relay-build" in calls
     assert calls.count("roles/secretmanager.secretAccessor") == 2
-    for secret in ("sk-SETUP-KEY-1", "tok-SETUP-A"):
+    for secret in ("sk-SETUP-KEY-1", "tok-SETUP-A-0123456789"):
         assert secret not in calls  # values go through standard input only
         assert secret not in first.stdout + first.stderr
 
@@ -307,7 +373,8 @@ def test_setup_is_safe_to_run_twice_and_keeps_secrets_off_the_command_line(
     second = run_script("setup.sh", "--project=demo-project", env=env, stdin="\n\n")
     assert second.returncode == 0, second.stderr
     assert (state / "stored").read_text().split() == ["relay-openai-api-key", "relay-access-tokens"]
-    assert (state / "calls").read_text().count("iam service-accounts create") == 1
+    for account in ("relay-runtime", "relay-build"):  # each created once, on the first run
+        assert (state / "calls").read_text().count(f"iam service-accounts create {account} ") == 1
 
     # Again, with a new key: a new version of the same secret.
     third = run_script("setup.sh", "--project=demo-project", env=env, stdin="sk-SETUP-KEY-2\n\n")
@@ -362,7 +429,14 @@ def test_cloudbuild_tests_then_deploys_with_the_deploy_scripts() -> None:
     assert deploy["name"] == "gcr.io/google.com/cloudsdktool/cloud-sdk"
     assert deploy["waitFor"] == [test["id"]]
     assert deploy["args"][0] == "deploy/${_TARGET}.sh"
-    assert set(build["substitutions"]) == {"_TARGET", "_REGION", "_SERVICE", "_KEY_SECRET", "_TOKENS_SECRET"}
+    assert set(build["substitutions"]) == {
+        "_TARGET",
+        "_REGION",
+        "_SERVICE",
+        "_KEY_SECRET",
+        "_TOKENS_SECRET",
+        "_REDIS_INSTANCE",
+    }
     assert {f"deploy/{target}.sh" for target in ("function", "run")} <= {
         str(p.relative_to(ROOT)) for p in DEPLOY.iterdir()
     }
@@ -407,7 +481,7 @@ def test_gcloudignore_uploads_only_the_runtime() -> None:
     assert {
         "main.py",
         "requirements.txt",
-        "relay/handler.py",
+        "relay/config/__main__.py",  # (it was relay/handler.py; any module of the package serves)
         "relay/__init__.py",
         "relay/static/index.html",
     } <= uploaded
@@ -427,9 +501,16 @@ def test_route_keys_come_from_secret_manager_too(script: str) -> None:
     assert secrets(deploy)["OPENROUTER_API_KEY"] == "relay-openrouter-key:latest"
 
 
-def test_committed_relay_settings_are_deployed_and_the_shell_wins(tmp_path: Path) -> None:
+def repo_copy(tmp_path: Path) -> Path:
+    """deploy/ copied (so a test may write its relay.env), with the real relay/ beside it."""
     copy = tmp_path / "repo"
     shutil.copytree(ROOT / "deploy", copy / "deploy")
+    (copy / "relay").symlink_to(ROOT / "relay", target_is_directory=True)
+    return copy
+
+
+def test_committed_relay_settings_are_deployed_and_the_shell_wins(tmp_path: Path) -> None:
+    copy = repo_copy(tmp_path)
     (copy / "deploy" / "relay.env").write_text(
         "# the owner's\nALLOWED_MODELS=gpt-4o-mini\nMAX_TOKENS_LIMIT=4096\n"
     )
@@ -476,3 +557,686 @@ def test_a_failed_check_deploys_nothing(script: str, env: dict[str, str], messag
     assert completed.returncode == 1
     assert message in completed.stderr
     assert "gcloud" not in completed.stdout  # no command was run (or printed)
+
+
+# -- A: the build service account (issue 15) ----------------------------------------------------
+
+# The roles setup.sh grants the build service account, as Google documents them: Cloud Run Builder
+# for `gcloud run deploy --source`, and for `gcloud functions deploy` the roles its custom build
+# service account page lists (docs/deploy.md cites both).
+BUILD_ROLES = {
+    "roles/run.builder",
+    "roles/logging.logWriter",
+    "roles/artifactregistry.writer",
+    "roles/storage.objectViewer",
+}
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize(
+    ("args", "resource"),
+    [
+        pytest.param(
+            [],
+            "projects/demo-project/serviceAccounts/relay-build@demo-project.iam.gserviceaccount.com",
+            id="default",
+        ),
+        pytest.param(
+            ["--build-service-account=builder"],
+            "projects/demo-project/serviceAccounts/builder@demo-project.iam.gserviceaccount.com",
+            id="a-name",
+        ),
+        pytest.param(
+            ["--build-service-account", "ci@tools-project.iam.gserviceaccount.com"],
+            "projects/tools-project/serviceAccounts/ci@tools-project.iam.gserviceaccount.com",
+            id="another-projects-account",
+        ),
+    ],
+)
+def test_source_deploys_build_as_the_build_service_account(
+    script: str, args: list[str], resource: str
+) -> None:
+    deploy = dry_run(script, *args)[0]
+    # The form both `gcloud run deploy --source` and `gcloud functions deploy` take.
+    assert flags(deploy)["--build-service-account"] == resource
+
+
+def test_setup_creates_the_build_service_account_with_the_documented_roles() -> None:
+    completed = run_script("setup.sh", "--dry-run", "--project=demo-project")
+    assert completed.returncode == 0, completed.stderr
+    printed = commands(completed.stdout)
+    assert [
+        "gcloud",
+        "iam",
+        "service-accounts",
+        "create",
+        "relay-build",
+        "--project=demo-project",
+        "--display-name=OpenAI stream relay builds",
+    ] in printed
+    granted = {
+        flags(command)["--role"]
+        for command in printed
+        if command[1:4] == ["projects", "add-iam-policy-binding", "demo-project"]
+        and flags(command)["--member"] == "serviceAccount:relay-build@demo-project.iam.gserviceaccount.com"
+    }
+    assert granted == BUILD_ROLES
+
+
+def enabled_apis(printed: list[list[str]]) -> set[str]:
+    return {word for command in printed if command[1:3] == ["services", "enable"] for word in command[3:]}
+
+
+# Which APIs each gcloud command group of the scripts calls. A group missing here fails the test below.
+APIS_OF_GROUP = {
+    "config": set(),  # local
+    "services": set(),  # Service Usage, on in every project
+    "iam": {"iam.googleapis.com"},
+    "projects": {"cloudresourcemanager.googleapis.com"},
+    "secrets": {"secretmanager.googleapis.com"},
+    "redis": {"redis.googleapis.com"},
+    "run": {"run.googleapis.com"},
+    "functions": {"cloudfunctions.googleapis.com", "run.googleapis.com"},
+}
+# What a deploy from source uses besides: the build, its images, the uploaded source, the logs.
+SOURCE_DEPLOY_APIS = {
+    "cloudbuild.googleapis.com",
+    "artifactregistry.googleapis.com",
+    "storage.googleapis.com",
+    "logging.googleapis.com",
+}
+
+
+def test_setup_enables_every_api_the_scripts_use(fake_gcloud: tuple[dict[str, str], Path]) -> None:
+    env, state = fake_gcloud
+    (state / "secret-relay-x-key").write_text("sk-x")  # an EXTRA_SECRETS secret, made beforehand
+    setup = run_script(
+        "setup.sh",
+        "--project=demo-project",
+        "--redis",
+        "--build-account=ci@demo-project.iam.gserviceaccount.com",
+        env={**env, "EXTRA_SECRETS": "X_API_KEY=relay-x-key"},
+        stdin="sk-KEY\ntok-0123456789abcdef\n",
+    )
+    assert setup.returncode == 0, setup.stderr
+    enabled = enabled_apis([["gcloud", *call.split()] for call in gcloud_calls(state)])
+    for script in SCRIPTS:
+        deploy = run_script(script, "--project=demo-project", "--redis", env=env)
+        assert deploy.returncode == 0, deploy.stderr
+    needed = set()
+    for call in gcloud_calls(state):
+        needed |= APIS_OF_GROUP[call.split()[0]]
+        if "--source=" in call:
+            needed |= SOURCE_DEPLOY_APIS
+        if "--network=" in call:
+            needed |= {"compute.googleapis.com"}  # the VPC network, for Direct VPC egress
+    assert needed - enabled == set()
+    assert "iam.googleapis.com" in enabled
+
+
+def test_setup_lets_the_cloud_build_account_deploy_as_the_build_and_runtime_accounts() -> None:
+    completed = run_script(
+        "setup.sh", "--dry-run", "--project=demo-project", "--build-account=ci@ci-project.example"
+    )
+    assert completed.returncode == 0, completed.stderr
+    printed = commands(completed.stdout)
+    for account in ("relay-runtime", "relay-build"):
+        assert [
+            "gcloud",
+            "iam",
+            "service-accounts",
+            "add-iam-policy-binding",
+            f"{account}@demo-project.iam.gserviceaccount.com",
+            "--project=demo-project",
+            "--member=serviceAccount:ci@ci-project.example",
+            "--role=roles/iam.serviceAccountUser",
+            "--quiet",
+        ] in printed
+
+
+def test_setup_retries_a_grant_iam_does_not_accept_yet(fake_gcloud: tuple[dict[str, str], Path]) -> None:
+    env, state = fake_gcloud
+    completed = run_script(
+        "setup.sh",
+        "--project=demo-project",
+        env={**env, "FAKE_GCLOUD_FAIL_BINDINGS": "2", "GRANT_RETRY_SECONDS": "0"},
+        stdin="sk-KEY\n\n",
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "grant failed, attempt 2" in completed.stderr
+    first_grant = next(call for call in gcloud_calls(state) if "add-iam-policy-binding" in call)
+    assert gcloud_calls(state).count(first_grant) == 3  # two failures, then the grant
+
+
+# -- B: which project (issue 15) ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("script", ["setup.sh", *SCRIPTS])
+@pytest.mark.parametrize(
+    ("given", "args", "project", "source"),
+    [
+        pytest.param(
+            {"GOOGLE_CLOUD_PROJECT": "shell-p"}, [], "shell-p", "GOOGLE_CLOUD_PROJECT", id="cloud-shell"
+        ),
+        pytest.param(
+            {"GOOGLE_CLOUD_PROJECT": "shell-p", "FAKE_GCLOUD_CONFIG_PROJECT": "config-p"},
+            [],
+            "shell-p",
+            "GOOGLE_CLOUD_PROJECT",
+            id="over-gcloud-config",
+        ),
+        pytest.param(
+            {"FAKE_GCLOUD_CONFIG_PROJECT": "config-p"}, [], "config-p", "gcloud config", id="config-last"
+        ),
+        pytest.param(
+            {"GOOGLE_CLOUD_PROJECT": "shell-p", "CLOUDSDK_CORE_PROJECT": "sdk-p"},
+            [],
+            "sdk-p",
+            "CLOUDSDK_CORE_PROJECT",
+            id="gcloud-override-first",
+        ),
+        pytest.param(
+            {"GOOGLE_CLOUD_PROJECT": "shell-p", "CLOUDSDK_CORE_PROJECT": "sdk-p", "PROJECT": "p"},
+            [],
+            "p",
+            "PROJECT",
+            id="PROJECT-over-both",
+        ),
+        pytest.param(
+            {"GOOGLE_CLOUD_PROJECT": "shell-p", "CLOUDSDK_CORE_PROJECT": "sdk-p", "PROJECT": "p"},
+            ["--project=flag-p"],
+            "flag-p",
+            "--project",
+            id="flag-first",
+        ),
+    ],
+)
+def test_project_order(
+    fake_gcloud: tuple[dict[str, str], Path],
+    script: str,
+    given: dict[str, str],
+    args: list[str],
+    project: str,
+    source: str,
+) -> None:
+    env, state = fake_gcloud
+    completed = run_script(script, "--dry-run", *args, env={**env, **given})
+    assert completed.returncode == 0, completed.stderr
+    assert f"Project: {project} (from {source})." in completed.stderr
+    projects = {
+        word for command in commands(completed.stdout) for word in command if word.startswith("--project=")
+    }
+    assert projects == {f"--project={project}"}
+    if script != "setup.sh":
+        assert env_vars(commands(completed.stdout)[0])["GOOGLE_CLOUD_PROJECT"] == project
+    # gcloud's stored configuration is asked only when nothing else names a project.
+    assert any(call.startswith("config get-value project") for call in gcloud_calls(state)) == (
+        source == "gcloud config"
+    )
+
+
+# -- C: what a deploy sets, where from, and the relay's own check (issue 15) --------------------
+
+
+def test_deploy_reports_each_setting_and_its_origin_before_any_gcloud_step(
+    tmp_path: Path, fake_gcloud: tuple[dict[str, str], Path]
+) -> None:
+    env, state = fake_gcloud
+    copy = repo_copy(tmp_path)
+    (copy / "deploy" / "relay.env").write_text(
+        "ALLOWED_MODELS=gpt-4o-mini\nMAX_TOKENS_LIMIT=4096\nSTREAM_USAGE=true\n"
+    )
+    completed = subprocess.run(
+        ["bash", str(copy / "deploy" / "run.sh"), "--project=demo-project", "--allowed-models=gpt-4.1-mini"],
+        env={
+            **base_environ(),
+            **env,
+            "MAX_TOKENS_LIMIT": "100",
+            "ALLOWED_ORIGINS": "https://chat.example.com",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stderr.splitlines()
+    report = lines.index(
+        "Relay settings this deploy sets (besides deploy/server.env and GOOGLE_CLOUD_PROJECT):"
+    )
+    for line in (
+        "  ALLOWED_ORIGINS=https://chat.example.com  (from this shell)",
+        "  ALLOWED_MODELS=gpt-4.1-mini  (from --allowed-models, over deploy/relay.env's)",
+        "  MAX_TOKENS_LIMIT=100  (from this shell, over deploy/relay.env's)",
+        "  STREAM_USAGE=true  (from deploy/relay.env)",
+        "From Secret Manager: OPENAI_API_KEY, ACCESS_TOKENS.",
+    ):
+        assert report < lines.index(line) < 8 + report, line
+    checked = next(i for i, line in enumerate(lines) if line.startswith("Configuration ok: "))
+    first_gcloud = next(i for i, line in enumerate(lines) if line.startswith("fake-gcloud: "))
+    assert report < checked < first_gcloud
+    assert gcloud_calls(state)[0].startswith("run deploy openai-stream-relay ")
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize(
+    ("settings", "refused"),
+    [
+        pytest.param(
+            {"ALLOWED_ORIGINS": "https://chat.example.com/"}, "ALLOWED_ORIGINS", id="origin-with-a-path"
+        ),
+        pytest.param({"MAX_TOKENS_LIMIT": "0"}, "MAX_TOKENS_LIMIT", id="zero-limit"),
+        pytest.param({"OPENAI_BASE_URL": "api.openai.com/v1"}, "OPENAI_BASE_URL", id="url-without-scheme"),
+        pytest.param({"ALLOW_CLIENT_KEYS": "nope"}, "ALLOW_CLIENT_KEYS", id="not-a-boolean"),
+        pytest.param({"ALLOWED_MODELS": "gpt-4o-mini,,o3"}, "ALLOWED_MODELS", id="empty-item"),
+    ],
+)
+def test_a_value_the_relay_would_refuse_is_refused_before_deploying(
+    script: str, settings: dict[str, str], refused: str, fake_gcloud: tuple[dict[str, str], Path]
+) -> None:
+    env, state = fake_gcloud
+    for args in (["--dry-run"], []):
+        completed = run_script(script, "--project=demo-project", *args, env={**env, **settings})
+        assert completed.returncode == 1
+        assert f"Configuration error: {refused}" in completed.stderr
+        assert (
+            "the relay would refuse these settings at start-up (above); nothing was deployed"
+            in completed.stderr
+        )
+        assert "gcloud" not in completed.stdout
+    assert gcloud_calls(state) == []  # not one gcloud command ran
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_the_check_sees_only_what_the_deployment_gets(script: str) -> None:
+    # A route's key exported in the shell is not deployed: the relay would stop at start-up.
+    upstreams = '[{"prefix": "x/", "base_url": "https://x.example/v1", "key_env": "X_API_KEY"}]'
+    shell = {"UPSTREAMS": upstreams, "X_API_KEY": "sk-route-key-in-the-shell"}
+    completed = run_script(script, "--dry-run", "--project=demo-project", env=shell)
+    assert completed.returncode == 1
+    assert "Configuration error: UPSTREAMS[0].key_env names X_API_KEY" in completed.stderr
+    # Named in EXTRA_SECRETS, it comes from Secret Manager: a placeholder stands for it in the check.
+    completed = run_script(
+        script, "--dry-run", "--project=demo-project", env={**shell, "EXTRA_SECRETS": "X_API_KEY=relay-x-key"}
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "sk-route-key-in-the-shell" not in completed.stdout + completed.stderr
+    # THREADS is deploy/server.env's, whatever the shell says: the check must see server.env's.
+    threads = int(shipped_server_env()["THREADS"])
+    completed = run_script(
+        script,
+        "--dry-run",
+        "--project=demo-project",
+        env={"THREADS": "1", "UPSTREAM_MAX_CONNECTIONS": str(threads - 1)},
+    )
+    assert completed.returncode == 1
+    assert "Configuration error: UPSTREAM_MAX_CONNECTIONS" in completed.stderr
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("OPENAI_BASE_URL", "http://localhost:11434/v1"),
+        ("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1"),
+        ("ALLOWED_ORIGINS", "https://chat.example.com,http://localhost:5173"),
+    ],
+)
+def test_this_machine_named_in_the_shell_is_warned_not_refused(
+    script: str, name: str, value: str, tmp_path: Path
+) -> None:
+    completed = run_script(script, "--dry-run", "--project=demo-project", env={name: value})
+    assert completed.returncode == 0, completed.stderr
+    assert f"warning: {name} comes from this shell and names this machine" in completed.stderr
+    assert env_vars(commands(completed.stdout)[0])[name] == value
+    # The same, committed in deploy/relay.env, is the owner's choice: no warning.
+    copy = repo_copy(tmp_path)
+    (copy / "deploy" / "relay.env").write_text(f"{name}={value}\n")
+    committed = subprocess.run(
+        ["bash", str(copy / "deploy" / script), "--dry-run", "--project=demo-project"],
+        env=base_environ(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert committed.returncode == 0, committed.stderr
+    assert "names this machine" not in committed.stderr
+
+
+def variables_the_relay_reads() -> set[str]:
+    names: set[str] = set()
+    for path in (ROOT / "relay" / "config").glob("*.py"):
+        names |= set(re.findall(r'environ,\s*"([A-Z][A-Z0-9_]*)"', path.read_text()))
+    return names
+
+
+# Settings the deploy scripts pass on before the relay reads them. REDIS_URL: issue 16, the
+# per-caller rate limits; once relay/config reads it, it needs no place here.
+AWAITING_THE_RELAY = {"REDIS_URL"}
+
+
+def test_every_variable_the_relay_reads_can_be_deployed() -> None:
+    reads = variables_the_relay_reads()
+    assert {
+        "OPENAI_BASE_URL",
+        "ACCESS_TOKENS",
+        "THREADS",
+        "GOOGLE_CLOUD_PROJECT",
+    } <= reads  # the search works
+    settings = set(from_common_sh('"${RELAY_SETTINGS[@]}"'))
+    deploy = dry_run("run.sh")[0]
+    platform = set(env_vars(deploy))  # deploy/server.env and GOOGLE_CLOUD_PROJECT
+    assert reads - settings - set(secrets(deploy)) - platform == set()
+    # And the other way: nothing passed on that the relay would ignore.
+    assert settings - reads <= AWAITING_THE_RELAY
+
+
+# -- D: safe by default for a public URL (issue 15) ---------------------------------------------
+
+LIMITS = {
+    "ALLOWED_MODELS": "--allowed-models",
+    "MAX_TOKENS_LIMIT": "--max-tokens-limit",
+    "ALLOWED_ORIGINS": "--allowed-origins",
+}
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_a_public_deploy_suggests_limits_and_a_flag_sets_each(script: str) -> None:
+    completed = run_script(script, "--dry-run", "--project=demo-project")
+    suggestions = [line for line in completed.stderr.splitlines() if line.startswith("suggestion: ")]
+    assert len(suggestions) == len(LIMITS)
+    for (name, flag), suggestion in zip(LIMITS.items(), suggestions, strict=True):
+        assert name in suggestion and flag in suggestion
+    values = {
+        "ALLOWED_MODELS": "gpt-4o-mini",
+        "MAX_TOKENS_LIMIT": "4096",
+        "ALLOWED_ORIGINS": "https://chat.example.com",
+    }
+    given = [f"{flag}={values[name]}" for name, flag in LIMITS.items()]
+    # A flag wins over the shell, for this deploy.
+    completed = run_script(
+        script, "--dry-run", "--project=demo-project", *given, env={"ALLOWED_MODELS": "o3"}
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "suggestion: " not in completed.stderr
+    deployed = env_vars(commands(completed.stdout)[0])
+    assert {name: deployed[name] for name in LIMITS} == values
+    for name, flag in LIMITS.items():
+        assert f"  {name}={values[name]}  (from {flag})" in completed.stderr
+    # A private URL needs no such advice.
+    assert "suggestion: " not in run_script(script, "--dry-run", "--project=demo-project", "--private").stderr
+
+
+@pytest.mark.parametrize(
+    ("tokens", "position", "length"),
+    [
+        pytest.param("tok-0123456789abcdef,tok-short", 2, 9, id="one-short"),
+        pytest.param("tok-0123456789abcdef,", 2, 0, id="empty-item"),
+        pytest.param("123456789012345", 1, 15, id="one-under"),
+    ],
+)
+def test_setup_refuses_a_short_access_token_before_any_step(
+    fake_gcloud: tuple[dict[str, str], Path], tokens: str, position: int, length: int
+) -> None:
+    env, state = fake_gcloud
+    completed = run_script("setup.sh", "--project=demo-project", env=env, stdin=f"sk-KEY\n{tokens}\n")
+    assert completed.returncode == 1
+    assert (
+        f"access token {position} is {length} characters long; each must be at least 16" in completed.stderr
+    )
+    assert gcloud_calls(state) == []
+    for token in tokens.split(","):
+        assert not token or token not in completed.stdout + completed.stderr
+    # 16 is enough.
+    assert (
+        run_script(
+            "setup.sh", "--project=demo-project", env=env, stdin="sk-KEY\n1234567890123456\n"
+        ).returncode
+        == 0
+    )
+
+
+# -- E: the products' names (issue 15) ----------------------------------------------------------
+
+
+def test_every_option_is_in_the_usage_text() -> None:
+    common = (DEPLOY / "common.sh").read_text()
+    parse = common[common.index("parse_flags() {") : common.index("require_gcloud() {")]
+    shared = set(re.findall(r"^\s+(--[a-z][a-z-]*(?: \| --[a-z][a-z-]*)*)\)", parse, re.MULTILINE))
+    shared = {flag for group in shared for flag in group.split(" | ")}
+    deploy_only = set(re.findall(r"(--[a-z][a-z-]*)\) DEPLOY_FLAGS_GIVEN", parse))
+    deploy_only |= {"--allowed-models", "--max-tokens-limit", "--allowed-origins"}
+    assert {"--project", "--redis-instance", "--build-service-account", "--network"} <= shared
+    for script in SCRIPTS:
+        usage = run_script(script, "--help").stdout
+        assert {flag for flag in shared if flag not in usage} == set(), script
+    usage = run_script("setup.sh", "--help").stdout
+    for_setup = (shared - deploy_only) | {"--region", "--network", "--build-account"}
+    assert {flag for flag in for_setup if flag not in usage} == set()
+
+
+# -- F: Redis for per-caller rate limits (issue 16) ---------------------------------------------
+
+EGRESS = {"run.sh": "--vpc-egress", "function.sh": "--direct-vpc-egress"}
+
+
+def seed_redis_instance(state: Path, name: str, network: str) -> None:
+    """An instance the stand-in gcloud describes as Memorystore would: host, port, network."""
+    (state / f"redis-{name}").write_text(f"10.20.30.40\t6379\t{network}\n")
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize(
+    ("args", "instance", "network", "vpc"),
+    [
+        pytest.param(
+            ["--redis"],
+            "relay-limits",
+            "projects/demo-project/global/networks/default",
+            {"--network": "default", "--subnet": "default"},
+            id="default-network",
+        ),
+        pytest.param(
+            ["--redis-instance=limits-eu", "--subnet=relay-subnet"],
+            "limits-eu",
+            "projects/demo-project/global/networks/relay-vpc",
+            {"--network": "relay-vpc", "--subnet": "relay-subnet"},
+            id="own-network-and-subnet",
+        ),
+        pytest.param(
+            ["--redis-instance", "shared"],
+            "shared",
+            "projects/host-project/global/networks/shared-vpc",
+            {"--network": "projects/host-project/global/networks/shared-vpc", "--subnet": "shared-vpc"},
+            id="another-projects-network",
+        ),
+    ],
+)
+def test_a_memorystore_instance_gives_redis_url_and_direct_vpc_egress(
+    fake_gcloud: tuple[dict[str, str], Path],
+    script: str,
+    args: list[str],
+    instance: str,
+    network: str,
+    vpc: dict[str, str],
+) -> None:
+    env, state = fake_gcloud
+    seed_redis_instance(state, instance, network)
+    completed = run_script(script, "--dry-run", "--project=demo-project", *args, env=env)
+    assert completed.returncode == 0, completed.stderr
+    lookup = f"redis instances describe {instance} --project=demo-project --region=us-central1"
+    assert gcloud_calls(state) == [f"{lookup} --format=value(host,port,authorizedNetwork)"]
+    deploy = commands(completed.stdout)[0]
+    assert env_vars(deploy)["REDIS_URL"] == "redis://10.20.30.40:6379"
+    assert f"  REDIS_URL=redis://10.20.30.40:6379  (from --redis-instance {instance})" in completed.stderr
+    options = flags(deploy)
+    assert {name: options[name] for name in ("--network", "--subnet")} == vpc
+    assert options[EGRESS[script]] == "private-ranges-only"  # only private addresses go through the VPC
+    assert not {"--vpc-connector", "--egress-settings"} & set(options)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_redis_url_given_directly_needs_no_lookup(
+    script: str, fake_gcloud: tuple[dict[str, str], Path]
+) -> None:
+    env, state = fake_gcloud
+    shell = {**env, "REDIS_URL": "rediss://redis.example.com:6380"}
+    completed = run_script(script, "--dry-run", "--project=demo-project", env=shell)
+    assert completed.returncode == 0, completed.stderr
+    deploy = commands(completed.stdout)[0]
+    assert env_vars(deploy)["REDIS_URL"] == "rediss://redis.example.com:6380"
+    assert not {"--network", "--subnet", EGRESS[script]} & set(flags(deploy))
+    assert "warning: REDIS_URL" not in completed.stderr
+    # A Redis on a private address of a VPC network: Direct VPC egress through the network given.
+    completed = run_script(
+        script, "--dry-run", "--project=demo-project", env={**env, "REDIS_URL": "redis://10.0.0.5:6379"}
+    )
+    assert "warning: REDIS_URL is a private address" in completed.stderr
+    completed = run_script(
+        script,
+        "--dry-run",
+        "--project=demo-project",
+        "--network=relay-vpc",
+        env={**env, "REDIS_URL": "redis://10.0.0.5:6379"},
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "warning: REDIS_URL" not in completed.stderr
+    options = flags(commands(completed.stdout)[0])
+    assert (options["--network"], options["--subnet"], options[EGRESS[script]]) == (
+        "relay-vpc",
+        "relay-vpc",
+        "private-ranges-only",
+    )
+    assert gcloud_calls(state) == []  # no Memorystore lookup either way
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_a_redis_password_is_not_shown_and_belongs_in_secret_manager(script: str) -> None:
+    url = "redis://:pw-0123456789@redis.example.com:6379"
+    completed = run_script(script, "--dry-run", "--project=demo-project", env={"REDIS_URL": url})
+    assert completed.returncode == 0, completed.stderr
+    assert "pw-0123456789" not in completed.stderr
+    assert "  REDIS_URL=redis://***@redis.example.com:6379  (from this shell)" in completed.stderr
+    assert "warning: REDIS_URL carries a user or password" in completed.stderr
+    # From Secret Manager instead: not a plain variable, and the check passes with a placeholder.
+    completed = run_script(
+        script, "--dry-run", "--project=demo-project", env={"EXTRA_SECRETS": "REDIS_URL=relay-redis-url"}
+    )
+    assert completed.returncode == 0, completed.stderr
+    deploy = commands(completed.stdout)[0]
+    assert secrets(deploy)["REDIS_URL"] == "relay-redis-url:latest"
+    assert "REDIS_URL" not in env_vars(deploy)
+    # Both at once is refused.
+    completed = run_script(
+        script,
+        "--dry-run",
+        "--project=demo-project",
+        env={"EXTRA_SECRETS": "REDIS_URL=relay-redis-url", "REDIS_URL": "redis://10.0.0.5:6379"},
+    )
+    assert completed.returncode == 1
+    assert "REDIS_URL is set (from this shell) and also comes from Secret Manager" in completed.stderr
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_redis_url_and_a_memorystore_instance_together_or_a_missing_one_are_refused(
+    script: str, fake_gcloud: tuple[dict[str, str], Path]
+) -> None:
+    env, _ = fake_gcloud
+    both = run_script(
+        script,
+        "--dry-run",
+        "--project=demo-project",
+        "--redis",
+        env={**env, "REDIS_URL": "redis://10.0.0.5:6379"},
+    )
+    assert both.returncode == 1
+    assert (
+        "REDIS_URL is set (from this shell) and --redis-instance names a Memorystore instance" in both.stderr
+    )
+    missing = run_script(script, "--dry-run", "--project=demo-project", "--redis", env=env)
+    assert missing.returncode == 1
+    assert "no Memorystore for Redis instance 'relay-limits' in us-central1 of demo-project" in missing.stderr
+    assert "deploy/setup.sh --redis-instance relay-limits --region us-central1" in missing.stderr
+    assert commands(missing.stdout) == []  # only the lookup's comment: nothing deployed
+    # cloudbuild.yaml's default, an empty name, means no instance.
+    empty = run_script(script, "--dry-run", "--project=demo-project", "--redis-instance=", env=env)
+    assert empty.returncode == 0, empty.stderr
+    assert "REDIS_URL" not in env_vars(commands(empty.stdout)[0])
+
+
+def test_setup_redis_creates_a_small_basic_instance_once_and_the_deploy_finds_it(
+    fake_gcloud: tuple[dict[str, str], Path],
+) -> None:
+    env, state = fake_gcloud
+    for _ in range(2):  # safe to run twice
+        completed = run_script(
+            "setup.sh",
+            "--project=demo-project",
+            "--redis",
+            "--region=europe-west1",
+            env=env,
+            stdin="sk-KEY\n\n",
+        )
+        assert completed.returncode == 0, completed.stderr
+    calls = gcloud_calls(state)
+    create = (
+        "redis instances create relay-limits --project=demo-project --region=europe-west1 "
+        "--network=default --tier=basic --size=1"
+    )
+    assert calls.count(create) == 1
+    assert "services enable redis.googleapis.com compute.googleapis.com --project=demo-project" in calls
+    # Direct VPC egress from a Cloud Run function wants the runtime account to hold Cloud Run Invoker.
+    assert (
+        "projects add-iam-policy-binding demo-project "
+        "--member=serviceAccount:relay-runtime@demo-project.iam.gserviceaccount.com "
+        "--role=roles/run.invoker --condition=None --quiet"
+    ) in calls
+    # Another network, when told.
+    printed = run_script(
+        "setup.sh", "--dry-run", "--project=demo-project", "--redis-instance=limits", "--network=relay-vpc"
+    ).stdout
+    assert (
+        "gcloud redis instances create limits --project=demo-project --region=us-central1 "
+        "--network=relay-vpc --tier=basic --size=1"
+    ) in printed.splitlines()
+    # The deploy finds the instance setup made.
+    deploy = run_script(
+        "run.sh", "--dry-run", "--project=demo-project", "--region=europe-west1", "--redis", env=env
+    )
+    assert deploy.returncode == 0, deploy.stderr
+    assert env_vars(commands(deploy.stdout)[0])["REDIS_URL"] == "redis://10.20.30.40:6379"
+    # Without --redis, setup still refuses --region (it would be ignored); --subnet always.
+    assert run_script("setup.sh", "--dry-run", "--project=p", "--redis", "--subnet=x").returncode == 1
+
+
+def test_setup_lets_the_cloud_build_account_look_up_the_instance() -> None:
+    account = "ci@demo-project.iam.gserviceaccount.com"
+    with_redis = run_script(
+        "setup.sh", "--dry-run", "--project=demo-project", "--redis", f"--build-account={account}"
+    )
+    without = run_script("setup.sh", "--dry-run", "--project=demo-project", f"--build-account={account}")
+    viewer = f"--member=serviceAccount:{account} --role=roles/redis.viewer"
+    assert viewer in with_redis.stdout
+    assert viewer not in without.stdout
+
+
+# -- Cloud Build and the runbook ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["function", "run"])
+def test_cloudbuild_deploy_arguments_are_taken_by_the_script(target: str) -> None:
+    build = yaml.safe_load((ROOT / "cloudbuild.yaml").read_text())
+    values = {**build["substitutions"], "_TARGET": target}
+    args = [
+        re.sub(r"\$\{(_[A-Z_]+)\}", lambda match: str(values[match.group(1)]), arg).replace(
+            "$PROJECT_ID", "demo-p"
+        )
+        for arg in build["steps"][1]["args"]
+    ]
+    assert args[0] == f"deploy/{target}.sh"
+    completed = run_script(args[0].removeprefix("deploy/"), "--dry-run", *args[1:])
+    assert completed.returncode == 0, completed.stderr
+    deploy = commands(completed.stdout)[0]
+    assert flags(deploy)["--project"] == "demo-p"
+    assert "REDIS_URL" not in env_vars(deploy)
