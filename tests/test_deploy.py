@@ -1000,6 +1000,20 @@ def test_setup_refuses_a_short_access_token_before_any_step(
 # -- E: the products' names (issue 15) ----------------------------------------------------------
 
 
+def test_products_are_named_as_google_names_them_now() -> None:
+    assert "Cloud Run function" in run_script("function.sh", "--help").stdout
+    texts = {script: run_script(script, "--help").stdout for script in ("setup.sh", *SCRIPTS)}
+    texts["cloudbuild.yaml"] = (ROOT / "cloudbuild.yaml").read_text()
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    texts["docs/deploy.md"] = docs
+    assert "Cloud Run functions" in docs
+    assert docs.count("Cloud Functions (2nd gen)") == 1  # the old name, once, for searchers
+    for where, text in texts.items():
+        # "Cloud Functions" only as that mention of the old name.
+        assert re.findall(r"Cloud Functions(?! \(2nd gen\))", text) == [], where
+        assert text.count("Cloud Functions (2nd gen)") <= 1, where
+
+
 def test_every_option_is_in_the_usage_text() -> None:
     common = (DEPLOY / "common.sh").read_text()
     parse = common[common.index("parse_flags() {") : common.index("require_gcloud() {")]
@@ -1240,3 +1254,17 @@ def test_cloudbuild_deploy_arguments_are_taken_by_the_script(target: str) -> Non
     deploy = commands(completed.stdout)[0]
     assert flags(deploy)["--project"] == "demo-p"
     assert "REDIS_URL" not in env_vars(deploy)
+
+
+def test_the_runbook_runs_the_function_locally_on_loopback_only() -> None:
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    assert ".venv/bin/functions-framework --target chat --host 127.0.0.1 --port 8080" in docs
+    for line in docs.splitlines():
+        if "functions-framework --target" in line:
+            assert ".venv/bin/functions-framework" in line and "--host 127.0.0.1" in line, line
+
+
+def test_the_runbook_names_what_setup_grants_the_build_service_account() -> None:
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    assert {role for role in BUILD_ROLES if f"`{role}`" not in docs} == set()
+    assert "https://cloud.google.com/run/docs/configuring/services/build-service-account" in docs
