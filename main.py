@@ -10,8 +10,8 @@ import flask
 import functions_framework
 from werkzeug.exceptions import HTTPException
 
-from relay.handler import ChatRelay
-from relay.responses import framework_error_response
+from relay.app import ChatRelay
+from relay.serving.responses import framework_error_response
 from relay.startup import start
 
 _relay: ChatRelay = start(os.environ)

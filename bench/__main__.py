@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from relay.upstream import KEEPALIVE_SECONDS, SWEEP_SECONDS
+from relay.upstream.pools import KEEPALIVE_SECONDS, SWEEP_SECONDS
 from tests.relay_server import ROOT, RelayServer, framework_command, free_port, shipped_server_env
 
 RESULTS = ROOT / "bench" / "results"
@@ -279,7 +279,7 @@ class Bench:
 
         def settle() -> None:
             # Past the keep-alive expiry, the next requests let each worker close the pools
-            # a burst filled (relay/upstream.py), as a live relay's next requests would.
+            # a burst filled (relay/upstream/pools.py), as a live relay's next requests would.
             time.sleep(KEEPALIVE_SECONDS + SWEEP_SECONDS + 0.5)
             load(url, "relay", "short", sequential=10)
 

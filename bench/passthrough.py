@@ -21,7 +21,7 @@ import flask
 import functions_framework
 
 from relay.config import load_settings
-from relay.server import configure_gunicorn
+from relay.serving.server import configure_gunicorn
 
 _UPSTREAM = urlsplit(os.environ["OPENAI_BASE_URL"])
 configure_gunicorn(load_settings(os.environ))

@@ -4,14 +4,15 @@
 
 One process, no server: bench/upstream.py sends tokens 1 ms apart (one read each)
 and a bulk stream; each way reads the same streams, interleaved, three rounds.
-- httpx: `Response.iter_bytes()`, what the relay used before relay/raw_body.py;
-- relay: relay.raw_body.raw_chunks, the socket and relay/chunked.py;
-- recv: the socket's `recv` alone, no decoding (the floor).
-The numbers chose the relay's read path (bench/results/profile-paced-tokens.txt).
+- iter_bytes: `Response.iter_bytes()`, httpx's decoded body (what the relay reads);
+- iter_raw: `Response.iter_raw()`, the body as sent, no content decoding;
+- recv: the socket's `recv` alone, no HTTP parsing at all (the floor; not a way to read).
+Every way but recv is httpx's public API.
 """
 
 from __future__ import annotations
 
+import socket
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +20,6 @@ from collections.abc import Callable, Iterator
 import httpx
 
 from bench.__main__ import Upstream
-from relay.raw_body import raw_chunks
 
 PACED_TOKENS = 400
 BULK_TOKENS = 20_000
@@ -41,16 +41,14 @@ def main() -> None:
             raw.status_code, headers=raw.headers, stream=raw.stream, extensions=raw.extensions
         )
 
-    def via_httpx(response: httpx.Response) -> Iterator[bytes]:
+    def via_iter_bytes(response: httpx.Response) -> Iterator[bytes]:
         return response.iter_bytes()
 
-    def via_relay(response: httpx.Response) -> Iterator[bytes]:
-        chunks = raw_chunks(response, 60)
-        assert chunks is not None
-        return chunks
+    def via_iter_raw(response: httpx.Response) -> Iterator[bytes]:
+        return response.iter_raw()
 
     def via_recv(response: httpx.Response) -> Iterator[bytes]:
-        sock = response.extensions["network_stream"].get_extra_info("socket")
+        sock: socket.socket = response.extensions["network_stream"].get_extra_info("socket")
         while True:
             data = sock.recv(65536)
             yield data
@@ -58,8 +56,8 @@ def main() -> None:
                 return
 
     ways: dict[str, Callable[[httpx.Response], Iterator[bytes]]] = {
-        "httpx": via_httpx,
-        "relay": via_relay,
+        "iter_bytes": via_iter_bytes,
+        "iter_raw": via_iter_raw,
         "recv": via_recv,
     }
     results: dict[tuple[str, str], list[float]] = {}

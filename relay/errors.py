@@ -17,18 +17,21 @@
         ├── UpstreamUnreachable 502: refused, DNS, TLS, closed without answering
         └── UpstreamTimeout    504: no connection or no answer in time
 
-One place (`relay.responses.error_response`) renders them: plain text on the
-original endpoint, OpenAI's JSON error shape on /v1/. A message never contains
-a key or a token.
+Each class also says what the request's log line calls its end (`outcome`).
+One place (`relay.serving.responses.error_response`) renders them: plain text on
+the original endpoint, OpenAI's JSON error shape on /v1/. A message never
+contains a key or a token.
 """
 
 from __future__ import annotations
 
 
 class RelayError(Exception):
-    """Base class; `status` is the HTTP status the caller receives."""
+    """Base class; `status` is the HTTP status the caller receives, `outcome` what the log calls it."""
 
     status = 500
+    outcome = "error"  # a bug in the relay
+    upstream_status: int | None = None  # the status the upstream answered, if it answered
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -43,6 +46,7 @@ class ClientError(RelayError):
     """The request cannot be served as sent."""
 
     status = 400
+    outcome = "rejected"
 
 
 class BadRequest(ClientError):
@@ -128,6 +132,7 @@ class ClientGone(ClientError):
     """The client closed its connection before it had an answer; nobody reads this one."""
 
     status = 400
+    outcome = "client_gone"
 
     def __init__(
         self,
@@ -150,6 +155,7 @@ class UpstreamError(RelayError):
     """The upstream failed before any byte of the reply was sent."""
 
     status = 502
+    outcome = "upstream_error"
     retryable = False  # set for a connection failure, which another attempt may not meet
 
 
@@ -158,7 +164,7 @@ class UpstreamHTTPError(UpstreamError):
 
     def __init__(self, status: int, message: str, retry_after: str | None = None) -> None:
         super().__init__(message)
-        self.status = status
+        self.status = self.upstream_status = status
         self.retry_after = retry_after
 
     def headers(self) -> dict[str, str]:
@@ -172,6 +178,7 @@ class UpstreamUnreachable(UpstreamError):
 
 class UpstreamTimeout(UpstreamError):
     status = 504
+    outcome = "timeout"
 
 
 # OpenAI's error types, by status, as its SDKs expect them.

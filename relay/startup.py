@@ -6,10 +6,10 @@ import logging
 import resource
 from collections.abc import Mapping
 
+from relay.app import ChatRelay
 from relay.config import ConfigError, Settings, load_settings
-from relay.handler import ChatRelay
-from relay.request_log import configure_logging
-from relay.server import configure_gunicorn
+from relay.serving.request_log import configure_logging
+from relay.serving.server import configure_gunicorn
 
 logger = logging.getLogger("relay")
 

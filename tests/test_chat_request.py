@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from relay.chat_request import parse_chat_request
+from relay.access.policy import token_cap
 from relay.errors import BadRequest
+from relay.validation.original import DEFAULT_MAX_TOKENS, ChatRequest, parse_chat_request
 
 USER = [{"role": "user", "content": "Hi"}]
 
@@ -17,11 +18,18 @@ def body(**fields: Any) -> bytes:
     return json.dumps({"model": "gpt-4o-mini", "messages": USER, **fields}).encode()
 
 
+def sent(request: ChatRequest) -> Any:
+    """The upstream's body, as the endpoint builds it without a token limit."""
+    max_tokens = token_cap(None, "max_tokens", request.max_tokens, DEFAULT_MAX_TOKENS) or 0
+    return json.loads(request.upstream_body(request.model, max_tokens))
+
+
 def test_defaults_and_forwarded_fields() -> None:
     request = parse_chat_request(body())
     assert request.model == "gpt-4o-mini"
-    assert request.options == {"temperature": 0.5, "max_tokens": 2048}
-    assert json.loads(request.upstream_body()) == {
+    assert request.options == {"temperature": 0.5}
+    assert request.max_tokens is None
+    assert sent(request) == {
         "model": "gpt-4o-mini",
         "messages": USER,
         "temperature": 0.5,
@@ -45,18 +53,18 @@ def test_optional_fields_pass_through_and_unknown_ones_do_not() -> None:
             tools=[],
         )
     )
-    sent = json.loads(request.upstream_body())
-    assert sent["temperature"] == 0 and sent["max_tokens"] == 10 and sent["top_p"] == 1
-    assert sent["frequency_penalty"] == -2 and sent["presence_penalty"] == 2.0
-    assert sent["stop"] == ["\n", "END"]
-    assert sent["stream"] is True and sent["n"] == 1
-    assert "tools" not in sent
+    sent_body = sent(request)
+    assert sent_body["temperature"] == 0 and sent_body["max_tokens"] == 10 and sent_body["top_p"] == 1
+    assert sent_body["frequency_penalty"] == -2 and sent_body["presence_penalty"] == 2.0
+    assert sent_body["stop"] == ["\n", "END"]
+    assert sent_body["stream"] is True and sent_body["n"] == 1
+    assert "tools" not in sent_body
 
 
 def test_api_key_is_taken_but_never_forwarded_or_shown() -> None:
     request = parse_chat_request(body(apiKey="sk-from-client"))
     assert request.api_key == "sk-from-client"
-    assert b"sk-from-client" not in request.upstream_body()
+    assert "sk-from-client" not in json.dumps(sent(request))
     assert "sk-from-client" not in repr(request)
 
 
@@ -78,16 +86,17 @@ def test_content_parts_and_null_content_are_forwarded_as_given() -> None:
         {"role": "assistant", "content": None, "tool_calls": [{"id": "1"}]},
     ]
     request = parse_chat_request(json.dumps({"model": "m", "messages": messages}).encode())
-    assert json.loads(request.upstream_body())["messages"] == messages
+    assert sent(request)["messages"] == messages
 
 
 def test_integral_float_max_tokens_is_an_integer() -> None:
-    assert parse_chat_request(body(max_tokens=100.0)).options["max_tokens"] == 100
+    assert parse_chat_request(body(max_tokens=100.0)).max_tokens == 100
 
 
 def test_null_optional_fields_take_their_defaults() -> None:
     request = parse_chat_request(body(temperature=None, max_tokens=None, top_p=None, stop=None))
-    assert request.options == {"temperature": 0.5, "max_tokens": 2048}
+    assert request.options == {"temperature": 0.5}
+    assert sent(request)["max_tokens"] == 2048
 
 
 @pytest.mark.parametrize(
@@ -141,3 +150,25 @@ def test_message_never_quotes_a_value_that_may_be_secret() -> None:
     with pytest.raises(BadRequest) as caught:
         parse_chat_request(body(temperature="sk-secret-looking"))
     assert "sk-secret-looking" not in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("limit", "asked", "default", "expected"),
+    [
+        pytest.param(None, None, 2048, 2048, id="no-limit-default"),
+        pytest.param(None, 9000, 2048, 9000, id="no-limit-asked"),
+        pytest.param(500, None, 2048, 500, id="limit-lowers-the-default"),
+        pytest.param(4096, None, 2048, 2048, id="limit-never-raises-the-default"),
+        pytest.param(4096, 4096, 2048, 4096, id="asked-at-the-limit"),
+        pytest.param(100, None, None, 100, id="no-default-the-limit-caps"),
+        pytest.param(None, None, None, None, id="nothing-set"),
+        pytest.param(100, 1, None, 1, id="one"),
+    ],
+)
+def test_token_cap(limit: int | None, asked: int | None, default: int | None, expected: int | None) -> None:
+    assert token_cap(limit, "max_tokens", asked, default) == expected
+
+
+def test_a_count_over_the_limit_is_refused_naming_the_field() -> None:
+    with pytest.raises(BadRequest, match=r'"max_completion_tokens" must be at most 100 on this relay'):
+        token_cap(100, "max_completion_tokens", 101, None)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from relay.config import ConfigError, Settings, load_settings
-from relay.upstream import environment_proxy
+from relay.upstream.pools import environment_proxy
 
 
 def test_defaults() -> None:

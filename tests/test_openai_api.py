@@ -622,7 +622,7 @@ def test_the_body_limit_is_an_invalid_request_in_openai_shape(private: RelayServ
 
 def test_owner_cap_uses_openais_field_for_openai_hosts() -> None:
     from relay.config import Route
-    from relay.openai_api import _token_field
+    from relay.endpoints.chat_completions import token_field as _token_field
 
     assert _token_field(Route(prefix="", base_url="https://api.openai.com/v1")) == "max_completion_tokens"
     assert (

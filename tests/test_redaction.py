@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from relay.redaction import REDACTED, redact
+from relay.access.redaction import REDACTED, redact
 
 KEY = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXyZ0QPO0"
 

@@ -16,7 +16,7 @@ CHECK = textwrap.dedent(
     import socket
     import gevent
     import httpcore._utils
-    from relay.server import unpatch_idle_connection_check
+    from relay.serving.server import unpatch_idle_connection_check
 
     def check(label):
         quiet, talking = socket.socketpair()

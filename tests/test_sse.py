@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay.sse import SSEDecoder
+from relay.formats.sse import SSEDecoder
 
 
 def decode(*reads: bytes, flush: bool = True) -> list[bytes]:

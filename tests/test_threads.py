@@ -3,7 +3,7 @@
 httpcore 1.0's pool can decide that a kept-alive connection has expired, be preempted, and
 close it after another thread has begun to stream on it (encode/httpcore#1110). The interleaving
 is forced here with two pauses in httpcore's pool, on real sockets; with pools of one connection
-per request (relay/upstream.py) the second request never looks at the first one's connection.
+per request (relay/upstream/pools.py) the second request never looks at the first one's connection.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from typing import Any
 import httpcore._sync.connection_pool as httpcore_pool
 import pytest
 
-import relay.upstream
+import relay.upstream.pools
 from relay.config import Settings, load_settings
-from relay.reply import ReplyStream
-from relay.request_log import RequestLog
-from relay.upstream import Upstream
-from relay.wire import TextStream
+from relay.formats.original import TextStream
+from relay.serving.reply import ReplyStream
+from relay.serving.request_log import RequestLog
+from relay.upstream.client import Upstream
 from tests.fake_upstream import PACKET, FakeUpstream, Reply, openai_stream
 
 KEEPALIVE = 0.5  # seconds, instead of 5, to reach a connection's expiry quickly
@@ -31,7 +31,7 @@ def relayed(settings: Settings, upstream: Upstream, model: str) -> tuple[bytes, 
     """One chat stream through the relay's upstream side and ReplyStream: its bytes and outcome."""
     body = json.dumps({"model": model, "messages": [{"role": "user", "content": "x"}], "stream": True})
     reply = ReplyStream(
-        upstream.open_chat_stream("sk-x", body.encode()),
+        upstream.send("POST", "/chat/completions", "sk-x", body.encode(), accept="text/event-stream"),
         TextStream(model),
         log=RequestLog(method="POST", path="/api/chat", user_agent="threads"),
         settings=settings,
@@ -46,7 +46,7 @@ def relayed(settings: Settings, upstream: Upstream, model: str) -> tuple[bytes, 
 def test_a_connection_is_not_closed_under_a_stream_another_thread_started(
     fake: FakeUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(relay.upstream, "KEEPALIVE_SECONDS", KEEPALIVE)
+    monkeypatch.setattr(relay.upstream.pools, "KEEPALIVE_SECONDS", KEEPALIVE)
     settings = load_settings(
         {
             "OPENAI_BASE_URL": fake.base_url,

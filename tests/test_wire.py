@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay import jsoncodec
-from relay.sse import SSEDecoder
-from relay.wire import TextStream, describe_error, error_note
+from relay.formats import jsoncodec
+from relay.formats.original import TextStream, describe_error, error_note
+from relay.formats.sse import SSEDecoder
 from tests.fake_upstream import chunk, openai_stream, sse
 
 

@@ -32,7 +32,7 @@ from gevent import monkey  # type: ignore[import-untyped]
 
 from relay.config import Settings
 
-logger = logging.getLogger("relay.server")
+logger = logging.getLogger("relay.serving.server")
 
 
 def configure_gunicorn(settings: Settings) -> None:

@@ -7,11 +7,12 @@ from collections.abc import Iterable
 import flask
 from werkzeug.exceptions import HTTPException
 
-from relay import jsoncodec
 from relay.errors import RelayError, openai_error
-from relay.wire import encode_text
+from relay.formats import jsoncodec
+from relay.formats.original import encode_text
 
 TEXT = "text/plain; charset=utf-8"
+EVENT_STREAM = "text/event-stream; charset=utf-8"
 
 STREAM_HEADERS = {
     "Cache-Control": "no-cache",

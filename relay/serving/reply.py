@@ -1,12 +1,12 @@
 """The response body: the upstream's event stream relayed as it arrives.
 
 An encoder says what the caller receives: the original wire format (wire.TextStream)
-or the OpenAI format passed through (event_stream.EventPassThrough). Every upstream
+or the OpenAI format passed through (chat_events.EventPassThrough). Every upstream
 read becomes at most one write (two for the read that carries the model packet),
 sent as soon as it is read. Whatever happens, the upstream
 response is closed: at the end, on an error, at the stream's time cap, or when
 the client goes away. Before each upstream read is relayed, the client's socket
-is checked (relay/client_connection.py), so a client that left frees its
+is checked (relay/serving/client_connection.py), so a client that left frees its
 upstream at the next upstream chunk at the latest, text or not.
 """
 
@@ -19,14 +19,13 @@ from typing import Any, Protocol
 
 import httpx
 
-from relay.client_connection import ClientConnection
+from relay.access.redaction import redact
 from relay.config import Settings
 from relay.errors import UpstreamError
-from relay.raw_body import raw_chunks
-from relay.redaction import redact
-from relay.request_log import RequestLog
-from relay.sse import SSEDecoder
-from relay.upstream import WHOLE_BODY_LIMIT, body_kind, read_body
+from relay.formats.sse import SSEDecoder
+from relay.serving.client_connection import ClientConnection
+from relay.serving.request_log import RequestLog
+from relay.upstream.bodies import WHOLE_BODY_LIMIT, body_kind, read_body
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +34,7 @@ _DRAIN_LIMIT = 64 * 1024
 
 
 class Encoder(Protocol):
-    """Turns decoded SSE payloads into the caller's bytes (wire.TextStream, event_stream.EventPassThrough)."""
+    """Turns decoded SSE payloads into the caller's bytes (formats.original, formats.chat_events)."""
 
     packet: bytes | None  # a write that is not yet text (the original format's model packet)
     finished: bool
@@ -76,10 +75,7 @@ class ReplyStream:
         self._client = ClientConnection(client_socket, write_timeout=settings.idle_timeout)
         self._deadline = log.started + settings.stream_max_seconds
         self._whole = body_kind(response) == "json"  # one answer (read_body), not an event stream
-        # An event stream is read from the socket where the response allows it (relay/raw_body.py).
-        self._chunks: Iterator[bytes] = (
-            iter(()) if self._whole else raw_chunks(response, settings.idle_timeout) or response.iter_bytes()
-        )
+        self._chunks: Iterator[bytes] = iter(()) if self._whole else response.iter_bytes()
         self._outcome = "client_gone"  # until the body ends some other way
         self._closed = False
         self._body = self._relay()

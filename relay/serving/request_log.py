@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from relay import jsoncodec
+from relay.formats import jsoncodec
 
 logger = logging.getLogger("relay.request")
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from relay import jsoncodec
+from relay.access.redaction import redact
 from relay.errors import openai_error
-from relay.redaction import redact
-from relay.wire import DONE
+from relay.formats import jsoncodec
+from relay.formats.original import DONE
 
 DONE_EVENT = b"data: [DONE]\n\n"
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hmac
 from fnmatch import fnmatchcase
 
-from relay import jsoncodec
-from relay.chat_request import DEFAULT_MAX_TOKENS, ChatRequest
 from relay.config import HEADER_TOKEN, Route, Settings
 from relay.errors import BadRequest, MissingApiKey, Unauthorized
+from relay.formats import jsoncodec
 
 
 def check_access_token(settings: Settings, authorization: str | None) -> None:
@@ -50,23 +48,19 @@ def check_model(settings: Settings, model: str) -> None:
         )
 
 
-def check_token_limit(name: str, value: int, limit: int) -> None:
-    """A token count the caller asked for, against MAX_TOKENS_LIMIT."""
-    if value > limit:
-        raise BadRequest(f'"{name}" must be at most {limit} on this relay (MAX_TOKENS_LIMIT).')
+def token_cap(limit: int | None, name: str, asked: int | None, default: int | None) -> int | None:
+    """The token count to send for `name`: the caller's, within MAX_TOKENS_LIMIT; else the default.
 
-
-def apply_limits(settings: Settings, chat: ChatRequest) -> ChatRequest:
-    """Refuse a model or a token count the owner does not allow; cap the default token count."""
-    check_model(settings, chat.model)
-    limit = settings.max_tokens_limit
-    if limit is None:
-        return chat
-    if chat.max_tokens_given:
-        check_token_limit("max_tokens", chat.options["max_tokens"], limit)
-        return chat
-    # The original default (2048) may be above the owner's limit; the limit wins.
-    return dataclasses.replace(chat, options={**chat.options, "max_tokens": min(DEFAULT_MAX_TOKENS, limit)})
+    The limit lowers a default above it, never raises one below it; where there is no
+    default (the OpenAI endpoint), the limit itself is the cap.
+    """
+    if asked is not None:
+        if limit is not None and asked > limit:
+            raise BadRequest(f'"{name}" must be at most {limit} on this relay (MAX_TOKENS_LIMIT).')
+        return asked
+    if limit is None or (default is not None and default <= limit):
+        return default
+    return limit
 
 
 def choose_key(settings: Settings, client_key: str | None, route: Route) -> str | None:

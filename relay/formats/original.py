@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from relay import jsoncodec
+from relay.formats import jsoncodec
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,136 @@
+"""The function: every request's course, from its log line's start to the response, errors included.
+
+A table of endpoints serves the paths (relay/endpoints/); this module does what all
+of them share: the log line, the origin check and CORS headers, the access token,
+preflights, the page, and turning any error into its response and outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import flask
+
+from relay.access import cors
+from relay.access.policy import check_access_token
+from relay.config import Settings
+from relay.endpoints.base import Call, Endpoint, Upstreams
+from relay.endpoints.chat_completions import ChatCompletions
+from relay.endpoints.models import MODEL_PATH, ModelEntry, ModelList
+from relay.endpoints.original import OriginalChat
+from relay.errors import Forbidden, MethodNotAllowed, NotFound, RelayError
+from relay.page import Page
+from relay.serving.request_body import limit_body
+from relay.serving.request_log import REQUEST_ID_HEADER, RequestLog, trace_of
+from relay.serving.responses import ENDPOINTS_HINT, empty_response, error_response
+
+logger = logging.getLogger(__name__)
+
+PAGE_METHODS = ("GET", "HEAD")
+
+
+class ChatRelay:
+    """Serves every endpoint; one instance per process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        upstreams = Upstreams(settings)
+        original = OriginalChat(settings, upstreams)
+        # path -> its endpoint; OPTIONS, for CORS preflights, is served everywhere.
+        self.endpoints: dict[str, Endpoint] = {
+            "/": original,  # the original route, also at the root (where the page is, for GET)
+            "/api/chat": original,
+            "/v1/chat/completions": ChatCompletions(settings, upstreams),
+            "/v1/models": ModelList(settings, upstreams),
+        }
+        self.model_entry = ModelEntry(settings, upstreams)  # /v1/models/{model}
+        self.page = Page(settings) if settings.serve_page else None
+
+    def endpoint(self, path: str) -> Endpoint | None:
+        if path.startswith(MODEL_PATH) and len(path) > len(MODEL_PATH):
+            return self.model_entry
+        return self.endpoints.get(path)
+
+    def __call__(self, request: flask.Request) -> flask.Response:
+        log = RequestLog(
+            method=request.method,
+            path=request.path,
+            user_agent=request.headers.get("User-Agent", ""),
+            trace=trace_of(
+                self.settings.google_cloud_project,
+                request.headers.get("X-Cloud-Trace-Context"),
+                request.headers.get("traceparent"),
+            ),
+        )
+        origin = request.headers.get("Origin")
+        allowed = origin is not None and cors.origin_allowed(
+            self.settings,
+            origin,
+            cors.own_origin(request.scheme, request.host, request.headers.get("X-Forwarded-Proto")),
+        )
+        limit_body(request, self.settings.max_body_bytes)
+        openai = request.path.startswith("/v1/")
+        try:
+            response = self._serve(Call(request, log, self.settings), origin, allowed)
+        except RelayError as error:
+            if error.outcome == "error":  # raised as a RelayError by the relay itself: still a bug
+                logger.error("Relay error while serving %s %s", request.method, request.path)
+            if error.upstream_status is not None:
+                log.upstream_status = error.upstream_status
+            log.finish(error.status, error.outcome)
+            response = error_response(error, openai=openai)
+        except Exception:
+            # A bug: say so in the log (type only) and give the caller a plain 500.
+            logger.exception("Unexpected error while serving %s %s", request.method, request.path)
+            log.finish(500, "error")
+            response = error_response(
+                RelayError("Internal error in the relay; the request was not completed."), openai=openai
+            )
+        response.headers[REQUEST_ID_HEADER] = log.request_id
+        # Every answer to an allowed origin carries CORS headers, or the page cannot read it.
+        response.vary.add("Origin")
+        if allowed and origin is not None:
+            response.headers.update(cors.response_headers(origin))
+        return response
+
+    def _serve(self, call: Call, origin: str | None, allowed: bool) -> flask.Response:
+        request = call.request
+        page = self.page is not None and self.page.serves(request.path)
+        if page and request.method in PAGE_METHODS:
+            call.log.finish(200, "ok")
+            return self.page.response(request.path)  # type: ignore[union-attr]
+        endpoint = self.endpoint(request.path)
+        if endpoint is None:
+            if page:
+                raise MethodNotAllowed(request.method, request.path, PAGE_METHODS)
+            raise NotFound(f"Not found: {request.path}. {ENDPOINTS_HINT}")
+        if origin is not None and not allowed:
+            # Refused before anything is spent: a page from this origin could still send a
+            # "simple" POST without a preflight, and the browser would only hide the answer.
+            raise Forbidden(f"Origin {origin} is not allowed to use this relay (ALLOWED_ORIGINS).")
+        if request.method == "OPTIONS":
+            return self._preflight(call, endpoint, origin)
+        if request.method not in endpoint.methods:
+            raise MethodNotAllowed(request.method, request.path, self._methods(request.path, endpoint))
+        check_access_token(self.settings, call.authorization)
+        return endpoint.serve(call)
+
+    def _methods(self, path: str, endpoint: Endpoint) -> tuple[str, ...]:
+        methods = (*endpoint.methods, "OPTIONS")
+        if self.page is not None and self.page.serves(path):
+            return (*PAGE_METHODS, *methods)
+        return methods
+
+    def _preflight(self, call: Call, endpoint: Endpoint, origin: str | None) -> flask.Response:
+        request = call.request
+        call.log.finish(204, "ok")
+        response = empty_response(204, {"Allow": ", ".join(self._methods(request.path, endpoint))})
+        if origin is not None:
+            response.headers.update(
+                cors.preflight_headers(
+                    origin,
+                    request.headers.get("Access-Control-Request-Headers"),
+                    private_network=request.headers.get("Access-Control-Request-Private-Network") == "true",
+                )
+            )
+        return response

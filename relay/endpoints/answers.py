@@ -1,0 +1,37 @@
+"""An upstream's whole answer passed on to an OpenAI SDK: its status, its JSON, the headers SDKs act on."""
+
+from __future__ import annotations
+
+import flask
+
+from relay.access.redaction import redact
+from relay.serving.request_log import RequestLog
+from relay.serving.responses import fixed_response, json_error_body
+from relay.upstream.bodies import JSON, Answer
+
+
+def answer_response(answer: Answer, log: RequestLog, api_key: str | None) -> flask.Response:
+    """The answer as it came; JSON even where the upstream sent none, so the SDKs raise the right error."""
+    status, content_type, body = answer.status, answer.content_type, answer.body
+    if not (200 <= status < 300 or 400 <= status <= 599):
+        # A redirect, or a status no client knows: the base URL likely points somewhere else.
+        status, content_type = 502, JSON
+        body = json_error_body(
+            f"The upstream ({answer.host}) answered {answer.status}, which the relay cannot pass on; "
+            "check OPENAI_BASE_URL (or the route's base_url).",
+            status,
+        )
+    elif not content_type.lower().startswith(JSON):
+        # An HTML error page or the like.
+        status = status if status >= 400 else 502
+        body = json_error_body(
+            f"The upstream ({answer.host}) answered {answer.status} without a JSON body.", status
+        )
+        content_type = JSON
+    elif status >= 400:
+        # OpenAI's 401 quotes the refused key, masked: not for the caller to see.
+        body = redact(body.decode("utf-8", "replace"), (api_key,)).encode()
+    log.finish(status, "ok" if status < 400 else "upstream_error")
+    response = fixed_response(body, status, content_type)
+    response.headers.extend(answer.headers)
+    return response

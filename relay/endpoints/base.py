@@ -1,0 +1,107 @@
+"""What every endpoint shares: the call it serves, the choice of route, sending, and opening the reply.
+
+An endpoint reads its body (relay/validation), applies the owner's rules
+(relay/access), builds an Outgoing request, sends it with `send`, and answers
+with `stream_reply` or a whole answer. Any failure is a RelayError, which the
+app renders and logs with the status and outcome the error carries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import flask
+import httpx
+
+from relay.access.policy import check_model
+from relay.config import Route, Settings
+from relay.serving.client_connection import stop_if_client_leaves
+from relay.serving.reply import Encoder, ReplyStream
+from relay.serving.request_body import read_body
+from relay.serving.request_log import RequestLog
+from relay.serving.responses import TEXT, stream_response
+from relay.upstream.client import Upstream
+from relay.upstream.routes import Router
+
+
+@dataclass
+class Call:
+    """One request, as an endpoint sees it."""
+
+    request: flask.Request
+    log: RequestLog
+    settings: Settings
+
+    @property
+    def client_socket(self) -> Any:
+        """gunicorn's socket to the client (None under another server)."""
+        return self.request.environ.get("gunicorn.socket")
+
+    @property
+    def authorization(self) -> str | None:
+        return self.request.headers.get("Authorization")
+
+    def body(self) -> bytes:
+        """The request body, read whole within MAX_BODY_BYTES and REQUEST_BODY_TIMEOUT."""
+        return read_body(self.request, self.settings.max_body_bytes, self.settings.body_timeout)
+
+
+class Endpoint(Protocol):
+    """Serves one path (or a family of paths) for these methods; OPTIONS is the app's."""
+
+    methods: tuple[str, ...]
+
+    def serve(self, call: Call) -> flask.Response: ...
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A request for the upstream, as an endpoint built it."""
+
+    route: Route
+    path: str  # under the route's base URL, such as "/chat/completions"
+    api_key: str | None
+    body: bytes
+    accept: str
+
+
+class Upstreams:
+    """Every route's upstream, and the choice of route for a model."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.router = Router(settings.default_route, settings.routes)
+        self._by_prefix = {route.prefix: Upstream(settings, route) for route in self.router.all}
+
+    def route(self, call: Call, model: str) -> tuple[Route, str]:
+        """The route for a model the owner allows, and the model's name there; the model is logged."""
+        call.log.model = model
+        check_model(call.settings, model)
+        return self.router.route(model)
+
+    def of(self, route: Route) -> Upstream:
+        return self._by_prefix[route.prefix]
+
+    def send(self, call: Call, outgoing: Outgoing) -> httpx.Response:
+        """Send; if the client leaves during the wait for the answer, stop waiting (ClientGone)."""
+        with stop_if_client_leaves(call.client_socket):
+            response = self.of(outgoing.route).send(
+                "POST", outgoing.path, outgoing.api_key, outgoing.body, accept=outgoing.accept
+            )
+        call.log.upstream_status = response.status_code
+        return response
+
+
+def stream_reply(
+    call: Call, response: httpx.Response, encoder: Encoder, api_key: str | None, content_type: str = TEXT
+) -> flask.Response:
+    """A 200 whose body relays the upstream's stream through `encoder`; the upstream is closed at its end."""
+    reply = ReplyStream(
+        response,
+        encoder,
+        log=call.log,
+        settings=call.settings,
+        secrets=(api_key,),
+        client_socket=call.client_socket,
+    )
+    return stream_response(reply, content_type=content_type)

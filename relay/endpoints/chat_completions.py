@@ -1,0 +1,89 @@
+"""POST /v1/chat/completions: the OpenAI API, for the official SDKs and anything that speaks it.
+
+The body passes through as it is, only the model's route prefix taken off; a stream
+comes back event by event (relay/formats/chat_events.py); a whole answer, or an
+upstream's error, keeps its status, JSON body and rate-limit headers, so the SDKs
+raise their usual exceptions and back off as asked.
+"""
+
+from __future__ import annotations
+
+import flask
+
+from relay.access.policy import bearer_key, choose_key, token_cap
+from relay.config import Route, Settings
+from relay.endpoints.answers import answer_response
+from relay.endpoints.base import Call, Outgoing, Upstreams, stream_reply
+from relay.errors import KeyRequired, MissingApiKey
+from relay.formats import jsoncodec
+from relay.formats.chat_events import EventPassThrough, completion_as_events, error_event
+from relay.serving.client_connection import stop_if_client_leaves
+from relay.serving.responses import EVENT_STREAM as EVENT_STREAM_OUT
+from relay.serving.responses import fixed_response
+from relay.upstream.bodies import EVENT_STREAM, JSON, body_kind, read_answer
+from relay.validation.openai import ChatCompletionsRequest, check_one_choice, parse_chat_completions
+
+
+class ChatCompletions:
+    methods: tuple[str, ...] = ("POST",)
+
+    def __init__(self, settings: Settings, upstreams: Upstreams) -> None:
+        self.settings = settings
+        self.upstreams = upstreams
+
+    def serve(self, call: Call) -> flask.Response:
+        settings = self.settings
+        request = parse_chat_completions(call.body())
+        route, request.data["model"] = self.upstreams.route(call, request.model)
+        self._limit_tokens(request, route)
+        api_key = key_or_401(settings, bearer_key(settings, call.authorization), route)
+        accept = EVENT_STREAM if request.stream else JSON
+        outgoing = Outgoing(route, "/chat/completions", api_key, jsoncodec.dumps(request.data), accept)
+        response = self.upstreams.send(call, outgoing)
+        if request.stream and response.is_success and body_kind(response) == "stream":
+            return stream_reply(
+                call, response, EventPassThrough(secrets=(api_key,)), api_key, EVENT_STREAM_OUT
+            )
+        with stop_if_client_leaves(call.client_socket):  # a whole answer can take as long as a first byte
+            answer = read_answer(response)
+        if request.stream and answer.status < 300 and answer.content_type.lower().startswith(JSON):
+            # The upstream ignored `stream` and sent the whole completion: the caller gets its stream.
+            events = completion_as_events(answer.body)
+            outcome = "ok"
+            if events is None:
+                events = error_event(
+                    f"The upstream ({answer.host}) answered {answer.status} with JSON that holds no reply."
+                )
+                outcome = "upstream_error"
+            call.log.finish(answer.status, outcome)
+            as_stream = fixed_response(events, answer.status, EVENT_STREAM_OUT)
+            as_stream.headers.extend(answer.headers)
+            return as_stream
+        return answer_response(answer, call.log, api_key)
+
+    def _limit_tokens(self, request: ChatCompletionsRequest, route: Route) -> None:
+        """MAX_TOKENS_LIMIT, as on the original endpoint: per reply, so one choice per request."""
+        limit = self.settings.max_tokens_limit
+        if limit is None:
+            return
+        asked = request.asked_tokens()
+        for name, value in asked.items():
+            request.data[name] = token_cap(limit, name, value, None)
+        check_one_choice(request.data)
+        if not asked:
+            # The owner's cap, where the caller set none. OpenAI's reasoning models refuse
+            # max_tokens; other OpenAI-compatible servers may not know max_completion_tokens.
+            request.data[token_field(route)] = limit
+
+
+def token_field(route: Route) -> str:
+    host = route.host.split(":")[0]
+    return "max_completion_tokens" if host.endswith(("openai.com", "openai.azure.com")) else "max_tokens"
+
+
+def key_or_401(settings: Settings, client_key: str | None, route: Route) -> str | None:
+    """Who pays, as on the original endpoint; no key at all is OpenAI's 401 (AuthenticationError)."""
+    try:
+        return choose_key(settings, client_key, route)
+    except MissingApiKey:
+        raise KeyRequired() from None

@@ -1,0 +1,106 @@
+"""Sending to one upstream (a route): the request built once, retried before any byte is relayed.
+
+The upstream's answer is awaited before the relay answers, so its status decides the
+relay's: an error status, a refused connection or a timeout becomes something the
+caller can be told with an honest status.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import httpcore  # noqa: F401 - imported here, at start-up: httpx imports it at the first request
+import httpx
+
+from relay.access.redaction import redact
+from relay.config import Route, Settings
+from relay.errors import UpstreamError
+from relay.upstream.failures import describe_transport_error
+from relay.upstream.pools import TransportPools
+from relay.upstream.retry import MIN_ATTEMPT_SECONDS, RETRY_STATUSES, retry_wait
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = "openai-stream-relay/0.1 (+httpx)"
+
+
+class Upstream:
+    """One OpenAI-compatible API: its pools, and sending to it with retries."""
+
+    def __init__(self, settings: Settings, route: Route) -> None:
+        self.settings = settings
+        self.route = route
+        self.pools = TransportPools(settings, route)
+        self._urls: dict[str, httpx.URL] = {}  # parsed once per path
+        self._headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate", **dict(route.headers)}
+
+    def send(
+        self, method: str, path: str, api_key: str | None, body: bytes | None, accept: str
+    ) -> httpx.Response:
+        """Send a request; return the (streaming) response, whatever its status.
+
+        Retried as relay/upstream/retry.py says, while the wait stays within
+        UPSTREAM_CONNECT_TIMEOUT + UPSTREAM_FIRST_BYTE_TIMEOUT: nothing has reached the
+        caller yet, so nothing is lost or sent twice. A failure that remains is raised
+        as an UpstreamError.
+        """
+        settings = self.settings
+        # One budget for every attempt: the wait of a single one (relay/config counts on it).
+        deadline = time.monotonic() + settings.connect_timeout + settings.first_byte_timeout
+        attempt = 0
+        while True:
+            try:
+                response = self._send_once(method, path, api_key, body, accept, deadline)
+            except UpstreamError as failure:
+                wait = retry_wait(attempt, settings.retries, settings.retry_max_wait, None, failure.retryable)
+                if wait is None or time.monotonic() + wait >= deadline - MIN_ATTEMPT_SECONDS:
+                    raise
+                reason = failure.message
+            else:
+                if response.status_code not in RETRY_STATUSES:
+                    return response
+                wait = retry_wait(attempt, settings.retries, settings.retry_max_wait, response.headers)
+                if wait is None or time.monotonic() + wait >= deadline - MIN_ATTEMPT_SECONDS:
+                    return response
+                response.close()
+                reason = f"status {response.status_code}"
+            logger.warning(
+                "Upstream %s attempt %d of %d failed (%s); retrying in %.2f s",
+                self.route.host,
+                attempt + 1,
+                settings.retries + 1,
+                redact(reason, (api_key,)),
+                wait,
+            )
+            time.sleep(wait)  # cooperative under gevent
+            attempt += 1
+
+    def _send_once(  # noqa: PLR0917 - send's arguments, and its deadline
+        self, method: str, path: str, api_key: str | None, body: bytes | None, accept: str, deadline: float
+    ) -> httpx.Response:
+        settings = self.settings
+        remaining = max(deadline - time.monotonic(), MIN_ATTEMPT_SECONDS)
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = httpx.URL(self.route.url(path))
+        headers = {**self._headers, "Accept": accept}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        timeouts = {
+            "connect": min(settings.connect_timeout, remaining),
+            "read": min(settings.first_byte_timeout, remaining),  # until the status line
+            "write": min(settings.connect_timeout, remaining),
+            "pool": min(settings.connect_timeout, remaining),
+        }
+        request = httpx.Request(method, url, headers=headers, content=body, extensions={"timeout": timeouts})
+        try:
+            response = self.pools.send(request)
+        except httpx.TransportError as error:
+            raise describe_transport_error(error, self.route, settings, (api_key,)) from None
+        # From here on, the longest silence between two reads of the body: httpcore takes the
+        # request's timeouts when the body's iteration begins, which is after this.
+        timeouts["read"] = settings.idle_timeout
+        return response

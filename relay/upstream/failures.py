@@ -1,0 +1,57 @@
+"""An upstream not reached or not answering, told as a 502 or 504 naming the host, never a secret."""
+
+from __future__ import annotations
+
+import httpx
+
+from relay.access.redaction import redact
+from relay.config import Route, Settings
+from relay.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
+
+# No connection, or one closed before any answer: another attempt may well succeed.
+CONNECTION_FAILURES = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.RemoteProtocolError,
+    httpx.ReadError,
+    httpx.WriteError,
+)
+
+
+def describe_transport_error(
+    error: httpx.TransportError, route: Route, settings: Settings, secrets: tuple[str | None, ...]
+) -> UpstreamError:
+    """What happened, in words an operator can act on; `retryable` says whether to try again."""
+    failure = _described(error, route.host, settings)
+    failure.message = redact(failure.message, secrets)
+    failure.retryable = isinstance(error, CONNECTION_FAILURES)
+    return failure
+
+
+def _described(error: httpx.TransportError, host: str, settings: Settings) -> UpstreamError:
+    if isinstance(error, httpx.ConnectTimeout):
+        return UpstreamTimeout(
+            f"OpenAI API error: could not connect to {host} within {settings.connect_timeout:g} s."
+        )
+    if isinstance(error, httpx.PoolTimeout):
+        return UpstreamTimeout(
+            f"OpenAI API error: no free connection to {host} within {settings.connect_timeout:g} s "
+            "(UPSTREAM_MAX_CONNECTIONS reached)."
+        )
+    if isinstance(error, httpx.TimeoutException):
+        return UpstreamTimeout(
+            f"OpenAI API error: {host} did not answer within {settings.first_byte_timeout:g} s "
+            "(UPSTREAM_FIRST_BYTE_TIMEOUT)."
+        )
+    if isinstance(error, httpx.RemoteProtocolError):
+        return UpstreamUnreachable(f"OpenAI API error: {host} closed the connection without answering.")
+    if isinstance(error, httpx.ConnectError):
+        return UpstreamUnreachable(f"OpenAI API error: could not connect to {host}: {_reason(error)}.")
+    return UpstreamUnreachable(f"OpenAI API error: the request to {host} failed: {_reason(error)}.")
+
+
+def _reason(error: Exception) -> str:
+    # httpx wraps the OS error; its text ("[Errno 111] Connection refused", "Name or service
+    # not known", a certificate failure) is what an operator needs.
+    text = str(error) or type(error).__name__
+    return text.rstrip(".")

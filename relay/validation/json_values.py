@@ -1,0 +1,87 @@
+"""Checks on JSON values that every endpoint's body shares, and how a value is named in a message."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from relay.errors import BadRequest
+from relay.formats import jsoncodec
+
+# Real messages nest a few levels (content parts, image_url objects); this is far above
+# that and far below what the JSON encoder allows.
+MAX_DEPTH = 32
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """The request body as a JSON object, or a BadRequest that says what it is instead."""
+    if not body.strip():
+        raise BadRequest("The request body is empty; send a JSON object with model and messages.")
+    try:
+        data = jsoncodec.loads(body)
+    except jsoncodec.JSONDecodeError:
+        raise BadRequest(
+            "The request body is not valid JSON; send a JSON object with model and messages."
+        ) from None
+    if not isinstance(data, dict):
+        raise BadRequest(f"The request body must be a JSON object, got {kind(data)}.")
+    return data
+
+
+def model_name(data: dict[str, Any]) -> str:
+    model = data.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise BadRequest(f'"model" must be a non-empty string such as "gpt-4o-mini", got {kind(model)}.')
+    return model
+
+
+def token_count(name: str, value: Any) -> int:
+    """A token count as JSON may carry it; BadRequest naming `name` otherwise."""
+    # 2048.0 is the same number to a JavaScript client; 2048.5 and 0 are not token counts.
+    if not is_number(value) or value != int(value) or value < 1:
+        raise BadRequest(f'"{name}" must be a positive whole number, got {describe(value)}.')
+    return int(value)
+
+
+def check_depth(value: Any, where: str) -> None:
+    """Refuse a value nested deeper than MAX_DEPTH (the JSON encoder would choke on it)."""
+    level = [value]
+    for _ in range(MAX_DEPTH):
+        level = [
+            child
+            for item in level
+            if isinstance(item, (dict, list))
+            for child in (item.values() if isinstance(item, dict) else item)
+        ]
+        if not level:
+            return
+    if any(isinstance(item, (dict, list)) for item in level):
+        raise BadRequest(f'"{where}" is nested more than {MAX_DEPTH} levels deep.')
+
+
+def is_number(value: Any) -> bool:
+    # bool is an int in Python, but `true` is not a number in JSON; an int of any size is
+    # finite (and too large for math.isfinite to take).
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+
+
+def describe(value: Any) -> str:
+    """A number as it is; anything else by its kind."""
+    return repr(value) if is_number(value) else kind(value)
+
+
+def kind(value: Any) -> str:
+    """The JSON type of a value, for messages (never the value: it may be a secret)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, str):
+        return "an empty string" if not value.strip() else "a string"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, list):
+        return "an empty list" if not value else "a list"
+    return "an object"
