@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import flask
 
 from relay.config import Settings
-from relay.responses import fixed_response
+from relay.serving.responses import fixed_response
 
 STATIC = Path(__file__).parent / "static"
 
@@ -15,8 +16,17 @@ STATIC = Path(__file__).parent / "static"
 PAGE_FILES = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/chat.js": ("chat.js", "text/javascript; charset=utf-8"),
+    "/markdown.js": ("markdown.js", "text/javascript; charset=utf-8"),
+    "/errors.js": ("errors.js", "text/javascript; charset=utf-8"),
     "/chat.css": ("chat.css", "text/css; charset=utf-8"),
+    # The page's icon, named by <link rel="icon">: /favicon.ico never reaches the function
+    # (functions-framework answers it with a 404 itself).
+    "/icon.svg": ("icon.svg", "image/svg+xml"),
 }
+
+# What the page may offer, so that it shows only the settings this relay uses: no secret, only
+# whether a caller's own key is accepted and whether an access token is needed.
+CONFIG_PATH = "/page-config.json"
 
 PAGE_HEADERS = {
     # Everything comes from this function; fetch may go to any relay URL the user sets.
@@ -31,8 +41,13 @@ PAGE_HEADERS = {
 }
 
 
+def page_config(settings: Settings) -> dict[str, bool]:
+    """The page's settings that depend on the relay's: the body of /page-config.json."""
+    return {"clientKeys": settings.allow_client_keys, "accessTokens": bool(settings.access_tokens)}
+
+
 class Page:
-    """The page's files, read once at start-up."""
+    """The page's files, read once at start-up, and its config, computed once from the settings."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -40,6 +55,7 @@ class Page:
             path: ((STATIC / name).read_bytes(), content_type)
             for path, (name, content_type) in PAGE_FILES.items()
         }
+        self._files[CONFIG_PATH] = (json.dumps(page_config(settings)).encode(), "application/json")
 
     def serves(self, path: str) -> bool:
         return path in self._files
