@@ -7,8 +7,11 @@ leaves both running and prints commands to try.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import threading
+from types import FrameType
+from typing import NoReturn
 
 import httpx
 
@@ -32,7 +35,14 @@ def stream_reply(url: str) -> None:
     print("\n")
 
 
+def stop_on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
+    """`kill` ends the demo as Ctrl-C does: through the `finally` that stops both servers."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second kill must not cut that short
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serve", action="store_true", help="keep running for your own requests")
     args = parser.parse_args()
