@@ -750,6 +750,12 @@ BOUNDED_WORK = """async () => {
     "a table 10,000 columns wide": "|" + "a|".repeat(10000) + "\\n|" + "-|".repeat(10000),
     "a line of 1,000,000 characters": "word ".repeat(200000),
     "emphasis nested 10,000 deep": "**_".repeat(10000) + "x" + "_**".repeat(10000),
+    "100,000 spaces before a word": " ".repeat(100000) + "x",
+    "a table rule gone wrong": "a|b\\n|" + "-".repeat(50000) + " ".repeat(200000) + "x",
+    "a table rule of spaced dashes": "a|b\\n" + "- ".repeat(50000) + "x",
+    "a closing fence gone wrong": "```\\n" + "`".repeat(100000) + " x",
+    "a row of escaped pipes": "a|b\\n|-|-|\\n" + "\\\\|".repeat(50000),
+    "a rule gone wrong": "*" + " ".repeat(100000) + "*x",
   };
   const results = {};
   for (const [name, source] of Object.entries(cases)) {

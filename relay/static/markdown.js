@@ -22,7 +22,7 @@ const HEADING = /^ {0,3}(#{1,6})(?:[ \t]+|$)(.*)$/;
 const RULE = /^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$/;
 const QUOTE = /^ {0,3}> ?(.*)$/;
 const ITEM = /^([ \t]*)([-*+]|\d{1,9}[.)])(?:([ \t]+)(.*))?$/;
-const TABLE_RULE = /^ {0,3}\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$/;
+const TABLE_RULE_CELL = /^[ \t]*:?-+:?[ \t]*$/;
 const SPECIAL = /[\\`*_~[]|\bhttps?:\/\//g;
 const BARE_URL = /https?:\/\/[^\s<>"'`]+/y;
 const PUNCTUATION = /[!-/:-@[-`{-~]/;
@@ -149,7 +149,7 @@ function splitBlocks(lines, depth) {
       const list = readList(lines, index, depth);
       index = list.end;
       spans.push({ from, to: index, build: (budget) => buildList(list, depth, budget) });
-    } else if (line.includes("|") && index + 1 < lines.length && TABLE_RULE.test(lines[index + 1])) {
+    } else if (line.includes("|") && index + 1 < lines.length && isTableRule(lines[index + 1])) {
       index += 2;
       while (index < lines.length && lines[index].includes("|") && !isBlank(lines[index])) index += 1;
       const rows = lines.slice(from, index);
@@ -264,6 +264,12 @@ function buildList(list, depth, budget) {
 }
 
 // -- tables -------------------------------------------------------------------------------------
+
+// The line under a table's head: |---|:--:|. Cell by cell: one regular expression for the whole
+// line would backtrack over a long run of spaces.
+function isTableRule(line) {
+  return line.includes("-") && cells(line).every((cell) => TABLE_RULE_CELL.test(cell));
+}
 
 function cells(row) {
   const trimmed = row.trim().replace(/^\|/, "").replace(/(?<!\\)\|$/, "");
