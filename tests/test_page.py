@@ -959,6 +959,11 @@ def test_reads_well_on_a_phone(fake: FakeUpstream, relay: RelayServer, open_tab:
     for control in ("#send", "#new-chat", "#settings summary"):
         box = phone.locator(control).bounding_box()
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, control
+    phone.click("#settings summary")  # open, the settings fit too
+    for field in ("#url", "#apiKey", "#model", "#settings-form .hint"):
+        box = phone.locator(field).last.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, field
+    assert phone.evaluate("[window.innerWidth, document.documentElement.scrollWidth]") == [390, 390]
 
 
 SCREENSHOT_CONVERSATION = [
