@@ -672,6 +672,63 @@ def test_markdown_is_rendered_as_it_streams(fake: FakeUpstream, relay: RelayServ
     expect(text.locator("blockquote")).to_have_text("Quoted text")
 
 
+@pytest.mark.parametrize(
+    ("source", "html"),
+    [
+        pytest.param(
+            "```inline``` code\nand more", "<p><code>inline</code> code\nand more</p>", id="inline-fence"
+        ),
+        pytest.param("a | b\n---", "<p>a | b</p><hr>", id="pipe-then-rule"),
+        pytest.param(
+            "| a | b |\n|---|:-:|\n| 1 | 2 |",
+            '<div class="table"><table><thead><tr><th>a</th><th>b</th></tr></thead>'
+            "<tbody><tr><td>1</td><td>2</td></tr></tbody></table></div>",
+            id="table",
+        ),
+        pytest.param(
+            "snake_case_word and _emph_", "<p>snake_case_word and <em>emph</em></p>", id="underscores"
+        ),
+        pytest.param(
+            "\\*not em\\* but ***both***", "<p>*not em* but <strong><em>both</em></strong></p>", id="escapes"
+        ),
+        pytest.param("`` a`b ``", "<p><code>a`b</code></p>", id="code-with-backtick"),
+        pytest.param(
+            "see https://example.com/a_(b).",
+            '<p>see <a href="https://example.com/a_(b)" target="_blank" rel="noopener noreferrer nofollow">'
+            "https://example.com/a_(b)</a>.</p>",
+            id="bare-url-with-parens",
+        ),
+        pytest.param(
+            "~~~\n<b>x</b>\n~~~",
+            '<div class="code"><div class="code-bar"><span></span>'
+            '<button type="button" class="copy-code">Copy</button></div><pre><code>&lt;b&gt;x&lt;/b&gt;</code></pre></div>',
+            id="tilde-fence",
+        ),
+        pytest.param(
+            "- a\n\n  more of a\n- b",
+            "<ul><li><p>a</p><p>more of a</p></li><li><p>b</p></li></ul>",
+            id="loose-item",
+        ),
+        pytest.param(
+            "> quote\ncontinued", "<blockquote><p>quote\ncontinued</p></blockquote>", id="lazy-quote"
+        ),
+        pytest.param("## Title ##", "<h3>Title</h3>", id="closing-hashes"),
+    ],
+)
+def test_markdown_edge_cases(relay: RelayServer, page: Page, source: str, html: str) -> None:
+    page.goto(relay.url + "/")
+    rendered = page.evaluate(
+        """async (source) => {
+          const { renderMarkdown } = await import("/markdown.js");
+          const box = document.createElement("div");
+          box.append(renderMarkdown(source));
+          return box.innerHTML;  // read by the test only: the page never sets it
+        }""",
+        source,
+    )
+    assert rendered == html
+
+
 HOSTILE = """<img src=x onerror="alert('img')"> and <script>alert('script')</script>
 
 [click me](javascript:alert('js')) and [data](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)
@@ -754,6 +811,7 @@ BOUNDED_WORK = """async () => {
     "a table rule gone wrong": "a|b\\n|" + "-".repeat(50000) + " ".repeat(200000) + "x",
     "a table rule of spaced dashes": "a|b\\n" + "- ".repeat(50000) + "x",
     "a closing fence gone wrong": "```\\n" + "`".repeat(100000) + " x",
+    "an opening fence gone wrong": "`".repeat(100000) + "x`",
     "a row of escaped pipes": "a|b\\n|-|-|\\n" + "\\\\|".repeat(50000),
     "a rule gone wrong": "*" + " ".repeat(100000) + "*x",
   };
@@ -944,18 +1002,26 @@ def test_reads_well_on_a_phone(fake: FakeUpstream, relay: RelayServer, open_tab:
     phone = open_tab("phone")
     wide = "```\n" + "x = 'a long line of code that is wider than any phone' " * 3 + "\n```\n\n"
     table = "| " + " | ".join(f"column {i}" for i in range(12)) + " |\n|" + "---|" * 12 + "\n"
-    fake.replies["gpt-4o-mini"] = Reply(body=openai_stream(["Small", " screens", " too.\n\n", wide, table]))
     phone.goto(relay.url + "/")
+    fake.replies["gpt-4o-mini"] = Reply(body=openai_stream(["Short."]))
+    for count in (1, 2):  # a conversation that just fits the screen
+        send(phone, "Hi")
+        wait_for_reply(phone, count)
+    phone.click("#settings summary")  # the page grows taller than the screen: it stays at the top
+    phone.wait_for_timeout(300)
+    taller, scrolled = phone.evaluate("[document.documentElement.scrollHeight > innerHeight, scrollY]")
+    assert taller and scrolled == 0
+    phone.click("#settings summary")
+    fake.replies["gpt-4o-mini"] = Reply(body=openai_stream(["Small", " screens", " too.\n\n", wide, table]))
     send(phone, "Does this fit?")
-    wait_for_reply(phone, 1)
+    wait_for_reply(phone, 3)
     expect(phone.locator(".turn.assistant .text p").last).to_have_text("Small screens too.")
     # Wide code and tables scroll inside the reply; the page itself does not (a phone would
     # zoom out to show a wider page, so innerWidth itself is checked too).
     assert phone.evaluate("[window.innerWidth, document.documentElement.scrollWidth]") == [390, 390]
     for wide_block in (".code pre", ".table"):
-        assert phone.locator(wide_block).evaluate("block => block.scrollWidth > block.clientWidth"), (
-            wide_block
-        )
+        overflows = phone.locator(wide_block).evaluate("block => block.scrollWidth > block.clientWidth")
+        assert overflows, wide_block
     for control in ("#send", "#new-chat", "#settings summary"):
         box = phone.locator(control).bounding_box()
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, control

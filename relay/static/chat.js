@@ -239,19 +239,25 @@ window.addEventListener(
   { passive: true },
 );
 // The wheel says it before the scroll happens, so a reply growing in the same frame cannot win.
+// (Not a wheel over the composer: the message box scrolls on its own.)
 window.addEventListener(
   "wheel",
   (event) => {
-    if (event.deltaY < 0 && window.scrollY > 0) {
+    if (event.deltaY < 0 && window.scrollY > 0 && !event.target.closest?.("footer")) {
       following = false;
       $("jump").hidden = false;
     }
   },
   { passive: true },
 );
-// Whatever grows (a reply, the status line, the composer) or whatever shrinks the window.
-new ResizeObserver(keepLatestInView).observe(document.body);
-window.addEventListener("resize", keepLatestInView);
+// What grows below: a reply, the status line, a taller message box. Not the settings panel,
+// which opens at the top and would be scrolled away from the reader who opened it.
+const growth = new ResizeObserver(keepLatestInView);
+growth.observe($("conversation"));
+growth.observe(document.querySelector("footer"));
+window.addEventListener("resize", () => {
+  if (!document.activeElement?.closest("header")) keepLatestInView(); // not while typing a setting
+});
 
 // -- sending ------------------------------------------------------------------------------------
 

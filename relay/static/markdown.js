@@ -17,7 +17,8 @@ const MAX_LINK_TEXT = 1000; // a "[" further than this from its "](" is not a li
 const MAX_URL = 2048;
 const MAX_TABLE_COLUMNS = 50;
 
-const FENCE = /^ {0,3}(`{3,}|~{3,})[ \t]*([^`\s]*)/;
+// A backtick fence's info string holds no backtick: ```inline``` is code in a paragraph.
+const FENCE = /^ {0,3}(`{3,}(?=[^`]*$)|~{3,})[ \t]*([^`\s]*)/;
 const HEADING = /^ {0,3}(#{1,6})(?:[ \t]+|$)(.*)$/;
 const RULE = /^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$/;
 const QUOTE = /^ {0,3}> ?(.*)$/;
@@ -149,7 +150,7 @@ function splitBlocks(lines, depth) {
       const list = readList(lines, index, depth);
       index = list.end;
       spans.push({ from, to: index, build: (budget) => buildList(list, depth, budget) });
-    } else if (line.includes("|") && index + 1 < lines.length && isTableRule(lines[index + 1])) {
+    } else if (line.includes("|") && index + 1 < lines.length && isTableRule(lines[index + 1], line)) {
       index += 2;
       while (index < lines.length && lines[index].includes("|") && !isBlank(lines[index])) index += 1;
       const rows = lines.slice(from, index);
@@ -265,10 +266,15 @@ function buildList(list, depth, budget) {
 
 // -- tables -------------------------------------------------------------------------------------
 
-// The line under a table's head: |---|:--:|. Cell by cell: one regular expression for the whole
-// line would backtrack over a long run of spaces.
-function isTableRule(line) {
-  return line.includes("-") && cells(line).every((cell) => TABLE_RULE_CELL.test(cell));
+// The line under a table's head: |---|:--:|, a cell for each of the head's. Cell by cell: one
+// regular expression for the whole line would backtrack over a long run of spaces.
+function isTableRule(line, head) {
+  const rule = cells(line);
+  return (
+    line.includes("|") &&
+    rule.length === cells(head).length &&
+    rule.every((cell) => TABLE_RULE_CELL.test(cell))
+  );
 }
 
 function cells(row) {
