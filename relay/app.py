@@ -70,8 +70,9 @@ class ChatRelay:
         )
         limit_body(request, self.settings.max_body_bytes)
         openai = request.path.startswith("/v1/")
+        call = Call(request, log, self.settings)
         try:
-            response = self._serve(Call(request, log, self.settings), origin, allowed)
+            response = self._serve(call, origin, allowed)
         except RelayError as error:
             if error.outcome == "error":  # raised as a RelayError by the relay itself: still a bug
                 logger.error("Relay error while serving %s %s", request.method, request.path)
@@ -86,6 +87,8 @@ class ChatRelay:
             response = error_response(
                 RelayError("Internal error in the relay; the request was not completed."), openai=openai
             )
+        finally:
+            call.release()
         response.headers[REQUEST_ID_HEADER] = log.request_id
         # Every answer to an allowed origin carries CORS headers, or the page cannot read it.
         response.vary.add("Origin")

@@ -19,6 +19,7 @@ import pytest
 import relay.upstream.pools
 from relay.config import Settings, load_settings
 from relay.formats.original import TextStream
+from relay.serving.client_connection import ClientWatch
 from relay.serving.reply import ReplyStream
 from relay.serving.request_log import RequestLog
 from relay.upstream.client import Upstream
@@ -36,6 +37,7 @@ def relayed(settings: Settings, upstream: Upstream, model: str) -> tuple[bytes, 
         log=RequestLog(method="POST", path="/api/chat", user_agent="threads"),
         settings=settings,
         secrets=("sk-x",),
+        client=ClientWatch(None, write_timeout=settings.idle_timeout),
     )
     try:
         return b"".join(reply), reply._outcome

@@ -8,7 +8,8 @@ app renders and logs with the status and outcome the error carries.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import flask
@@ -16,11 +17,12 @@ import httpx
 
 from relay.access.policy import check_model
 from relay.config import Route, Settings
-from relay.serving.client_connection import stop_if_client_leaves
+from relay.serving.client_connection import ClientWatch
 from relay.serving.reply import Encoder, ReplyStream
 from relay.serving.request_body import read_body
 from relay.serving.request_log import RequestLog
 from relay.serving.responses import TEXT, stream_response
+from relay.upstream.bodies import Answer, read_answer
 from relay.upstream.client import Upstream
 from relay.upstream.routes import Router
 
@@ -32,11 +34,29 @@ class Call:
     request: flask.Request
     log: RequestLog
     settings: Settings
+    _client: ClientWatch | None = field(default=None, repr=False)
+    streaming: bool = False  # a ReplyStream owns the client watch from now on
 
     @property
     def client_socket(self) -> Any:
         """gunicorn's socket to the client (None under another server)."""
         return self.request.environ.get("gunicorn.socket")
+
+    @property
+    def client(self) -> ClientWatch:
+        """The watch on the client's socket; made once the request body has been read."""
+        if self._client is None:
+            self._client = ClientWatch(self.client_socket, write_timeout=self.settings.idle_timeout)
+        return self._client
+
+    def release(self) -> None:
+        """The request is answered: stop watching its client, unless a stream still needs it."""
+        if self._client is not None and not self.streaming:
+            self._client.release()
+
+    def seconds_left(self) -> float:
+        """Until STREAM_MAX_SECONDS from the request's arrival: the longest any answer may take."""
+        return self.log.started + self.settings.stream_max_seconds - time.monotonic()
 
     @property
     def authorization(self) -> str | None:
@@ -84,7 +104,7 @@ class Upstreams:
 
     def send(self, call: Call, outgoing: Outgoing) -> httpx.Response:
         """Send; if the client leaves during the wait for the answer, stop waiting (ClientGone)."""
-        with stop_if_client_leaves(call.client_socket):
+        with call.client.interruptible():
             response = self.of(outgoing.route).send(
                 "POST", outgoing.path, outgoing.api_key, outgoing.body, accept=outgoing.accept
             )
@@ -97,11 +117,13 @@ def stream_reply(
 ) -> flask.Response:
     """A 200 whose body relays the upstream's stream through `encoder`; the upstream is closed at its end."""
     reply = ReplyStream(
-        response,
-        encoder,
-        log=call.log,
-        settings=call.settings,
-        secrets=(api_key,),
-        client_socket=call.client_socket,
+        response, encoder, log=call.log, settings=call.settings, secrets=(api_key,), client=call.client
     )
+    call.streaming = True
     return stream_response(reply, content_type=content_type)
+
+
+def read_whole(call: Call, response: httpx.Response) -> Answer:
+    """The upstream's whole answer, read while the client is there and the request has time left."""
+    with call.client.interruptible():
+        return read_answer(response, call.seconds_left())

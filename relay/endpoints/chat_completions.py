@@ -13,14 +13,13 @@ import flask
 from relay.access.policy import bearer_key, choose_key, token_cap
 from relay.config import Route, Settings
 from relay.endpoints.answers import answer_response
-from relay.endpoints.base import Call, Outgoing, Upstreams, stream_reply
+from relay.endpoints.base import Call, Outgoing, Upstreams, read_whole, stream_reply
 from relay.errors import KeyRequired, MissingApiKey
 from relay.formats import jsoncodec
 from relay.formats.chat_events import EventPassThrough, completion_as_events, error_event
-from relay.serving.client_connection import stop_if_client_leaves
 from relay.serving.responses import EVENT_STREAM as EVENT_STREAM_OUT
 from relay.serving.responses import fixed_response
-from relay.upstream.bodies import EVENT_STREAM, JSON, body_kind, read_answer
+from relay.upstream.bodies import EVENT_STREAM, JSON, body_kind
 from relay.validation.openai import ChatCompletionsRequest, check_one_choice, parse_chat_completions
 
 
@@ -44,8 +43,7 @@ class ChatCompletions:
             return stream_reply(
                 call, response, EventPassThrough(secrets=(api_key,)), api_key, EVENT_STREAM_OUT
             )
-        with stop_if_client_leaves(call.client_socket):  # a whole answer can take as long as a first byte
-            answer = read_answer(response)
+        answer = read_whole(call, response)
         if request.stream and answer.status < 300 and answer.content_type.lower().startswith(JSON):
             # The upstream ignored `stream` and sent the whole completion: the caller gets its stream.
             events = completion_as_events(answer.body)

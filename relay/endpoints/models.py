@@ -10,11 +10,11 @@ import flask
 from relay.access.policy import bearer_key, choose_key, model_allowed
 from relay.config import Settings
 from relay.endpoints.answers import answer_response
-from relay.endpoints.base import Call, Upstreams
+from relay.endpoints.base import Call, Upstreams, read_whole
 from relay.errors import KeyRequired, MissingApiKey, NotFound, UpstreamError
 from relay.formats import jsoncodec
 from relay.serving.responses import fixed_response
-from relay.upstream.bodies import JSON, Answer, read_answer
+from relay.upstream.bodies import JSON, Answer
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,9 @@ def listed_models(
         try:
             # The caller's own key goes where its chat would: the default route, not every host.
             api_key = choose_key(settings, client_key if route.prefix == "" else None, route)
-            answer = read_answer(upstreams.of(route).send("GET", "/models", api_key, None, accept=JSON))
+            with call.client.interruptible():
+                response = upstreams.of(route).send("GET", "/models", api_key, None, accept=JSON)
+            answer = read_whole(call, response)
         except MissingApiKey:
             keyless += 1
             continue

@@ -17,21 +17,34 @@ character is ever decoded from half of its bytes.
 One departure, so that nothing the upstream sent is lost: at the end of the
 stream (`flush`), an unterminated last line is still read and a pending event
 is still dispatched, where the spec discards them.
+
+Bounded: a line, and an event's data, longer than `max_event` bytes is an
+EventTooLarge, so no upstream can make the relay hold more than that per stream.
 """
 
 from __future__ import annotations
 
 _BOM = b"\xef\xbb\xbf"
+# Far above any event a chat API sends (OpenAI's response.completed, which repeats a whole long
+# reply, is well under it) and small enough that a full instance of streams cannot exhaust memory.
+MAX_EVENT_BYTES = 2 * 1024 * 1024
+
+
+class EventTooLarge(ValueError):
+    """A line or an event's data is longer than the decoder holds."""
 
 
 class SSEDecoder:
     """Feed network reads; get back the `data` of every event they complete."""
 
-    __slots__ = ("_data", "_pending", "_skip_lf", "_started")
+    __slots__ = ("_data", "_data_size", "_max", "_pending", "_pending_size", "_skip_lf", "_started")
 
-    def __init__(self) -> None:
+    def __init__(self, max_event: int = MAX_EVENT_BYTES) -> None:
+        self._max = max_event
         self._pending: list[bytes] = []  # the start of a line not yet terminated
+        self._pending_size = 0
         self._data: list[bytes] | None = None  # `data` values of the event being read
+        self._data_size = 0
         self._skip_lf = False  # the last read ended in CR; an LF next is part of it
         self._started = False  # the first line has been seen (BOM check done)
 
@@ -46,24 +59,32 @@ class SSEDecoder:
         if b"\n" not in chunk and b"\r" not in chunk:
             # No line ends here; keep the piece and join once, so a long line
             # arriving in many small reads costs linear time, not quadratic.
-            self._pending.append(chunk)
+            self._hold(chunk)
             return []
         if self._pending:
             self._pending.append(chunk)
             chunk = b"".join(self._pending)
             self._pending = []
+            self._pending_size = 0
         lines = chunk.splitlines()
         last = chunk[-1]
         if last == 13:  # CR: the line is complete, but an LF may open the next read
             self._skip_lf = True
         elif last != 10:
-            self._pending.append(lines.pop())
+            self._hold(lines.pop())
         return self._interpret(lines)
+
+    def _hold(self, piece: bytes) -> None:
+        self._pending_size += len(piece)
+        if self._pending_size > self._max:
+            raise EventTooLarge(f"a line of the upstream's stream is longer than {self._max} bytes")
+        self._pending.append(piece)
 
     def flush(self) -> list[bytes]:
         """End of stream: read any unterminated line and dispatch a pending event."""
         lines = [b"".join(self._pending)] if self._pending else []
         self._pending = []
+        self._pending_size = 0
         self._skip_lf = False
         lines.append(b"")
         return self._interpret(lines)
@@ -80,6 +101,7 @@ class SSEDecoder:
                 if data is not None:
                     events.append(b"\n".join(data))
                     data = None
+                    self._data_size = 0
             elif line.startswith(b"data"):
                 if len(line) == 4:
                     value = b""
@@ -89,8 +111,14 @@ class SSEDecoder:
                     continue  # another field whose name starts with "data"
                 if data is None:
                     data = [value]
+                    self._data_size = len(value)
                 else:
                     data.append(value)
+                    self._data_size += len(value) + 1
+                    if self._data_size > self._max:
+                        raise EventTooLarge(
+                            f"an event of the upstream's stream is longer than {self._max} bytes"
+                        )
             # Any other line is a comment or a field the relay does not use.
         self._data = data
         return events

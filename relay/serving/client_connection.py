@@ -1,32 +1,31 @@
 """The server's socket to the client, for what the relay needs from it while it waits and streams.
 
-- Is the client still there? A peek that reads end of file means it closed its
-  connection, so the relay can free the upstream before writing to a dead socket
-  (gunicorn alone only notices at the second failed write). A client that only
-  half-closes (shutdown of its sending side, which browsers and HTTP clients do
-  not do) looks the same and is treated as gone.
-- How long may one write wait? A client that stops reading would otherwise hold
-  its stream, and the upstream, for ever; each write gets the idle timeout.
-- How long may the request body take? `read_timeout` bounds each read of it.
-- Did the client leave while the relay waited for the upstream's answer (a reasoning model may
-  think for a minute first)? Under gevent, `stop_if_client_leaves` interrupts that wait, so the
-  upstream request is closed then, not when the upstream begins to answer.
+- Has the client left? Under gevent an io watcher on the socket sees the end of file
+  the moment it arrives, at no cost per token; while the relay waits on the upstream
+  (`interruptible`), the watcher interrupts that wait, as gevent's Timeout does, so the
+  upstream request is closed at once. Elsewhere (gthread) a peek at each upstream read
+  tells. A client that only half-closes (its sending side, which browsers and HTTP
+  clients do not do) looks the same and is treated as gone.
+- How long may one write to it wait? A client that stops reading would otherwise hold its
+  stream, and the upstream, for ever; each write gets the idle timeout.
+- How long may one read of the request body wait (`read_timeout`)?
 
-gunicorn puts the socket in the WSGI environ as `gunicorn.socket`. Under the
-gevent worker it is gevent's socket, whose operating-system socket (`_sock`) is
-non-blocking and whose timeout is gevent's; under gthread it is a blocking
-socket, whose sends the kernel's SO_SNDTIMEO bounds.
+gunicorn puts the socket in the WSGI environ as `gunicorn.socket`: gevent's socket under
+the gevent worker, a blocking one under gthread. Only public methods of either are used;
+peeks go through a duplicate of the descriptor.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import struct
 from collections.abc import Iterator
 from typing import Any
 
 import gevent  # type: ignore[import-untyped]
+from gevent import monkey
 
 from relay.errors import ClientGone
 
@@ -34,24 +33,38 @@ _PEEK = socket.MSG_PEEK | getattr(socket, "MSG_DONTWAIT", 0)
 _TIMEVAL = "ll"  # struct timeval: seconds, microseconds
 
 
-class ClientConnection:
-    """Watches one client socket for the length of a stream; `release` puts it back as it was."""
+def under_gevent() -> bool:
+    """Whether this process's sockets are gevent's (the gevent worker patched them)."""
+    return bool(monkey.is_module_patched("socket"))
 
-    __slots__ = ("_gevent", "_os_socket", "_prior", "_socket")
+
+class ClientWatch:
+    """Watches one client's socket from the end of its request body to the end of its reply."""
+
+    __slots__ = ("_greenlet", "_left", "_peek", "_peer", "_prior", "_socket", "_watcher", "waiting")
 
     def __init__(self, sock: Any, write_timeout: float) -> None:
         self._socket = sock
-        self._os_socket: socket.socket | None = None
-        self._gevent = False
+        self._peer: socket.socket | None = None  # a duplicate, for peeks
+        self._watcher: Any = None
+        self._greenlet: Any = None  # the request's greenlet, which streams its reply too
+        # True while the request waits on the upstream: a client that leaves then interrupts the
+        # wait. Never while the server writes to the client (gunicorn's code must not be interrupted).
+        self.waiting = False
+        self._left = False
+        self._peek = True  # peek at each read (no watcher, or it saw bytes that were not an end)
         self._prior: Any = None
         if sock is None:
             return
         try:
-            self._gevent = hasattr(sock, "_sock")
-            self._os_socket = sock._sock if self._gevent else sock
-            if self._gevent:
+            self._peer = _duplicate(sock)
+            if under_gevent():
                 self._prior = sock.gettimeout()
-                sock.settimeout(write_timeout)
+                sock.settimeout(write_timeout)  # gevent's sockets time out each wait
+                self._greenlet = gevent.getcurrent()
+                self._watcher = gevent.get_hub().loop.io(sock.fileno(), 1)  # 1: readable
+                self._watcher.start(self._readable)
+                self._peek = False
             else:
                 self._prior = sock.getsockopt(
                     socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.calcsize(_TIMEVAL)
@@ -62,23 +75,57 @@ class ClientConnection:
                     socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack(_TIMEVAL, seconds, microseconds)
                 )
         except (OSError, AttributeError, ValueError):
-            self._os_socket = None  # not a socket this can watch: the server notices on its own
+            self.release()  # not a socket this can watch: the server notices on its own
+
+    def _readable(self) -> None:
+        self._watcher.stop()
+        if self._peer is not None and closed(self._peer):
+            self._left = True
+            if self.waiting:
+                self._greenlet.throw(ClientGone("The client closed its connection while the relay waited."))
+        else:
+            self._peek = True  # bytes that are not an end of file (a pipelined request): peek from now
+
+    @property
+    def left(self) -> bool:
+        """Whether the client is known to have left, without looking again."""
+        return self._left
 
     def gone(self) -> bool:
         """Whether the client has closed (or reset) its connection."""
-        return self._os_socket is not None and _closed(self._os_socket)
+        if not self._left and self._peek and self._peer is not None:
+            self._left = closed(self._peer)
+        return self._left
+
+    @contextlib.contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """Raise ClientGone in the block's wait as soon as the client leaves (under gevent)."""
+        if self.gone():
+            raise ClientGone("The client closed its connection while the relay waited.")
+        self.waiting = True
+        try:
+            yield
+        finally:
+            self.waiting = False
 
     def release(self) -> None:
-        sock, self._os_socket = self._socket, None
-        if sock is None or self._prior is None:
+        """Stop watching and put the socket's timeout back as it was."""
+        self.waiting = False
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher.close()
+            self._watcher = None
+        if self._peer is not None:
+            self._peer.close()
+            self._peer = None
+        sock, prior, self._prior = self._socket, self._prior, None
+        if sock is None or prior is None:
             return
-        try:
-            if self._gevent:
-                sock.settimeout(self._prior)
+        with contextlib.suppress(OSError):  # the connection is gone; nothing to put back
+            if under_gevent():
+                sock.settimeout(prior)
             else:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, self._prior)
-        except OSError:
-            pass  # the connection is gone; nothing to put back
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, prior)
 
 
 @contextlib.contextmanager
@@ -99,48 +146,29 @@ def read_timeout(sock: Any, seconds: float) -> Iterator[None]:
 
 
 def has_left(sock: Any) -> bool:
-    """Whether the client of this server socket (gevent's or a plain one) has closed its connection."""
-    peer = getattr(sock, "_sock", sock)
-    return peer is not None and _closed(peer)
-
-
-def _closed(peer: Any) -> bool:
-    """Whether the other end of a socket has closed (or reset) it; never blocks."""
+    """Whether the client of this server socket has closed its connection (one peek, never blocks)."""
     try:
-        return bool(peer.recv(1, _PEEK) == b"")  # end of file
+        with _duplicate(sock) as peer:
+            return closed(peer)
+    except (OSError, AttributeError, ValueError):
+        return False
+
+
+def closed(peer: socket.socket) -> bool:
+    """Whether the other end has closed (or reset) the connection; never blocks (MSG_DONTWAIT)."""
+    try:
+        return peer.recv(1, _PEEK) == b""  # end of file
     except (BlockingIOError, InterruptedError):
         return False  # open, nothing to read: the usual case
     except OSError:
         return True  # reset
 
 
-@contextlib.contextmanager
-def stop_if_client_leaves(sock: Any) -> Iterator[None]:
-    """Raise ClientGone in the block's wait as soon as the client closes its connection.
+def _duplicate(sock: Any) -> socket.socket:
+    """The operating system's socket on a duplicate of `sock`'s descriptor, for peeks.
 
-    Under gevent only (the socket is gevent's): an io watcher on the client's socket runs in
-    gevent's event loop when the client sends or closes; if it closed, the watcher throws into
-    the greenlet waiting in the block, as gevent's own Timeout interrupts a wait. Under gthread a
-    thread blocked in a read cannot be interrupted; there the relay notices at the first
-    upstream read. Bytes that are not an end of file (a pipelined request) end the watch.
+    Not gevent's class: its recv would wait where a peek must return at once. Its blocking mode
+    is left as it is (the duplicate shares it with the server's socket); MSG_DONTWAIT is enough.
     """
-    peer = getattr(sock, "_sock", None)  # gevent's socket wraps the operating system's
-    if peer is None:
-        yield
-        return
-    waiting = gevent.getcurrent()
-    watcher = gevent.get_hub().loop.io(peer.fileno(), 1)  # 1: readable
-
-    def readable() -> None:
-        watcher.stop()
-        if _closed(peer):
-            waiting.throw(
-                ClientGone("The client closed its connection while the relay waited for the upstream.")
-            )
-
-    watcher.start(readable)
-    try:
-        yield
-    finally:
-        watcher.stop()
-        watcher.close()
+    plain: type[socket.socket] = monkey.get_original("socket", "socket")
+    return plain(fileno=os.dup(sock.fileno()))

@@ -1,13 +1,10 @@
-"""The response body: the upstream's event stream relayed as it arrives.
+"""The response body: the upstream's event stream relayed as it arrives, and always closed.
 
-An encoder says what the caller receives: the original wire format (wire.TextStream)
-or the OpenAI format passed through (chat_events.EventPassThrough). Every upstream
-read becomes at most one write (two for the read that carries the model packet),
-sent as soon as it is read. Whatever happens, the upstream
-response is closed: at the end, on an error, at the stream's time cap, or when
-the client goes away. Before each upstream read is relayed, the client's socket
-is checked (relay/serving/client_connection.py), so a client that left frees its
-upstream at the next upstream chunk at the latest, text or not.
+An encoder says what the caller receives (relay/formats: the original text, or OpenAI's
+events). Every upstream read becomes at most one write (two for the read that carries
+the model packet), sent as soon as it is read. Whatever happens, the upstream response
+is closed: at the end, on an error, at the stream's time cap, or when the client goes
+away, which the client watch (relay/serving/client_connection.py) tells at once.
 """
 
 from __future__ import annotations
@@ -21,20 +18,26 @@ import httpx
 
 from relay.access.redaction import redact
 from relay.config import Settings
-from relay.errors import UpstreamError
-from relay.formats.sse import SSEDecoder
-from relay.serving.client_connection import ClientConnection
+from relay.errors import ClientGone, UpstreamError
+from relay.formats.sse import EventTooLarge, SSEDecoder
+from relay.serving.client_connection import ClientWatch
+from relay.serving.deadlines import within
 from relay.serving.request_log import RequestLog
-from relay.upstream.bodies import WHOLE_BODY_LIMIT, body_kind, read_body
+from relay.upstream.bodies import body_kind, read_answer_body
 
 logger = logging.getLogger(__name__)
 
-# After [DONE], read at most this much of what remains, so the connection can be reused.
-_DRAIN_LIMIT = 64 * 1024
+# After the end the relay needs ([DONE]), the upstream's last bytes (normally only the chunked
+# terminator, often read already) are read for this long and this many reads at most, so its
+# connection can serve the next request; what has not come by then is not waited for: the
+# connection is closed instead. (Under gthread, where a read cannot be interrupted, the reads'
+# count is the bound.)
+DRAIN_SECONDS = 0.25
+DRAIN_READS = 2
 
 
 class Encoder(Protocol):
-    """Turns decoded SSE payloads into the caller's bytes (formats.original, formats.chat_events)."""
+    """Turns decoded SSE payloads into the caller's bytes (relay/formats)."""
 
     packet: bytes | None  # a write that is not yet text (the original format's model packet)
     finished: bool
@@ -55,7 +58,7 @@ class Encoder(Protocol):
 
 
 class ReplyStream:
-    """An iterable WSGI body with a `close` that always closes the upstream response."""
+    """An iterable WSGI body whose `close` always closes the upstream response and writes the log line."""
 
     def __init__(
         self,
@@ -65,17 +68,17 @@ class ReplyStream:
         log: RequestLog,
         settings: Settings,
         secrets: tuple[str | None, ...],
-        client_socket: Any = None,
+        client: ClientWatch,
     ) -> None:
         self._response = response
         self._text = text
         self._log = log
         self._settings = settings
         self._secrets = secrets
-        self._client = ClientConnection(client_socket, write_timeout=settings.idle_timeout)
+        self._client = client
         self._deadline = log.started + settings.stream_max_seconds
-        self._whole = body_kind(response) == "json"  # one answer (read_body), not an event stream
-        self._chunks: Iterator[bytes] = iter(()) if self._whole else response.iter_bytes()
+        self._whole = body_kind(response) == "json"  # one answer, not an event stream
+        self._chunks: Iterator[bytes] = iter(()) if self._whole else response.iter_raw()
         self._outcome = "client_gone"  # until the body ends some other way
         self._closed = False
         self._body = self._relay()
@@ -90,7 +93,7 @@ class ReplyStream:
         self._closed = True
         try:
             self._body.close()
-            if not self._whole and self._outcome == "ok" and self._text.finished and self._text.error is None:
+            if self._outcome == "ok" and not self._whole and self._text.finished:
                 self._drain()
         finally:
             try:
@@ -109,41 +112,48 @@ class ReplyStream:
         yield b""
         try:
             yield from self._relay_events()
+        except ClientGone:
+            return  # outcome stays client_gone; close() frees the upstream
         except httpx.TimeoutException:
-            self._outcome = "timeout"
-            self._log.detail = "upstream silent mid-stream"
+            self._failed("timeout", "upstream silent mid-stream")
             yield self._note(
                 f"the upstream sent nothing for {self._settings.idle_timeout:g} s; the reply is incomplete"
             )
         except httpx.TransportError:
             # Reset, early close, or a body cut mid-chunk: the reply is incomplete.
-            self._outcome = "upstream_error"
-            self._log.detail = "upstream connection lost mid-stream"
+            self._failed("upstream_error", "upstream connection lost mid-stream")
             yield self._note("the upstream closed the connection before the reply was complete")
-        except httpx.HTTPError:
-            # The body could not be decoded (a broken gzip stream, say).
-            self._outcome = "upstream_error"
-            self._log.detail = "upstream body could not be decoded"
-            yield self._note("the upstream sent a reply that could not be decoded")
+        except EventTooLarge:
+            self._failed("upstream_error", "upstream event over the size limit")
+            yield self._note("the upstream sent an event larger than this relay passes on; the reply is cut")
         except UpstreamError as failure:
-            self._outcome = "upstream_error"
-            self._log.detail = "upstream answer could not be read whole"
+            self._failed(failure.outcome, "upstream answer could not be read whole")
             yield self._note(failure.message)
         except Exception:
             logger.exception("Unexpected error while relaying a stream")
-            self._outcome = "error"
-            self._log.detail = "relay error mid-stream"
+            self._failed("error", "relay error mid-stream")
             yield self._note("the relay failed while streaming this reply")
 
     def _relay_events(self) -> Iterator[bytes]:
         text = self._text
         if self._whole:
-            yield from self._send(text.translate([read_body(self._response, WHOLE_BODY_LIMIT)]))
+            with self._client.interruptible():
+                body = read_answer_body(self._response, self._deadline - time.monotonic())
+            yield from self._send(text.translate([body]))
         else:
             decoder = SSEDecoder()
             client = self._client
+            chunks = self._chunks
             deadline = self._deadline
-            for chunk in self._chunks:
+            while not client.left:  # the watch saw it leave while its last write was sent
+                client.waiting = True  # a client that leaves now interrupts this read
+                chunk = next(chunks, None)
+                client.waiting = False
+                if chunk is None:  # the upstream's body ended
+                    yield from self._send(text.translate(decoder.flush()))
+                    if text.replied:
+                        yield from self._send(text.end())
+                    break
                 if client.gone():
                     return  # outcome stays client_gone; close() frees the upstream
                 payloads = decoder.feed(chunk)
@@ -152,25 +162,21 @@ class ReplyStream:
                     if text.finished:
                         break
                 if time.monotonic() > deadline:
-                    self._outcome = "timeout"
-                    self._log.detail = "stream reached STREAM_MAX_SECONDS"
                     limit = self._settings.stream_max_seconds
+                    self._failed("timeout", "stream reached STREAM_MAX_SECONDS")
                     yield self._note(
                         f"the reply reached this relay's limit of {limit:g} s "
                         "(STREAM_MAX_SECONDS) and was cut"
                     )
                     return
-            else:  # the upstream's body ended
-                yield from self._send(text.translate(decoder.flush()))
-                if text.replied:
-                    yield from self._send(text.end())
+            else:
+                return  # the client left; outcome stays client_gone
         if not text.replied and text.error is None:
             yield self._nothing_to_relay("answer" if self._whole else "stream")
             return
         self._outcome = "ok"
         if text.error is not None:
-            self._outcome = "upstream_error"
-            self._log.detail = "error event in the stream"
+            self._failed("upstream_error", "error event in the stream")
             yield self._note(text.error)
 
     def _send(self, writes: list[bytes]) -> Iterator[bytes]:
@@ -181,11 +187,14 @@ class ReplyStream:
             log.bytes_sent += len(write)
             yield write
 
+    def _failed(self, outcome: str, detail: str) -> None:
+        self._outcome = outcome
+        self._log.detail = detail
+
     def _nothing_to_relay(self, kind: str) -> bytes:
         # A 200 with no reply in it (an empty body, only [DONE], an error object not sent as an
         # event, a JSON answer without a choice) would look like an empty reply; say so instead.
-        self._outcome = "upstream_error"
-        self._log.detail = f"upstream {kind} held nothing to relay"
+        self._failed("upstream_error", f"upstream {kind} held nothing to relay")
         return self._note(f"the upstream's {kind} ended with nothing to relay, though its status was 200")
 
     def _note(self, message: str) -> bytes:
@@ -194,14 +203,13 @@ class ReplyStream:
         return note
 
     def _drain(self) -> None:
-        # The caller has its whole reply; reading the upstream's last bytes (normally
-        # just the chunked terminator) lets the pool reuse the connection, and saves
-        # the next request a TCP and TLS handshake.
-        size = 0
+        # The caller has its whole reply; the upstream's last bytes (normally just the chunked
+        # terminator, often already read) let the pool reuse the connection and save the next
+        # request a TCP and TLS handshake. Not waited for beyond DRAIN_SECONDS.
         try:
-            for chunk in self._chunks:
-                size += len(chunk)
-                if size > _DRAIN_LIMIT:
-                    break
-        except httpx.HTTPError:
+            with within(DRAIN_SECONDS, TimeoutError()):
+                for reads, _ in enumerate(self._chunks, start=1):
+                    if reads >= DRAIN_READS:
+                        break
+        except (httpx.HTTPError, TimeoutError):
             pass

@@ -4,8 +4,8 @@
 const MAX_LINE = 600; // an upstream's message is shown whole up to this many characters
 
 // The relay's words for an upstream's error status (README, "The wire format"):
-// OpenAI API error: <status> <reason> <the upstream's JSON body, compact, or {}>[ (…)]
-const UPSTREAM_ERROR = /^OpenAI API error: (\d{3}) ([^{]*?) ?(\{.*\})/s;
+// OpenAI API error: <status> <reason> <the upstream's JSON body, compact, or {}>[ (the relay's note)]
+const UPSTREAM_ERROR = /^OpenAI API error: (\d{3}) ([^{]*?) ?(\{.*\})(.*)$/s;
 const MISSING_KEY = "Error: missing OpenAI API Key.";
 const KEY_REFUSED = "This relay does not accept your own API key";
 const HOW_TO_SEND_A_TOKEN = / ?Send the header "?Authorization: Bearer <token>.*$/s;
@@ -23,7 +23,9 @@ export function explainHttpError(status, body, config) {
   let hint = "";
   const upstream = UPSTREAM_ERROR.exec(text);
   if (upstream) {
-    line = upstreamMessage(upstream[3]) || `The model's provider answered ${upstream[1]} ${upstream[2]}.`;
+    const [, code, reason, json, note] = upstream;
+    line = upstreamMessage(json) || `The model's provider answered ${`${code} ${reason}`.trim()}.`;
+    if (note.trim()) line += ` ${note.trim()}`; // e.g. "(unexpected status …; check OPENAI_BASE_URL)"
   } else if (status === 401) {
     line = text.replace(HOW_TO_SEND_A_TOKEN, "") || line;
     hint = "Paste an access token under Settings (the relay's owner can give you one).";

@@ -1,27 +1,49 @@
-"""Reading what the upstream answered: the kind of body, and a whole body, bounded in size.
+"""Reading what the upstream answered: the kind of body, and a whole body, bounded in size and time.
 
 Streams are read by relay/serving/reply.py as they arrive; this reads answers that
-come whole (a completion, a model list, an error) up to a limit, so no upstream can
-make the relay hold more than that.
+come whole (a completion, a model list, an error) up to a size and within a deadline,
+so no upstream can make the relay hold more than that, or wait longer. Bodies are
+never compressed (relay/upstream/client.py asks for none and refuses any).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import httpx
 
 from relay.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from relay.serving.deadlines import within
 
 JSON = "application/json"
 EVENT_STREAM = "text/event-stream"
 # Enough of an error body for any real error object; an HTML error page is cut here.
 ERROR_BODY_LIMIT = 64 * 1024
-# A whole (not streamed) answer, or a model list, is read up to this.
-WHOLE_BODY_LIMIT = 16 * 1024 * 1024
-# The upstream's headers an SDK acts on, passed on with its answer.
-PASSED_HEADERS = ("retry-after", "retry-after-ms", "x-request-id", "openai-processing-ms")
-PASSED_HEADER_PREFIX = "x-ratelimit-"
+# An error body is read for this long at most: it is only there to be quoted.
+ERROR_BODY_SECONDS = 10.0
+# A whole (not streamed) answer, or a model list, is read up to this: a long completion with
+# logprobs is a few MiB; more would let one upstream fill an instance's memory.
+WHOLE_BODY_LIMIT = 8 * 1024 * 1024
+# The upstream's headers an SDK acts on, passed on with its answer: these names only, each
+# value short and printable, so an upstream cannot fill or break the caller's head.
+PASSED_HEADERS = frozenset(
+    {
+        "retry-after",
+        "retry-after-ms",
+        "x-request-id",
+        "openai-processing-ms",
+        "openai-version",
+        "x-should-retry",
+        *(
+            f"x-ratelimit-{kind}-{unit}"
+            for kind in ("limit", "remaining", "reset")
+            for unit in ("requests", "tokens")
+        ),
+    }
+)
+PASSED_VALUE_LIMIT = 256
+_PRINTABLE = re.compile(r"[\x20-\x7e]*")
 
 
 def body_kind(response: httpx.Response) -> str:
@@ -33,20 +55,22 @@ def body_kind(response: httpx.Response) -> str:
     return "stream" if content_type.startswith(EVENT_STREAM) else "other"
 
 
-def read_body(response: httpx.Response, limit: int) -> bytes:
-    """A whole body, up to `limit` bytes; a failure while reading is an UpstreamError."""
+def read_body(response: httpx.Response, limit: int, seconds: float) -> bytes:
+    """A whole body, up to `limit` bytes and within `seconds`; a failure is an UpstreamError."""
     host = response.request.url.host
     parts: list[bytes] = []
     size = 0
+    late = UpstreamTimeout(f"OpenAI API error: {host} took too long to send its whole answer.")
     try:
-        for chunk in response.iter_bytes():
-            parts.append(chunk)
-            size += len(chunk)
-            if size > limit:
-                raise UpstreamUnreachable(
-                    f"OpenAI API error: the answer of {host} is larger than the relay passes on "
-                    f"({limit // (1024 * 1024)} MiB)."
-                )
+        with within(seconds, late):
+            for chunk in response.iter_raw():
+                parts.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    raise UpstreamUnreachable(
+                        f"OpenAI API error: the answer of {host} is larger than the relay passes on "
+                        f"({limit // 1024} KiB)."
+                    )
     except httpx.TimeoutException:
         raise UpstreamTimeout(f"OpenAI API error: {host} stopped sending its answer part way.") from None
     except httpx.HTTPError:
@@ -56,10 +80,15 @@ def read_body(response: httpx.Response, limit: int) -> bytes:
     return b"".join(parts)
 
 
+def read_answer_body(response: httpx.Response, seconds: float) -> bytes:
+    """A whole answer's body (a completion, a model list), within WHOLE_BODY_LIMIT."""
+    return read_body(response, WHOLE_BODY_LIMIT, seconds)
+
+
 def read_error_body(response: httpx.Response) -> bytes:
-    """An error's body, or nothing when it is cut or too long (the error is told without it)."""
+    """An error's body, or nothing when it is cut, too long or too slow (the error is told without it)."""
     try:
-        return read_body(response, ERROR_BODY_LIMIT)
+        return read_body(response, ERROR_BODY_LIMIT, ERROR_BODY_SECONDS)
     except UpstreamError:
         return b""
 
@@ -75,10 +104,10 @@ class Answer:
     headers: tuple[tuple[str, str], ...]  # the ones an SDK acts on (PASSED_HEADERS)
 
 
-def read_answer(response: httpx.Response) -> Answer:
-    """Read a whole answer and close the response."""
+def read_answer(response: httpx.Response, seconds: float) -> Answer:
+    """Read a whole answer within `seconds` and close the response."""
     try:
-        body = read_body(response, WHOLE_BODY_LIMIT)
+        body = read_answer_body(response, seconds)
     finally:
         response.close()
     return Answer(
@@ -91,9 +120,14 @@ def read_answer(response: httpx.Response) -> Answer:
 
 
 def passed_headers(headers: httpx.Headers) -> tuple[tuple[str, str], ...]:
-    """The upstream's headers an SDK acts on (retry advice, rate limits, the request id)."""
-    return tuple(
-        (name, value)
-        for name, value in headers.items()
-        if name in PASSED_HEADERS or name.startswith(PASSED_HEADER_PREFIX)
-    )
+    """The upstream's headers an SDK acts on (retry advice, rate limits, the request id), if well-formed.
+
+    Each name at most once; a value with a control character or over PASSED_VALUE_LIMIT is
+    dropped, since it would break the caller's head or carry what is not a header's business.
+    """
+    passed: dict[str, str] = {}
+    for name, value in headers.items():
+        well_formed = len(value) <= PASSED_VALUE_LIMIT and _PRINTABLE.fullmatch(value)
+        if name in PASSED_HEADERS and name not in passed and well_formed:
+            passed[name] = value
+    return tuple(passed.items())

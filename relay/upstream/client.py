@@ -15,7 +15,8 @@ import httpx
 
 from relay.access.redaction import redact
 from relay.config import Route, Settings
-from relay.errors import UpstreamError
+from relay.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from relay.serving.deadlines import within
 from relay.upstream.failures import describe_transport_error
 from relay.upstream.pools import TransportPools
 from relay.upstream.retry import MIN_ATTEMPT_SECONDS, RETRY_STATUSES, retry_wait
@@ -33,7 +34,9 @@ class Upstream:
         self.route = route
         self.pools = TransportPools(settings, route)
         self._urls: dict[str, httpx.URL] = {}  # parsed once per path
-        self._headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate", **dict(route.headers)}
+        # No compression: the relay reads bodies as they come, and a small compressed body can
+        # expand without bound (a "zip bomb"); a chat stream gains little from it anyway.
+        self._headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **dict(route.headers)}
 
     def send(
         self, method: str, path: str, api_key: str | None, body: bytes | None, accept: str
@@ -96,10 +99,24 @@ class Upstream:
             "pool": min(settings.connect_timeout, remaining),
         }
         request = httpx.Request(method, url, headers=headers, content=body, extensions={"timeout": timeouts})
+        # Each read has its timeout; the whole wait for the head has this one (an upstream can send
+        # informational 1xx heads, each within the read timeout, for ever).
+        late = UpstreamTimeout(
+            f"OpenAI API error: {self.route.host} did not answer within {settings.first_byte_timeout:g} s "
+            "(UPSTREAM_FIRST_BYTE_TIMEOUT)."
+        )
         try:
-            response = self.pools.send(request)
+            with within(remaining, late):
+                response = self.pools.send(request)
         except httpx.TransportError as error:
             raise describe_transport_error(error, self.route, settings, (api_key,)) from None
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            response.close()
+            raise UpstreamUnreachable(
+                f"OpenAI API error: {self.route.host} answered with a compressed body (Content-Encoding: "
+                f"{encoding[:40]}), which the relay did not ask for and does not decompress."
+            )
         # From here on, the longest silence between two reads of the body: httpcore takes the
         # request's timeouts when the body's iteration begins, which is after this.
         timeouts["read"] = settings.idle_timeout
