@@ -444,6 +444,92 @@ def test_an_upstream_error_reads_as_one_line_with_the_details_a_click_away(
     expect(tab.locator("#message")).to_have_value("Again")  # the question is back, to try again
 
 
+@pytest.mark.parametrize(
+    ("status", "body", "config", "line", "hint"),
+    [
+        pytest.param(
+            429,
+            'OpenAI API error: 429 Too Many Requests {"error":{"message":"Slow down."}}',
+            None,
+            "Slow down.",
+            "",
+            id="upstream-message",
+        ),
+        pytest.param(
+            400,
+            'OpenAI API error: 400 Bad Request {"error":"a plain string"}',
+            None,
+            "a plain string",
+            "",
+            id="error-as-string",
+        ),
+        pytest.param(
+            599, "OpenAI API error: 599  {}", None, "The model's provider answered 599.", "", id="no-reason"
+        ),
+        pytest.param(
+            502,
+            "OpenAI API error: 302 Found {} (unexpected status from the upstream; check OPENAI_BASE_URL)",
+            None,
+            "The model's provider answered 302 Found. (unexpected status from the upstream; check OPENAI_BASE_URL)",
+            "",
+            id="unexpected-status",
+        ),
+        pytest.param(
+            502,
+            "OpenAI API error: could not connect to api.openai.com: connection refused.",
+            None,
+            "OpenAI API error: could not connect to api.openai.com: connection refused.",
+            "",
+            id="relays-own",
+        ),
+        pytest.param(
+            401,
+            'Unauthorized: the access token sent is not valid for this relay. Send the header "Authorization: Bearer <token>" with one of the access tokens its owner set in ACCESS_TOKENS.',
+            None,
+            "Unauthorized: the access token sent is not valid for this relay.",
+            "Paste an access token under Settings (the relay's owner can give you one).",
+            id="bad-token",
+        ),
+        pytest.param(
+            400,
+            'This relay does not accept your own API key: remove "apiKey" from the request (its owner set ALLOW_CLIENT_KEYS=false).',
+            None,
+            "This relay does not accept your own OpenAI API key.",
+            "Clear the OpenAI API key under Settings to use the relay's own.",
+            id="key-refused",
+        ),
+        pytest.param(
+            400,
+            "Error: missing OpenAI API Key. Add it on the client side (Settings icon) or server side (your deployment).",
+            {"clientKeys": False, "accessTokens": False},
+            "This relay has no OpenAI API key of its own.",
+            "It does not accept your own key either: ask the relay's owner to set one.",
+            id="no-key-anywhere",
+        ),
+        pytest.param(500, "", None, "The relay answered without a message.", "", id="empty"),
+    ],
+)
+def test_how_errors_read(
+    relay: RelayServer,
+    page: Page,
+    status: int,
+    body: str,
+    config: dict[str, bool] | None,
+    line: str,
+    hint: str,
+) -> None:
+    page.goto(relay.url + "/")
+    explained = page.evaluate(
+        """async ([status, body, config]) => {
+          const { explainHttpError } = await import("/errors.js");
+          return explainHttpError(status, body, config);
+        }""",
+        [status, body, config],
+    )
+    assert (explained["line"], explained["hint"]) == (line, hint)
+    assert explained["details"] == (body if body != line else "")  # the whole answer, when it says more
+
+
 def test_an_upstream_error_without_a_message_says_what_the_status_was(
     fake: FakeUpstream, relay: RelayServer, page: Page
 ) -> None:
