@@ -1,7 +1,8 @@
 """The benchmark: the relay as deployed against the fake upstream read directly, side by side.
 
-  ./dev bench            the full run (about seven minutes on 2 cores)
-  ./dev bench --quick    a smoke run with small numbers
+  ./dev bench                  the full run (about eight minutes on 2 cores)
+  ./dev bench --quick          a smoke run with small numbers
+  ./dev bench --before REV     also the relay as it was at git revision REV, side by side
 
 It starts bench/upstream.py, the function with deploy/server.env (the settings
 every deployment ships), and the same server running bench/passthrough.py (the
@@ -21,6 +22,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -142,8 +144,23 @@ def median(values: list[float | None]) -> float | None:
     return statistics.median(present) if present else None
 
 
+class Checkout:
+    """The repository at another revision, in a worktree of its own, to run the relay as it was."""
+
+    def __init__(self, revision: str) -> None:
+        self.revision = revision
+        self.path = Path(tempfile.mkdtemp(prefix="bench-before-"))
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(self.path), revision],
+            cwd=ROOT, check=True, capture_output=True,
+        )  # fmt: skip
+
+    def remove(self) -> None:
+        subprocess.run(["git", "worktree", "remove", "--force", str(self.path)], cwd=ROOT, check=False)
+
+
 class Bench:
-    def __init__(self, rounds: int, quick: bool) -> None:
+    def __init__(self, rounds: int, quick: bool, before: str | None = None) -> None:
         self.rounds = rounds
         self.quick = quick
         self.upstream = Upstream()
@@ -154,31 +171,45 @@ class Bench:
         self.floor = self.start_relay(FLOOR_COMMAND)
         self.floor_url = self.floor.url + "/api/chat"
         self.servers = {self.relay_url: self.pids, self.floor_url: processes(self.floor.process.pid)}  # type: ignore[union-attr]
+        self.checkout = Checkout(before) if before else None
+        self.before: RelayServer | None = None
+        if self.checkout is not None:
+            source = self.checkout.path
+            self.before = self.start_relay(framework_command(source / "main.py"), cwd=source)
+            self.before_url = self.before.url + "/api/chat"
+            self.servers[self.before_url] = processes(self.before.process.pid)  # type: ignore[union-attr]
 
-    def start_relay(self, command: list[str] | None = None) -> RelayServer:
+    def start_relay(self, command: list[str] | None = None, cwd: Path = ROOT) -> RelayServer:
         env = {
             **shipped_server_env(),
             "OPENAI_BASE_URL": self.upstream.base_url,
             "OPENAI_API_KEY": "sk-bench",
         }
-        relay = RelayServer(env, command).start()
+        relay = RelayServer(env, command, cwd=cwd).start()
         time.sleep(1.0)  # workers booted
         return relay
 
     def stop(self) -> None:
         self.relay.stop()
         self.floor.stop()
+        if self.before is not None:
+            self.before.stop()
+        if self.checkout is not None:
+            self.checkout.remove()
         self.upstream.stop()
 
     def three(
         self, run: Callable[[str, str], dict[str, Any]]
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-        """Interleaved rounds: direct, pass-through, relay, direct, ..."""
+        """Interleaved rounds: direct, pass-through, relay (and the relay before), direct, ..."""
         direct, floor, relayed = [], [], []
+        self.before_runs: list[dict[str, Any]] = []
         for _ in range(self.rounds):
             direct.append(run(self.direct_url, "direct"))
             floor.append(run(self.floor_url, "relay"))
             relayed.append(run(self.relay_url, "relay"))
+            if self.before is not None:
+                self.before_runs.append(run(self.before_url, "relay"))
         return direct, floor, relayed
 
     def measured(self, url: str, target: str, model: str, **options: Any) -> dict[str, Any]:
@@ -199,9 +230,12 @@ class Bench:
         direct, floor, relayed = self.three(lambda url, target: load(url, target, "short", sequential=count))
         return {
             f"{source}_{name}_ms": scaled(1000, [r[f"ttfb_{name}"] for r in runs])
-            for source, runs in (("direct", direct), ("floor", floor), ("relay", relayed))
+            for source, runs in (("direct", direct), ("floor", floor), ("relay", relayed), *self._before())
             for name in ("p50", "p99")
         }
+
+    def _before(self) -> list[tuple[str, list[dict[str, Any]]]]:
+        return [("before", self.before_runs)] if self.before is not None else []
 
     def bulk(self) -> dict[str, Any]:
         tokens = 20_000 if self.quick else 100_000
@@ -214,6 +248,14 @@ class Bench:
             "floor_cpu_us_per_chunk": scaled(1e6, [r["relay_cpu"] / tokens for r in floor]),
             "relay_wall_s": median([r["wall"] for r in relayed]),
             "relay_cpu_us_per_chunk": scaled(1e6, [r["relay_cpu"] / tokens for r in relayed]),
+            **{
+                f"{source}_{name}": value
+                for source, runs in self._before()
+                for name, value in (
+                    ("wall_s", median([r["wall"] for r in runs])),
+                    ("cpu_us_per_chunk", scaled(1e6, [r["relay_cpu"] / tokens for r in runs])),
+                )
+            },
         }
 
     def paced(self, streams: int) -> dict[str, Any]:
@@ -229,6 +271,11 @@ class Bench:
             **paced_figures("direct", direct),
             **paced_figures("floor", floor),
             **paced_figures("relay", relayed),
+            **{
+                key: value
+                for source, runs in self._before()
+                for key, value in paced_figures(source, runs).items()
+            },
         }
 
     def aborted(self) -> dict[str, Any]:
@@ -358,50 +405,128 @@ def markdown(results: dict[str, Any]) -> str:
     single, bulk, paced, abort, soak = (
         results["single_stream"], results["bulk"], results["paced"], results["aborted"], results["soak"]
     )  # fmt: skip
-    added_p50 = single["relay_p50_ms"] - single["direct_p50_ms"]
-    added_p99 = single["relay_p99_ms"] - single["direct_p99_ms"]
-    floor_p50 = single["floor_p50_ms"] - single["direct_p50_ms"]
-    floor_p99 = single["floor_p99_ms"] - single["direct_p99_ms"]
+    before = results.get("before")
+    servers = ["floor", "relay", *(["before"] if before else [])]
+    header = "| measure | upstream read directly | the floor: same server, pass-through | through the relay |"
+    rule = "|---|---|---|---|"
+    if before:
+        header += f" the relay before ({before}) |"
+        rule += "---|"
+
+    def row(measure: str, direct: str, cells: dict[str, str], target: str = "") -> str:
+        return (
+            f"| {measure} | {direct} | "
+            + " | ".join(cells.get(name, "") for name in servers)
+            + f" | {target} |"
+        )
+
+    def added(source: str, name: str) -> float | None:
+        value, direct = single.get(f"{source}_{name}_ms"), single.get(f"direct_{name}_ms")
+        return None if value is None or direct is None else value - direct
+
     lines = [
         f"Measured {results['date']} on {results['machine']}; the relay as deployed "
         f"(`deploy/server.env`: {results['server']}); medians of {results['rounds']} interleaved rounds. "
         "The floor is the same server running bench/passthrough.py, a function that passes the "
-        "upstream's bytes through untouched: what serving costs before any relay code runs.",
+        "upstream's bytes through untouched: what serving costs before any relay code runs."
+        + (f" The relay before is git revision {before}, run the same way beside it." if before else ""),
         "",
-        "| measure | upstream read directly | the floor: same server, pass-through | through the relay | target |",
-        "|---|---|---|---|---|",
-        f"| time to first byte, 1 stream, p50 / p99 (ms) | {fmt(single['direct_p50_ms'], 2)} / {fmt(single['direct_p99_ms'], 2)} "
-        f"| {fmt(single['floor_p50_ms'], 2)} / {fmt(single['floor_p99_ms'], 2)} (added {fmt(floor_p50, 2)} / {fmt(floor_p99, 2)}) "
-        f"| {fmt(single['relay_p50_ms'], 2)} / {fmt(single['relay_p99_ms'], 2)} (added {fmt(added_p50, 2)} / {fmt(added_p99, 2)}) | added ≤ 0.5 p50 |",
-        f"| {bulk['tokens']:,}-token stream, no pacing: wall (s) | {fmt(bulk['direct_wall_s'], 3)} | {fmt(bulk['floor_wall_s'], 3)} "
-        f"| {fmt(bulk['relay_wall_s'], 3)} | |",
-        f"| same: server CPU per upstream chunk (µs) | | {fmt(bulk['floor_cpu_us_per_chunk'], 2)} "
-        f"| {fmt(bulk['relay_cpu_us_per_chunk'], 2)} | ≤ 2 |",
+        header + " target |",
+        rule + "---|",
+        row(
+            "time to first byte, 1 stream, p50 / p99 (ms)",
+            f"{fmt(single['direct_p50_ms'], 2)} / {fmt(single['direct_p99_ms'], 2)}",
+            {
+                name: f"{fmt(single.get(f'{name}_p50_ms'), 2)} / {fmt(single.get(f'{name}_p99_ms'), 2)} "
+                f"(added {fmt(added(name, 'p50'), 2)} / {fmt(added(name, 'p99'), 2)})"
+                for name in servers
+            },
+            "added ≤ 0.5 p50",
+        ),
+        row(
+            f"{bulk['tokens']:,}-token stream, no pacing: wall (s)",
+            fmt(bulk["direct_wall_s"], 3),
+            {name: fmt(bulk.get(f"{name}_wall_s"), 3) for name in servers},
+        ),
+        row(
+            "same: server CPU per upstream chunk (µs)",
+            "",
+            {name: fmt(bulk.get(f"{name}_cpu_us_per_chunk"), 2) for name in servers},
+            "≤ 2",
+        ),
     ]
     targets = {100: ("", ""), 500: ("≤ 100", "≤ 60"), 1000: ("≤ 500", "≤ 100")}
-    for row in paced:
-        ttfb_target, gap_target = targets.get(row["streams"], ("", ""))
+    for paced_row in paced:
+        r = paced_row
+        streams = r["streams"]
+        ttfb_target, gap_target = targets.get(streams, ("", ""))
+        wrong = {
+            name: f"{r.get(f'{name}_failures')} / "
+            + ("not checked" if name == "floor" else str(r.get(f"{name}_wrong", "–")))
+            for name in servers
+        }
         lines += [
-            f"| {row['streams']} paced streams: failures / wrong bytes | {row['direct_failures']} / {row['direct_wrong']} "
-            f"| {row['floor_failures']} / not checked | {row['relay_failures']} / {row['relay_wrong']} | 0 / 0 |",
-            f"| {row['streams']} paced: TTFB p50 / p99 (ms) | {fmt(row['direct_ttfb_p50_ms'])} / {fmt(row['direct_ttfb_p99_ms'])} "
-            f"| {fmt(row['floor_ttfb_p50_ms'])} / {fmt(row['floor_ttfb_p99_ms'])} "
-            f"| {fmt(row['relay_ttfb_p50_ms'])} / {fmt(row['relay_ttfb_p99_ms'])} | p99 {ttfb_target} |",
-            f"| {row['streams']} paced: gap p99 (ms; tokens {PACE_MS} ms apart) | {fmt(row['direct_gap_p99_ms'])} "
-            f"| {fmt(row['floor_gap_p99_ms'])} | {fmt(row['relay_gap_p99_ms'])} | {gap_target} |",
-            f"| {row['streams']} paced: server CPU per token (µs) / peak RSS, all processes (MB) | "
-            f"| {fmt(row['floor_cpu_us_per_token'])} / {fmt(row['floor_peak_rss_mb'], 0)} "
-            f"| {fmt(row['relay_cpu_us_per_token'])} / {fmt(row['relay_peak_rss_mb'], 0)} | "
-            + ("≤ 60 / ≤ 250 |" if row["streams"] == 1000 else "|"),
+            row(
+                f"{streams} paced streams: failures / wrong bytes",
+                f"{r['direct_failures']} / {r['direct_wrong']}",
+                wrong,
+                "0 / 0",
+            ),
+            row(
+                f"{streams} paced: TTFB p50 / p99 (ms)",
+                f"{fmt(r['direct_ttfb_p50_ms'])} / {fmt(r['direct_ttfb_p99_ms'])}",
+                {
+                    name: f"{fmt(r.get(f'{name}_ttfb_p50_ms'))} / {fmt(r.get(f'{name}_ttfb_p99_ms'))}"
+                    for name in servers
+                },
+                f"p99 {ttfb_target}",
+            ),
+            row(
+                f"{streams} paced: gap p99 (ms; tokens {PACE_MS} ms apart)",
+                fmt(r["direct_gap_p99_ms"]),
+                {name: fmt(r.get(f"{name}_gap_p99_ms")) for name in servers},
+                gap_target,
+            ),
+            row(
+                f"{streams} paced: server CPU per token (µs) / peak RSS, all processes (MB)",
+                "",
+                {
+                    name: f"{fmt(r.get(f'{name}_cpu_us_per_token'))} / {fmt(r.get(f'{name}_peak_rss_mb'), 0)}"
+                    for name in servers
+                },
+                "≤ 1.5 × the floor's CPU" if streams == 1000 else "",
+            ),
         ]
     lines += [
-        f"| {abort['streams']} streams aborted mid-way: upstreams freed; lag p50 / max (ms) | | "
-        f"| {abort['upstreams_freed']} of {abort['aborted']}; {fmt(abort['lag_p50_ms'])} / {fmt(abort['lag_max_ms'])} "
-        f"| all, ≤ {2 * PACE_MS} |",
-        f"| soak: {soak['requests']:,} mixed requests in {fmt(soak['seconds'], 0)} s: failures | | | {soak['failures']} | 0 |",
-        f"| soak: RSS before → after (MB) | | | {fmt(soak['rss_before_mb'], 0)} → {fmt(soak['rss_after_mb'], 0)} | < +10 % |",
-        f"| soak: threads, open files, upstream connections before → after (each settled: {soak['settle_s']:.1f} s idle, then 10 requests) | | | {soak['threads_before']} → {soak['threads_after']}, "
-        f"{soak['files_before']} → {soak['files_after']}, {soak['upstream_open_before']} → {soak['upstream_open_after']} | none left behind |",
+        row(
+            f"{abort['streams']} streams aborted mid-way: upstreams freed; lag p50 / max (ms)",
+            "",
+            {
+                "relay": f"{abort['upstreams_freed']} of {abort['aborted']}; {fmt(abort['lag_p50_ms'])} / {fmt(abort['lag_max_ms'])}"
+            },
+            f"all, ≤ {2 * PACE_MS}",
+        ),
+        row(
+            f"soak: {soak['requests']:,} mixed requests in {fmt(soak['seconds'], 0)} s: failures",
+            "",
+            {"relay": str(soak["failures"])},
+            "0",
+        ),
+        row(
+            "soak: RSS before → after (MB)",
+            "",
+            {"relay": f"{fmt(soak['rss_before_mb'], 0)} → {fmt(soak['rss_after_mb'], 0)}"},
+            "< +10 %",
+        ),
+        row(
+            f"soak: threads, open files, upstream connections before → after (each settled: {soak['settle_s']:.1f} s idle, then 10 requests)",
+            "",
+            {
+                "relay": f"{soak['threads_before']} → {soak['threads_after']}, {soak['files_before']} → {soak['files_after']}, "
+                f"{soak['upstream_open_before']} → {soak['upstream_open_after']}"
+            },
+            "none left behind",
+        ),
     ]
     return "\n".join(lines) + "\n"
 
@@ -467,9 +592,10 @@ def main() -> None:
         "--rounds", type=int, default=None, help="interleaved rounds per measure (default 3, quick 1)"
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--before", metavar="REV", help="also run the relay as it was at this git revision")
     args = parser.parse_args()
     rounds = args.rounds or (1 if args.quick else 3)
-    bench = Bench(rounds, args.quick)
+    bench = Bench(rounds, args.quick, args.before)
     try:
         bench.warm_up()
         print("single stream…", flush=True)
@@ -491,6 +617,7 @@ def main() -> None:
         date=time.strftime("%Y-%m-%d"),
         machine=machine(),
         rounds=rounds,
+        before=args.before,
         server=", ".join(f"{name}={value}" for name, value in server.items()),
     )
     args.out.mkdir(parents=True, exist_ok=True)

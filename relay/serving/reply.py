@@ -20,8 +20,8 @@ from relay.access.redaction import redact
 from relay.config import Settings
 from relay.errors import ClientGone, UpstreamError
 from relay.formats.sse import EventTooLarge, SSEDecoder
+from relay.serving.batches import Batches
 from relay.serving.client_connection import ClientWatch
-from relay.serving.deadlines import within
 from relay.serving.request_log import RequestLog
 from relay.upstream.bodies import body_kind, read_answer_body
 
@@ -79,6 +79,7 @@ class ReplyStream:
         self._deadline = log.started + settings.stream_max_seconds
         self._whole = body_kind(response) == "json"  # one answer, not an event stream
         self._chunks: Iterator[bytes] = iter(()) if self._whole else response.iter_raw()
+        self._batches = Batches(self._chunks, client)
         self._outcome = "client_gone"  # until the body ends some other way
         self._closed = False
         self._body = self._relay()
@@ -95,6 +96,7 @@ class ReplyStream:
             self._body.close()
             if self._outcome == "ok" and not self._whole and self._text.finished:
                 self._drain()
+            self._batches.close()
         finally:
             try:
                 self._response.close()
@@ -143,17 +145,8 @@ class ReplyStream:
         else:
             decoder = SSEDecoder()
             client = self._client
-            chunks = self._chunks
             deadline = self._deadline
-            while not client.left:  # the watch saw it leave while its last write was sent
-                client.waiting = True  # a client that leaves now interrupts this read
-                chunk = next(chunks, None)
-                client.waiting = False
-                if chunk is None:  # the upstream's body ended
-                    yield from self._send(text.translate(decoder.flush()))
-                    if text.replied:
-                        yield from self._send(text.end())
-                    break
+            for chunk in self._batches:
                 if client.gone():
                     return  # outcome stays client_gone; close() frees the upstream
                 payloads = decoder.feed(chunk)
@@ -169,8 +162,10 @@ class ReplyStream:
                         "(STREAM_MAX_SECONDS) and was cut"
                     )
                     return
-            else:
-                return  # the client left; outcome stays client_gone
+            else:  # the upstream's body ended
+                yield from self._send(text.translate(decoder.flush()))
+                if text.replied:
+                    yield from self._send(text.end())
         if not text.replied and text.error is None:
             yield self._nothing_to_relay("answer" if self._whole else "stream")
             return
@@ -204,12 +199,6 @@ class ReplyStream:
 
     def _drain(self) -> None:
         # The caller has its whole reply; the upstream's last bytes (normally just the chunked
-        # terminator, often already read) let the pool reuse the connection and save the next
-        # request a TCP and TLS handshake. Not waited for beyond DRAIN_SECONDS.
-        try:
-            with within(DRAIN_SECONDS, TimeoutError()):
-                for reads, _ in enumerate(self._chunks, start=1):
-                    if reads >= DRAIN_READS:
-                        break
-        except (httpx.HTTPError, TimeoutError):
-            pass
+        # terminator, often read already) let the pool reuse the connection and save the next
+        # request a TCP and TLS handshake. They are not waited for beyond DRAIN_SECONDS.
+        self._batches.finish(DRAIN_SECONDS, DRAIN_READS)

@@ -19,6 +19,11 @@ from relay.formats import jsoncodec
 logger = logging.getLogger("relay.request")
 
 REQUEST_ID_HEADER = "X-Relay-Request-Id"
+# A caller controls the path, the User-Agent and the model's name; a line holds at most this much
+# of each, so no caller can make a line too long for Cloud Logging (entries over 256 KB are dropped).
+FIELD_LIMIT = 512
+MESSAGE_LIMIT = 4096
+CUT = "…[cut]"
 
 # outcome -> severity. ok and client_gone are normal; the others say who failed.
 _LEVELS = {
@@ -72,17 +77,18 @@ class RequestLog:
     def finish(self, status: int, outcome: str) -> None:
         """Write the request's log line; `outcome` is a key of _LEVELS."""
         latency = time.monotonic() - self.started
+        path = bounded(self.path)
         fields: dict[str, Any] = {
             "httpRequest": {
-                "requestMethod": self.method,
-                "requestUrl": self.path,
+                "requestMethod": bounded(self.method),
+                "requestUrl": path,
                 "status": status,
                 "latency": f"{latency:.3f}s",
-                "userAgent": self.user_agent,
+                "userAgent": bounded(self.user_agent),
             },
             "outcome": outcome,
             "request_id": self.request_id,
-            "model": self.model,
+            "model": None if self.model is None else bounded(self.model),
             "upstream_status": self.upstream_status,
             "first_token_ms": self.first_token_ms,
             "chunks": self.chunks,
@@ -96,8 +102,13 @@ class RequestLog:
         if self.trace:
             fields["logging.googleapis.com/trace"] = self.trace
         level = _LEVELS.get(outcome, logging.WARNING)
-        message = f"{self.method} {self.path} {status} {outcome}"
+        message = f"{bounded(self.method)} {path} {status} {outcome}"
         logger.log(level, message, extra={"json_fields": fields})
+
+
+def bounded(text: str, limit: int = FIELD_LIMIT) -> str:
+    """`text`, or its start and a marker when it is longer than `limit` characters."""
+    return text if len(text) <= limit else text[: limit - len(CUT)] + CUT
 
 
 class CloudLoggingFormatter(logging.Formatter):
@@ -110,7 +121,7 @@ class CloudLoggingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "severity": record.levelname,
-            "message": record.getMessage(),
+            "message": bounded(record.getMessage(), MESSAGE_LIMIT),
             "logger": record.name,
         }
         extra = getattr(record, "json_fields", None)

@@ -34,6 +34,13 @@ from relay.config import Settings
 
 logger = logging.getLogger("relay.serving.server")
 
+# The request head a caller may send (gunicorn's own defaults, set explicitly: functions-framework
+# turns the line's limit off, and an unbounded line stalls a gevent worker while gunicorn rescans
+# it). Over them gunicorn answers 414 or 431 before the function runs.
+LIMIT_REQUEST_LINE = 4094  # bytes: method, path and query; the longest path served is a model's name
+LIMIT_REQUEST_FIELDS = 100  # headers
+LIMIT_REQUEST_FIELD_SIZE = 8190  # bytes per header: a long access token or identity token fits
+
 
 def configure_gunicorn(settings: Settings) -> None:
     """Make functions-framework's gunicorn use the configured worker class."""
@@ -45,6 +52,9 @@ def configure_gunicorn(settings: Settings) -> None:
 
     def load_config(self: Any) -> None:
         framework_load_config(self)
+        self.cfg.set("limit_request_line", LIMIT_REQUEST_LINE)
+        self.cfg.set("limit_request_fields", LIMIT_REQUEST_FIELDS)
+        self.cfg.set("limit_request_field_size", LIMIT_REQUEST_FIELD_SIZE)
         if settings.server_worker == "gevent":
             self.cfg.set("worker_class", "gevent")
             self.cfg.set("worker_connections", settings.threads)
@@ -55,6 +65,7 @@ def configure_gunicorn(settings: Settings) -> None:
 
 
 def _worker_started(worker: Any) -> None:
+    logging.getLogger("gunicorn.error").addFilter(_client_went_away)
     kind = type(worker).__name__
     gevent = kind == "GeventWorker"
     if gevent:
@@ -79,8 +90,23 @@ def unpatch_idle_connection_check() -> None:
     gevent worker and costs a system call. httpcore reads `select` from its module
     at each call; the pinned httpcore (requirements.txt) is what this was written for.
     """
+    if not isinstance(getattr(httpcore._utils, "select", None), types.ModuleType):
+        logger.warning(
+            "httpcore no longer polls through httpcore._utils.select; its idle check stays on gevent's loop"
+        )
+        return
     httpcore._utils.select = types.SimpleNamespace(  # type: ignore[attr-defined,assignment]
         poll=monkey.get_original("select", "poll"),
         select=monkey.get_original("select", "select"),
         POLLIN=select.POLLIN,
     )
+
+
+def _client_went_away(record: logging.LogRecord) -> bool:
+    """Drop gunicorn's traceback for a write to a client that stopped reading (the write timed out).
+
+    The relay's own line for that request already says `client_gone`, at INFO; a client that
+    leaves is not the server's error.
+    """
+    failure = record.exc_info[1] if record.exc_info else None
+    return not (isinstance(failure, TimeoutError) and record.getMessage().startswith("Socket error"))
