@@ -123,7 +123,7 @@ class BodyTimeout(ClientError):
 
     def __init__(self, seconds: float) -> None:
         super().__init__(
-            f"The request body stopped arriving: nothing came for {seconds:g} s "
+            f"The request body did not arrive whole within {seconds:g} s "
             "(REQUEST_BODY_TIMEOUT). Send the request again."
         )
 

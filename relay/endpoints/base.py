@@ -22,7 +22,7 @@ from relay.serving.reply import Encoder, ReplyStream
 from relay.serving.request_body import read_body
 from relay.serving.request_log import RequestLog
 from relay.serving.responses import TEXT, stream_response
-from relay.upstream.bodies import Answer, read_answer
+from relay.upstream.bodies import EVENT_STREAM, JSON, Answer, read_answer
 from relay.upstream.client import Upstream
 from relay.upstream.routes import Router
 
@@ -77,13 +77,44 @@ class Endpoint(Protocol):
 
 @dataclass(frozen=True)
 class Outgoing:
-    """A request for the upstream, as an endpoint built it."""
+    """A request for the upstream, as an endpoint built it, and what its answer needs to know."""
 
     route: Route
     path: str  # under the route's base URL, such as "/chat/completions"
     api_key: str | None
     body: bytes
-    accept: str
+    model: str  # as the caller named it
+    stream: bool  # the caller asked for a stream
+
+    @property
+    def accept(self) -> str:
+        return EVENT_STREAM if self.stream else JSON
+
+
+class UpstreamEndpoint:
+    """The shape of every endpoint that calls an upstream: prepare the request, send it, answer.
+
+    `prepare` reads and checks the body and applies the owner's rules; what it parsed is
+    dropped when it returns, so a stream holds none of it (only the bytes to send, until
+    the upstream answers). `answer` turns the upstream's response into the caller's.
+    """
+
+    methods: tuple[str, ...] = ("POST",)
+
+    def __init__(self, settings: Settings, upstreams: Upstreams) -> None:
+        self.settings = settings
+        self.upstreams = upstreams
+
+    def serve(self, call: Call) -> flask.Response:
+        outgoing = self.prepare(call)
+        response = self.upstreams.send(call, outgoing)
+        return self.answer(call, outgoing, response)
+
+    def prepare(self, call: Call) -> Outgoing:
+        raise NotImplementedError
+
+    def answer(self, call: Call, outgoing: Outgoing, response: httpx.Response) -> flask.Response:
+        raise NotImplementedError
 
 
 class Upstreams:

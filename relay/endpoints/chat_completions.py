@@ -9,42 +9,39 @@ raise their usual exceptions and back off as asked.
 from __future__ import annotations
 
 import flask
+import httpx
 
 from relay.access.policy import bearer_key, choose_key, token_cap
 from relay.config import Route, Settings
 from relay.endpoints.answers import answer_response
-from relay.endpoints.base import Call, Outgoing, Upstreams, read_whole, stream_reply
+from relay.endpoints.base import Call, Outgoing, UpstreamEndpoint, read_whole, stream_reply
 from relay.errors import KeyRequired, MissingApiKey
 from relay.formats import jsoncodec
 from relay.formats.chat_events import EventPassThrough, completion_as_events, error_event
 from relay.serving.responses import EVENT_STREAM as EVENT_STREAM_OUT
 from relay.serving.responses import fixed_response
-from relay.upstream.bodies import EVENT_STREAM, JSON, body_kind
+from relay.upstream.bodies import JSON, body_kind
 from relay.validation.openai import ChatCompletionsRequest, check_one_choice, parse_chat_completions
 
 
-class ChatCompletions:
-    methods: tuple[str, ...] = ("POST",)
-
-    def __init__(self, settings: Settings, upstreams: Upstreams) -> None:
-        self.settings = settings
-        self.upstreams = upstreams
-
-    def serve(self, call: Call) -> flask.Response:
+class ChatCompletions(UpstreamEndpoint):
+    def prepare(self, call: Call) -> Outgoing:
         settings = self.settings
         request = parse_chat_completions(call.body())
         route, request.data["model"] = self.upstreams.route(call, request.model)
         self._limit_tokens(request, route)
         api_key = key_or_401(settings, bearer_key(settings, call.authorization), route)
-        accept = EVENT_STREAM if request.stream else JSON
-        outgoing = Outgoing(route, "/chat/completions", api_key, jsoncodec.dumps(request.data), accept)
-        response = self.upstreams.send(call, outgoing)
-        if request.stream and response.is_success and body_kind(response) == "stream":
+        body = jsoncodec.dumps(request.data)
+        return Outgoing(route, "/chat/completions", api_key, body, request.model, request.stream)
+
+    def answer(self, call: Call, outgoing: Outgoing, response: httpx.Response) -> flask.Response:
+        api_key = outgoing.api_key
+        if outgoing.stream and response.is_success and body_kind(response) == "stream":
             return stream_reply(
                 call, response, EventPassThrough(secrets=(api_key,)), api_key, EVENT_STREAM_OUT
             )
         answer = read_whole(call, response)
-        if request.stream and answer.status < 300 and answer.content_type.lower().startswith(JSON):
+        if outgoing.stream and answer.status < 300 and answer.content_type.lower().startswith(JSON):
             # The upstream ignored `stream` and sent the whole completion: the caller gets its stream.
             events = completion_as_events(answer.body)
             outcome = "ok"

@@ -15,38 +15,31 @@ import httpx
 
 from relay.access.policy import choose_key, token_cap
 from relay.access.redaction import redact
-from relay.config import Settings
-from relay.endpoints.base import Call, Outgoing, Upstreams, stream_reply
+from relay.endpoints.base import Call, Outgoing, UpstreamEndpoint, stream_reply
 from relay.errors import UpstreamError, UpstreamHTTPError, UpstreamUnreachable
 from relay.formats import jsoncodec
 from relay.formats.original import TextStream
-from relay.upstream.bodies import EVENT_STREAM, body_kind, read_error_body
+from relay.upstream.bodies import body_kind, read_error_body
 from relay.validation.original import DEFAULT_MAX_TOKENS, parse_chat_request
 
 
-class OriginalChat:
-    methods: tuple[str, ...] = ("POST",)
-
-    def __init__(self, settings: Settings, upstreams: Upstreams) -> None:
-        self.settings = settings
-        self.upstreams = upstreams
-
-    def serve(self, call: Call) -> flask.Response:
+class OriginalChat(UpstreamEndpoint):
+    def prepare(self, call: Call) -> Outgoing:
         settings = self.settings
         chat = parse_chat_request(call.body())
         route, model = self.upstreams.route(call, chat.model)
         max_tokens = token_cap(settings.max_tokens_limit, "max_tokens", chat.max_tokens, DEFAULT_MAX_TOKENS)
         api_key = choose_key(settings, chat.api_key, route)
         body = chat.upstream_body(model, max_tokens or DEFAULT_MAX_TOKENS, stream_usage=settings.stream_usage)
-        response = self.upstreams.send(
-            call, Outgoing(route, "/chat/completions", api_key, body, EVENT_STREAM)
-        )
+        return Outgoing(route, "/chat/completions", api_key, body, chat.model, stream=True)
+
+    def answer(self, call: Call, outgoing: Outgoing, response: httpx.Response) -> flask.Response:
         if not response.is_success or body_kind(response) == "other":
             try:
-                raise refusal(response, api_key)
+                raise refusal(response, outgoing.api_key)
             finally:
                 response.close()
-        return stream_reply(call, response, TextStream(chat.model), api_key)
+        return stream_reply(call, response, TextStream(outgoing.model), outgoing.api_key)
 
 
 def refusal(response: httpx.Response, api_key: str | None) -> UpstreamError:

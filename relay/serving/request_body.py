@@ -10,6 +10,7 @@ from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from relay.errors import BadRequest, BodyTimeout, ClientGone, PayloadTooLarge
 from relay.serving.client_connection import has_left, read_timeout
+from relay.serving.deadlines import within
 
 
 def limit_body(request: flask.Request, limit: int) -> None:
@@ -20,13 +21,17 @@ def limit_body(request: flask.Request, limit: int) -> None:
 
 
 def read_body(request: flask.Request, limit: int, timeout: float) -> bytes:
-    """The whole body, or the error that says why not (413, 408, 400 for broken framing, gone)."""
-    # A body that stops arriving is answered 408 after `timeout`, so a stalled upload does not
-    # hold one of the worker's connections for ever (gunicorn bounds only the head).
+    """The whole body, or the error that says why not (413, 408, 400 for broken framing, gone).
+
+    Read once and not kept by the request (the caller drops it once it is parsed), within
+    `timeout` for the whole of it: a body sent a byte now and then would otherwise hold one of
+    the worker's connections for ever (gunicorn bounds only the head). Each read waits at most
+    as long too, the whole body's bound where a wait cannot be interrupted (gthread).
+    """
     client_socket: Any = request.environ.get("gunicorn.socket")
     try:
-        with read_timeout(client_socket, timeout):
-            body = request.get_data(cache=True)
+        with read_timeout(client_socket, timeout), within(timeout, TimeoutError()):
+            body = request.get_data(cache=False)
     except RequestEntityTooLarge:
         raise PayloadTooLarge(limit) from None
     except ParseException as error:  # gunicorn's: a chunked body with bad framing

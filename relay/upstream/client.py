@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 
 import httpcore  # noqa: F401 - imported here, at start-up: httpx imports it at the first request
 import httpx
@@ -87,9 +88,13 @@ class Upstream:
         url = self._urls.get(path)
         if url is None:
             url = self._urls[path] = httpx.URL(self.route.url(path))
-        headers = {**self._headers, "Accept": accept}
+        # Host is the request's own (httpx adds it only to bodies it builds itself).
+        headers = {"Host": url.netloc.decode("ascii"), **self._headers, "Accept": accept}
+        content = None
         if body is not None:
             headers["Content-Type"] = "application/json"
+            headers["Content-Length"] = str(len(body))
+            content = SentOnce(body)
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         timeouts = {
@@ -98,7 +103,9 @@ class Upstream:
             "write": min(settings.connect_timeout, remaining),
             "pool": min(settings.connect_timeout, remaining),
         }
-        request = httpx.Request(method, url, headers=headers, content=body, extensions={"timeout": timeouts})
+        request = httpx.Request(
+            method, url, headers=headers, stream=content, extensions={"timeout": timeouts}
+        )
         # Each read has its timeout; the whole wait for the head has this one (an upstream can send
         # informational 1xx heads, each within the read timeout, for ever).
         late = UpstreamTimeout(
@@ -110,6 +117,8 @@ class Upstream:
                 response = self.pools.send(request)
         except httpx.TransportError as error:
             raise describe_transport_error(error, self.route, settings, (api_key,)) from None
+        if content is not None:
+            content.release()  # sent: not held for the length of the reply
         encoding = response.headers.get("content-encoding", "identity").strip().lower()
         if encoding not in ("", "identity"):
             response.close()
@@ -121,3 +130,21 @@ class Upstream:
         # request's timeouts when the body's iteration begins, which is after this.
         timeouts["read"] = settings.idle_timeout
         return response
+
+
+class SentOnce(httpx.SyncByteStream):
+    """A request body that lets go of its bytes once sent.
+
+    httpx keeps a request, and so its body, for as long as the response is read: a 1 MiB
+    conversation would stay in memory for the whole reply. (The caller keeps the bytes for
+    another attempt; each attempt sends its own SentOnce.)
+    """
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._body
+
+    def release(self) -> None:
+        self._body = b""
