@@ -183,7 +183,7 @@ class Bench:
         env = {
             **shipped_server_env(),
             "OPENAI_BASE_URL": self.upstream.base_url,
-            "OPENAI_API_KEY": "sk-bench",
+            "OPENAI_API_KEY": "sk-bench-7f3a9c1e5b2d",
         }
         relay = RelayServer(env, command, cwd=cwd).start()
         time.sleep(1.0)  # workers booted

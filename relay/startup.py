@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from relay.app import ChatRelay
 from relay.config import ConfigError, Settings, load_settings
-from relay.serving.request_log import configure_logging
+from relay.serving.request_log import configure_logging, redact_from_logs
 from relay.serving.server import configure_gunicorn
 
 logger = logging.getLogger("relay")
@@ -25,6 +25,7 @@ def start(environ: Mapping[str, str]) -> ChatRelay:
     except ConfigError as error:
         logger.critical("Configuration error: %s", error)
         raise SystemExit(f"Configuration error: {error}") from None
+    redact_from_logs(settings.secrets)
     configure_gunicorn(settings)
     raise_open_file_limit(settings)
     warn_about_risks(settings)

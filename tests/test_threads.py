@@ -17,6 +17,7 @@ import httpcore._sync.connection_pool as httpcore_pool
 import pytest
 
 import relay.upstream.pools
+from relay.access.redaction import Redactor
 from relay.config import Settings, load_settings
 from relay.formats.original import TextStream
 from relay.serving.client_connection import ClientWatch
@@ -36,7 +37,7 @@ def relayed(settings: Settings, upstream: Upstream, model: str) -> tuple[bytes, 
         TextStream(model),
         log=RequestLog(method="POST", path="/api/chat", user_agent="threads"),
         settings=settings,
-        secrets=("sk-x",),
+        redactor=Redactor(("sk-x",)),
         client=ClientWatch(None, write_timeout=settings.idle_timeout),
     )
     try:

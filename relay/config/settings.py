@@ -66,6 +66,11 @@ class Settings:
         )
 
     @property
+    def secrets(self) -> tuple[str | None, ...]:
+        """Every key and token the relay holds: none may reach a response or a log line."""
+        return (self.openai_api_key, *self.access_tokens, *(route.api_key for route in self.routes))
+
+    @property
     def longest_request_seconds(self) -> float:
         """The longest a request usually lasts, and the bound the deploy timeout is built on.
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import flask
 
-from relay.access.redaction import redact
+from relay.access.redaction import redactor_for
+from relay.endpoints.base import safe_headers
 from relay.serving.request_log import RequestLog
 from relay.serving.responses import fixed_response, json_error_body
 from relay.upstream.bodies import JSON, Answer
@@ -13,6 +14,7 @@ from relay.upstream.bodies import JSON, Answer
 def answer_response(answer: Answer, log: RequestLog, api_key: str | None) -> flask.Response:
     """The answer as it came; JSON even where the upstream sent none, so the SDKs raise the right error."""
     status, content_type, body = answer.status, answer.content_type, answer.body
+    redactor = redactor_for((api_key,))
     if not (200 <= status < 300 or 400 <= status <= 599):
         # A redirect, or a status no client knows: the base URL likely points somewhere else.
         status, content_type = 502, JSON
@@ -28,10 +30,10 @@ def answer_response(answer: Answer, log: RequestLog, api_key: str | None) -> fla
             f"The upstream ({answer.host}) answered {answer.status} without a JSON body.", status
         )
         content_type = JSON
-    elif status >= 400:
-        # OpenAI's 401 quotes the refused key, masked: not for the caller to see.
-        body = redact(body.decode("utf-8", "replace"), (api_key,)).encode()
+    else:
+        # OpenAI's 401 quotes the refused key, masked: not for the caller to see, in any answer.
+        body = redactor.redact_bytes(body)
     log.finish(status, "ok" if status < 400 else "upstream_error")
     response = fixed_response(body, status, content_type)
-    response.headers.extend(answer.headers)
+    response.headers.extend(safe_headers(answer.headers, redactor))
     return response

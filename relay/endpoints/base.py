@@ -9,6 +9,7 @@ app renders and logs with the status and outcome the error carries.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -16,13 +17,14 @@ import flask
 import httpx
 
 from relay.access.policy import check_model
+from relay.access.redaction import Redactor, redactor_for
 from relay.config import Route, Settings
 from relay.serving.client_connection import ClientWatch
 from relay.serving.reply import Encoder, ReplyStream
 from relay.serving.request_body import read_body
 from relay.serving.request_log import RequestLog
 from relay.serving.responses import TEXT, stream_response
-from relay.upstream.bodies import EVENT_STREAM, JSON, Answer, read_answer
+from relay.upstream.bodies import EVENT_STREAM, JSON, Answer, passed_headers, read_answer
 from relay.upstream.client import Upstream
 from relay.upstream.routes import Router
 
@@ -144,14 +146,38 @@ class Upstreams:
 
 
 def stream_reply(
-    call: Call, response: httpx.Response, encoder: Encoder, api_key: str | None, content_type: str = TEXT
+    call: Call,
+    response: httpx.Response,
+    encoder: Encoder,
+    api_key: str | None,
+    content_type: str = TEXT,
+    *,
+    pass_headers: bool = False,
 ) -> flask.Response:
-    """A 200 whose body relays the upstream's stream through `encoder`; the upstream is closed at its end."""
+    """A 200 whose body relays the upstream's stream through `encoder`; the upstream is closed at its end.
+
+    With `pass_headers`, the upstream's headers an SDK reads (its request id, rate limits) go
+    along, as on a whole answer.
+    """
+    redactor = redactor_for((api_key,))
     reply = ReplyStream(
-        response, encoder, log=call.log, settings=call.settings, secrets=(api_key,), client=call.client
+        response,
+        encoder,
+        log=call.log,
+        settings=call.settings,
+        redactor=redactor,
+        client=call.client,
     )
     call.streaming = True
-    return stream_response(reply, content_type=content_type)
+    streamed = stream_response(reply, content_type=content_type)
+    if pass_headers:
+        streamed.headers.extend(safe_headers(passed_headers(response.headers), redactor))
+    return streamed
+
+
+def safe_headers(headers: Iterable[tuple[str, str]], redactor: Redactor) -> list[tuple[str, str]]:
+    """The headers whose values hold nothing secret (an upstream could echo its key in any)."""
+    return [(name, value) for name, value in headers if redactor.redact(value) == value]
 
 
 def read_whole(call: Call, response: httpx.Response) -> Answer:

@@ -12,9 +12,10 @@ import flask
 import httpx
 
 from relay.access.policy import bearer_key, choose_key, token_cap
+from relay.access.redaction import redactor_for
 from relay.config import Route, Settings
 from relay.endpoints.answers import answer_response
-from relay.endpoints.base import Call, Outgoing, UpstreamEndpoint, read_whole, stream_reply
+from relay.endpoints.base import Call, Outgoing, UpstreamEndpoint, read_whole, safe_headers, stream_reply
 from relay.errors import KeyRequired, MissingApiKey
 from relay.formats import jsoncodec
 from relay.formats.chat_events import EventPassThrough, completion_as_events, error_event
@@ -38,7 +39,7 @@ class ChatCompletions(UpstreamEndpoint):
         api_key = outgoing.api_key
         if outgoing.stream and response.is_success and body_kind(response) == "stream":
             return stream_reply(
-                call, response, EventPassThrough(secrets=(api_key,)), api_key, EVENT_STREAM_OUT
+                call, response, EventPassThrough(), api_key, EVENT_STREAM_OUT, pass_headers=True
             )
         answer = read_whole(call, response)
         if outgoing.stream and answer.status < 300 and answer.content_type.lower().startswith(JSON):
@@ -52,7 +53,7 @@ class ChatCompletions(UpstreamEndpoint):
                 outcome = "upstream_error"
             call.log.finish(answer.status, outcome)
             as_stream = fixed_response(events, answer.status, EVENT_STREAM_OUT)
-            as_stream.headers.extend(answer.headers)
+            as_stream.headers.extend(safe_headers(answer.headers, redactor_for((api_key,))))
             return as_stream
         return answer_response(answer, call.log, api_key)
 

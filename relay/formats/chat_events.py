@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from relay.access.redaction import redact
 from relay.errors import openai_error
 from relay.formats import jsoncodec
 from relay.formats.original import DONE
@@ -26,10 +25,9 @@ def error_event(message: str) -> bytes:
 class EventPassThrough:
     """Re-frames the upstream's events; keeps what the request log reports (same face as wire.TextStream)."""
 
-    __slots__ = ("_secrets", "chunks", "error", "finished", "packet", "skipped", "usage")
+    __slots__ = ("chunks", "error", "finished", "packet", "skipped", "usage")
 
-    def __init__(self, secrets: tuple[str | None, ...] = ()) -> None:
-        self._secrets = secrets  # kept out of the upstream's error events
+    def __init__(self) -> None:
         self.packet: bytes | None = None  # this format has no model packet
         self.finished = False  # [DONE] was read
         self.error: str | None = None  # never set: an upstream error event is passed on as is
@@ -52,9 +50,6 @@ class EventPassThrough:
             self.chunks += 1
             if b'"usage":{' in payload:  # the usage chunk; parsed only for the log
                 self._note_usage(payload)
-            if payload.startswith(b'{"error"'):
-                # OpenAI quotes a refused key, masked; not for the caller to see.
-                payload = redact(payload.decode("utf-8", "replace"), self._secrets).encode()
             if b"\n" in payload:
                 # Data that came on several `data:` lines goes out on several again.
                 payload = payload.replace(b"\n", b"\ndata: ")

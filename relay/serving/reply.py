@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from relay.access.redaction import redact
+from relay.access.redaction import Redactor
 from relay.config import Settings
 from relay.errors import ClientGone, UpstreamError
 from relay.formats.sse import EventTooLarge, SSEDecoder
@@ -67,14 +67,14 @@ class ReplyStream:
         *,
         log: RequestLog,
         settings: Settings,
-        secrets: tuple[str | None, ...],
+        redactor: Redactor,
         client: ClientWatch,
     ) -> None:
         self._response = response
         self._text = text
         self._log = log
         self._settings = settings
-        self._secrets = secrets
+        self._redactor = redactor  # whatever the upstream sends, its key never reaches the caller
         self._client = client
         self._deadline = log.started + settings.stream_max_seconds
         self._whole = body_kind(response) == "json"  # one answer, not an event stream
@@ -176,11 +176,13 @@ class ReplyStream:
 
     def _send(self, writes: list[bytes]) -> Iterator[bytes]:
         log = self._log
+        redact = self._redactor.redact_bytes
         for write in writes:
             if write is not self._text.packet:
                 log.mark_first_token()
-            log.bytes_sent += len(write)
-            yield write
+            sent = redact(write)
+            log.bytes_sent += len(sent)
+            yield sent
 
     def _failed(self, outcome: str, detail: str) -> None:
         self._outcome = outcome
@@ -193,7 +195,7 @@ class ReplyStream:
         return self._note(f"the upstream's {kind} ended with nothing to relay, though its status was 200")
 
     def _note(self, message: str) -> bytes:
-        note = self._text.note(redact(message, self._secrets))
+        note = self._text.note(self._redactor.redact(message))
         self._log.bytes_sent += len(note)
         return note
 

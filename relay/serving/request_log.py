@@ -11,9 +11,11 @@ import re
 import secrets
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from relay.access.redaction import Redactor
 from relay.formats import jsoncodec
 
 logger = logging.getLogger("relay.request")
@@ -115,22 +117,48 @@ class CloudLoggingFormatter(logging.Formatter):
     """Formats a record as one JSON line with `severity` and `message`.
 
     Fields passed as `extra={"json_fields": {...}}` become top-level keys, which
-    Cloud Logging indexes (`httpRequest`, `logging.googleapis.com/trace`).
+    Cloud Logging indexes (`httpRequest`, `logging.googleapis.com/trace`). Every
+    configured key and token is redacted from the line, whatever put it there.
     """
 
+    redactor = Redactor(())
+
     def format(self, record: logging.LogRecord) -> str:
+        # What came from outside (a log call's arguments, a request's fields) is redacted; the
+        # relay's own words in a message are left as they are.
+        redact = self.redactor.redact
+        message = record.msg if isinstance(record.msg, str) else str(record.msg)
+        if record.args:
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            message %= tuple(redact(arg) if isinstance(arg, str) else arg for arg in args)
         entry: dict[str, Any] = {
             "severity": record.levelname,
-            "message": bounded(record.getMessage(), MESSAGE_LIMIT),
+            "message": bounded(message, MESSAGE_LIMIT),
             "logger": record.name,
         }
         extra = getattr(record, "json_fields", None)
         if isinstance(extra, dict):
-            entry.update(extra)
+            entry.update(_redacted(extra, redact))
         if record.exc_info and record.exc_info[0] is not None:
             # The exception's type only: its text or traceback could quote a request.
             entry["exception"] = record.exc_info[0].__name__
         return jsoncodec.dumps(entry).decode()
+
+
+def _redacted(fields: dict[str, Any], redact: Callable[[str], str]) -> dict[str, Any]:
+    return {
+        name: redact(value)
+        if isinstance(value, str)
+        else _redacted(value, redact)
+        if isinstance(value, dict)
+        else value
+        for name, value in fields.items()
+    }
+
+
+def redact_from_logs(secrets: tuple[str | None, ...]) -> None:
+    """Keep these secrets (the configured keys and tokens) out of every log line from now on."""
+    CloudLoggingFormatter.redactor = Redactor(secrets)
 
 
 def configure_logging(level: int = logging.INFO) -> None:
