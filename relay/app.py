@@ -66,7 +66,9 @@ class ChatRelay:
         allowed = origin is not None and cors.origin_allowed(
             self.settings,
             origin,
-            cors.own_origin(request.scheme, request.host, request.headers.get("X-Forwarded-Proto")),
+            cors.own_origin(
+                self.settings, request.scheme, request.host, request.headers.get("X-Forwarded-Proto")
+            ),
         )
         limit_body(request, self.settings.max_body_bytes)
         openai = request.path.startswith("/v1/")
@@ -131,6 +133,7 @@ class ChatRelay:
         if origin is not None:
             response.headers.update(
                 cors.preflight_headers(
+                    self.settings,
                     origin,
                     request.headers.get("Access-Control-Request-Headers"),
                     private_network=request.headers.get("Access-Control-Request-Private-Network") == "true",

@@ -61,10 +61,19 @@ def test_preflight_ignores_requested_names_that_are_not_header_names(
     assert response.headers["access-control-allow-headers"] == "Content-Type, Authorization, x-ok"
 
 
-def test_private_network_preflight(listed: RelayServer, client: httpx.Client) -> None:
-    response = preflight(client, listed.url, APP, **{"Access-Control-Request-Private-Network": "true"})
+def test_private_network_preflight_only_where_the_owner_allows_it(
+    relay_factory: RelayFactory, listed: RelayServer, client: httpx.Client
+) -> None:
+    # Chrome asks before a public page may call a relay on this machine or a LAN: by default the
+    # answer is no, so no site can drive a relay a user runs on localhost.
+    asks = {"Access-Control-Request-Private-Network": "true"}
+    refused = preflight(client, listed.url, APP, **asks)
+    assert refused.status_code == 204
+    assert "access-control-allow-private-network" not in refused.headers
+    allowing = relay_factory(ALLOWED_ORIGINS=APP, ALLOW_PRIVATE_NETWORK="true")
+    response = preflight(client, allowing.url, APP, **asks)
     assert response.headers["access-control-allow-private-network"] == "true"
-    unasked = preflight(client, listed.url, APP)
+    unasked = preflight(client, allowing.url, APP)
     assert unasked.status_code == 204
     assert "access-control-allow-private-network" not in unasked.headers
 
@@ -196,3 +205,36 @@ def test_listed_origins_match_as_browsers_send_them(
         assert preflight(client, relay.url, origin).headers["Access-Control-Allow-Origin"] == origin
     assert chat(client, relay.url, headers={"Origin": APP}).status == 200
     assert preflight(client, relay.url, "http://localhost:8080").status_code == 403
+
+
+def test_behind_cloud_run_the_own_origin_is_https_by_the_front_ends_header(
+    fake: FakeUpstream, relay_factory: RelayFactory, client: httpx.Client
+) -> None:
+    # gunicorn believes X-Forwarded-Proto only from FORWARDED_ALLOW_IPS (loopback by default);
+    # Google's front end is not loopback, so on Cloud Run the relay's own reading decides.
+    relay = relay_factory(ALLOWED_ORIGINS=APP, FORWARDED_ALLOW_IPS="192.0.2.1", K_SERVICE="relay")
+    fake.replies["*"] = Reply(body=openai_stream(["own page"]))
+    host = "relay-abc123-uc.a.run.app"
+    own = f"https://{host}"
+    reply = chat(client, relay.url, headers={"Host": host, "Origin": own, "X-Forwarded-Proto": "https"})
+    assert reply.status == 200
+    assert reply.headers["access-control-allow-origin"] == own
+    # Without the header the relay is http://HOST, so an https page of that name is another origin.
+    assert chat(client, relay.url, headers={"Host": host, "Origin": own}).status == 403
+
+
+def test_a_rebinding_page_is_not_taken_for_the_relays_own(
+    fake: FakeUpstream, relay_factory: RelayFactory, client: httpx.Client
+) -> None:
+    # A page that rebinds its own name to the relay's address sends a Host equal to its Origin.
+    relay = relay_factory(ALLOWED_ORIGINS=APP)
+    fake.replies["*"] = Reply(body=openai_stream(["ok"]))
+    evil = f"evil.example:{relay.port}"
+    reply = chat(client, relay.url, headers={"Host": evil, "Origin": f"http://{evil}"})
+    assert reply.status == 403
+    assert fake.requests == []
+    # Where a Host cannot tell (a proxy in front), PUBLIC_URL names the relay's own origin.
+    public = relay_factory(ALLOWED_ORIGINS=APP, PUBLIC_URL="https://relay.example.com/")
+    reply = chat(client, public.url, headers={"Host": evil, "Origin": "https://relay.example.com"})
+    assert reply.status == 200
+    assert reply.headers["access-control-allow-origin"] == "https://relay.example.com"

@@ -27,15 +27,34 @@ EXPOSED_HEADERS = ", ".join(
 _HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 
 
-def origin_allowed(settings: Settings, origin: str, own_origin: str) -> bool:
+# Host names a DNS-rebinding page cannot make a browser send for its own origin.
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
+
+
+def origin_allowed(settings: Settings, origin: str, own_origin: str | None) -> bool:
     """Listed in ALLOWED_ORIGINS, or the relay's own (the chat page it serves)."""
-    return settings.allowed_origins == ("*",) or origin == own_origin or origin in settings.allowed_origins
+    return (
+        settings.allowed_origins == ("*",)
+        or origin == own_origin
+        or origin in settings.allowed_origins
+        or origin in settings.public_origins
+    )
 
 
-def own_origin(scheme: str, host: str, forwarded_proto: str | None) -> str:
-    """The relay's origin as a browser sees it; behind Cloud Run's front end, X-Forwarded-Proto says https."""
+def own_origin(settings: Settings, scheme: str, host: str, forwarded_proto: str | None) -> str | None:
+    """The relay's origin as a browser sees it, where the Host it was called by can be trusted.
+
+    Anyone can send any Host, and a page that rebinds its own domain to the relay's address
+    makes the browser send one equal to its Origin. So the Host counts only where the platform
+    routes by it (Cloud Run: a request for another name never reaches the service) or where it
+    names this machine's loopback; PUBLIC_URL names the relay's origin anywhere else. Behind
+    Google's front end, X-Forwarded-Proto says https.
+    """
+    hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    if not (settings.host_routed or hostname.lower() in LOOPBACK_HOSTS):
+        return None
     proto = (forwarded_proto or "").split(",")[0].strip() or scheme
-    return f"{proto}://{host}"
+    return f"{proto}://{host}".lower()
 
 
 def response_headers(origin: str) -> dict[str, str]:
@@ -47,7 +66,9 @@ def response_headers(origin: str) -> dict[str, str]:
     }
 
 
-def preflight_headers(origin: str, requested_headers: str | None, private_network: bool) -> dict[str, str]:
+def preflight_headers(
+    settings: Settings, origin: str, requested_headers: str | None, private_network: bool
+) -> dict[str, str]:
     """The answer to an allowed origin's OPTIONS preflight."""
     allowed = list(ALWAYS_ALLOWED_HEADERS)
     known = {name.lower() for name in allowed}
@@ -63,7 +84,8 @@ def preflight_headers(origin: str, requested_headers: str | None, private_networ
         "Access-Control-Allow-Headers": ", ".join(allowed),
         "Access-Control-Max-Age": MAX_AGE_SECONDS,
     }
-    if private_network:
-        # Chrome's Private Network Access: a public page calling a relay on localhost or a LAN.
+    if private_network and settings.allow_private_network:
+        # Chrome's Private Network Access: a public page calling a relay on localhost or a LAN,
+        # only where the owner asked for it (else any site could drive a relay on a user's machine).
         headers["Access-Control-Allow-Private-Network"] = "true"
     return headers

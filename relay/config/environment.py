@@ -156,3 +156,14 @@ def as_browsers_send(origin: str) -> str:
     origin = origin.lower()
     default_port = ":443" if origin.startswith("https://") else ":80"
     return origin.removesuffix(default_port)
+
+
+def url_origins(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """The origins of comma-separated URLs (https://relay.example.com/path gives https://relay.example.com)."""
+    found = []
+    for url in items(environ, name):
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"{name}: {url!r} is not an http:// or https:// URL.")
+        found.append(as_browsers_send(f"{parts.scheme}://{parts.netloc}"))
+    return tuple(found)

@@ -33,6 +33,9 @@ class Settings:
     access_tokens: tuple[str, ...] = field(default=(), repr=False)
     allow_client_keys: bool = True
     allowed_origins: tuple[str, ...] = ("*",)
+    public_origins: tuple[str, ...] = ()  # PUBLIC_URL: the relay's own origin(s), where a Host cannot tell
+    host_routed: bool = False  # the platform routes by Host (Cloud Run sets K_SERVICE): a Host is genuine
+    allow_private_network: bool = False
     allowed_models: tuple[str, ...] = ()  # empty: any model
     max_tokens_limit: int | None = None
     connect_timeout: float = 10.0
@@ -103,6 +106,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         access_tokens=env.tokens(environ, "ACCESS_TOKENS"),
         allow_client_keys=env.boolean(environ, "ALLOW_CLIENT_KEYS", d.allow_client_keys),
         allowed_origins=env.origins(environ, "ALLOWED_ORIGINS"),
+        public_origins=env.url_origins(environ, "PUBLIC_URL"),
+        host_routed=env.text(environ, "K_SERVICE") is not None,
+        allow_private_network=env.boolean(environ, "ALLOW_PRIVATE_NETWORK", d.allow_private_network),
         allowed_models=env.items(environ, "ALLOWED_MODELS"),
         max_tokens_limit=env.positive_int(environ, "MAX_TOKENS_LIMIT", d.max_tokens_limit),
         connect_timeout=env.seconds(environ, "UPSTREAM_CONNECT_TIMEOUT", d.connect_timeout),
