@@ -67,6 +67,7 @@ class Reply:
     chunked: bool = True  # chunked transfer encoding; else Connection: close framing
     one_byte_writes: bool = False  # split every bytes step into one-byte writes
     delay_headers: float = 0.0  # seconds before the status line
+    preamble: list[Step] = field(default_factory=list)  # sent as they are before the status line (1xx heads)
     hang_up: bool = False  # reset the connection without answering at all
 
 
@@ -339,6 +340,15 @@ class FakeUpstream:
         if reply.hang_up:
             _reset(writer)
             return False
+        for step in reply.preamble:
+            if closed.done():
+                return False
+            if isinstance(step, Pause):
+                if await _client_left(closed, step.seconds):
+                    return False
+            elif isinstance(step, bytes):
+                writer.write(step)
+                await writer.drain()
         reason = reply.reason if reply.reason is not None else _standard_reason(reply.status)
         head = [f"HTTP/1.1 {reply.status} {reason}"]  # an empty reason is allowed (and sent)
         head += [f"{name}: {value}" for name, value in reply.headers.items()]

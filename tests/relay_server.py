@@ -88,6 +88,28 @@ class RelayServer:
                 self.process.kill()
                 self.process.wait(5)
 
+    def rss_mb(self) -> float:
+        """The resident memory of the server and its workers together, in MiB."""
+        assert self.process is not None
+        pids = [self.process.pid]
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    parent = (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+                except OSError:
+                    continue
+                if int(parent) == self.process.pid:
+                    pids.append(int(entry.name))
+        total = 0
+        for pid in pids:
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            except OSError:
+                continue
+        return total / 1024
+
     def stdout(self) -> str:
         return Path(self._stdout.name).read_text(errors="replace")
 

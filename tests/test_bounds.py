@@ -2,21 +2,176 @@
 
 A hostile upstream (tests/fake_upstream.py sends exactly the bytes a test asks for) and
 hostile clients of our own, on loopback, each bounded in time. Every bound is one the
-README names; each test is what an attacker or an unlucky production day would send.
+README names; each test is what an attacker or an unlucky production day sends. The
+time limits asserted are several times what the relay needs and far below what the
+unbounded relay took (seconds against minutes, or for ever).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.chat_client import chat
-from tests.fake_upstream import FakeUpstream, Reply, openai_stream
-from tests.relay_server import RelayServer
+from tests.chat_client import USER, chat
+from tests.conftest import ACCESS_TOKEN, SERVER_KEY, RelayFactory
+from tests.fake_upstream import (
+    PACKET,
+    FakeUpstream,
+    Pause,
+    Reply,
+    Stall,
+    chunk,
+    error_reply,
+    openai_stream,
+    sse,
+)
+from tests.relay_server import RelayServer, shipped_server_env
 
-# -- what the upstream sends ----------------------------------------------------------------------
+
+class PeakMemory:
+    """The most memory a relay (all its processes) held while the block ran, above what it held before."""
+
+    def __init__(self, relay: RelayServer) -> None:
+        self.relay = relay
+        self.before = self.peak = relay.rss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self.relay.rss_mb())
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def grew_mb(self) -> float:
+        return self.peak - self.before
+
+
+def raw_request(port: int, data: bytes, timeout: float = 10.0) -> bytes:
+    """Send raw bytes (ignoring a server that stops reading them); return what came back."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        with contextlib.suppress(OSError):  # the server answered and closed before reading it all
+            sock.sendall(data)
+        answer = b""
+        try:
+            while chunk_ := sock.recv(65536):
+                answer += chunk_
+        except OSError:
+            pass
+    return answer
+
+
+@pytest.fixture
+def one_worker(relay_factory: RelayFactory) -> RelayServer:
+    """The shipped server with one worker process, so that every request shares it."""
+    return relay_factory(**{**shipped_server_env(), "WORKERS": "1"})
+
+
+# -- what a caller sends ----------------------------------------------------------------------------
+
+
+def test_a_huge_request_line_is_414_at_once_and_stalls_no_stream(
+    fake: FakeUpstream, one_worker: RelayServer
+) -> None:
+    # Was: gunicorn rescanned a multi-megabyte line on every read without yielding, so every
+    # stream of the worker stalled for seconds.
+    fake.replies["gpt-test"] = Reply(body=openai_stream([f" t{i}" for i in range(40)], pace=0.05))
+    gaps: list[float] = []
+
+    def stream() -> None:
+        with httpx.stream(
+            "POST", one_worker.url + "/api/chat", json={"model": "gpt-test", "messages": USER}, timeout=30
+        ) as response:
+            last = time.monotonic()
+            for _ in response.iter_raw():
+                now = time.monotonic()
+                gaps.append(now - last)
+                last = now
+
+    streaming = threading.Thread(target=stream)
+    streaming.start()
+    time.sleep(0.3)
+    for _ in range(3):
+        answer = raw_request(one_worker.port, b"GET /" + b"a" * 4_000_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 414 "), answer[:80]
+    streaming.join(30)
+    assert len(gaps) > 40
+    assert max(gaps[2:]) < 1.0, f"a token waited {max(gaps[2:]):.2f} s while the long lines were refused"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param("".join(f"X-Filler-{n}: x\r\n" for n in range(200)), id="too-many"),
+        pytest.param("X-Filler: " + "x" * 20_000 + "\r\n", id="too-large"),
+    ],
+)
+def test_too_many_or_too_large_headers_are_431(relay: RelayServer, headers: str) -> None:
+    answer = raw_request(relay.port, f"GET /v1/models HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode())
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:80]
+
+
+def test_a_body_trickled_a_byte_at_a_time_is_408_at_the_whole_bodys_deadline(
+    relay_factory: RelayFactory,
+) -> None:
+    # Was: REQUEST_BODY_TIMEOUT bounded each silence, so a byte every so often held the
+    # connection for ever.
+    relay = relay_factory(REQUEST_BODY_TIMEOUT="1.5")
+    body = json.dumps({"model": "gpt-test", "messages": USER}).encode()
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", relay.port), timeout=10) as sock:
+        sock.sendall(b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
+        answer = b""
+        for byte in body:
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:
+                break  # answered and closed
+            sock.settimeout(0.3)
+            try:
+                answer += sock.recv(65536)
+            except TimeoutError:
+                continue
+            if answer:
+                break
+        sock.settimeout(5)
+        while b"(REQUEST_BODY_TIMEOUT)" not in answer and (data := sock.recv(65536)):
+            answer += data
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:80]
+    assert time.monotonic() - started < 4  # 1.5 s and a read's timeout, not the body's 28 s
+    assert b"did not arrive whole within 1.5 s (REQUEST_BODY_TIMEOUT)" in answer
+
+
+def test_a_caller_controls_no_more_than_a_bounded_log_line(relay: RelayServer, client: httpx.Client) -> None:
+    agent = "agent/" + "x" * 7000  # a header the server takes (under 8 KiB)
+    response = client.post(
+        relay.url + "/api/chat",
+        json={"model": "m" * 5000, "messages": USER},
+        headers={"User-Agent": agent},
+    )
+    entry = relay.log_of(response.headers["x-relay-request-id"])
+    assert len(entry["httpRequest"]["userAgent"]) <= 512
+    assert entry["httpRequest"]["userAgent"].endswith("…[cut]")
+    assert len(json.dumps(entry)) < 4096
+
+
+# -- what an upstream sends -----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -42,9 +197,266 @@ def test_a_compressed_body_is_refused_not_decompressed(
     assert relay.log_of(reply.request_id)["outcome"] == "upstream_error"
 
 
-def test_the_relay_asks_for_no_compression(
+MEGABYTE = b"x" * (1024 * 1024)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param([b"data: ", *[MEGABYTE] * 60], id="a-line-without-end"),
+        pytest.param([b"data: x\n" * 100_000] * 30, id="an-event-without-end"),
+    ],
+)
+def test_an_endless_line_or_event_ends_the_stream_without_filling_memory(
+    fake: FakeUpstream, one_worker: RelayServer, client: httpx.Client, body: list[Any]
+) -> None:
+    # Was: the SSE decoder kept the pending line whole: 60 MB here, hundreds of MB in the wild.
+    fake.replies["gpt-test"] = Reply(body=[sse(chunk("before ")), *body, Stall()])
+    with PeakMemory(one_worker) as memory:
+        reply = chat(client, one_worker.url)
+    assert reply.status == 200
+    assert reply.text.endswith(
+        "[Error: the upstream sent an event larger than this relay passes on; the reply is cut]"
+    )
+    assert reply.body.startswith(PACKET + b"before ")
+    assert memory.grew_mb < 30, f"the relay grew by {memory.grew_mb:.0f} MB"
+    assert fake.wait_for(lambda: fake.requests[0].client_closed is not None)
+
+
+def test_after_done_an_upstream_that_trickles_on_is_let_go_at_once(
     fake: FakeUpstream, relay: RelayServer, client: httpx.Client
 ) -> None:
-    fake.replies["gpt-test"] = Reply(body=openai_stream(["plain"]))
-    assert chat(client, relay.url).status == 200
-    assert fake.requests[0].headers["accept-encoding"] == "identity"
+    # Was: the relay read on for as long as the upstream sent a byte now and then.
+    fake.replies["gpt-test"] = Reply(
+        body=[*openai_stream(["done"]), *[step for _ in range(60) for step in (Pause(0.5), b" ")]]
+    )
+    started = time.monotonic()
+    reply = chat(client, relay.url)
+    assert reply.body == PACKET + b"done"
+    assert relay.log_of(reply.request_id)["outcome"] == "ok"
+    assert fake.wait_for(lambda: fake.requests[0].client_closed is not None, timeout=5)
+    assert fake.requests[0].client_closed - started < 3  # type: ignore[operator]
+
+
+def test_a_whole_answer_that_never_ends_is_cut_at_the_stream_cap(
+    fake: FakeUpstream, relay_factory: RelayFactory
+) -> None:
+    relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, STREAM_MAX_SECONDS="2", UPSTREAM_RETRIES="0")
+    fake.replies["gpt-test"] = Reply(
+        headers={"Content-Type": "application/json"},
+        body=[b"{", *[step for _ in range(200) for step in (Pause(0.2), b" ")]],
+    )
+    started = time.monotonic()
+    response = httpx.post(
+        relay.url + "/v1/chat/completions",
+        json={"model": "gpt-test", "messages": USER},
+        headers={"Authorization": f"Bearer {ACCESS_TOKEN}"},
+        timeout=30,
+    )
+    assert response.status_code == 504
+    assert "took too long to send its whole answer" in response.json()["error"]["message"]
+    assert time.monotonic() - started < 6
+    assert fake.wait_for(lambda: fake.requests[0].client_closed is not None)
+
+
+def test_informational_heads_without_end_are_cut_at_the_first_byte_deadline(
+    fake: FakeUpstream, relay_factory: RelayFactory, client: httpx.Client
+) -> None:
+    # The whole wait for the head is bounded by UPSTREAM_CONNECT_TIMEOUT + UPSTREAM_FIRST_BYTE_TIMEOUT.
+    relay = relay_factory(UPSTREAM_CONNECT_TIMEOUT="1", UPSTREAM_FIRST_BYTE_TIMEOUT="1", UPSTREAM_RETRIES="0")
+    fake.replies["gpt-test"] = Reply(
+        preamble=[step for _ in range(100) for step in (b"HTTP/1.1 100 Continue\r\n\r\n", Pause(0.2))],
+        body=openai_stream(["late"]),
+    )
+    started = time.monotonic()
+    reply = chat(client, relay.url)
+    assert reply.status == 504
+    assert "UPSTREAM_FIRST_BYTE_TIMEOUT" in reply.text
+    assert time.monotonic() - started < 5  # 2 s, where the unbounded wait lasted all 20 s
+
+
+@pytest.mark.parametrize("path", ["/api/chat", "/v1/chat/completions"])
+def test_a_whole_answer_trickled_after_the_client_left_is_let_go(
+    fake: FakeUpstream, relay_factory: RelayFactory, path: str
+) -> None:
+    relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN)
+    fake.replies["gpt-test"] = Reply(
+        headers={"Content-Type": "application/json"},
+        body=[b"{", *[step for _ in range(200) for step in (Pause(0.1), b" ")]],
+    )
+    data = json.dumps({"model": "gpt-test", "messages": USER}).encode()
+    with socket.create_connection(("127.0.0.1", relay.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+            % (path.encode(), ACCESS_TOKEN.encode(), len(data), data)
+        )
+        time.sleep(0.5)  # the upstream has begun its answer
+    left = time.monotonic()
+    assert fake.wait_for(lambda: fake.requests[0].client_closed is not None, timeout=5)
+    assert fake.requests[0].client_closed - left < 1  # type: ignore[operator]
+
+
+def test_upstream_headers_are_passed_on_only_well_formed_and_few(
+    fake: FakeUpstream, relay_factory: RelayFactory
+) -> None:
+    relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, UPSTREAM_RETRIES="0")
+    headers = {
+        "Content-Type": "application/json",
+        "Retry-After": "5\x85",  # obs-text: h11 takes it, a caller's head must not carry it
+        "X-Request-Id": "req_123",
+        "X-Ratelimit-Remaining-Requests": "9",
+        **{f"X-Ratelimit-Junk-{n}": "y" * 20 for n in range(1000)},
+    }
+    fake.replies["gpt-test"] = Reply(status=429, headers=headers, body=[b'{"error": {"message": "slow"}}'])
+    for path in ("/api/chat", "/v1/chat/completions"):
+        response = httpx.post(
+            relay.url + path,
+            json={"model": "gpt-test", "messages": USER},
+            headers={"Authorization": f"Bearer {ACCESS_TOKEN}"},
+        )
+        assert response.status_code == 429, response.text
+        assert "retry-after" not in response.headers
+        assert not [name for name in response.headers if name.startswith("x-ratelimit-junk")]
+        assert sum(len(name) + len(value) for name, value in response.headers.items()) < 2048
+    assert response.headers["x-request-id"] == "req_123"
+    assert response.headers["x-ratelimit-remaining-requests"] == "9"
+
+
+# -- what must never come back: a key, in any form ------------------------------------------------
+
+
+def leaked(text: str, secret: str = SERVER_KEY, window: int = 5) -> list[str]:
+    """Every run of `window` characters of the secret's random part that `text` holds."""
+    secret_part = secret.removeprefix("sk-server-")
+    return [
+        secret_part[i : i + window]
+        for i in range(len(secret_part) - window + 1)
+        if secret_part[i : i + window] in text
+    ]
+
+
+ESCAPED = "".join(f"\\u{ord(c):04x}" for c in SERVER_KEY)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        pytest.param(f"Incorrect API key provided: {SERVER_KEY[:14]}...{SERVER_KEY[-4:]}.", id="dots"),
+        pytest.param(f"Incorrect API key provided: ****…{SERVER_KEY[-9:]}.", id="stars-and-a-long-end"),
+        pytest.param(f"the key {SERVER_KEY} and again {SERVER_KEY}", id="twice"),
+        pytest.param(f"the key {SERVER_KEY[10:]}", id="without-its-prefix"),
+    ],
+)
+def test_an_upstream_error_quoting_the_key_in_any_form_is_redacted(
+    fake: FakeUpstream, relay_factory: RelayFactory, message: str
+) -> None:
+    relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, UPSTREAM_RETRIES="0")
+    fake.replies["gpt-test"] = error_reply(401, json.dumps({"error": {"message": message}}).encode())
+    for path in ("/api/chat", "/v1/chat/completions"):
+        response = httpx.post(
+            relay.url + path,
+            json={"model": "gpt-test", "messages": USER},
+            headers={"Authorization": f"Bearer {ACCESS_TOKEN}"},
+        )
+        assert response.status_code == 401
+        assert leaked(response.text) == [], response.text
+        assert "[redacted]" in response.text
+
+
+@pytest.fixture
+def v1(relay_factory: RelayFactory) -> Iterator[httpx.Client]:
+    relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, UPSTREAM_RETRIES="0")
+    with httpx.Client(
+        base_url=relay.url + "/v1", headers={"Authorization": f"Bearer {ACCESS_TOKEN}"}
+    ) as http:
+        yield http
+
+
+def test_the_key_echoed_escaped_in_a_200_body_is_redacted(fake: FakeUpstream, v1: httpx.Client) -> None:
+    answer = {"choices": [{"message": {"content": "ok"}}], "debug": f"sent with {SERVER_KEY}"}
+    body = json.dumps(answer).encode().replace(SERVER_KEY.encode(), ESCAPED.encode())
+    fake.replies["gpt-test"] = Reply(headers={"Content-Type": "application/json"}, body=[body])
+    response = v1.post("/chat/completions", json={"model": "gpt-test", "messages": USER})
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"] == "ok"  # still JSON
+    assert leaked(json.dumps(response.json())) == []
+
+
+def test_the_key_in_a_header_is_not_passed_on(fake: FakeUpstream, v1: httpx.Client) -> None:
+    fake.replies["gpt-test"] = Reply(
+        headers={"Content-Type": "text/event-stream", "X-Request-Id": f"req-{SERVER_KEY}"},
+        body=openai_stream(["ok"]),
+    )
+    with v1.stream(
+        "POST", "/chat/completions", json={"model": "gpt-test", "messages": USER, "stream": True}
+    ) as response:
+        body = response.read().decode()
+    assert "x-request-id" not in response.headers
+    assert "ok" in body
+
+
+def test_the_key_in_any_event_of_a_stream_is_redacted(
+    fake: FakeUpstream, relay: RelayServer, v1: httpx.Client, client: httpx.Client
+) -> None:
+    # Not only an {"error": ...} event: Responses-style errors, and text itself.
+    fake.replies["gpt-test"] = Reply(
+        body=[
+            sse(chunk(f"text {SERVER_KEY} ")),
+            sse(b'{"type": "error", "message": "bad key ' + ESCAPED.encode() + b'"}'),
+            sse("[DONE]"),
+        ]
+    )
+    with v1.stream(
+        "POST", "/chat/completions", json={"model": "gpt-test", "messages": USER, "stream": True}
+    ) as response:
+        body = response.read().decode()
+    assert leaked(body) == [] and body.count("[redacted]") == 2
+    reply = chat(client, relay.url)
+    assert leaked(reply.text) == [] and "text [redacted]" in reply.text
+
+
+# -- MAX_TOKENS_LIMIT on /v1/: every field that sets a length or a price ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("n_predict", 100_000),  # llama.cpp
+        ("max_new_tokens", 100_000),  # text-generation-inference
+        ("min_tokens", 100_000),  # vLLM
+        ("ignore_eos", True),  # vLLM, llama.cpp
+        ("best_of", 20),
+        ("prediction", {"type": "content", "content": "x" * 1000}),
+        ("options", {"num_predict": 100_000}),  # Ollama
+        ("service_tier", "priority"),
+    ],
+)
+def test_the_token_cap_holds_against_every_length_or_cost_field(
+    fake: FakeUpstream, relay_factory: RelayFactory, field: str, value: Any
+) -> None:
+    relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, MAX_TOKENS_LIMIT="100")
+    response = httpx.post(
+        relay.url + "/v1/chat/completions",
+        json={"model": "gpt-test", "messages": USER, field: value},
+        headers={"Authorization": f"Bearer {ACCESS_TOKEN}"},
+    )
+    assert response.status_code == 400
+    assert f'"{field}"' in response.json()["error"]["message"]
+    assert fake.requests == []
+
+
+def test_a_field_the_owner_allows_passes_under_the_cap(
+    fake: FakeUpstream, relay_factory: RelayFactory
+) -> None:
+    relay = relay_factory(
+        ACCESS_TOKENS=ACCESS_TOKEN, MAX_TOKENS_LIMIT="100", ALLOWED_FIELDS="n_predict,cache_prompt"
+    )
+    fake.replies["gpt-test"] = Reply(headers={"Content-Type": "application/json"}, body=[b'{"choices": []}'])
+    response = httpx.post(
+        relay.url + "/v1/chat/completions",
+        json={"model": "gpt-test", "messages": USER, "n_predict": 50, "cache_prompt": True, "seed": 1},
+        headers={"Authorization": f"Bearer {ACCESS_TOKEN}"},
+    )
+    assert response.status_code == 200
+    assert fake.requests[0].json["n_predict"] == 50

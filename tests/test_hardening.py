@@ -142,7 +142,8 @@ def test_client_that_stops_reading_is_let_go(fake: FakeUpstream, relay_factory: 
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.connect(("127.0.0.1", relay.port))
         sock.sendall(
-            b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"POST /api/chat HTTP/1.1\r\nHost: x\r\nUser-Agent: hardening/stops-reading\r\n"
+            b"Content-Type: application/json\r\n"
             + f"Content-Length: {len(body)}\r\n\r\n".encode()
             + body
         )
@@ -153,6 +154,11 @@ def test_client_that_stops_reading_is_let_go(fake: FakeUpstream, relay_factory: 
         )
         waited = time.monotonic() - started
     assert waited < 6, f"the upstream stayed open {waited:.1f} s for a client that stopped reading"
+    # One INFO line says the client went away; no traceback from the server (a client that
+    # stops reading is not the server's error).
+    (entry,) = relay.request_logs_of("hardening/stops-reading")
+    assert (entry["outcome"], entry["severity"]) == ("client_gone", "INFO")
+    assert "Traceback" not in relay.output() and "Socket error" not in relay.output()
 
 
 def test_first_token_time_is_the_first_text_not_the_role_chunk(

@@ -26,7 +26,8 @@ _BLOCK = 3  # WINDOW >= 2 * _BLOCK - 1, so every WINDOW-long run holds a whole a
 # A key masked with asterisks or dots whatever its length: "sk-abc***xyz", "sk-ROUT...QPO0".
 _MASKED_KEY = re.compile(r"\bsk-[A-Za-z0-9_\-]*(?:\*{3,}|\.{3,}|…)[A-Za-z0-9_\-]*")
 # Escapes of the characters a key is made of, which an upstream may use instead of them.
-_ESCAPED = re.compile(r"\\u00([2-7][0-9a-fA-F])|%([2-7][0-9a-fA-F])")
+# (Not after a backslash: "\\\\u0073" is an escaped backslash, then text.)
+_ESCAPED = re.compile(r"(?<!\\)\\u00([2-7][0-9a-fA-F])|%([2-7][0-9a-fA-F])")
 # A key's public prefix: short lower-case segments, each ended by "-" or "_" (at most PREFIX_LIMIT).
 _PUBLIC_PREFIX = re.compile(r"(?:[a-z][a-z0-9]{0,7}[-_])+")
 PREFIX_LIMIT = 12

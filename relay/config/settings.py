@@ -38,6 +38,7 @@ class Settings:
     allow_private_network: bool = False
     allowed_models: tuple[str, ...] = ()  # empty: any model
     max_tokens_limit: int | None = None
+    allowed_fields: tuple[str, ...] = ()  # passed on /v1/ besides the known ones, under MAX_TOKENS_LIMIT
     connect_timeout: float = 10.0
     first_byte_timeout: float = 120.0
     idle_timeout: float = 60.0
@@ -111,6 +112,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         allow_private_network=env.boolean(environ, "ALLOW_PRIVATE_NETWORK", d.allow_private_network),
         allowed_models=env.items(environ, "ALLOWED_MODELS"),
         max_tokens_limit=env.positive_int(environ, "MAX_TOKENS_LIMIT", d.max_tokens_limit),
+        allowed_fields=env.items(environ, "ALLOWED_FIELDS"),
         connect_timeout=env.seconds(environ, "UPSTREAM_CONNECT_TIMEOUT", d.connect_timeout),
         first_byte_timeout=env.seconds(environ, "UPSTREAM_FIRST_BYTE_TIMEOUT", d.first_byte_timeout),
         idle_timeout=env.seconds(environ, "UPSTREAM_IDLE_TIMEOUT", d.idle_timeout),

@@ -22,7 +22,13 @@ from relay.formats.chat_events import EventPassThrough, completion_as_events, er
 from relay.serving.responses import EVENT_STREAM as EVENT_STREAM_OUT
 from relay.serving.responses import fixed_response
 from relay.upstream.bodies import JSON, body_kind
-from relay.validation.openai import ChatCompletionsRequest, check_one_choice, parse_chat_completions
+from relay.validation.openai import (
+    CHAT_FIELDS,
+    ChatCompletionsRequest,
+    check_fields,
+    check_one_choice,
+    parse_chat_completions,
+)
 
 
 class ChatCompletions(UpstreamEndpoint):
@@ -62,6 +68,7 @@ class ChatCompletions(UpstreamEndpoint):
         limit = self.settings.max_tokens_limit
         if limit is None:
             return
+        check_fields(request.data, CHAT_FIELDS, self.settings.allowed_fields)
         asked = request.asked_tokens()
         for name, value in asked.items():
             request.data[name] = token_cap(limit, name, value, None)

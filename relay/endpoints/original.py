@@ -19,7 +19,7 @@ from relay.endpoints.base import Call, Outgoing, UpstreamEndpoint, stream_reply
 from relay.errors import UpstreamError, UpstreamHTTPError, UpstreamUnreachable
 from relay.formats import jsoncodec
 from relay.formats.original import TextStream
-from relay.upstream.bodies import body_kind, read_error_body
+from relay.upstream.bodies import body_kind, passed_headers, read_error_body
 from relay.validation.original import DEFAULT_MAX_TOKENS, parse_chat_request
 
 
@@ -67,9 +67,8 @@ def refusal(response: httpx.Response, api_key: str | None) -> UpstreamError:
 
 
 def _retry_after(response: httpx.Response) -> str | None:
-    value = response.headers.get("retry-after", "").strip()
-    # Seconds or an HTTP date; anything else is not passed on.
-    return value if value and len(value) <= 64 and value.isprintable() else None
+    # Seconds or an HTTP date, printable and short, as any header passed on.
+    return dict(passed_headers(response.headers)).get("retry-after")
 
 
 def _standard_reason(status: int) -> str:

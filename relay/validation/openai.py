@@ -16,6 +16,26 @@ from relay.validation.json_values import check_depth, model_name, parse_json_obj
 # The fields a caller may set a reply's length with.
 TOKEN_FIELDS = ("max_tokens", "max_completion_tokens")
 
+# With MAX_TOKENS_LIMIT, /v1/chat/completions passes on only these fields (and ALLOWED_FIELDS):
+# OpenAI's chat completions parameters whose cost the token cap bounds. Not here, so refused
+# unless the owner allows them, because the cap does not hold with them: other servers' length
+# fields (llama.cpp's n_predict, TGI's max_new_tokens, Ollama's options.num_predict, vLLM's
+# min_tokens and ignore_eos), best_of, and the priced extras (prediction, web_search_options).
+# An allowlist, not a list of the fields known to cost: a server's next field is refused
+# until the owner decides, rather than passed until someone notices.
+CHAT_FIELDS = frozenset(
+    {
+        "model", "messages", "stream", "stream_options", "n",
+        "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop", "seed",
+        "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
+        "tools", "tool_choice", "parallel_tool_calls", "functions", "function_call",
+        "response_format", "reasoning_effort", "verbosity", "modalities", "audio",
+        "user", "safety_identifier", "prompt_cache_key", "metadata", "store", "service_tier",
+    }
+)  # fmt: skip
+# A service tier that costs more per token than the default is a cost the cap does not bound.
+SERVICE_TIERS = frozenset({"auto", "default", "flex"})
+
 
 @dataclass
 class ChatCompletionsRequest:
@@ -46,6 +66,20 @@ def parse_chat_completions(body: bytes) -> ChatCompletionsRequest:
     for name, value in data.items():
         check_depth(value, name)
     return ChatCompletionsRequest(data, model)
+
+
+def check_fields(data: dict[str, Any], known: frozenset[str], allowed: tuple[str, ...]) -> None:
+    """Under MAX_TOKENS_LIMIT: refuse a field outside `known` and ALLOWED_FIELDS, naming it."""
+    for name in data:
+        if name not in known and name not in allowed:
+            raise BadRequest(
+                f'"{name[:64]}" is not passed on by this relay while it caps tokens (MAX_TOKENS_LIMIT): '
+                "it may make a reply cost more than its tokens. Its owner can allow it (ALLOWED_FIELDS)."
+            )
+    tier = data.get("service_tier")
+    if tier is not None and tier not in SERVICE_TIERS and "service_tier" not in allowed:
+        tiers = ", ".join(sorted(SERVICE_TIERS))
+        raise BadRequest(f'"service_tier" must be one of {tiers} on this relay (MAX_TOKENS_LIMIT).')
 
 
 def check_one_choice(data: dict[str, Any]) -> None:
