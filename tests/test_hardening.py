@@ -143,9 +143,7 @@ def test_client_that_stops_reading_is_let_go(fake: FakeUpstream, relay_factory: 
         sock.connect(("127.0.0.1", relay.port))
         sock.sendall(
             b"POST /api/chat HTTP/1.1\r\nHost: x\r\nUser-Agent: hardening/stops-reading\r\n"
-            b"Content-Type: application/json\r\n"
-            + f"Content-Length: {len(body)}\r\n\r\n".encode()
-            + body
+            b"Content-Type: application/json\r\n" + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
         )
         sock.recv(1024)  # the status line arrived; from now on this client reads nothing
         started = time.monotonic()
