@@ -36,6 +36,7 @@ from tests.relay_server import ROOT, RelayServer, framework_command, free_port, 
 
 RESULTS = ROOT / "bench" / "results"
 PACE_MS = 50
+BENCH_THREADS = 1000
 TOKENS = 50
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # The same server with a function that passes the upstream's bytes through (bench/passthrough.py).
@@ -182,6 +183,9 @@ class Bench:
     def start_relay(self, command: list[str] | None = None, cwd: Path = ROOT) -> RelayServer:
         env = {
             **shipped_server_env(),
+            # Room for the 1,000-stream phase in one instance (deployments take fewer each:
+            # deploy/server.env), and the same figures as earlier runs for the comparison.
+            "THREADS": str(BENCH_THREADS),
             "OPENAI_BASE_URL": self.upstream.base_url,
             "OPENAI_API_KEY": "sk-bench-7f3a9c1e5b2d",
         }
@@ -277,6 +281,31 @@ class Bench:
                 for key, value in paced_figures(source, runs).items()
             },
         }
+
+    def memory(self) -> dict[str, Any]:
+        """RSS per concurrent stream, with small request bodies and with bodies of 1 MiB.
+
+        A relay of its own, so that only these streams are in it: its idle RSS first, then the
+        peak while all the streams are open (each a paced reply of two seconds).
+        """
+        streams = 50 if self.quick else 200
+        figures: dict[str, Any] = {"streams": streams}
+        relay = self.start_relay()
+        try:
+            pids = processes(relay.process.pid)  # type: ignore[union-attr]
+            url = relay.url + "/api/chat"
+            load(url, "relay", "paced:5:10", streams=20)  # warm: pools, imports
+            for name, size in (("small", 0), ("1mib", 1024 * 1024)):
+                idle = rss_mb(pids)
+                with PeakRSS(pids) as peak:
+                    result = load(url, "relay", f"paced:40:{PACE_MS}", streams=streams, body_bytes=size)
+                figures[f"{name}_failures"] = result["failures"] + result["wrong"]
+                figures[f"{name}_idle_mb"] = idle
+                figures[f"{name}_peak_mb"] = peak.peak
+                figures[f"{name}_mb_per_stream"] = (peak.peak - idle) / streams
+        finally:
+            relay.stop()
+        return figures
 
     def aborted(self) -> dict[str, Any]:
         streams = 100
@@ -497,6 +526,25 @@ def markdown(results: dict[str, Any]) -> str:
                 "≤ 1.5 × the floor's CPU" if streams == 1000 else "",
             ),
         ]
+    memory = results.get("memory")
+    if memory:
+        lines += [
+            row(
+                f"memory: {memory['streams']} concurrent streams, small bodies: RSS idle → peak (MB); per stream",
+                "",
+                {
+                    "relay": f"{fmt(memory['small_idle_mb'], 0)} → {fmt(memory['small_peak_mb'], 0)}; {fmt(memory['small_mb_per_stream'], 2)}"
+                },
+            ),
+            row(
+                f"memory: {memory['streams']} concurrent streams, 1 MiB bodies: RSS idle → peak (MB); per stream",
+                "",
+                {
+                    "relay": f"{fmt(memory['1mib_idle_mb'], 0)} → {fmt(memory['1mib_peak_mb'], 0)}; {fmt(memory['1mib_mb_per_stream'], 2)}"
+                },
+                "sets --memory and --concurrency",
+            ),
+        ]
     lines += [
         row(
             f"{abort['streams']} streams aborted mid-way: upstreams freed; lag p50 / max (ms)",
@@ -603,16 +651,18 @@ def main() -> None:
         print("bulk…", flush=True)
         results["bulk"] = bench.bulk()
         results["paced"] = []
-        for streams in (100,) if args.quick else (100, 500, 1000):
+        for streams in (100,) if args.quick else (100, 250, 500, 1000):
             print(f"{streams} paced streams…", flush=True)
             results["paced"].append(bench.paced(streams))
+        print("memory per stream…", flush=True)
+        results["memory"] = bench.memory()
         print("aborted streams…", flush=True)
         results["aborted"] = bench.aborted()
         print("soak…", flush=True)
         results["soak"] = bench.soak()
     finally:
         bench.stop()
-    server = shipped_server_env()
+    server = {**shipped_server_env(), "THREADS": str(BENCH_THREADS)}
     results.update(
         date=time.strftime("%Y-%m-%d"),
         machine=machine(),

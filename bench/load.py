@@ -95,20 +95,30 @@ def dechunk(raw: bytes) -> bytes:
     return bytes(body)
 
 
-def build_request(url: str, model: str) -> bytes:
+def build_request(url: str, model: str, body_bytes: int = 0) -> bytes:
     parts = urlsplit(url)
-    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "bench"}]}).encode()
+    # A large body is one long string, as a base64 image in a message is.
+    content = "bench" if body_bytes <= 100 else "A" * (body_bytes - 100)
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": content}]}).encode()
     lines = [f"POST {parts.path} HTTP/1.1", f"Host: {parts.netloc}", "Content-Type: application/json"]
     lines.append(f"Content-Length: {len(body)}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-async def one(url: str, model: str, abort_after: int | None, timeout: float, stream_id: str | None) -> Result:
+async def one(
+    url: str,
+    model: str,
+    abort_after: int | None,
+    timeout: float,
+    stream_id: str | None,
+    *,
+    body_bytes: int = 0,
+) -> Result:
     parts = urlsplit(url)
     loop = asyncio.get_running_loop()
     result = Result(stream_id=stream_id)
     done: asyncio.Future[Result] = loop.create_future()
-    request = build_request(url, model)
+    request = build_request(url, model, body_bytes)
     try:
         await loop.create_connection(
             lambda: Stream(request, done, abort_after, result),
@@ -144,7 +154,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         results = list(
             await asyncio.gather(
                 *(
-                    one(args.url, model, args.abort_after, args.timeout, str(i))
+                    one(args.url, model, args.abort_after, args.timeout, str(i), body_bytes=args.body_bytes)
                     for i, model in enumerate(models)
                 )
             )
@@ -184,6 +194,7 @@ def main() -> None:
     parser.add_argument("--abort-after", type=int, default=None, help="hang up after this many body bytes")
     parser.add_argument("--ids", action="store_true", help="give each stream an ID in its model name")
     parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--body-bytes", type=int, default=0, help="pad each request body to this size")
     args = parser.parse_args()
     use_uvloop()
     print(json.dumps(asyncio.run(run(args))))
