@@ -4,8 +4,8 @@
 
 One process, no server: bench/upstream.py sends tokens 1 ms apart (one read each)
 and a bulk stream; each way reads the same streams, interleaved, three rounds.
-- iter_bytes: `Response.iter_bytes()`, httpx's decoded body (what the relay reads);
-- iter_raw: `Response.iter_raw()`, the body as sent, no content decoding;
+- iter_bytes: `Response.iter_bytes()`, httpx's decoded body;
+- iter_raw: `Response.iter_raw()`, the body as sent, no content decoding (what the relay reads);
 - recv: the socket's `recv` alone, no HTTP parsing at all (the floor; not a way to read).
 Every way but recv is httpx's public API.
 """
