@@ -16,8 +16,10 @@ from relay.access.policy import check_access_token
 from relay.config import Settings
 from relay.endpoints.base import Call, Endpoint, Upstreams
 from relay.endpoints.chat_completions import ChatCompletions
+from relay.endpoints.embeddings import Embeddings
 from relay.endpoints.models import MODEL_PATH, ModelEntry, ModelList
 from relay.endpoints.original import OriginalChat
+from relay.endpoints.responses import Responses
 from relay.errors import Forbidden, MethodNotAllowed, NotFound, RelayError
 from relay.page import Page
 from relay.serving.request_body import limit_body
@@ -41,6 +43,8 @@ class ChatRelay:
             "/": original,  # the original route, also at the root (where the page is, for GET)
             "/api/chat": original,
             "/v1/chat/completions": ChatCompletions(settings, upstreams),
+            "/v1/responses": Responses(settings, upstreams),
+            "/v1/embeddings": Embeddings(settings, upstreams),
             "/v1/models": ModelList(settings, upstreams),
         }
         self.model_entry = ModelEntry(settings, upstreams)  # /v1/models/{model}

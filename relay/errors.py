@@ -158,6 +158,15 @@ class UpstreamError(RelayError):
     outcome = "upstream_error"
     retryable = False  # set for a connection failure, which another attempt may not meet
 
+    def headers(self) -> dict[str, str]:
+        # The relay has already retried as far as UPSTREAM_RETRIES allows: an SDK that retried too
+        # would multiply the upstream requests (the OpenAI SDKs heed this header).
+        return {"x-should-retry": "false"}
+
+
+# The statuses the relay retries itself (relay/upstream/retry.py); an SDK retries the same ones.
+RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
+
 
 class UpstreamHTTPError(UpstreamError):
     """The upstream answered with an error status; the caller gets the same status."""
@@ -169,7 +178,10 @@ class UpstreamHTTPError(UpstreamError):
 
     def headers(self) -> dict[str, str]:
         # A 429 or 503 says when to try again; the caller should know too.
-        return {"Retry-After": self.retry_after} if self.retry_after else {}
+        headers = super().headers() if self.status in RETRIED_STATUSES else {}
+        if self.retry_after:
+            headers["Retry-After"] = self.retry_after
+        return headers
 
 
 class UpstreamUnreachable(UpstreamError):

@@ -155,6 +155,69 @@ def openai_stream(
     return steps
 
 
+def responses_stream(tokens: Iterable[str], *, model: str = FAKE_MODEL, pace: float = 0.0) -> list[Step]:
+    """A Responses API stream as OpenAI sends it (named events, no [DONE]), for routes that speak it."""
+    text = "".join(tokens)
+    message = {
+        "type": "message",
+        "id": "msg_fake",
+        "status": "in_progress",
+        "role": "assistant",
+        "content": [],
+    }
+    part = {"type": "output_text", "text": "", "annotations": []}
+    response = {
+        "id": "resp_fake",
+        "object": "response",
+        "created_at": 1700000000,
+        "model": model,
+        "output": [],
+    }
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": {**response, "status": "in_progress"}},
+        {"type": "response.output_item.added", "output_index": 0, "item": message},
+        {
+            "type": "response.content_part.added",
+            "item_id": "msg_fake",
+            "output_index": 0,
+            "content_index": 0,
+            "part": part,
+        },
+    ]
+    steps: list[Step] = []
+    for event in events:
+        steps.append(named_sse(event))
+    for token in tokens:
+        if pace:
+            steps.append(Pause(pace))
+        steps.append(
+            named_sse(
+                {"type": "response.output_text.delta", "item_id": "msg_fake", "output_index": 0,
+                 "content_index": 0, "delta": token, "logprobs": []}
+            )
+        )  # fmt: skip
+    done = {**message, "status": "completed", "content": [{**part, "text": text}]}
+    usage = {"input_tokens": 5, "output_tokens": 3, "total_tokens": 8}
+    steps.append(named_sse({"type": "response.output_item.done", "output_index": 0, "item": done}))
+    steps.append(
+        named_sse(
+            {
+                "type": "response.completed",
+                "response": {**response, "status": "completed", "output": [done], "usage": usage},
+            }
+        )
+    )
+    return steps
+
+
+def named_sse(payload: dict[str, Any]) -> bytes:
+    """An SSE event with its type as the event name, and a sequence number, as the Responses API sends."""
+    named_sse.sequence = getattr(named_sse, "sequence", -1) + 1  # type: ignore[attr-defined]
+    payload = {**payload, "sequence_number": named_sse.sequence}  # type: ignore[attr-defined]
+    name: str = payload["type"]
+    return b"event: " + name.encode() + b"\n" + sse(payload)
+
+
 def tokenize(text: str) -> list[str]:
     """Split text into word-ish tokens, spaces kept, as a model would stream it."""
     tokens: list[str] = []

@@ -17,6 +17,7 @@ EXPOSED_HEADERS = ", ".join(
         "Retry-After-Ms",
         "X-Request-Id",
         "X-Relay-Request-Id",
+        "X-Should-Retry",
         *(
             f"X-Ratelimit-{kind}-{unit}"
             for kind in ("Limit", "Remaining", "Reset")

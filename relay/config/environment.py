@@ -70,6 +70,11 @@ def boolean(environ: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {value!r}.")
 
 
+def optional_boolean(environ: Mapping[str, str], name: str) -> bool | None:
+    """true, false, or None when unset (the relay then decides)."""
+    return None if text(environ, name) is None else boolean(environ, name, False)
+
+
 def seconds(environ: Mapping[str, str], name: str, default: float) -> float:
     value = text(environ, name)
     if value is None:

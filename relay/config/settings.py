@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from relay.config import environment as env
 from relay.config.environment import DEFAULT_BASE_URL, ConfigError
-from relay.config.upstreams import Route, read_upstreams
+from relay.config.upstreams import Route, read_upstreams, speaks_responses
 
 # Cloud Run and Cloud Run functions end any request at 60 minutes. The relay
 # must end its longest reply itself, with a note, a minute before that.
@@ -30,6 +30,7 @@ class Settings:
     openai_base_url: str = DEFAULT_BASE_URL
     openai_org_id: str | None = None
     openai_project_id: str | None = None
+    openai_responses_api: bool | None = None  # OPENAI_RESPONSES_API; unset: known by OPENAI_BASE_URL's host
     access_tokens: tuple[str, ...] = field(default=(), repr=False)
     allow_client_keys: bool = True
     allowed_origins: tuple[str, ...] = ("*",)
@@ -65,8 +66,13 @@ class Settings:
             headers.append(("OpenAI-Organization", self.openai_org_id))
         if self.openai_project_id:
             headers.append(("OpenAI-Project", self.openai_project_id))
+        responses = self.openai_responses_api
         return Route(
-            prefix="", base_url=self.openai_base_url, api_key=self.openai_api_key, headers=tuple(headers)
+            prefix="",
+            base_url=self.openai_base_url,
+            api_key=self.openai_api_key,
+            headers=tuple(headers),
+            responses_api=speaks_responses(self.openai_base_url) if responses is None else responses,
         )
 
     @property
@@ -104,6 +110,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         openai_base_url=env.base_url(environ, "OPENAI_BASE_URL"),
         openai_org_id=env.header_value(environ, "OPENAI_ORG_ID"),
         openai_project_id=env.header_value(environ, "OPENAI_PROJECT_ID"),
+        openai_responses_api=env.optional_boolean(environ, "OPENAI_RESPONSES_API"),
         access_tokens=env.tokens(environ, "ACCESS_TOKENS"),
         allow_client_keys=env.boolean(environ, "ALLOW_CLIENT_KEYS", d.allow_client_keys),
         allowed_origins=env.origins(environ, "ALLOWED_ORIGINS"),

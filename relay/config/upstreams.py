@@ -27,7 +27,10 @@ from relay.config.environment import (
     text,
 )
 
-ROUTE_FIELDS = frozenset({"prefix", "base_url", "key_env", "headers"})
+ROUTE_FIELDS = frozenset({"prefix", "base_url", "key_env", "headers", "responses"})
+# Upstreams known to speak the Responses API (POST /responses); any other speaks chat completions
+# only, unless its route says "responses": true.
+RESPONSES_HOSTS = frozenset({"api.openai.com"})
 # Headers a route may not set: the key travels only through key_env.
 RESERVED_HEADERS = frozenset({"authorization", "host", "content-length"})
 
@@ -41,6 +44,7 @@ class Route:
     api_key: str | None = field(default=None, repr=False)
     needs_key: bool = True  # False: a server that takes no key
     headers: tuple[tuple[str, str], ...] = ()
+    responses_api: bool = False  # it speaks the Responses API; else /v1/responses is translated
 
     @property
     def host(self) -> str:
@@ -102,10 +106,19 @@ def _route(environ: Mapping[str, str], where: str, entry: object, earlier: list[
             raise ConfigError(f"{where}.headers[{header!r}] must be a string of visible ASCII.")
         if not HEADER_TOKEN.fullmatch(header) or header.lower() in RESERVED_HEADERS:
             raise ConfigError(f"{where}.headers may not set {header!r} (the key goes in key_env).")
+    responses = entry.get("responses")
+    if responses is not None and not isinstance(responses, bool):
+        raise ConfigError(f"{where}.responses must be true or false (whether it speaks the Responses API).")
     return Route(
         prefix=prefix,
         base_url=base_url,
         api_key=api_key,
         needs_key=key_env is not None,
         headers=tuple(headers.items()),
+        responses_api=speaks_responses(base_url) if responses is None else responses,
     )
+
+
+def speaks_responses(base_url: str) -> bool:
+    """Whether an upstream is known to speak the Responses API, by its host."""
+    return (urlsplit(base_url).hostname or "") in RESPONSES_HOSTS

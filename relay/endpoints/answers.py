@@ -6,6 +6,7 @@ import flask
 
 from relay.access.redaction import redactor_for
 from relay.endpoints.base import safe_headers
+from relay.errors import RETRIED_STATUSES
 from relay.serving.request_log import RequestLog
 from relay.serving.responses import fixed_response, json_error_body
 from relay.upstream.bodies import JSON, Answer
@@ -36,4 +37,8 @@ def answer_response(answer: Answer, log: RequestLog, api_key: str | None) -> fla
     log.finish(status, "ok" if status < 400 else "upstream_error")
     response = fixed_response(body, status, content_type)
     response.headers.extend(safe_headers(answer.headers, redactor))
+    if status in RETRIED_STATUSES:
+        # The relay retried as far as UPSTREAM_RETRIES allows: one SDK call costs at most
+        # 1 + UPSTREAM_RETRIES upstream requests, not that many times the SDK's own retries.
+        response.headers["x-should-retry"] = "false"
     return response

@@ -87,6 +87,8 @@ class Outgoing:
     body: bytes
     model: str  # as the caller named it
     stream: bool  # the caller asked for a stream
+    # For /v1/responses on a chat-only upstream: what the Response object repeats of the request.
+    translate: dict[str, Any] | None = None
 
     @property
     def accept(self) -> str:

@@ -1,20 +1,29 @@
-"""The OpenAI-compatible stream: the upstream's events passed on one by one, as they arrive.
+"""The OpenAI API's streams, passed on one event at a time, as they arrive: pure, no I/O.
 
-Each event goes out as `data: <json>\\n\\n`, as the upstream wrote it (tool-call
-deltas, usage chunks, empty-choice chunks, error events untouched), and the stream
-ends with `data: [DONE]\\n\\n`. A failure after the stream began ends it with an
-event the OpenAI SDKs raise: `data: {"error": {...}}`. No I/O here.
+Chat completions: each event goes out as `data: <json>\\n\\n`, as the upstream wrote it
+(tool-call deltas, usage chunks, empty-choice chunks, error events untouched), and the
+stream ends with `data: [DONE]\\n\\n`; a failure after the stream began ends it with an
+event the OpenAI SDKs raise: `data: {"error": {...}}`. The Responses API (`responses=True`):
+each event named by its type (`event: response.output_text.delta`), as OpenAI sends them,
+no [DONE]; a failure is an `error` event. Either way a `data:` line that is not a JSON
+object is logged (its size) and skipped, as on the original route: an SDK would fail on it
+and lose the rest of the reply.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from relay.errors import openai_error
 from relay.formats import jsoncodec
 from relay.formats.original import DONE
 
+logger = logging.getLogger(__name__)
+
 DONE_EVENT = b"data: [DONE]\n\n"
+# The Responses API's events that end a reply.
+RESPONSES_ENDS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
 def error_event(message: str) -> bytes:
@@ -23,13 +32,15 @@ def error_event(message: str) -> bytes:
 
 
 class EventPassThrough:
-    """Re-frames the upstream's events; keeps what the request log reports (same face as wire.TextStream)."""
+    """Re-frames the upstream's events; keeps what the request log reports (a relay/serving/reply encoder)."""
 
-    __slots__ = ("chunks", "error", "finished", "packet", "skipped", "usage")
+    __slots__ = ("_responses", "_sequence", "chunks", "error", "finished", "packet", "skipped", "usage")
 
-    def __init__(self) -> None:
+    def __init__(self, *, responses: bool = False) -> None:
+        self._responses = responses
+        self._sequence = -1  # the last sequence_number seen (Responses events carry one)
         self.packet: bytes | None = None  # this format has no model packet
-        self.finished = False  # [DONE] was read
+        self.finished = False  # [DONE], or the Responses API's last event, was read
         self.error: str | None = None  # never set: an upstream error event is passed on as is
         self.chunks = 0
         self.skipped = 0
@@ -38,23 +49,48 @@ class EventPassThrough:
     def translate(self, payloads: list[bytes]) -> list[bytes]:
         """One write for all the events of one upstream read."""
         out: list[bytes] = []
-        for data in payloads:
-            payload = data
+        for payload in payloads:
             if payload == DONE:
                 self.finished = True
-                if self.replied:  # else the relay says there was nothing, instead of a bare [DONE]
+                if self.replied and not self._responses:  # else the relay says there was nothing
                     out.append(DONE_EVENT)
                 break
-            if not payload:
+            try:
+                value = jsoncodec.loads(payload)
+            except jsoncodec.JSONDecodeError:
+                value = None
+            if not isinstance(value, dict):
+                if payload:
+                    self.skipped += 1
+                    logger.warning(
+                        "Skipped an upstream event that is not a JSON object (%d bytes)", len(payload)
+                    )
                 continue
             self.chunks += 1
-            if b'"usage":{' in payload:  # the usage chunk; parsed only for the log
-                self._note_usage(payload)
             if b"\n" in payload:
                 # Data that came on several `data:` lines goes out on several again.
-                payload = payload.replace(b"\n", b"\ndata: ")
-            out.append(b"data: " + payload + b"\n\n")
+                payload = payload.replace(b"\n", b"\ndata: ")  # noqa: PLW2901 - the same event, re-framed
+            if self._responses:
+                out.append(self._named(value, payload))
+                if self.finished:
+                    break
+            else:
+                if isinstance(value.get("usage"), dict):
+                    self.usage = value["usage"]
+                out.append(b"data: " + payload + b"\n\n")
         return [b"".join(out)] if out else []
+
+    def _named(self, value: dict[str, Any], payload: bytes) -> bytes:
+        kind = value.get("type")
+        if isinstance(value.get("sequence_number"), int):
+            self._sequence = value["sequence_number"]
+        if kind in RESPONSES_ENDS:
+            self.finished = True
+            response = value.get("response")
+            if isinstance(response, dict) and isinstance(response.get("usage"), dict):
+                self.usage = response["usage"]
+        name = kind.encode() if isinstance(kind, str) and kind.isprintable() and "\n" not in kind else None
+        return (b"event: " + name + b"\n" if name else b"") + b"data: " + payload + b"\n\n"
 
     @property
     def replied(self) -> bool:
@@ -62,19 +98,16 @@ class EventPassThrough:
         return self.chunks > 0
 
     def end(self) -> list[bytes]:
-        """An upstream that ended without [DONE]: the caller still gets one."""
-        return [] if self.finished else [DONE_EVENT]
+        """An upstream that ended without [DONE]: the caller still gets one (chat completions)."""
+        return [] if self.finished or self._responses else [DONE_EVENT]
 
     def note(self, message: str) -> bytes:
+        if self._responses:
+            self._sequence += 1
+            failure: dict[str, Any] = {"type": "error", "code": "server_error", "message": message}
+            failure.update(param=None, sequence_number=self._sequence)
+            return b"event: error\ndata: " + jsoncodec.dumps(failure) + b"\n\n"
         return error_event(message)
-
-    def _note_usage(self, payload: bytes) -> None:
-        try:
-            chunk = jsoncodec.loads(payload)
-        except jsoncodec.JSONDecodeError:
-            return
-        if isinstance(chunk, dict) and isinstance(chunk.get("usage"), dict):
-            self.usage = chunk["usage"]
 
 
 # A whole completion's fields that its stream's chunks carry too.

@@ -142,6 +142,8 @@ class ReplyStream:
             with self._client.interruptible():
                 body = read_answer_body(self._response, self._deadline - time.monotonic())
             yield from self._send(text.translate([body]))
+            if text.replied:
+                yield from self._send(text.end())
         else:
             decoder = SSEDecoder()
             client = self._client

@@ -56,7 +56,10 @@ def error_response(error: RelayError, openai: bool = False) -> flask.Response:
 
 
 # Where a caller who reached a path the relay does not serve should go instead.
-ENDPOINTS_HINT = "The chat endpoints are POST /api/chat (or POST /) and POST /v1/chat/completions."
+ENDPOINTS_HINT = (
+    "The endpoints are POST /api/chat (or POST /), and the OpenAI API's POST /v1/chat/completions, "
+    "POST /v1/responses, POST /v1/embeddings and GET /v1/models."
+)
 
 
 def framework_error_response(error: HTTPException) -> flask.Response:
