@@ -425,7 +425,9 @@ def test_cloudbuild_tests_then_deploys_with_the_deploy_scripts() -> None:
     assert test["name"].startswith("python:3.12")
     readme_test_command = "./dev test"
     assert readme_test_command in (ROOT / "README.md").read_text()
-    assert test["args"] == ["-c", readme_test_command]
+    # CI's own script: it installs what the tests drive (Chromium, Redis, Node), then runs that command.
+    assert test["args"] == ["-c", ".ci/run"]
+    assert (ROOT / ".ci" / "run").read_text().rstrip().endswith(readme_test_command)
     assert deploy["name"] == "gcr.io/google.com/cloudsdktool/cloud-sdk"
     assert deploy["waitFor"] == [test["id"]]
     assert deploy["args"][0] == "deploy/${_TARGET}.sh"
