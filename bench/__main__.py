@@ -186,6 +186,7 @@ class Bench:
             # Room for the 1,000-stream phase in one instance (deployments take fewer each:
             # deploy/server.env), and the same figures as earlier runs for the comparison.
             "THREADS": str(BENCH_THREADS),
+            "MAX_REQUESTS_PER_CALLER": str(BENCH_THREADS),  # the load client is one caller
             "OPENAI_BASE_URL": self.upstream.base_url,
             "OPENAI_API_KEY": "sk-bench-7f3a9c1e5b2d",
         }

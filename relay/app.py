@@ -12,6 +12,8 @@ import logging
 import flask
 
 from relay.access import cors
+from relay.access.callers import InFlight, identify
+from relay.access.limits import Limiter
 from relay.access.policy import check_access_token
 from relay.config import Settings
 from relay.endpoints.base import Call, Endpoint, Upstreams
@@ -37,14 +39,16 @@ class ChatRelay:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         upstreams = Upstreams(settings)
-        original = OriginalChat(settings, upstreams)
+        limiter = Limiter(settings.limits)
+        self.in_flight = InFlight(settings.max_requests_per_caller)
+        original = OriginalChat(settings, upstreams, limiter)
         # path -> its endpoint; OPTIONS, for CORS preflights, is served everywhere.
         self.endpoints: dict[str, Endpoint] = {
             "/": original,  # the original route, also at the root (where the page is, for GET)
             "/api/chat": original,
-            "/v1/chat/completions": ChatCompletions(settings, upstreams),
-            "/v1/responses": Responses(settings, upstreams),
-            "/v1/embeddings": Embeddings(settings, upstreams),
+            "/v1/chat/completions": ChatCompletions(settings, upstreams, limiter),
+            "/v1/responses": Responses(settings, upstreams, limiter),
+            "/v1/embeddings": Embeddings(settings, upstreams, limiter),
             "/v1/models": ModelList(settings, upstreams),
         }
         self.model_entry = ModelEntry(settings, upstreams)  # /v1/models/{model}
@@ -121,7 +125,16 @@ class ChatRelay:
             return self._preflight(call, endpoint, origin)
         if request.method not in endpoint.methods:
             raise MethodNotAllowed(request.method, request.path, self._methods(request.path, endpoint))
-        check_access_token(self.settings, call.authorization)
+        token_name = check_access_token(self.settings, call.authorization)
+        caller = call.caller = identify(
+            token_name,
+            self.settings.client_ip_hops,
+            request.headers.get("X-Forwarded-For"),
+            request.remote_addr,
+        )
+        call.log.caller = caller.name
+        self.in_flight.enter(caller)  # before the body is read: a caller's share holds from the start
+        call.on_end(lambda: self.in_flight.leave(caller))
         return endpoint.serve(call)
 
     def _methods(self, path: str, endpoint: Endpoint) -> tuple[str, ...]:

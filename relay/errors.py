@@ -11,6 +11,7 @@
     │   ├── MethodNotAllowed   405, with the methods the path allows
     │   ├── BodyTimeout        408: the request body stopped arriving
     │   ├── PayloadTooLarge    413
+    │   ├── RateLimited        429: over a limit the owner set (TooManyAtOnce: its share of a worker)
     │   └── ClientGone         the client left before its answer (logged as client_gone)
     └── UpstreamError          the upstream failed before the reply began
         ├── UpstreamHTTPError  the upstream's own 4xx/5xx, relayed with its status
@@ -139,6 +140,37 @@ class ClientGone(ClientError):
         message: str = "The request body ended early: the connection was closed before all of it arrived.",
     ) -> None:
         super().__init__(message)
+
+
+class RateLimited(ClientError):
+    """429: the caller, or the whole deployment, is over a limit its owner set; nothing was sent upstream."""
+
+    status = 429
+    outcome = "limited"
+
+    def __init__(self, message: str, retry_after: int, waiting_helps: bool) -> None:
+        super().__init__(message)
+        self.retry_after = max(retry_after, 1)
+        self.waiting_helps = waiting_helps
+
+    def headers(self) -> dict[str, str]:
+        # An SDK retries a 429 after a minute at most: a daily limit it would only hit again.
+        return {
+            "Retry-After": str(self.retry_after),
+            "x-should-retry": "true" if self.waiting_helps else "false",
+        }
+
+
+class TooManyAtOnce(RateLimited):
+    """429: one caller holds its whole share of a worker's connections already."""
+
+    def __init__(self, caller: str, limit: int) -> None:
+        super().__init__(
+            f"Too many requests at once from {caller}: {limit} are in progress on this server, its share "
+            "(MAX_REQUESTS_PER_CALLER). Wait for one to finish.",
+            retry_after=1,
+            waiting_helps=True,
+        )
 
 
 class PayloadTooLarge(ClientError):

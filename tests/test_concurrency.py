@@ -28,7 +28,8 @@ def test_shipped_settings_are_the_gevent_worker_with_enough_connections() -> Non
 
 def test_500_concurrent_streams_on_one_instance(fake: FakeUpstream, relay_factory: RelayFactory) -> None:
     # Twice the concurrency deployments ship (250), on the shipped workers: room to spare.
-    shipped = relay_factory(**{**shipped_server_env(), "THREADS": "500"})
+    # One load client is one caller: its share of a worker is all of it here.
+    shipped = relay_factory(**{**shipped_server_env(), "THREADS": "500", "MAX_REQUESTS_PER_CALLER": "500"})
     # 4 s streams, so that all 500 overlap however long opening them takes.
     tokens = [f" w{index}" for index in range(40)]
     fake.replies["gpt-load"] = Reply(body=openai_stream(tokens, pace=0.1))

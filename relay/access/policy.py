@@ -11,20 +11,22 @@ from relay.errors import BadRequest, MissingApiKey, Unauthorized
 from relay.formats import jsoncodec
 
 
-def check_access_token(settings: Settings, authorization: str | None) -> None:
-    """With ACCESS_TOKENS set, require `Authorization: Bearer <one of them>`."""
+def check_access_token(settings: Settings, authorization: str | None) -> str | None:
+    """With ACCESS_TOKENS set, require `Authorization: Bearer <one of them>`; return its name."""
     if not settings.access_tokens:
-        return
+        return None
     token = bearer_token(authorization)
     if token is None:
         raise Unauthorized(token_sent=bool(authorization))
     sent = token.encode()
     # Compare with every token, in constant time, so timing tells nothing about any of them.
-    matched = False
-    for allowed in settings.access_tokens:
-        matched |= hmac.compare_digest(sent, allowed.encode())
-    if not matched:
+    matched: str | None = None
+    for allowed, name in zip(settings.access_tokens, settings.token_names, strict=True):
+        if hmac.compare_digest(sent, allowed.encode()) and matched is None:
+            matched = name
+    if matched is None:
         raise Unauthorized(token_sent=True)
+    return matched
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -128,16 +128,29 @@ def checked_base_url(value: object, what: str) -> str:
     return str(value)
 
 
-def tokens(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
-    """Secrets for an Authorization header; never quoted in a message."""
-    listed = items(environ, name)
-    for position, token in enumerate(listed, start=1):
-        if not HEADER_TOKEN.fullmatch(token):
+_TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+
+
+def named_tokens(environ: Mapping[str, str], name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Secrets for an Authorization header, each with the name logs and limits know it by.
+
+    An item is `NAME:TOKEN`, or a plain token, named by its position ("token-2"). Never quoted.
+    """
+    tokens, names = [], []
+    for position, item in enumerate(items(environ, name), start=1):
+        label, colon, secret = item.partition(":")
+        if not (colon and secret and _TOKEN_NAME.fullmatch(label)):
+            label, secret = f"token-{position}", item
+        if not HEADER_TOKEN.fullmatch(secret):
             raise ConfigError(
                 f"{name}: token {position} has a character that cannot travel in an Authorization "
                 "header; use letters, digits and punctuation only (no spaces)."
             )
-    return listed
+        if label in names:
+            raise ConfigError(f"{name}: the name {label!r} is given to two tokens.")
+        tokens.append(secret)
+        names.append(label)
+    return tuple(tokens), tuple(names)
 
 
 def origins(environ: Mapping[str, str], name: str) -> tuple[str, ...]:

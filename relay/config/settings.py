@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 from relay.config import environment as env
 from relay.config.environment import DEFAULT_BASE_URL, ConfigError
-from relay.config.upstreams import Route, read_upstreams, speaks_responses
+from relay.config.limits import LimitSettings, read_limits
+from relay.config.upstreams import Route, read_upstreams, speaks_responses, takes_stream_usage
 
 # Cloud Run and Cloud Run functions end any request at 60 minutes. The relay
 # must end its longest reply itself, with a note, a minute before that.
@@ -32,6 +33,7 @@ class Settings:
     openai_project_id: str | None = None
     openai_responses_api: bool | None = None  # OPENAI_RESPONSES_API; unset: known by OPENAI_BASE_URL's host
     access_tokens: tuple[str, ...] = field(default=(), repr=False)
+    token_names: tuple[str, ...] = ()  # each access token's name, for logs and limits (never the token)
     allow_client_keys: bool = True
     allowed_origins: tuple[str, ...] = ("*",)
     public_origins: tuple[str, ...] = ()  # PUBLIC_URL: the relay's own origin(s), where a Host cannot tell
@@ -44,9 +46,9 @@ class Settings:
     first_byte_timeout: float = 120.0
     idle_timeout: float = 60.0
     stream_max_seconds: float = 900.0
-    body_timeout: float = 30.0  # the longest silence while the request body arrives
+    body_timeout: float = 30.0  # the longest the whole request body may take to arrive
     max_body_bytes: int = 1024 * 1024
-    stream_usage: bool = False
+    stream_usage: bool | None = None  # STREAM_USAGE; unset: per route, by its host (OpenAI's takes it)
     serve_page: bool = True
     max_connections: int = 1000  # unset: THREADS, as many as the worker has requests in flight
     google_cloud_project: str | None = None
@@ -57,6 +59,12 @@ class Settings:
     server_worker: str = SERVER_WORKERS[0]
     workers: int = 1
     threads: int = 1000  # concurrent requests per worker process
+    # A caller's share of a worker: requests in flight at once (unset: half of THREADS).
+    max_requests_per_caller: int = 500
+    # Where a caller without an access token is known from: the Nth address from the end of
+    # X-Forwarded-For (1 on Cloud Run: what Google's front end appends), or 0, the socket's peer.
+    client_ip_hops: int = 0
+    limits: LimitSettings = field(default_factory=LimitSettings)
 
     @property
     def default_route(self) -> Route:
@@ -73,12 +81,18 @@ class Settings:
             api_key=self.openai_api_key,
             headers=tuple(headers),
             responses_api=speaks_responses(self.openai_base_url) if responses is None else responses,
+            stream_usage=takes_stream_usage(self.openai_base_url, self.stream_usage),
         )
 
     @property
     def secrets(self) -> tuple[str | None, ...]:
         """Every key and token the relay holds: none may reach a response or a log line."""
-        return (self.openai_api_key, *self.access_tokens, *(route.api_key for route in self.routes))
+        return (
+            self.openai_api_key,
+            *self.access_tokens,
+            *(route.api_key for route in self.routes),
+            self.limits.redis_password,
+        )
 
     @property
     def longest_request_seconds(self) -> float:
@@ -105,17 +119,21 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     """Read the relay's settings from `environ`; raise ConfigError naming a bad variable."""
     d = DEFAULTS
     threads = env.positive_int(environ, "THREADS", d.threads) or d.threads
+    tokens, token_names = env.named_tokens(environ, "ACCESS_TOKENS")
+    on_cloud_run = env.text(environ, "K_SERVICE") is not None
+    stream_usage = env.optional_boolean(environ, "STREAM_USAGE")
     settings = Settings(
         openai_api_key=env.header_value(environ, "OPENAI_API_KEY"),
         openai_base_url=env.base_url(environ, "OPENAI_BASE_URL"),
         openai_org_id=env.header_value(environ, "OPENAI_ORG_ID"),
         openai_project_id=env.header_value(environ, "OPENAI_PROJECT_ID"),
         openai_responses_api=env.optional_boolean(environ, "OPENAI_RESPONSES_API"),
-        access_tokens=env.tokens(environ, "ACCESS_TOKENS"),
+        access_tokens=tokens,
+        token_names=token_names,
         allow_client_keys=env.boolean(environ, "ALLOW_CLIENT_KEYS", d.allow_client_keys),
         allowed_origins=env.origins(environ, "ALLOWED_ORIGINS"),
         public_origins=env.url_origins(environ, "PUBLIC_URL"),
-        host_routed=env.text(environ, "K_SERVICE") is not None,
+        host_routed=on_cloud_run,
         allow_private_network=env.boolean(environ, "ALLOW_PRIVATE_NETWORK", d.allow_private_network),
         allowed_models=env.items(environ, "ALLOWED_MODELS"),
         max_tokens_limit=env.positive_int(environ, "MAX_TOKENS_LIMIT", d.max_tokens_limit),
@@ -126,16 +144,20 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         stream_max_seconds=env.seconds(environ, "STREAM_MAX_SECONDS", d.stream_max_seconds),
         body_timeout=env.seconds(environ, "REQUEST_BODY_TIMEOUT", d.body_timeout),
         max_body_bytes=env.positive_int(environ, "MAX_BODY_BYTES", d.max_body_bytes) or d.max_body_bytes,
-        stream_usage=env.boolean(environ, "STREAM_USAGE", d.stream_usage),
+        stream_usage=stream_usage,
         serve_page=env.boolean(environ, "SERVE_PAGE", d.serve_page),
         max_connections=env.positive_int(environ, "UPSTREAM_MAX_CONNECTIONS", threads) or threads,
         google_cloud_project=env.text(environ, "GOOGLE_CLOUD_PROJECT"),
-        routes=read_upstreams(environ, "UPSTREAMS"),
+        routes=read_upstreams(environ, "UPSTREAMS", stream_usage),
         retries=env.count(environ, "UPSTREAM_RETRIES", d.retries),
         retry_max_wait=env.seconds(environ, "UPSTREAM_RETRY_MAX_WAIT", d.retry_max_wait),
         server_worker=env.choice(environ, "SERVER_WORKER", SERVER_WORKERS),
         workers=env.positive_int(environ, "WORKERS", d.workers) or d.workers,
         threads=threads,
+        max_requests_per_caller=env.positive_int(environ, "MAX_REQUESTS_PER_CALLER", max(threads // 2, 1))
+        or 1,
+        client_ip_hops=env.count(environ, "CLIENT_IP_HOPS", 1 if on_cloud_run else 0),
+        limits=read_limits(environ),
     )
     _check_together(settings)
     return settings

@@ -27,7 +27,7 @@ from relay.config.environment import (
     text,
 )
 
-ROUTE_FIELDS = frozenset({"prefix", "base_url", "key_env", "headers", "responses"})
+ROUTE_FIELDS = frozenset({"prefix", "base_url", "key_env", "headers", "responses", "stream_usage"})
 # Upstreams known to speak the Responses API (POST /responses); any other speaks chat completions
 # only, unless its route says "responses": true.
 RESPONSES_HOSTS = frozenset({"api.openai.com"})
@@ -45,6 +45,7 @@ class Route:
     needs_key: bool = True  # False: a server that takes no key
     headers: tuple[tuple[str, str], ...] = ()
     responses_api: bool = False  # it speaks the Responses API; else /v1/responses is translated
+    stream_usage: bool = False  # it takes stream_options.include_usage (token counts at a stream's end)
 
     @property
     def host(self) -> str:
@@ -56,7 +57,7 @@ class Route:
         return self.base_url.rstrip("/") + path
 
 
-def read_upstreams(environ: Mapping[str, str], name: str) -> tuple[Route, ...]:
+def read_upstreams(environ: Mapping[str, str], name: str, stream_usage: bool | None) -> tuple[Route, ...]:
     value = text(environ, name)
     if value is None:
         return ()
@@ -74,11 +75,13 @@ def read_upstreams(environ: Mapping[str, str], name: str) -> tuple[Route, ...]:
         raise ConfigError(f"{name} must be a JSON list of routes.")
     routes: list[Route] = []
     for position, entry in enumerate(entries):
-        routes.append(_route(environ, f"{name}[{position}]", entry, routes))
+        routes.append(_route(environ, f"{name}[{position}]", entry, routes, stream_usage))
     return tuple(routes)
 
 
-def _route(environ: Mapping[str, str], where: str, entry: object, earlier: list[Route]) -> Route:
+def _route(
+    environ: Mapping[str, str], where: str, entry: object, earlier: list[Route], stream_usage: bool | None
+) -> Route:
     if not isinstance(entry, dict):
         raise ConfigError(f"{where} must be an object with prefix, base_url and key_env.")
     unknown = set(entry) - ROUTE_FIELDS
@@ -109,6 +112,9 @@ def _route(environ: Mapping[str, str], where: str, entry: object, earlier: list[
     responses = entry.get("responses")
     if responses is not None and not isinstance(responses, bool):
         raise ConfigError(f"{where}.responses must be true or false (whether it speaks the Responses API).")
+    usage = entry.get("stream_usage")
+    if usage is not None and not isinstance(usage, bool):
+        raise ConfigError(f"{where}.stream_usage must be true or false (whether it takes include_usage).")
     return Route(
         prefix=prefix,
         base_url=base_url,
@@ -116,7 +122,13 @@ def _route(environ: Mapping[str, str], where: str, entry: object, earlier: list[
         needs_key=key_env is not None,
         headers=tuple(headers.items()),
         responses_api=speaks_responses(base_url) if responses is None else responses,
+        stream_usage=takes_stream_usage(base_url, stream_usage) if usage is None else usage,
     )
+
+
+def takes_stream_usage(base_url: str, setting: bool | None) -> bool:
+    """STREAM_USAGE where it is set; else known by the host (OpenAI's API takes it)."""
+    return speaks_responses(base_url) if setting is None else setting
 
 
 def speaks_responses(base_url: str) -> bool:

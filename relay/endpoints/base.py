@@ -8,14 +8,17 @@ app renders and logs with the status and outcome the error carries.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import flask
 import httpx
 
+from relay.access.callers import Caller
+from relay.access.limits import Limiter
 from relay.access.policy import check_model
 from relay.access.redaction import Redactor, redactor_for
 from relay.config import Route, Settings
@@ -28,6 +31,8 @@ from relay.upstream.bodies import EVENT_STREAM, JSON, Answer, passed_headers, re
 from relay.upstream.client import Upstream
 from relay.upstream.routes import Router
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class Call:
@@ -38,6 +43,8 @@ class Call:
     settings: Settings
     _client: ClientWatch | None = field(default=None, repr=False)
     streaming: bool = False  # a ReplyStream owns the client watch from now on
+    caller: Caller | None = None  # known once the access token is checked
+    _ends: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     @property
     def client_socket(self) -> Any:
@@ -53,8 +60,22 @@ class Call:
 
     def release(self) -> None:
         """The request is answered: stop watching its client, unless a stream still needs it."""
-        if self._client is not None and not self.streaming:
-            self._client.release()
+        if not self.streaming:
+            if self._client is not None:
+                self._client.release()
+            self.end()
+
+    def on_end(self, action: Callable[[], None]) -> None:
+        """Do this once the request is over, its log line written (a stream's, when it closes)."""
+        self._ends.append(action)
+
+    def end(self) -> None:
+        ends, self._ends = self._ends, []
+        for action in ends:
+            try:
+                action()
+            except Exception:
+                logger.exception("Failed to finish a request's accounting")
 
     def seconds_left(self) -> float:
         """Until STREAM_MAX_SECONDS from the request's arrival: the longest any answer may take."""
@@ -89,6 +110,7 @@ class Outgoing:
     stream: bool  # the caller asked for a stream
     # For /v1/responses on a chat-only upstream: what the Response object repeats of the request.
     translate: dict[str, Any] | None = None
+    hide_usage: bool = False  # the relay asked for the usage chunk; the caller did not
 
     @property
     def accept(self) -> str:
@@ -105,14 +127,25 @@ class UpstreamEndpoint:
 
     methods: tuple[str, ...] = ("POST",)
 
-    def __init__(self, settings: Settings, upstreams: Upstreams) -> None:
+    def __init__(self, settings: Settings, upstreams: Upstreams, limiter: Limiter) -> None:
         self.settings = settings
         self.upstreams = upstreams
+        self.limiter = limiter
 
     def serve(self, call: Call) -> flask.Response:
         outgoing = self.prepare(call)
+        call.log.prompt_bytes = len(outgoing.body)
+        self.admit(call, outgoing.model)
         response = self.upstreams.send(call, outgoing)
         return self.answer(call, outgoing, response)
+
+    def admit(self, call: Call, model: str) -> None:
+        """The owner's rate limits and spend caps, before anything is sent (429 over one)."""
+        if call.caller is None or not self.settings.limits.any:
+            return
+        spend = self.limiter.admit(call.caller, model)
+        if spend.tokens:
+            call.on_end(lambda: self.limiter.settle(spend, call.log.tokens or 0))
 
     def prepare(self, call: Call) -> Outgoing:
         raise NotImplementedError
@@ -169,6 +202,7 @@ def stream_reply(
         settings=call.settings,
         redactor=redactor,
         client=call.client,
+        ended=call.end,
     )
     call.streaming = True
     streamed = stream_response(reply, content_type=content_type)

@@ -38,14 +38,30 @@ class ChatCompletions(UpstreamEndpoint):
         route, request.data["model"] = self.upstreams.route(call, request.model)
         self._limit_tokens(request, route)
         api_key = key_or_401(settings, bearer_key(settings, call.authorization), route)
+        hide_usage = False
+        if request.stream and route.stream_usage and settings.limits.any:
+            # The limits count what a reply cost: ask for the usage chunk, and keep it from a
+            # caller who did not ask for it.
+            options = request.data.get("stream_options")
+            options = options if isinstance(options, dict) else {}
+            if options.get("include_usage") is not True:
+                request.data["stream_options"] = {**options, "include_usage": True}
+                hide_usage = True
         body = jsoncodec.dumps(request.data)
-        return Outgoing(route, "/chat/completions", api_key, body, request.model, request.stream)
+        return Outgoing(
+            route, "/chat/completions", api_key, body, request.model, request.stream, hide_usage=hide_usage
+        )
 
     def answer(self, call: Call, outgoing: Outgoing, response: httpx.Response) -> flask.Response:
         api_key = outgoing.api_key
         if outgoing.stream and response.is_success and body_kind(response) == "stream":
             return stream_reply(
-                call, response, EventPassThrough(), api_key, EVENT_STREAM_OUT, pass_headers=True
+                call,
+                response,
+                EventPassThrough(hide_usage=outgoing.hide_usage),
+                api_key,
+                EVENT_STREAM_OUT,
+                pass_headers=True,
             )
         answer = read_whole(call, response)
         if outgoing.stream and answer.status < 300 and answer.content_type.lower().startswith(JSON):
@@ -61,7 +77,7 @@ class ChatCompletions(UpstreamEndpoint):
             as_stream = fixed_response(events, answer.status, EVENT_STREAM_OUT)
             as_stream.headers.extend(safe_headers(answer.headers, redactor_for((api_key,))))
             return as_stream
-        return answer_response(answer, call.log, api_key)
+        return answer_response(answer, call.log, api_key, count_usage=True)
 
     def _limit_tokens(self, request: ChatCompletionsRequest, route: Route) -> None:
         """MAX_TOKENS_LIMIT, as on the original endpoint: per reply, so one choice per request."""

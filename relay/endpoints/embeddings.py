@@ -40,7 +40,9 @@ class Embeddings(UpstreamEndpoint):
             return answer_response(read_whole(call, response), call.log, outgoing.api_key)
         redactor = redactor_for((outgoing.api_key,))
         deadline = call.log.started + call.settings.stream_max_seconds
-        body = PassedBody(response, log=call.log, redactor=redactor, client=call.client, deadline=deadline)
+        body = PassedBody(
+            response, log=call.log, redactor=redactor, client=call.client, deadline=deadline, ended=call.end
+        )
         call.streaming = True
         passed = stream_response(body, content_type=JSON)  # chunked: a redaction may change its length
         passed.headers.extend(safe_headers(passed_headers(response.headers), redactor))

@@ -30,7 +30,7 @@ class OriginalChat(UpstreamEndpoint):
         route, model = self.upstreams.route(call, chat.model)
         max_tokens = token_cap(settings.max_tokens_limit, "max_tokens", chat.max_tokens, DEFAULT_MAX_TOKENS)
         api_key = choose_key(settings, chat.api_key, route)
-        body = chat.upstream_body(model, max_tokens or DEFAULT_MAX_TOKENS, stream_usage=settings.stream_usage)
+        body = chat.upstream_body(model, max_tokens or DEFAULT_MAX_TOKENS, stream_usage=route.stream_usage)
         return Outgoing(route, "/chat/completions", api_key, body, chat.model, stream=True)
 
     def answer(self, call: Call, outgoing: Outgoing, response: httpx.Response) -> flask.Response:

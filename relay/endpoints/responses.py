@@ -46,7 +46,7 @@ class Responses(UpstreamEndpoint):
                 route, "/responses", api_key, jsoncodec.dumps(data), request.model, request.stream
             )
         chat = as_chat_completions(data, token_field(route))
-        if request.stream and settings.stream_usage:
+        if request.stream and route.stream_usage:
             chat["stream_options"] = {"include_usage": True}
         echo = {name: request.data.get(name) for name in (*ECHOED, "parallel_tool_calls", "text")}
         body = jsoncodec.dumps(chat)
@@ -62,7 +62,7 @@ class Responses(UpstreamEndpoint):
             if outgoing.stream and response.is_success and kind == "stream":
                 passed = EventPassThrough(responses=True)
                 return stream_reply(call, response, passed, api_key, EVENT_STREAM, pass_headers=True)
-            return answer_response(read_whole(call, response), call.log, api_key)
+            return answer_response(read_whole(call, response), call.log, api_key, count_usage=True)
         if outgoing.stream and response.is_success and kind in ("stream", "json"):
             translated = ChatToResponses(outgoing.model, echo)
             return stream_reply(call, response, translated, api_key, EVENT_STREAM, pass_headers=True)
@@ -92,6 +92,7 @@ class Responses(UpstreamEndpoint):
             raise UpstreamUnreachable(
                 f"OpenAI API error: {outgoing.route.host} answered with JSON that holds no chat completion."
             )
+        call.log.usage = translated.get("usage")
         call.log.finish(200, "ok")
         response = fixed_response(jsoncodec.dumps(translated), 200, JSON)
         response.headers.extend(safe_headers(headers, redactor_for((outgoing.api_key,))))

@@ -34,10 +34,23 @@ def error_event(message: str) -> bytes:
 class EventPassThrough:
     """Re-frames the upstream's events; keeps what the request log reports (a relay/serving/reply encoder)."""
 
-    __slots__ = ("_responses", "_sequence", "chunks", "error", "finished", "packet", "skipped", "usage")
+    __slots__ = (
+        "_hide_usage",
+        "_responses",
+        "_sequence",
+        "chunks",
+        "error",
+        "finished",
+        "packet",
+        "skipped",
+        "text_chars",
+        "usage",
+    )
 
-    def __init__(self, *, responses: bool = False) -> None:
+    def __init__(self, *, responses: bool = False, hide_usage: bool = False) -> None:
         self._responses = responses
+        self._hide_usage = hide_usage  # the relay asked for the usage chunk, the caller did not
+        self.text_chars = 0
         self._sequence = -1  # the last sequence_number seen (Responses events carry one)
         self.packet: bytes | None = None  # this format has no model packet
         self.finished = False  # [DONE], or the Responses API's last event, was read
@@ -75,13 +88,19 @@ class EventPassThrough:
                 if self.finished:
                     break
             else:
-                if isinstance(value.get("usage"), dict):
-                    self.usage = value["usage"]
+                usage = value.get("usage")
+                if isinstance(usage, dict):
+                    self.usage = usage
+                    if self._hide_usage and not value.get("choices"):
+                        continue  # the usage chunk its caller did not ask for
+                self.text_chars += _content_length(value)
                 out.append(b"data: " + payload + b"\n\n")
         return [b"".join(out)] if out else []
 
     def _named(self, value: dict[str, Any], payload: bytes) -> bytes:
         kind = value.get("type")
+        if kind == "response.output_text.delta" and isinstance(value.get("delta"), str):
+            self.text_chars += len(value["delta"])
         if isinstance(value.get("sequence_number"), int):
             self._sequence = value["sequence_number"]
         if kind in RESPONSES_ENDS:
@@ -108,6 +127,15 @@ class EventPassThrough:
             failure.update(param=None, sequence_number=self._sequence)
             return b"event: error\ndata: " + jsoncodec.dumps(failure) + b"\n\n"
         return error_event(message)
+
+
+def _content_length(chunk: dict[str, Any]) -> int:
+    choices = chunk.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        delta = choices[0].get("delta")
+        if isinstance(delta, dict) and isinstance(delta.get("content"), str):
+            return len(delta["content"])
+    return 0
 
 
 # A whole completion's fields that its stream's chunks carry too.

@@ -60,6 +60,7 @@ class TextStream:
         "replied",
         "requested_model",
         "skipped",
+        "text_chars",
         "usage",
     )
 
@@ -73,6 +74,7 @@ class TextStream:
         self.usage: dict[str, Any] | None = None
         self.packet: bytes | None = None  # the model packet, once known
         self.replied = False  # a chunk with a choice was read: a reply, empty or not
+        self.text_chars = 0
 
     def note(self, message: str) -> bytes:
         """The last text of a stream that failed after it began."""
@@ -115,7 +117,9 @@ class TextStream:
             if content:
                 parts.append(content)
         if parts:
-            writes.append(encode_text("".join(parts)))
+            text = "".join(parts)
+            self.text_chars += len(text)
+            writes.append(encode_text(text))
         if not packet_written and self.packet is not None:
             writes.insert(0, self.packet)
         return writes

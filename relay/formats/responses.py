@@ -119,6 +119,7 @@ class ChatToResponses:
         self.skipped = 0
         self.usage: dict[str, Any] | None = None
         self.replied = False
+        self.text_chars = 0
 
     def translate(self, payloads: list[bytes]) -> list[bytes]:
         out: list[bytes] = []
@@ -197,6 +198,7 @@ class ChatToResponses:
         if isinstance(delta, dict):
             content = delta.get("content")
             if isinstance(content, str) and content:
+                self.text_chars += len(content)
                 out += self._text(content)
             calls = delta.get("tool_calls")
             for position, call in enumerate(calls if isinstance(calls, list) else []):

@@ -9,7 +9,7 @@ happens.
 from __future__ import annotations
 
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 
 import httpx
 
@@ -29,12 +29,14 @@ class PassedBody:
         redactor: Redactor,
         client: ClientWatch,
         deadline: float,
+        ended: Callable[[], None],
     ) -> None:
         self._response = response
         self._log = log
         self._redactor = redactor
         self._client = client
         self._deadline = deadline
+        self._ended = ended
         self._outcome = "client_gone"
         self._closed = False
         self._body = self._pass()
@@ -70,3 +72,4 @@ class PassedBody:
             finally:
                 self._client.release()
                 self._log.finish(200, self._outcome)
+                self._ended()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any, Protocol
 
 import httpx
@@ -45,6 +45,7 @@ class Encoder(Protocol):
     chunks: int
     skipped: int
     usage: dict[str, Any] | None
+    text_chars: int  # the reply's text, for an estimate of its tokens where the upstream gives none
 
     @property
     def replied(self) -> bool:
@@ -69,6 +70,7 @@ class ReplyStream:
         settings: Settings,
         redactor: Redactor,
         client: ClientWatch,
+        ended: Callable[[], None] = lambda: None,
     ) -> None:
         self._response = response
         self._text = text
@@ -76,6 +78,7 @@ class ReplyStream:
         self._settings = settings
         self._redactor = redactor  # whatever the upstream sends, its key never reaches the caller
         self._client = client
+        self._ended = ended  # the request's end: its accounting, once its log line is written
         self._deadline = log.started + settings.stream_max_seconds
         self._whole = body_kind(response) == "json"  # one answer, not an event stream
         self._chunks: Iterator[bytes] = iter(()) if self._whole else response.iter_raw()
@@ -106,7 +109,9 @@ class ReplyStream:
                 log.chunks = self._text.chunks
                 log.skipped = self._text.skipped
                 log.usage = self._text.usage
+                log.text_chars = self._text.text_chars
                 log.finish(200, self._outcome)
+                self._ended()
 
     def _relay(self) -> Generator[bytes, None, None]:
         # gunicorn sends the status and headers on the first write, even an empty one:

@@ -7,6 +7,7 @@ usage) and never what was said: no message text, no key, no token.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import secrets
 import sys
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from relay.access.redaction import Redactor
+from relay.access.usage import tokens_of
 from relay.formats import jsoncodec
 
 logger = logging.getLogger("relay.request")
@@ -32,6 +34,7 @@ _LEVELS = {
     "ok": logging.INFO,
     "client_gone": logging.INFO,
     "rejected": logging.WARNING,  # the caller's request was refused (4xx)
+    "limited": logging.WARNING,  # over a rate limit or spend cap the owner set (429)
     "upstream_error": logging.WARNING,  # the upstream failed or refused
     "timeout": logging.WARNING,  # the upstream was too slow
     "error": logging.ERROR,  # the relay itself failed
@@ -71,6 +74,10 @@ class RequestLog:
     bytes_sent: int = 0
     usage: dict[str, Any] | None = None
     detail: str | None = None  # why it failed, in the relay's own words
+    caller: str | None = None  # an access token's name, or the client's address
+    prompt_bytes: int = 0  # the request sent upstream, for an estimate of its tokens
+    text_chars: int = 0  # the reply's text, for the same
+    tokens: int | None = None  # what the request cost, counted at finish (for the limits)
 
     def mark_first_token(self) -> None:
         if self.first_token_ms is None:
@@ -97,8 +104,18 @@ class RequestLog:
             "skipped": self.skipped,
             "bytes": self.bytes_sent,
         }
+        if self.caller is not None:
+            fields["caller"] = bounded(self.caller)
         if self.usage is not None:
             fields["usage"] = self.usage
+        if self.upstream_status is not None and self.upstream_status < 300:
+            counted = tokens_of(self.usage)
+            # Where the upstream told none: about four characters a token, the request and the reply.
+            self.tokens = (
+                counted if counted is not None else math.ceil((self.prompt_bytes + self.text_chars) / 4)
+            )
+            fields["tokens"] = self.tokens
+            fields["usage_source"] = "upstream" if counted is not None else "estimated"
         if self.detail:
             fields["detail"] = self.detail
         if self.trace:
