@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -32,6 +33,7 @@ from typing import Any
 import httpx
 
 from relay.upstream.pools import KEEPALIVE_SECONDS, SWEEP_SECONDS
+from tests.redis_server import Redis
 from tests.relay_server import ROOT, RelayServer, framework_command, free_port, shipped_server_env
 
 RESULTS = ROOT / "bench" / "results"
@@ -180,7 +182,9 @@ class Bench:
             self.before_url = self.before.url + "/api/chat"
             self.servers[self.before_url] = processes(self.before.process.pid)  # type: ignore[union-attr]
 
-    def start_relay(self, command: list[str] | None = None, cwd: Path = ROOT) -> RelayServer:
+    def start_relay(
+        self, command: list[str] | None = None, cwd: Path = ROOT, extra: dict[str, str] | None = None
+    ) -> RelayServer:
         env = {
             **shipped_server_env(),
             # Room for the 1,000-stream phase in one instance (deployments take fewer each:
@@ -189,6 +193,7 @@ class Bench:
             "MAX_REQUESTS_PER_CALLER": str(BENCH_THREADS),  # the load client is one caller
             "OPENAI_BASE_URL": self.upstream.base_url,
             "OPENAI_API_KEY": "sk-bench-7f3a9c1e5b2d",
+            **(extra or {}),
         }
         relay = RelayServer(env, command, cwd=cwd).start()
         time.sleep(1.0)  # workers booted
@@ -280,6 +285,49 @@ class Bench:
                 key: value
                 for source, runs in self._before()
                 for key, value in paced_figures(source, runs).items()
+            },
+        }
+
+    def limits(self) -> dict[str, Any]:
+        """The cost of counting per-caller limits, off and on (in process, and in Redis), side by side.
+
+        Relays of their own, with limits no request reaches; requests one after another, so that
+        each relay's CPU per request and added first byte are its own. Redis where redis-server is.
+        """
+        count = 50 if self.quick else 300
+        on = {"RATE_LIMIT_REQUESTS": "1000000/minute", "RATE_LIMIT_TOKENS": "1000000000/day"}
+        store = Redis().start() if shutil.which("redis-server") else None
+        variants = {"off": {}, "in_process": on}
+        if store is not None:
+            variants["redis"] = {**on, "REDIS_URL": store.url}
+        relays = {name: self.start_relay(extra=extra) for name, extra in variants.items()}
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in relays}
+        try:
+            for relay in relays.values():
+                load(relay.url + "/api/chat", "relay", "short", sequential=20)  # warm
+            for _ in range(self.rounds):
+                for name, relay in relays.items():
+                    pids = processes(relay.process.pid)  # type: ignore[union-attr]
+                    before = cpu_seconds(pids)
+                    result = load(relay.url + "/api/chat", "relay", "short", sequential=count)
+                    result["cpu_ms_per_request"] = 1000 * (cpu_seconds(pids) - before) / count
+                    runs[name].append(result)
+        finally:
+            for relay in relays.values():
+                relay.stop()
+            if store is not None:
+                store.stop()
+        return {
+            "requests": count,
+            **{
+                f"{name}_{figure}": value
+                for name, results in runs.items()
+                for figure, value in (
+                    ("failures", sum(r["failures"] + r["wrong"] for r in results)),
+                    ("cpu_ms_per_request", median([r["cpu_ms_per_request"] for r in results])),
+                    ("ttfb_p50_ms", scaled(1000, [r["ttfb_p50"] for r in results])),
+                    ("ttfb_p99_ms", scaled(1000, [r["ttfb_p99"] for r in results])),
+                )
             },
         }
 
@@ -527,6 +575,24 @@ def markdown(results: dict[str, Any]) -> str:
                 "≤ 1.5 × the floor's CPU" if streams == 1000 else "",
             ),
         ]
+    counted = results.get("limits")
+    if counted:
+        for name, label in (
+            ("off", "limits off"),
+            ("in_process", "limits on, in process"),
+            ("redis", "limits on, in Redis"),
+        ):
+            if f"{name}_failures" in counted:
+                lines.append(
+                    row(
+                        f"{counted['requests']} requests one at a time, {label}: CPU per request (ms); TTFB p50 / p99 (ms)",
+                        "",
+                        {
+                            "relay": f"{fmt(counted[f'{name}_cpu_ms_per_request'], 2)}; {fmt(counted[f'{name}_ttfb_p50_ms'], 2)} / {fmt(counted[f'{name}_ttfb_p99_ms'], 2)}"
+                        },
+                        "failures: " + str(counted[f"{name}_failures"]),
+                    )
+                )
     memory = results.get("memory")
     if memory:
         lines += [
@@ -655,6 +721,8 @@ def main() -> None:
         for streams in (100,) if args.quick else (100, 250, 500, 1000):
             print(f"{streams} paced streams…", flush=True)
             results["paced"].append(bench.paced(streams))
+        print("limits…", flush=True)
+        results["limits"] = bench.limits()
         print("memory per stream…", flush=True)
         results["memory"] = bench.memory()
         print("aborted streams…", flush=True)
