@@ -72,7 +72,8 @@ def warn_about_risks(settings: Settings) -> None:
         logger.warning(
             "!!! A server key is set (OPENAI_API_KEY or an UPSTREAMS route's) and ACCESS_TOKENS is not: "
             "ANYONE WHO FINDS THIS URL CAN SPEND THE KEY. Set ACCESS_TOKENS to one or more long random "
-            "secrets and send one as 'Authorization: Bearer <token>' (see README, 'A private deployment')."
+            "secrets and send one as 'Authorization: Bearer <token>' "
+            "(docs/configuration.md, 'A private deployment')."
         )
     if any(len(token) < SHORT_TOKEN for token in settings.access_tokens):
         logger.warning(

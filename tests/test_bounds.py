@@ -460,3 +460,25 @@ def test_a_field_the_owner_allows_passes_under_the_cap(
     )
     assert response.status_code == 200
     assert fake.requests[0].json["n_predict"] == 50
+
+
+def test_the_key_in_a_model_list_or_a_retry_after_is_not_passed_on(
+    fake: FakeUpstream, relay_factory: RelayFactory, v1: httpx.Client
+) -> None:
+    listing = {
+        "object": "list",
+        "data": [{"id": "gpt-x", "object": "model", "owned_by": f"key {SERVER_KEY}"}],
+    }
+    fake.replies["/models"] = Reply(
+        headers={"Content-Type": "application/json"}, body=[json.dumps(listing).encode()]
+    )
+    models = v1.get("/models")
+    assert models.status_code == 200
+    assert leaked(models.text) == [] and models.json()["data"][0]["id"] == "gpt-x"
+    fake.replies["gpt-test"] = Reply(
+        status=429, headers={"Content-Type": "application/json", "Retry-After": SERVER_KEY}, body=[b"{}"]
+    )
+    relay = relay_factory(UPSTREAM_RETRIES="0")
+    refused = httpx.post(relay.url + "/api/chat", json={"model": "gpt-test", "messages": USER})
+    assert refused.status_code == 429
+    assert "retry-after" not in refused.headers

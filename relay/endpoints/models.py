@@ -8,6 +8,7 @@ from typing import Any
 import flask
 
 from relay.access.policy import bearer_key, choose_key, model_allowed
+from relay.access.redaction import redactor_for
 from relay.config import Settings
 from relay.endpoints.answers import answer_response
 from relay.endpoints.base import Call, Upstreams, read_whole
@@ -91,11 +92,15 @@ def listed_models(
             continue
         reached += 1
         entries = payload.get("data") if isinstance(payload, dict) else None
+        # What an upstream lists is passed on: not a key it might echo in it (its own, or the caller's).
+        redactor = redactor_for((api_key,))
         for entry in entries if isinstance(entries, list) else []:
             if isinstance(entry, dict) and isinstance(entry.get("id"), str):
                 name = route.prefix + entry["id"]
                 if model_allowed(settings, name):
-                    listed.append({**entry, "id": name})
+                    listed.append(
+                        jsoncodec.loads(redactor.redact_bytes(jsoncodec.dumps({**entry, "id": name})))
+                    )
     if not reached:
         if default_failure is not None:
             return answer_response(default_failure, call.log, default_key)

@@ -61,7 +61,10 @@ def refusal(response: httpx.Response, api_key: str | None) -> UpstreamError:
     # The 2023 client shows this text, and looks for "429 Too Many Requests" in it.
     message = redact(f"OpenAI API error: {status} {reason} {payload}", (api_key,))
     if 400 <= status <= 599:
-        return UpstreamHTTPError(status, message, _retry_after(response))
+        retry_after = _retry_after(response)
+        if retry_after is not None and redact(retry_after, (api_key,)) != retry_after:
+            retry_after = None  # a header holding the key is not passed on, whatever its name
+        return UpstreamHTTPError(status, message, retry_after)
     # A redirect or another status the relay cannot pass on: the base URL is likely wrong.
     return UpstreamUnreachable(f"{message} (unexpected status from the upstream; check OPENAI_BASE_URL)")
 

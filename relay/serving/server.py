@@ -7,7 +7,7 @@ gevent worker instead: one greenlet per stream, `THREADS` of them per worker
 process (gunicorn's `worker_connections`). Measured on 2 cores with 500 paced
 streams starting at once, gthread with 1,000 threads gave a first-byte p99 of
 1.1-3.1 s and 228-328 µs of CPU per token, gevent 0.84-1.4 s and 176-212 µs
-(README, "Serving").
+(docs/design.md, "Serving").
 
 functions-framework starts gunicorn itself and reads only WORKERS, THREADS and a
 few other variables, on Cloud Functions and Cloud Run alike, so the worker class
