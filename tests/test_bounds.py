@@ -112,7 +112,8 @@ def test_a_huge_request_line_is_414_at_once_and_stalls_no_stream(
         assert answer.startswith(b"HTTP/1.1 414 "), answer[:80]
     streaming.join(30)
     assert len(gaps) > 40
-    assert max(gaps[2:]) < 1.0, f"a token waited {max(gaps[2:]):.2f} s while the long lines were refused"
+    # Tokens 50 ms apart: a gap of 3 s is a busy machine's margin; unbounded, each line stalled seconds.
+    assert max(gaps[2:]) < 3.0, f"a token waited {max(gaps[2:]):.2f} s while the long lines were refused"
 
 
 @pytest.mark.parametrize(
@@ -154,7 +155,7 @@ def test_a_body_trickled_a_byte_at_a_time_is_408_at_the_whole_bodys_deadline(
         while b"(REQUEST_BODY_TIMEOUT)" not in answer and (data := sock.recv(65536)):
             answer += data
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:80]
-    assert time.monotonic() - started < 4  # 1.5 s and a read's timeout, not the body's 28 s
+    assert time.monotonic() - started < 6  # 1.5 s (and a busy machine's margin), not the body's 28 s
     assert b"did not arrive whole within 1.5 s (REQUEST_BODY_TIMEOUT)" in answer
 
 
@@ -235,7 +236,7 @@ def test_after_done_an_upstream_that_trickles_on_is_let_go_at_once(
     assert reply.body == PACKET + b"done"
     assert relay.log_of(reply.request_id)["outcome"] == "ok"
     assert fake.wait_for(lambda: fake.requests[0].client_closed is not None, timeout=5)
-    assert fake.requests[0].client_closed - started < 3  # type: ignore[operator]
+    assert fake.requests[0].client_closed - started < 5  # type: ignore[operator]  # not the trickle's 30 s
 
 
 def test_a_whole_answer_that_never_ends_is_cut_at_the_stream_cap(
@@ -294,7 +295,7 @@ def test_a_whole_answer_trickled_after_the_client_left_is_let_go(
         time.sleep(0.5)  # the upstream has begun its answer
     left = time.monotonic()
     assert fake.wait_for(lambda: fake.requests[0].client_closed is not None, timeout=5)
-    assert fake.requests[0].client_closed - left < 1  # type: ignore[operator]
+    assert fake.requests[0].client_closed - left < 2  # type: ignore[operator]  # not the answer's 20 s
 
 
 def test_upstream_headers_are_passed_on_only_well_formed_and_few(

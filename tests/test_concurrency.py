@@ -74,9 +74,9 @@ def test_100_aborted_streams_free_every_upstream_connection(fake: FakeUpstream, 
         assert closed is not None and result.aborted_at is not None
         lags.append(closed - result.aborted_at)
     # Each upstream is freed when its own client leaves: at the latest at the next upstream chunk,
-    # so within two token intervals (README, "Serving"); plus 0.1 s for 100 streams on a shared
+    # so within two token intervals (docs/design.md); plus 0.3 s for 100 streams on a busy
     # machine, whose scheduler may hold a process that long.
-    late = [f"{lag:.3f}" for lag in lags if lag >= 2 * PACE + 0.1]
+    late = [f"{lag:.3f}" for lag in lags if lag >= 2 * PACE + 0.3]
     assert not late, f"freed later than two token intervals after their client left: {late}"
     assert not fake.still_open(fake.connections_of(fake.requests))
 

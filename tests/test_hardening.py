@@ -130,7 +130,8 @@ def test_client_leaving_while_chunks_carry_no_text_frees_the_upstream(
     assert fake.wait_for(lambda: fake.requests[0].client_closed is not None, timeout=3)
     closed = fake.requests[0].client_closed
     assert closed is not None
-    assert closed - left < 0.5, f"freed {closed - left:.2f} s after the client left"
+    # At once (the client watch); 2 s is a busy machine's margin, where the original read on to the end.
+    assert closed - left < 2, f"freed {closed - left:.2f} s after the client left"
 
 
 def test_client_that_stops_reading_is_let_go(fake: FakeUpstream, relay_factory: RelayFactory) -> None:
@@ -373,7 +374,8 @@ def test_a_client_that_leaves_while_the_upstream_thinks_frees_it_at_once(
     )
     closed = fake.requests[0].client_closed
     assert closed is not None
-    assert closed - left < 0.5, f"the upstream was freed {closed - left:.2f} s after the client left"
+    # At once; 2 s is a busy machine's margin, where it used to wait out the upstream's 3 s.
+    assert closed - left < 2, f"the upstream was freed {closed - left:.2f} s after the client left"
     assert [entry["outcome"] for entry in relay.request_logs_of(agent)] == ["client_gone"]
 
 
