@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay.formats.sse import SSEDecoder
+from relay.formats.sse import EventTooLarge, SSEDecoder
 
 
 def decode(*reads: bytes, flush: bool = True) -> list[bytes]:
@@ -42,6 +42,7 @@ def decode(*reads: bytes, flush: bool = True) -> list[bytes]:
         pytest.param(b"\n\n\ndata: a\n\n\n\n", [b"a"], id="extra-blank-lines"),
         pytest.param(b"\xef\xbb\xbfdata: a\n\n", [b"a"], id="bom-skipped"),
         pytest.param(b"data: a\n\n\xef\xbb\xbfdata: b\n\n", [b"a"], id="bom-only-at-start"),
+        pytest.param(b"\n\xef\xbb\xbfdata: a\n\n", [], id="bom-after-a-blank-line-is-not-skipped"),
         pytest.param(
             'data: {"c":"x\u2028y\u2029z\u0085w\x0bv\x0cu\x1cs"}\n\n'.encode(),
             ['{"c":"x\u2028y\u2029z\u0085w\x0bv\x0cu\x1cs"}'.encode()],
@@ -52,6 +53,8 @@ def decode(*reads: bytes, flush: bool = True) -> list[bytes]:
     ],
 )
 def test_one_read(stream: bytes, expected: list[bytes]) -> None:
+    # Each stream ends in a blank line: its events come from the read itself, flush adds none.
+    assert decode(stream, flush=False) == expected
     assert decode(stream) == expected
 
 
@@ -61,6 +64,7 @@ def test_one_read(stream: bytes, expected: list[bytes]) -> None:
         pytest.param([b"data: a\r", b"\n\r\n"], [b"a"], id="crlf-split-between-reads"),
         pytest.param([b"data: a\r", b"\r"], [b"a"], id="cr-then-cr-is-a-blank-line"),
         pytest.param([b"data: a\r", b"\n", b"\n"], [b"a"], id="lf-alone-after-cr"),
+        pytest.param([b"data: a\r", b"\ndata: b\n\n"], [b"a\nb"], id="crlf-split-then-same-event"),
         pytest.param([b"da", b"ta: ", b"a", b"\n", b"\n"], [b"a"], id="field-name-split"),
         pytest.param(
             ["data: 😀\n\n".encode()[:8], "data: 😀\n\n".encode()[8:]], ["😀".encode()], id="char-split"
@@ -91,12 +95,74 @@ def test_events_are_returned_by_the_read_that_completes_them() -> None:
         pytest.param(b"data: a", [b"a"], id="unterminated-last-line"),
         pytest.param(b"data: a\r", [b"a"], id="cr-at-end"),
         pytest.param(b": comment", [], id="comment-at-end"),
+        pytest.param((b"data: a", b"b", b"c"), [b"abc"], id="unterminated-line-in-several-reads"),
     ],
 )
-def test_flush_keeps_what_the_upstream_sent_at_the_end(stream: bytes, expected: list[bytes]) -> None:
-    # The spec would discard these; the relay keeps them (see relay/sse.py).
-    assert decode(stream, flush=False) == []
-    assert decode(stream) == expected
+def test_flush_keeps_what_the_upstream_sent_at_the_end(
+    stream: bytes | tuple[bytes, ...], expected: list[bytes]
+) -> None:
+    # The spec would discard these; the relay keeps them (see relay/formats/sse.py).
+    reads = stream if isinstance(stream, tuple) else (stream,)
+    assert decode(*reads, flush=False) == []
+    assert decode(*reads) == expected
+
+
+# -- bounds: a line and an event's data, at most max_event bytes ------------------------------
+
+LIMIT = 10
+
+
+@pytest.mark.parametrize(
+    ("reads", "expected"),
+    [
+        # A line held across reads (no line end yet) is counted over all its pieces.
+        pytest.param([b"data: abcd"], [b"abcd"], id="line-of-exactly-the-limit-in-one-piece"),
+        pytest.param([b"data: ", b"abcd"], [b"abcd"], id="line-of-exactly-the-limit-in-two-pieces"),
+        pytest.param([b"data: a\n\ndata: ", b"abcd"], [b"a", b"abcd"], id="each-line-counted-from-its-start"),
+        pytest.param(
+            [b"data: a", b"\ndata: ", b"abcd"], [b"a\nabcd"], id="count-restarts-when-a-held-line-ends"
+        ),
+        # An event's data joined over several lines, LFs included, is counted as a whole.
+        pytest.param([b"data: abcd\ndata: efghi\n"], [b"abcd\nefghi"], id="data-of-exactly-the-limit"),
+        pytest.param([b"data\n" * (LIMIT + 1)], [b"\n" * LIMIT], id="empty-data-lines-count-their-lf"),
+    ],
+)
+def test_up_to_the_limit_passes(reads: list[bytes], expected: list[bytes]) -> None:
+    decoder = SSEDecoder(max_event=LIMIT)
+    events: list[bytes] = []
+    for read in reads:
+        events += decoder.feed(read)
+    assert events + decoder.feed(b"\n\n") + decoder.flush() == expected
+
+
+@pytest.mark.parametrize(
+    ("reads", "message"),
+    [
+        pytest.param(
+            [b"data: ", b"abcde"], "a line of the upstream's stream", id="line-one-over-in-two-pieces"
+        ),
+        pytest.param([b"data: a\ndata: ", b"abcde"], "a line", id="line-one-over-held-after-a-line-end"),
+        pytest.param(
+            [b"data: abcd\ndata: efghij\n"], "an event of the upstream's stream", id="data-one-over"
+        ),
+        pytest.param([b"data\n" * (LIMIT + 2)], "an event", id="empty-data-lines-one-over"),
+    ],
+)
+def test_over_the_limit_is_refused(reads: list[bytes], message: str) -> None:
+    decoder = SSEDecoder(max_event=LIMIT)
+    with pytest.raises(EventTooLarge, match=f"^{message}.* longer than {LIMIT} bytes$"):
+        for read in reads:
+            decoder.feed(read)
+
+
+def test_flush_leaves_no_partial_line_behind() -> None:
+    """After flush, what is fed starts a new line, bounded afresh (flush resets the held line)."""
+    decoder = SSEDecoder(max_event=LIMIT)
+    assert decoder.feed(b"data: abc") == []
+    assert decoder.flush() == [b"abc"]
+    assert decoder.feed(b"data: ") == []
+    assert decoder.feed(b"wxyz") == []  # the new line holds exactly the limit
+    assert decoder.feed(b"\n\n") == [b"wxyz"]
 
 
 # -- every split gives the same events ----------------------------------------------------------
