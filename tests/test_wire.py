@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -70,12 +71,44 @@ def test_model_missing_from_chunk_falls_back_to_the_requested_model() -> None:
 def test_chunks_without_a_usable_choice_are_skipped(value: Any) -> None:
     writes, text = translate(value, chunk("after"))
     assert writes == [b'{"model":"gpt-fake-0613"}', b"after"]
-    assert not text.finished
+    assert text.finished is False
 
 
 def test_usage_is_kept_for_the_log() -> None:
     _, text = translate(chunk("a"), {"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 2}})
     assert text.usage == {"prompt_tokens": 1, "completion_tokens": 2}
+
+
+def test_a_stream_without_usage_leaves_none_for_the_log() -> None:
+    # The request log reports usage only when it `is not None` and estimates tokens otherwise.
+    _, text = translate(chunk("a"), chunk(finish="stop"), b"[DONE]")
+    assert text.usage is None
+
+
+@pytest.mark.parametrize(
+    ("values", "replied"),
+    [
+        pytest.param([], False, id="nothing"),
+        pytest.param([{"choices": [], "usage": {"total_tokens": 3}}, b"nope"], False, id="no-choice"),
+        pytest.param([{"error": {"message": "x"}}], False, id="error-only"),
+        pytest.param([chunk(finish="stop")], True, id="empty-choice-is-a-reply"),
+        pytest.param([chunk("a")], True, id="text"),
+    ],
+)
+def test_replied_once_a_chunk_with_a_choice_was_read(values: list[Any], replied: bool) -> None:
+    # The relay tells the caller there was nothing to relay when no choice ever came.
+    _, text = translate(*values)
+    assert text.replied is replied
+
+
+def test_text_chars_counts_characters_over_every_batch() -> None:
+    """The reply's length in characters (not bytes), summed over calls, for the token estimate."""
+    text = TextStream("gpt-asked")
+    assert text.text_chars == 0
+    text.translate([payload(chunk("é中")), payload(chunk("😀"))])
+    text.translate([payload(chunk("ab"))])
+    text.translate([b"[DONE]"])
+    assert text.text_chars == 5
 
 
 @pytest.mark.parametrize(
@@ -88,10 +121,16 @@ def test_usage_is_kept_for_the_log() -> None:
         pytest.param(b"NaN", id="nan"),
     ],
 )
-def test_payload_that_is_not_a_json_object_is_skipped_and_counted(bad: bytes) -> None:
-    writes, text = translate(chunk("a"), bad, chunk("b"))
+def test_payload_that_is_not_a_json_object_is_skipped_and_counted(
+    bad: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="relay.formats.original"):
+        writes, text = translate(chunk("a"), bad, chunk("b"), bad)
     assert writes == [b'{"model":"gpt-fake-0613"}', b"ab"]
-    assert text.skipped == 1
+    assert text.skipped == 2
+    # The log says what happened and the size only: the payload may hold the user's conversation.
+    expected = f"Skipped an upstream event that is not a JSON object ({len(bad)} bytes)"
+    assert [record.getMessage() for record in caplog.records] == [expected, expected]
 
 
 def test_done_ends_the_stream_and_what_follows_is_ignored() -> None:
@@ -132,6 +171,16 @@ def test_non_streamed_completion_is_relayed() -> None:
     }
     writes, _ = translate(completion)
     assert writes == [b'{"model":"gpt-whole"}', b"All at once."]
+
+
+@pytest.mark.parametrize(
+    "delta",
+    [pytest.param("x", id="string"), pytest.param(None, id="null"), pytest.param([], id="list")],
+)
+def test_delta_that_is_not_an_object_adds_no_text(delta: Any) -> None:
+    writes, text = translate({"model": "m", "choices": [{"delta": delta}]}, chunk("a"))
+    assert writes == [b'{"model":"m"}', b"a"]
+    assert text.replied
 
 
 @pytest.mark.parametrize(
