@@ -483,3 +483,44 @@ def test_the_key_in_a_model_list_or_a_retry_after_is_not_passed_on(
     refused = httpx.post(relay.url + "/api/chat", json={"model": "gpt-test", "messages": USER})
     assert refused.status_code == 429
     assert "retry-after" not in refused.headers
+
+
+def test_bodies_of_a_megabyte_waiting_for_a_slow_upstream_cost_about_their_size(
+    fake: FakeUpstream, relay_factory: RelayFactory
+) -> None:
+    # Was: the request's JSON, parsed into tens of thousands of objects, was held while the
+    # upstream thought: about 24 MB for each 1 MB body. Now the bytes to send (and let go once sent).
+    relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, WORKERS="1", UPSTREAM_RETRIES="0")
+    answer = {
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}]
+    }
+    fake.replies["gpt-test"] = Reply(
+        delay_headers=3.0, headers={"Content-Type": "application/json"}, body=[json.dumps(answer).encode()]
+    )
+    body = json.dumps({"model": "gpt-test", "messages": [{"role": "user", "content": "x"}] * 30_000}).encode()
+    assert 900_000 < len(body) < 1024 * 1024
+    statuses: list[int] = []
+
+    def send() -> None:
+        response = httpx.post(
+            relay.url + "/v1/chat/completions",
+            content=body,
+            headers={"Authorization": f"Bearer {ACCESS_TOKEN}", "Content-Type": "application/json"},
+            timeout=30,
+        )
+        statuses.append(response.status_code)
+
+    def peak_growth(count: int) -> float:
+        senders = [threading.Thread(target=send) for _ in range(count)]
+        with PeakMemory(relay) as memory:
+            for sender in senders:
+                sender.start()
+            for sender in senders:
+                sender.join(30)
+        return memory.grew_mb
+
+    # What each more request waiting at once costs (one parse's passing memory is in both runs).
+    few, many = peak_growth(5), peak_growth(15)
+    assert statuses == [200] * 20
+    each = (many - few) / 10
+    assert each < 6, f"{each:.1f} MB for each more request waiting (before: about 14)"
