@@ -30,7 +30,7 @@ from limits.strategies import FixedWindowRateLimiter
 from relay.access.callers import Caller
 from relay.config.limits import Limit, LimitSettings
 from relay.errors import RateLimited, RelayError
-from relay.serving.client_connection import under_gevent
+from relay.waits import under_gevent
 
 logger = logging.getLogger(__name__)
 

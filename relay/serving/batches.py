@@ -19,7 +19,8 @@ import gevent  # type: ignore[import-untyped]
 from gevent.event import Event  # type: ignore[import-untyped]
 
 from relay.errors import ClientGone
-from relay.serving.client_connection import ClientWatch, under_gevent
+from relay.serving.client_connection import ClientWatch
+from relay.waits import under_gevent
 
 HOLD_BYTES = 256 * 1024
 

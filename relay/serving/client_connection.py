@@ -28,14 +28,10 @@ import gevent  # type: ignore[import-untyped]
 from gevent import monkey
 
 from relay.errors import ClientGone
+from relay.waits import under_gevent
 
 _PEEK = socket.MSG_PEEK | getattr(socket, "MSG_DONTWAIT", 0)
 _TIMEVAL = "ll"  # struct timeval: seconds, microseconds
-
-
-def under_gevent() -> bool:
-    """Whether this process's sockets are gevent's (the gevent worker patched them)."""
-    return bool(monkey.is_module_patched("socket"))
 
 
 class ClientWatch:

@@ -10,7 +10,7 @@ from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from relay.errors import BadRequest, BodyTimeout, ClientGone, PayloadTooLarge
 from relay.serving.client_connection import has_left, read_timeout
-from relay.serving.deadlines import within
+from relay.waits import within
 
 
 def limit_body(request: flask.Request, limit: int) -> None:

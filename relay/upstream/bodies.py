@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import httpx
 
 from relay.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
-from relay.serving.deadlines import within
+from relay.waits import within
 
 JSON = "application/json"
 EVENT_STREAM = "text/event-stream"

@@ -17,10 +17,10 @@ import httpx
 from relay.access.redaction import redact
 from relay.config import Route, Settings
 from relay.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
-from relay.serving.deadlines import within
 from relay.upstream.failures import describe_transport_error
 from relay.upstream.pools import TransportPools
 from relay.upstream.retry import MIN_ATTEMPT_SECONDS, RETRY_STATUSES, retry_wait
+from relay.waits import within
 
 logger = logging.getLogger(__name__)
 

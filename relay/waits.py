@@ -1,4 +1,6 @@
-"""A deadline for a whole wait that may be made of many reads: the upstream's head, a whole answer, a body.
+"""Waits: whether this process waits the gevent way, and a deadline for a whole wait.
+
+A whole wait may be made of many reads: the upstream's head, a whole answer, a body.
 
 Each socket read has its own timeout, but an upstream (or a client) that sends a byte now
 and then never lets one expire. Under gevent a Timeout ends the whole wait wherever it is,
@@ -13,8 +15,12 @@ import contextlib
 from collections.abc import Iterator
 
 import gevent  # type: ignore[import-untyped]
+from gevent import monkey
 
-from relay.serving.client_connection import under_gevent
+
+def under_gevent() -> bool:
+    """Whether this process's sockets are gevent's (the gevent worker patched them)."""
+    return bool(monkey.is_module_patched("socket"))
 
 
 @contextlib.contextmanager
