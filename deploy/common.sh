@@ -28,7 +28,7 @@ TOKENS_SECRET=${TOKENS_SECRET-relay-access-tokens}
 RUNTIME_ACCOUNT=${RUNTIME_ACCOUNT:-relay-runtime}
 BUILD_SERVICE_ACCOUNT=${BUILD_SERVICE_ACCOUNT:-relay-build}
 PYTHON_RUNTIME=python312
-MEMORY=${MEMORY:-2Gi}  # --concurrency streams at their bounds, with room (README, "Capacity")
+MEMORY=${MEMORY:-2Gi}  # --concurrency streams at their bounds, with room (docs/design.md, "Capacity")
 MAX_INSTANCES=${MAX_INSTANCES:-10}
 # Flags only, so that nothing left in a shell turns them on: Memorystore and Direct VPC egress.
 DEFAULT_REDIS_INSTANCE=relay-limits
@@ -195,14 +195,14 @@ server_setting() {
 }
 
 # The longest a request can last (Settings.longest_request_seconds in relay/config/settings.py)
-# plus a minute, as the platform's timeout: the relay normally ends a reply before it (README, "Timeouts").
+# plus a minute, as the platform's timeout: the relay normally ends a reply before it (docs/configuration.md, "Timeouts").
 request_timeout_seconds() {
   local connect=${UPSTREAM_CONNECT_TIMEOUT:-10} first=${UPSTREAM_FIRST_BYTE_TIMEOUT:-120}
   local stream=${STREAM_MAX_SECONDS:-900} idle=${UPSTREAM_IDLE_TIMEOUT:-60}
   local total
   total=$(awk -v c="$connect" -v f="$first" -v s="$stream" -v i="$idle" \
     'BEGIN { w = c + f; longest = (w > s ? w : s) + i; t = longest + 60; printf "%d", (t == int(t) ? t : int(t) + 1) }')
-  [ "$total" -le 3600 ] || die "the longest request plus 60 s is $total s, over the platform's 3600 s limit (README, 'Timeouts')."
+  [ "$total" -le 3600 ] || die "the longest request plus 60 s is $total s, over the platform's 3600 s limit (docs/configuration.md, 'Timeouts')."
   echo "$total"
 }
 
@@ -330,7 +330,7 @@ load_relay_settings() {
   while IFS='=' read -r name value; do
     case "$name" in '' | '#'*) continue ;; esac
     if ! printf '%s\n' "${RELAY_SETTINGS[@]}" | grep -qx "$name"; then
-      die "deploy/relay.env sets $name, which is not one of the relay's settings (README, 'Configuration')."
+      die "deploy/relay.env sets $name, which is not one of the relay's settings (docs/configuration.md)."
     fi
     if [ -z "${!name-}" ]; then
       printf -v "$name" '%s' "$value"
@@ -386,7 +386,7 @@ report_relay_settings() {
       ;;
     esac
   done
-  [ "$any" = true ] || echo "  none: the relay's defaults (README, 'Configuration')" >&2
+  [ "$any" = true ] || echo "  none: the relay's defaults (docs/configuration.md)" >&2
   secrets=$(secret_names | paste -s -d, - | sed 's/,/, /g')
   echo "From Secret Manager: $secrets." >&2
   if [ -n "${REDIS_URL:-}" ]; then

@@ -22,8 +22,8 @@
 #   --network NAME, --subnet NAME Direct VPC egress (private addresses only) through this network and
 #                                 subnet (default subnet: the network's name)
 #   --dry-run                     print the gcloud commands instead of running them
-# The relay's settings (ALLOWED_ORIGINS, ALLOWED_MODELS, OPENAI_BASE_URL, REDIS_URL, ...; README,
-# "Configuration") come from deploy/relay.env, or from the environment, which wins, or from the
+# The relay's settings (ALLOWED_ORIGINS, ALLOWED_MODELS, OPENAI_BASE_URL, REDIS_URL, ...;
+# docs/configuration.md) come from deploy/relay.env, or from the environment, which wins, or from the
 # flags above, which win over both. Before deploying it lists them with where each came from, and
 # runs the relay's own check on them (python3 -m relay.config). Keys and tokens come only from
 # Secret Manager (EXTRA_SECRETS adds the keys that UPSTREAMS routes name).

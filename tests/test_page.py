@@ -65,7 +65,7 @@ VIEWPORTS: dict[str, dict[str, Any]] = {
 }
 NO_BROWSER = (
     f"the browser tests of tests/test_page.py need Chromium at {BROWSER}, which does not exist: "
-    "install it (Debian: apt-get install chromium; ./dev test does) or set "
+    "install it (Debian: apt-get install chromium; .ci/run does) or set "
     "RELAY_BROWSER=/path/to/chromium"
 )
 

@@ -182,7 +182,8 @@ class StoreUnavailable(RelayError):
         )
 
     def headers(self) -> dict[str, str]:
-        return {"Retry-After": "5"}
+        # Waiting may well help: the store is likely back within seconds.
+        return {"Retry-After": "5", "x-should-retry": "true"}
 
 
 def _duration(seconds: int) -> str:
