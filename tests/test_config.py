@@ -149,3 +149,32 @@ def test_upstreams_from_a_file(tmp_path: Path) -> None:
     assert (openrouter.prefix, openrouter.api_key, openrouter.needs_key) == ("or/", "sk-or-123", True)
     assert (local.prefix, local.api_key, local.needs_key) == ("local/", None, False)
     assert "sk-or-123" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("redis://10.0.0.3:6379/0", True),
+        ("rediss://:secret@redis.example:6380", True),
+        ("redis+unix:///var/run/redis.sock", True),
+        ("unix:///var/run/redis.sock", False),  # the counting package's Unix scheme is redis+unix://
+        ("memcached://x:11211", False),
+    ],
+)
+def test_redis_url_takes_the_schemes_the_counting_package_knows(value: str, accepted: bool) -> None:
+    if accepted:
+        assert load_settings({"REDIS_URL": value}).limits.redis_url == value
+        from limits.storage import storage_from_string
+
+        storage_from_string(value)  # the counting package takes it too (it connects only when used)
+    else:
+        with pytest.raises(
+            ConfigError, match=r"REDIS_URL must be a redis://, rediss:// or redis\+unix:// URL\.$"
+        ):
+            load_settings({"REDIS_URL": value})
+
+
+def test_a_redis_password_is_kept_out_of_logs_but_not_the_url() -> None:
+    settings = load_settings({"REDIS_URL": "redis://:s3cret-pass-word@10.0.0.3:6379/0"})
+    assert "s3cret-pass-word" in settings.secrets
+    assert "redis://" not in str(settings.secrets)  # only the password: "redis" would redact every mention

@@ -127,3 +127,8 @@ def test_retry_after_seconds(headers: dict[str, str], seconds: float) -> None:
 )
 def test_retry_after_seconds_without_a_readable_value_is_none(headers: dict[str, str]) -> None:
     assert retry_after_seconds(headers, NOW) is None
+
+
+def test_an_unreadable_retry_after_ms_leaves_retry_after_to_say() -> None:
+    assert retry_after_seconds({"retry-after-ms": "soon", "retry-after": "3"}, NOW) == 3.0
+    assert retry_after_seconds({"retry-after-ms": "soon"}, NOW) is None

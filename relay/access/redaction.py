@@ -68,7 +68,7 @@ class Redactor:
 
     def redact_bytes(self, data: bytes) -> bytes:
         """The same for UTF-8 bytes; the bytes themselves when nothing is found (the usual case)."""
-        if self._suspect.search(data) is None:
+        if not self.might_hold(data):
             return data
         text = data.decode("utf-8", "replace")
         redacted = self.redact(text)

@@ -77,10 +77,9 @@ def parse_limit(value: str, where: str) -> Limit:
 def read_limits(environ: Mapping[str, str]) -> LimitSettings:
     defaults = LimitSettings()
     redis_url = text(environ, "REDIS_URL")
-    if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(
-            "REDIS_URL must be a redis://, rediss:// or unix:// URL."
-        )  # never quoted: a password
+    if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "redis+unix://")):
+        # Never quoted: it may hold a password.
+        raise ConfigError("REDIS_URL must be a redis://, rediss:// or redis+unix:// URL.")
     return LimitSettings(
         requests=_optional(environ, "RATE_LIMIT_REQUESTS"),
         tokens=_optional(environ, "RATE_LIMIT_TOKENS"),

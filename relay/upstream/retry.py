@@ -43,9 +43,12 @@ def retry_wait(
 
 def retry_after_seconds(headers: Mapping[str, str], now: float) -> float | None:
     """How long the upstream asked to wait: retry-after-ms, or Retry-After in seconds or as a date."""
-    try:
-        if "retry-after-ms" in headers:
+    if "retry-after-ms" in headers:
+        try:
             return max(0.0, float(headers["retry-after-ms"]) / 1000.0)
+        except ValueError:
+            pass  # unreadable: Retry-After may still say
+    try:
         value = headers.get("retry-after", "").strip()
         if not value:
             return None
