@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
+import time
 from typing import Any
 
 import pytest
@@ -10,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from relay.errors import BadRequest
-from relay.formats.responses import ChatToResponses, as_response
+from relay.formats.responses import ChatToResponses, as_response, response_usage
 from relay.formats.sse import SSEDecoder
 from relay.validation.responses import as_chat_completions
 
@@ -163,6 +166,501 @@ def test_a_failure_is_an_error_event_then_failed_once() -> None:
     note = translator.note("the upstream closed the connection")
     assert b"event: error\n" in note and b"event: response.failed\n" in note
     assert translator.note("again") == b""  # told once
+
+
+# -- the events, exactly as OpenAI sends them ---------------------------------------------------
+
+GENERATED_ID = re.compile(r"(resp|msg|fc|call)_[0-9a-f]{24}")
+
+
+def normalised(value: Any, ids: dict[str, str], since: int) -> Any:
+    """Generated ids (prefix, "_", 24 hex digits) as <prefix>#n in order of appearance; created_at checked."""
+    if isinstance(value, dict):
+        out = {}
+        for name, item in value.items():
+            if name == "created_at":
+                assert isinstance(item, int) and since <= item <= time.time(), item
+                out[name] = "<now>"
+            else:
+                out[name] = normalised(item, ids, since)
+        return out
+    if isinstance(value, list):
+        return [normalised(item, ids, since) for item in value]
+    if isinstance(value, str) and GENERATED_ID.fullmatch(value):
+        if value not in ids:
+            prefix = value.split("_")[0]
+            ids[value] = f"{prefix}#{sum(seen.startswith(prefix + '#') for seen in ids.values()) + 1}"
+        return ids[value]
+    return value
+
+
+def parse_events(writes: list[bytes]) -> list[dict[str, Any]]:
+    """Each event of the writes: `event: <type>` then one `data:` line of JSON, then a blank line."""
+    body = b"".join(writes)
+    assert body.endswith(b"\n\n") or not body
+    parsed = []
+    for block in body.split(b"\n\n")[:-1]:
+        name, data = block.split(b"\n")
+        payload = json.loads(data.removeprefix(b"data: "))
+        assert name == b"event: " + payload["type"].encode()
+        parsed.append(payload)
+    return parsed
+
+
+class Translation:
+    """A ChatToResponses fed JSON payloads, its output parsed with ids and times made comparable."""
+
+    def __init__(self, request: dict[str, Any] | None = None, model: str = "my-model") -> None:
+        self.since = int(time.time())
+        self.ids: dict[str, str] = {}
+        self.translator = ChatToResponses(model, request or {})
+
+    def feed(self, *payloads: Any) -> list[dict[str, Any]]:
+        encoded = [p if isinstance(p, bytes) else json.dumps(p).encode() for p in payloads]
+        return self.parsed(self.translator.translate(encoded))
+
+    def end(self) -> list[dict[str, Any]]:
+        return self.parsed(self.translator.end())
+
+    def note(self, message: str) -> list[dict[str, Any]]:
+        return self.parsed([self.translator.note(message)])
+
+    def response(self) -> Any:
+        return normalised(self.translator.response(), self.ids, self.since)
+
+    def parsed(self, writes: list[bytes]) -> list[dict[str, Any]]:
+        assert len(writes) <= 1  # one write per call
+        return [normalised(e, self.ids, self.since) for e in parse_events(writes)]
+
+
+def response_object(
+    status: str,
+    output: list[Any] | None = None,
+    *,
+    usage: Any = None,
+    error: Any = None,
+    reason: str | None = None,
+    **echoed: Any,
+) -> dict[str, Any]:
+    """A Response object as OpenAI's API returns it, for a request that set nothing it echoes."""
+    return {
+        "id": "resp#1",
+        "object": "response",
+        "created_at": "<now>",
+        "status": status,
+        "model": "my-model",
+        "output": output or [],
+        "usage": usage,
+        "error": error,
+        "incomplete_details": {"reason": reason} if reason else None,
+        "parallel_tool_calls": True,
+        "previous_response_id": None,
+        "store": False,
+        "text": {"format": {"type": "text"}},
+        "truncation": "disabled",
+        "instructions": None,
+        "max_output_tokens": None,
+        "temperature": None,
+        "top_p": None,
+        "tool_choice": "auto",
+        "tools": [],
+        "metadata": {},
+        "user": None,
+        **echoed,
+    }
+
+
+def numbered(events: list[dict[str, Any]], start: int = 0) -> list[dict[str, Any]]:
+    return [{**e, "sequence_number": start + n} for n, e in enumerate(events)]
+
+
+STARTED = [
+    {"type": "response.created", "response": response_object("in_progress")},
+    {"type": "response.in_progress", "response": response_object("in_progress")},
+]
+
+
+def message(text: str, status: str, item: str = "msg#1") -> dict[str, Any]:
+    content = [] if status == "added" else [part(text)]
+    return {"type": "message", "id": item, "status": "in_progress" if status == "added" else status,
+            "role": "assistant", "content": content}  # fmt: skip
+
+
+def part(text: str) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def function_call(item: str, call_id: str, name: str, arguments: str, status: str) -> dict[str, Any]:
+    return {"type": "function_call", "id": item, "call_id": call_id, "name": name,
+            "arguments": arguments, "status": status}  # fmt: skip
+
+
+def text_done(text: str, index: int = 0, item: str = "msg#1") -> list[dict[str, Any]]:
+    at = {"item_id": item, "output_index": index, "content_index": 0}
+    return [
+        {"type": "response.output_text.done", **at, "text": text, "logprobs": []},
+        {"type": "response.content_part.done", **at, "part": part(text)},
+        {
+            "type": "response.output_item.done",
+            "output_index": index,
+            "item": message(text, "completed", item),
+        },
+    ]
+
+
+def text_added(index: int = 0, item: str = "msg#1") -> list[dict[str, Any]]:
+    return [
+        {"type": "response.output_item.added", "output_index": index, "item": message("", "added", item)},
+        {"type": "response.content_part.added", "item_id": item, "output_index": index, "content_index": 0,
+         "part": part("")},
+    ]  # fmt: skip
+
+
+def text_delta(delta: str, index: int = 0, item: str = "msg#1") -> dict[str, Any]:
+    return {"type": "response.output_text.delta", "item_id": item, "output_index": index,
+            "content_index": 0, "delta": delta, "logprobs": []}  # fmt: skip
+
+
+CHAT_USAGE = {
+    "prompt_tokens": 3,
+    "completion_tokens": 2,
+    "total_tokens": 5,
+    "prompt_tokens_details": {"cached_tokens": 1},
+    "completion_tokens_details": {"reasoning_tokens": 1},
+}
+RESPONSES_USAGE = {
+    "input_tokens": 3,
+    "input_tokens_details": {"cached_tokens": 1},
+    "output_tokens": 2,
+    "output_tokens_details": {"reasoning_tokens": 1},
+    "total_tokens": 5,
+}
+
+
+def test_a_text_reply_is_the_events_openai_sends() -> None:
+    reply = Translation()
+    events = reply.feed(
+        chunk({"role": "assistant", "content": ""}),  # a bare role: no event of its own
+        chunk({"content": "Hel"}),
+        chunk({"content": "lo"}),
+        chunk({}, finish="stop"),
+        {"id": "c", "choices": [], "usage": CHAT_USAGE},
+        b"[DONE]",
+    )
+    done = message("Hello", "completed")
+    assert events == numbered([
+        *STARTED,
+        *text_added(),
+        text_delta("Hel"),
+        text_delta("lo"),
+        *text_done("Hello"),
+        {"type": "response.completed", "response": response_object("completed", [done], usage=RESPONSES_USAGE)},
+    ])  # fmt: skip
+    assert reply.response() == response_object("completed", [done], usage=RESPONSES_USAGE)
+    assert reply.translator.usage == CHAT_USAGE  # the log gets the upstream's own words
+    assert (reply.translator.replied, reply.translator.finished, reply.translator.error) == (True, True, None)
+    assert reply.end() == []  # nothing after the last event
+    assert reply.feed(chunk({"content": "more"})) == []
+
+
+def test_text_and_calls_interleaved_are_items_in_the_order_they_began() -> None:
+    reply = Translation()
+    events = reply.feed(
+        chunk({"content": "Let me look."}),
+        chunk({"tool_calls": [{"index": 0, "id": "call_a", "type": "function", "function": {"name": "f", "arguments": ""}}]}),
+        chunk({"tool_calls": [{"index": 1, "id": "call_b", "function": {"name": "g"}}]}),
+        chunk({"tool_calls": [{"index": 1, "function": {"arguments": "{}"}}]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"y":'}}]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": " 2}"}}]}),
+        chunk({}, finish="tool_calls"),
+        b"[DONE]",
+    )  # fmt: skip
+    first = function_call("fc#1", "call_a", "f", '{"y": 2}', "completed")
+    second = function_call("fc#2", "call_b", "g", "{}", "completed")
+    assert events == numbered([
+        *STARTED,
+        *text_added(),
+        text_delta("Let me look."),
+        {"type": "response.output_item.added", "output_index": 1, "item": function_call("fc#1", "call_a", "f", "", "in_progress")},
+        {"type": "response.output_item.added", "output_index": 2, "item": function_call("fc#2", "call_b", "g", "", "in_progress")},
+        {"type": "response.function_call_arguments.delta", "item_id": "fc#2", "output_index": 2, "delta": "{}"},
+        {"type": "response.function_call_arguments.delta", "item_id": "fc#1", "output_index": 1, "delta": '{"y":'},
+        {"type": "response.function_call_arguments.delta", "item_id": "fc#1", "output_index": 1, "delta": " 2}"},
+        *text_done("Let me look."),
+        {"type": "response.function_call_arguments.done", "item_id": "fc#1", "output_index": 1, "arguments": '{"y": 2}'},
+        {"type": "response.output_item.done", "output_index": 1, "item": first},
+        {"type": "response.function_call_arguments.done", "item_id": "fc#2", "output_index": 2, "arguments": "{}"},
+        {"type": "response.output_item.done", "output_index": 2, "item": second},
+        {"type": "response.completed",
+         "response": response_object("completed", [message("Let me look.", "completed"), first, second])},
+    ])  # fmt: skip
+
+
+def test_a_whole_message_in_one_chunk_that_ran_out_of_tokens() -> None:
+    """`message` for `delta` (an upstream that sent one completion); calls without an index by position."""
+    reply = Translation()
+    whole = {"role": "assistant", "content": "Hi",
+             "tool_calls": [{"id": "call_a", "function": {"name": "f", "arguments": "{}"}},
+                            {"id": 7, "function": None}]}  # fmt: skip
+    events = reply.feed({"choices": [{"index": 0, "message": whole, "finish_reason": "length"}]})
+    first = function_call("fc#1", "call_a", "f", "{}", "completed")
+    second = function_call("fc#2", "call#1", "", "", "completed")  # an id of its own, no name
+    output = [message("Hi", "completed"), first, second]
+    assert events == numbered([
+        *STARTED,
+        *text_added(),
+        text_delta("Hi"),
+        {"type": "response.output_item.added", "output_index": 1, "item": {**first, "arguments": "", "status": "in_progress"}},
+        {"type": "response.function_call_arguments.delta", "item_id": "fc#1", "output_index": 1, "delta": "{}"},
+        {"type": "response.output_item.added", "output_index": 2, "item": {**second, "status": "in_progress"}},
+        *text_done("Hi"),
+        {"type": "response.function_call_arguments.done", "item_id": "fc#1", "output_index": 1, "arguments": "{}"},
+        {"type": "response.output_item.done", "output_index": 1, "item": first},
+        {"type": "response.function_call_arguments.done", "item_id": "fc#2", "output_index": 2, "arguments": ""},
+        {"type": "response.output_item.done", "output_index": 2, "item": second},
+    ])  # fmt: skip
+    assert reply.end() == numbered(
+        [{"type": "response.incomplete", "response": response_object("incomplete", output, reason="max_output_tokens")}],
+        len(events),
+    )  # fmt: skip
+
+
+def test_an_item_that_begins_after_others_closed_is_closed_at_the_end() -> None:
+    reply = Translation()
+    events = reply.feed(
+        chunk({"content": "a"}, finish="stop"),
+        chunk({"tool_calls": [{"index": 0, "id": "call_a", "function": {"name": "f", "arguments": "{}"}}]}),
+        chunk({"content": "b"}),  # the message was done: text now is a new one
+        b"[DONE]",
+    )
+    call = function_call("fc#1", "call_a", "f", "{}", "completed")
+    assert [e["type"] for e in events[8:]] == [
+        "response.output_item.added", "response.function_call_arguments.delta",
+        "response.output_item.added", "response.content_part.added", "response.output_text.delta",
+        "response.function_call_arguments.done", "response.output_item.done",
+        "response.output_text.done", "response.content_part.done", "response.output_item.done",
+        "response.completed",
+    ]  # fmt: skip
+    assert events[-1]["response"]["output"] == [
+        message("a", "completed"),
+        call,
+        message("b", "completed", "msg#2"),
+    ]
+    assert events[-2] == {"type": "response.output_item.done", "output_index": 2,
+                          "item": message("b", "completed", "msg#2"), "sequence_number": len(events) - 2}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("finish", "status", "reason"),
+    [
+        pytest.param("stop", "completed", None, id="stop"),
+        pytest.param("tool_calls", "completed", None, id="tool-calls"),
+        pytest.param("length", "incomplete", "max_output_tokens", id="length"),
+        pytest.param("content_filter", "incomplete", "content_filter", id="content-filter"),
+        pytest.param(None, "completed", None, id="no-finish-reason"),
+    ],
+)
+def test_the_finish_reason_decides_the_last_event(
+    finish: str | None, status: str, reason: str | None
+) -> None:
+    reply = Translation()
+    events = reply.feed(chunk({"content": "a"}), chunk({}, finish=finish), b"[DONE]")
+    expected = response_object(status, [message("a", "completed")], reason=reason)
+    assert events[-1] == {
+        "type": f"response.{status}",
+        "response": expected,
+        "sequence_number": len(events) - 1,
+    }
+    assert reply.response() == expected
+
+
+def test_a_stream_that_ends_without_done_is_completed_by_end() -> None:
+    reply = Translation()
+    events = reply.feed(chunk({"content": "a"}))
+    assert reply.translator.finished is False
+    closing = reply.end()
+    assert closing == numbered(
+        [*text_done("a"), {"type": "response.completed", "response": response_object("completed", [message("a", "completed")])}],
+        len(events),
+    )  # fmt: skip
+    assert reply.translator.finished is True
+    assert reply.end() == []
+    assert reply.translator.end() == []  # no empty write either
+
+
+def test_a_stream_with_no_choice_starts_but_does_not_complete() -> None:
+    """Nothing was replied: the relay says so (relay/serving/reply.py), not an empty response.completed."""
+    reply = Translation()
+    assert reply.feed({"choices": [], "usage": CHAT_USAGE}, b"[DONE]") == numbered(STARTED)
+    assert (reply.translator.replied, reply.translator.finished) == (False, True)
+    assert reply.translator.usage == CHAT_USAGE
+    assert reply.translator.end() == []
+    assert reply.translator.translate([json.dumps(chunk({"content": "late"})).encode()]) == []
+
+
+def test_a_batch_that_says_nothing_writes_nothing() -> None:
+    translator = ChatToResponses("m", {})
+    assert translator.translate([]) == []
+    assert translator.translate([b""]) == []
+    assert translator.translate([b"not json"]) == []
+    assert translator.chunks == 0
+
+
+def test_counts_for_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    translator = ChatToResponses("m", {})
+    assert (translator.chunks, translator.skipped, translator.text_chars) == (0, 0, 0)
+    assert (translator.usage, translator.error, translator.packet, translator.replied) == (
+        None,
+        None,
+        None,
+        False,
+    )
+    with caplog.at_level(logging.WARNING, logger="relay.formats.responses"):
+        translator.translate([b"[1]", json.dumps(chunk({"content": "é中"})).encode(), b"{bad"])
+        translator.translate([json.dumps(chunk({"content": "😀"})).encode(), b""])
+    assert (translator.chunks, translator.skipped, translator.text_chars) == (2, 2, 3)
+    # The size only: the payload may hold the user's conversation.
+    assert [r.getMessage() for r in caplog.records] == [
+        "Skipped an upstream event that is not a JSON object (3 bytes)",
+        "Skipped an upstream event that is not a JSON object (4 bytes)",
+    ]
+
+
+FAILED_PART = message("part", "in_progress")  # the item as it stood when the reply failed
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "text"),
+    [
+        pytest.param({"message": "Rate limit", "code": "rate_limit_exceeded"}, "rate_limit_exceeded", "Rate limit", id="openai-shape"),
+        pytest.param({"message": "boom", "code": 500}, "server_error", "boom", id="code-not-a-string"),
+        pytest.param({"message": "boom"}, "server_error", "boom", id="no-code"),
+        pytest.param({"message": "", "code": "x"}, "x", '{"message":"","code":"x"}', id="empty-message-as-json"),
+        pytest.param({"message": 5}, "server_error", '{"message":5}', id="message-not-a-string"),
+        pytest.param("plain", "server_error", '"plain"', id="string"),
+        pytest.param(["x"], "server_error", '["x"]', id="list"),
+    ],
+)  # fmt: skip
+def test_an_error_event_is_an_error_then_the_reply_failed(error: Any, code: str, text: str) -> None:
+    reply = Translation()
+    events = reply.feed(chunk({"content": "part"}), {"error": error}, chunk({"content": "after"}))
+    failure = {"code": code, "message": text}
+    assert events[-2:] == numbered(
+        [
+            {"type": "error", "code": code, "message": text, "param": None},
+            # Not closed: the reply stopped where it failed.
+            {"type": "response.failed", "response": response_object("failed", [FAILED_PART], error=failure)},
+        ],
+        len(events) - 2,
+    )
+    assert [e["type"] for e in events[:-2]] == [e["type"] for e in STARTED] + [
+        "response.output_item.added", "response.content_part.added", "response.output_text.delta"
+    ]  # fmt: skip
+    assert reply.translator.error == text
+    assert (reply.response()["status"], reply.response()["error"]["message"]) == ("failed", text)
+    assert reply.end() == [] and reply.feed(b"[DONE]") == []
+    assert reply.translator.note("and then the relay failed") == b""  # told once
+
+
+def test_an_error_event_first_is_still_a_whole_sequence() -> None:
+    reply = Translation()
+    assert reply.feed({"error": {"message": "nope"}}) == numbered([
+        *STARTED,
+        {"type": "error", "code": "server_error", "message": "nope", "param": None},
+        {"type": "response.failed", "response": response_object("failed", error={"code": "server_error", "message": "nope"})},
+    ])  # fmt: skip
+
+
+def test_a_failure_after_the_reply_ran_out_of_tokens_is_failed_not_incomplete() -> None:
+    reply = Translation()
+    events = reply.feed(chunk({"content": "a"}, finish="length"), {"error": {"message": "x"}})
+    assert events[-1]["response"]["incomplete_details"] is None
+    assert reply.response()["incomplete_details"] is None
+
+
+@pytest.mark.parametrize(
+    "started", [pytest.param(False, id="before-any-event"), pytest.param(True, id="mid-reply")]
+)
+def test_note_is_an_error_event_and_failed_once(started: bool) -> None:
+    reply = Translation()
+    before = reply.feed(chunk({"content": "part"})) if started else []
+    failure = {"code": "server_error", "message": "cut"}
+    assert reply.note("cut") == numbered(
+        [
+            *([] if started else STARTED),
+            {"type": "error", "code": "server_error", "message": "cut", "param": None},
+            {"type": "response.failed", "response": response_object("failed", [FAILED_PART] if started else [], error=failure)},
+        ],
+        len(before),
+    )  # fmt: skip
+    assert reply.translator.note("again") == b""
+    assert reply.response()["error"] == failure
+
+
+def test_the_response_repeats_what_the_request_set() -> None:
+    request: dict[str, Any] = {
+        "instructions": "Be brief.",
+        "max_output_tokens": 30,
+        "temperature": 0.2,
+        "top_p": 0.9,
+        "tool_choice": "required",
+        "tools": [{"type": "function", "name": "f"}],
+        "metadata": {"k": "v"},
+        "user": "u1",
+        "parallel_tool_calls": False,
+        "text": {"format": {"type": "json_object"}},
+        "input": "not repeated",
+    }
+    reply = Translation(request)
+    events = reply.feed(chunk({"content": "a"}), b"[DONE]")
+    echoed = {name: value for name, value in request.items() if name != "input"}
+    expected = response_object("completed", [message("a", "completed")], **echoed)
+    assert events[-1]["response"] == expected
+    assert events[0]["response"] == {**expected, "status": "in_progress", "output": []}
+
+
+@pytest.mark.parametrize(
+    ("usage", "expected"),
+    [
+        pytest.param(CHAT_USAGE, RESPONSES_USAGE, id="whole"),
+        pytest.param({"prompt_tokens": 3, "completion_tokens": 4}, {"input_tokens": 3, "output_tokens": 4, "total_tokens": 7}, id="total-summed"),
+        pytest.param({"completion_tokens": 4}, {"input_tokens": 0, "output_tokens": 4, "total_tokens": 4}, id="no-prompt"),
+        pytest.param({"prompt_tokens": 3}, {"input_tokens": 3, "output_tokens": 0, "total_tokens": 3}, id="no-completion"),
+        pytest.param({"prompt_tokens": None, "completion_tokens_details": None, "total_tokens": 9}, {"input_tokens": 0, "output_tokens": 0, "total_tokens": 9}, id="nulls"),
+        pytest.param({}, {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}, id="empty"),
+    ],
+)  # fmt: skip
+def test_usage_in_the_responses_apis_words(usage: dict[str, Any], expected: dict[str, Any]) -> None:
+    details = {"input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}}
+    assert response_usage(usage) == {**details, **expected}
+
+
+def test_usage_that_is_not_an_object_is_none() -> None:
+    assert response_usage([1]) is None
+    assert response_usage(None) is None
+
+
+@pytest.mark.parametrize(
+    "completion",
+    [
+        pytest.param([], id="not-an-object"),
+        pytest.param({}, id="no-choices"),
+        pytest.param({"choices": {"0": {}}}, id="choices-not-a-list"),
+        pytest.param({"choices": []}, id="empty-choices"),
+        pytest.param({"choices": ["x"]}, id="choice-not-an-object"),
+    ],
+)
+def test_a_body_that_holds_no_completion_is_no_response(completion: Any) -> None:
+    assert as_response(completion, "m", {}) is None
+
+
+def test_a_whole_completion_is_the_response_the_stream_would_end_with() -> None:
+    completion = {"model": "upstream-name", "choices": [{"message": {"content": "Hi"}, "finish_reason": "stop"}],
+                  "usage": CHAT_USAGE}  # fmt: skip
+    response = as_response(completion, "my-model", {"user": "u1"})
+    assert normalised(response, {}, int(time.time()) - 1) == response_object(
+        "completed", [message("Hi", "completed")], usage=RESPONSES_USAGE, user="u1"
+    )
 
 
 # -- the request ---------------------------------------------------------------------------------
