@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from relay.errors import BadRequest
 from relay.formats.responses import ChatToResponses, as_response, response_usage
 from relay.formats.sse import SSEDecoder
-from relay.validation.responses import as_chat_completions
+from relay.validation.responses import as_chat_completions, parse_responses
 
 
 def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
@@ -740,3 +740,270 @@ def test_what_chat_completions_cannot_carry_is_refused_by_name(fields: dict[str,
     with pytest.raises(BadRequest) as caught:
         as_chat_completions({"model": "m", "input": "Hi", **fields}, "max_tokens")
     assert named in caught.value.message
+
+
+def chat_of(**fields: Any) -> dict[str, Any]:
+    """The chat completions body for a request with these fields (model "m", input "Hi" unless given)."""
+    return as_chat_completions({"model": "m", "input": "Hi", **fields}, "max_completion_tokens")
+
+
+def refusal(**fields: Any) -> str:
+    with pytest.raises(BadRequest) as caught:
+        chat_of(**fields)
+    assert caught.value.status == 400
+    return caught.value.message
+
+
+STATE_NEEDED = (
+    "needs an upstream that keeps state (the Responses API); this model's upstream speaks only chat "
+    'completions. Send the whole conversation in "input" instead.'
+)
+LONG = "x" * 100
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        pytest.param({"previous_response_id": "resp_1"}, f'"previous_response_id" {STATE_NEEDED}', id="previous-response"),
+        pytest.param({"conversation": {"id": "conv_1"}}, f'"conversation" {STATE_NEEDED}', id="conversation"),
+        pytest.param({"prompt": {"id": "pmpt_1"}}, f'"prompt" {STATE_NEEDED}', id="prompt"),
+        pytest.param({"background": True}, f'"background" {STATE_NEEDED}', id="background"),
+        pytest.param({"store": True}, '"store": true needs an upstream that keeps responses (the Responses API); '
+                     "this model's upstream speaks only chat completions. Leave it out, or set it to false.", id="store"),
+        pytest.param({"instructions": 5}, '"instructions" must be a string, got a number.', id="instructions"),
+        pytest.param({"input": ["Hi"]}, '"input[0]" must be an input item object, got a string.', id="item-not-object"),
+        pytest.param({"input": [{"type": "file_search_call"}]}, '"input[0].type" is "file_search_call", which has no '
+                     "equivalent in chat completions (this model's upstream speaks only those); send messages, "
+                     "function calls and their outputs.", id="item-type"),
+        pytest.param({"input": [{"role": "tool", "content": "x"}]}, '"input[0].role" must be one of assistant, '
+                     "developer, system, user.", id="role"),
+        pytest.param({"input": [{"role": "user"}]}, '"input[0].content" must be a string or a list of content '
+                     "parts, got null.", id="content-missing"),
+        pytest.param({"input": [{"role": "user", "content": {"type": "input_text"}}]}, '"input[0].content" must be '
+                     "a string or a list of content parts, got an object.", id="content-an-object"),
+        pytest.param({"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]},
+                     "\"input[0].content[0]\" is a input_file part; this model's upstream (chat completions) "
+                     "takes text and images only.", id="file-part"),
+        pytest.param({"input": [{"role": "user", "content": [{"type": "refusal", "refusal": "no"}]}]},
+                     "\"input[0].content[0]\" is a refusal part; this model's upstream (chat completions) "
+                     "takes text and images only.", id="refusal-not-the-users"),
+        pytest.param({"input": [{"role": "user", "content": [{"type": "input_text", "text": 1}]}]},
+                     '"input[0].content[0].text" must be a string, got a number.', id="text-not-a-string"),
+        pytest.param({"input": [{"role": "assistant", "content": [{"type": "refusal"}]}]},
+                     '"input[0].content[0].refusal" must be a string, got null.', id="refusal-missing"),
+        pytest.param({"input": [{"role": "user", "content": [{"type": "input_image", "file_id": "f"}]}]},
+                     '"input[0].content[0].image_url" must be a URL or a data: URL; an image by file_id needs '
+                     "the Responses API's own file store, which this model's upstream does not have.", id="image-by-file-id"),
+        pytest.param({"input": [{"type": "function_call", "call_id": "a", "arguments": "{}"}]},
+                     '"input[0].name" must be a string, got null.', id="call-name"),
+        pytest.param({"input": [{"type": "function_call", "call_id": "a", "name": "f"}]},
+                     '"input[0].arguments" must be a string, got null.', id="call-arguments"),
+        pytest.param({"input": [{"type": "function_call_output", "output": "x"}]},
+                     '"input[0].call_id" must be a string, got null.', id="output-call-id"),
+        pytest.param({"input": [{"type": "function_call_output", "call_id": "a", "output": {"x": 1}}]},
+                     '"input[0].output" must be a string or a list of content parts.', id="output-object"),
+        pytest.param({"input": [{"type": "function_call_output", "call_id": "a", "output": [{"type": "refusal", "refusal": "no"}]}]},
+                     "\"input[0].output[0]\" is a refusal part; this model's upstream (chat completions) "
+                     "takes text and images only.", id="output-part"),
+        pytest.param({"tools": {"type": "function"}}, '"tools" must be a list of tools, got an object.', id="tools-not-a-list"),
+        pytest.param({"tools": [{"type": "function", "name": "f"}, {"type": "web_search"}]},
+                     "\"tools[1]\" is a web_search tool, built into the Responses API; this model's upstream "
+                     "speaks only chat completions, which take function tools only.", id="built-in-tool"),
+        pytest.param({"tools": [{"type": "function"}]}, '"tools[0].name" must be a string, got null.', id="tool-name"),
+        pytest.param({"tool_choice": {"type": "function"}}, '"tool_choice" must be "auto", "none", "required" or '
+                     '{"type": "function", "name": ...} here.', id="tool-choice-without-name"),
+        pytest.param({"tool_choice": {"type": "web_search", "name": "f"}}, '"tool_choice" must be "auto", "none", '
+                     '"required" or {"type": "function", "name": ...} here.', id="tool-choice-built-in"),
+        pytest.param({"tool_choice": 5}, '"tool_choice" must be "auto", "none", "required" or '
+                     '{"type": "function", "name": ...} here.', id="tool-choice-number"),
+        pytest.param({"text": {"format": {"type": "xml"}}}, '"text.format.type" must be text, json_object or '
+                     "json_schema.", id="format-type"),
+        pytest.param({"text": {"format": "json"}}, '"text.format.type" must be text, json_object or '
+                     "json_schema.", id="format-not-an-object"),
+        # What a caller sent is quoted at most 64 characters long.
+        pytest.param({"input": [{"type": LONG}]}, f'"input[0].type" is "{LONG[:64]}", which has no equivalent in '
+                     "chat completions (this model's upstream speaks only those); send messages, function calls "
+                     "and their outputs.", id="long-item-type-cut"),
+        pytest.param({"input": [{"role": "user", "content": [{"type": LONG}]}]}, f'"input[0].content[0]" is a '
+                     f"{LONG[:64]} part; this model's upstream (chat completions) takes text and images only.",
+                     id="long-part-type-cut"),
+        pytest.param({"tools": [{"type": LONG}]}, f'"tools[0]" is a {LONG[:64]} tool, built into the Responses '
+                     "API; this model's upstream speaks only chat completions, which take function tools only.",
+                     id="long-tool-type-cut"),
+    ],
+)  # fmt: skip
+def test_a_refusal_names_the_field_and_says_what_to_do(fields: dict[str, Any], message: str) -> None:
+    assert refusal(**fields) == message
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        pytest.param({"input": [{"role": "user", "content": ["Hi"]}]}, '"input[0].content[0]" is a', id="part-not-an-object"),
+        pytest.param({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": ""}]}]},
+                     '"input[0].content[0].image_url" must be', id="image-url-empty"),
+        pytest.param({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": 5}]}]},
+                     '"input[0].content[0].image_url" must be', id="image-url-not-a-string"),
+        pytest.param({"tools": ["f"]}, '"tools[0]" is a', id="tool-not-an-object"),
+    ],
+)  # fmt: skip
+def test_a_value_of_the_wrong_kind_is_refused_not_a_crash(fields: dict[str, Any], named: str) -> None:
+    assert refusal(**fields).startswith(named)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param({"previous_response_id": None, "conversation": None, "prompt": None}, id="state-null"),
+        pytest.param({"background": False, "store": False}, id="background-and-store-false"),
+        pytest.param({"text": "not an object"}, id="text-not-an-object-ignored"),
+        pytest.param({"text": {"verbosity": "low"}}, id="text-without-format"),
+        pytest.param({"text": {"format": None}}, id="format-null"),
+        pytest.param({"text": {"format": {"type": "text"}}}, id="format-text"),
+        pytest.param({"reasoning": "high"}, id="reasoning-not-an-object"),
+        pytest.param({"reasoning": {"summary": "auto"}}, id="reasoning-without-effort"),
+        pytest.param({"tools": [], "tool_choice": None}, id="no-tools"),
+        pytest.param({"temperature": None, "top_p": None, "user": None, "max_output_tokens": None,
+                      "parallel_tool_calls": None, "top_logprobs": None, "stream": False}, id="nulls"),
+    ],
+)  # fmt: skip
+def test_what_asks_nothing_of_a_chat_upstream_adds_nothing(fields: dict[str, Any]) -> None:
+    assert chat_of(**fields) == {"model": "m", "messages": [{"role": "user", "content": "Hi"}]}
+
+
+@pytest.mark.parametrize(
+    ("fields", "added"),
+    [
+        pytest.param({"stream": True}, {"stream": True}, id="stream"),
+        pytest.param({"max_output_tokens": 30}, {"max_completion_tokens": 30}, id="max-output-tokens"),
+        pytest.param({"temperature": 0}, {"temperature": 0}, id="temperature-zero"),
+        pytest.param({"top_p": 0.5}, {"top_p": 0.5}, id="top-p"),
+        pytest.param({"parallel_tool_calls": False}, {"parallel_tool_calls": False}, id="parallel-tool-calls"),
+        pytest.param({"user": "u1"}, {"user": "u1"}, id="user"),
+        pytest.param({"top_logprobs": 2}, {"top_logprobs": 2, "logprobs": True}, id="top-logprobs-asks-logprobs"),
+        pytest.param({"reasoning": {"effort": "high"}}, {"reasoning_effort": "high"}, id="reasoning-effort"),
+        pytest.param({"tool_choice": "required"}, {"tool_choice": "required"}, id="tool-choice-string"),
+        pytest.param({"tool_choice": {"type": "function", "name": "f"}},
+                     {"tool_choice": {"type": "function", "function": {"name": "f"}}}, id="tool-choice-function"),
+        pytest.param({"tools": [{"type": "function", "name": "f", "description": "d", "parameters": None}]},
+                     {"tools": [{"type": "function", "function": {"name": "f", "description": "d"}}]}, id="tool-fields"),
+        pytest.param({"text": {"format": {"type": "json_object"}}}, {"response_format": {"type": "json_object"}}, id="json-object"),
+        pytest.param({"text": {"format": {"type": "json_schema", "name": "a", "description": "d", "extra": 1}}},
+                     {"response_format": {"type": "json_schema", "json_schema": {"name": "a", "description": "d"}}},
+                     id="json-schema-fields"),
+    ],
+)  # fmt: skip
+def test_what_chat_completions_can_carry_is_carried(fields: dict[str, Any], added: dict[str, Any]) -> None:
+    assert chat_of(**fields) == {"model": "m", "messages": [{"role": "user", "content": "Hi"}], **added}
+
+
+def test_the_token_field_is_the_one_the_route_takes() -> None:
+    data = {"model": "m", "input": "Hi", "max_output_tokens": 9}
+    assert as_chat_completions(data, "max_tokens")["max_tokens"] == 9
+
+
+def user(*parts: dict[str, Any]) -> dict[str, Any]:
+    return {"role": "user", "content": list(parts)}
+
+
+def call(call_id: str) -> dict[str, Any]:
+    return {"type": "function_call", "call_id": call_id, "name": "f", "arguments": "{}"}
+
+
+def chat_call(call_id: str) -> dict[str, Any]:
+    return {"id": call_id, "type": "function", "function": {"name": "f", "arguments": "{}"}}
+
+
+@pytest.mark.parametrize(
+    ("items", "messages"),
+    [
+        pytest.param([{"role": "developer", "content": "Be brief."}, {"type": "message", "role": "user", "content": "Hi"}],
+                     [{"role": "developer", "content": "Be brief."}, {"role": "user", "content": "Hi"}], id="string-content"),
+        pytest.param([user({"type": "input_text", "text": "a"}, {"type": "output_text", "text": "b"}, {"type": "text", "text": "c"})],
+                     [{"role": "user", "content": [{"type": "text", "text": t} for t in "abc"]}], id="text-parts"),
+        pytest.param([user({"type": "input_image", "image_url": "https://x/i.png", "detail": "low"},
+                           {"type": "input_image", "image_url": "data:image/png;base64,AA", "detail": None})],
+                     [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/i.png", "detail": "low"}},
+                                                   {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}]}],
+                     id="image-parts"),
+        # Chat completions takes only text from these roles: their parts are joined, images left out.
+        pytest.param([{"role": "system", "content": [{"type": "input_text", "text": "a"}, {"type": "input_text", "text": "b"}]}],
+                     [{"role": "system", "content": "ab"}], id="system-parts-joined"),
+        pytest.param([{"role": "developer", "content": [{"type": "input_text", "text": "a"},
+                                                        {"type": "input_image", "image_url": "https://x/i.png"}]}],
+                     [{"role": "developer", "content": "a"}], id="developer-image-left-out"),
+        pytest.param([{"role": "assistant", "content": [{"type": "output_text", "text": "I "},
+                                                        {"type": "refusal", "refusal": "cannot."}]}],
+                     [{"role": "assistant", "content": "I cannot."}], id="assistant-refusal-is-text"),
+        # Calls of one turn are one assistant message; a call after anything else begins one.
+        pytest.param([call("a")], [{"role": "assistant", "content": None, "tool_calls": [chat_call("a")]}], id="call-first"),
+        pytest.param([{"role": "assistant", "content": "Looking."}, call("a"), call("b")],
+                     [{"role": "assistant", "content": "Looking."},
+                      {"role": "assistant", "content": None, "tool_calls": [chat_call("a"), chat_call("b")]}],
+                     id="calls-after-assistant-text"),
+        pytest.param([call("a"), {"type": "function_call_output", "call_id": "a", "output": "1"}, call("b")],
+                     [{"role": "assistant", "content": None, "tool_calls": [chat_call("a")]},
+                      {"role": "tool", "tool_call_id": "a", "content": "1"},
+                      {"role": "assistant", "content": None, "tool_calls": [chat_call("b")]}],
+                     id="calls-of-two-turns"),
+        pytest.param([{"type": "function_call_output", "call_id": "a", "output": [
+                         {"type": "input_text", "text": "x"}, {"type": "input_image", "image_url": "https://x/i.png"}]}],
+                     [{"role": "tool", "tool_call_id": "a", "content": [
+                         {"type": "text", "text": "x"}, {"type": "image_url", "image_url": {"url": "https://x/i.png"}}]}],
+                     id="output-parts"),
+        pytest.param([{"type": "reasoning", "id": "rs_1"}, {"role": "user", "content": "Hi"}],
+                     [{"role": "user", "content": "Hi"}], id="reasoning-left-out"),
+    ],
+)  # fmt: skip
+def test_input_items_become_messages(items: list[Any], messages: list[Any]) -> None:
+    assert chat_of(input=items)["messages"] == messages
+
+
+def test_instructions_come_first_then_a_string_input_as_the_users() -> None:
+    assert chat_of(instructions="Be brief.", input="Hi")["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+    ]
+
+
+# -- the request body ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        pytest.param(b'{"model": "m"}', '"input" must be a non-empty string or list of input items, got null.', id="no-input"),
+        pytest.param(b'{"model": "m", "input": ""}', '"input" must be a non-empty string or list of input items, got an empty string.', id="empty-string"),
+        pytest.param(b'{"model": "m", "input": []}', '"input" must be a non-empty string or list of input items, got an empty list.', id="empty-list"),
+        pytest.param(b'{"model": "m", "input": {"role": "user"}}', '"input" must be a non-empty string or list of input items, got an object.', id="object"),
+        pytest.param(b'{"input": "Hi"}', '"model" must be a non-empty string such as "gpt-4o-mini", got null.', id="no-model"),
+        pytest.param(b'{"model": "m", "input": "Hi", "metadata": ' + b'[' * 40 + b']' * 40 + b"}",
+                     '"metadata" is nested more than 32 levels deep.', id="too-deep"),
+    ],
+)  # fmt: skip
+def test_a_body_that_is_not_a_responses_request_is_refused(body: bytes, message: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        parse_responses(body)
+    assert caught.value.message == message
+
+
+@pytest.mark.parametrize(
+    ("fields", "stream", "tokens"),
+    [
+        pytest.param({}, False, None, id="neither"),
+        pytest.param({"stream": True, "max_output_tokens": 100}, True, 100, id="both"),
+        pytest.param({"stream": "true", "max_output_tokens": 100.0}, False, 100, id="string-is-not-true"),
+    ],
+)
+def test_what_the_relay_reads_of_a_responses_request(
+    fields: dict[str, Any], stream: bool, tokens: int | None
+) -> None:
+    request = parse_responses(json.dumps({"model": "m", "input": ["x"], **fields}).encode())
+    assert (request.model, request.stream, request.asked_tokens()) == ("m", stream, tokens)
+    assert request.data == {"model": "m", "input": ["x"], **fields}
+
+
+def test_a_token_count_that_is_not_one_is_refused() -> None:
+    request = parse_responses(b'{"model": "m", "input": "Hi", "max_output_tokens": 0}')
+    with pytest.raises(BadRequest, match='"max_output_tokens" must be a positive whole number, got 0'):
+        request.asked_tokens()
