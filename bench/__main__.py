@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 
+from bench.decoders import ratios as decoder_ratios
 from relay.upstream.pools import KEEPALIVE_SECONDS, SWEEP_SECONDS
 from tests.redis_server import Redis
 from tests.relay_server import ROOT, RelayServer, framework_command, free_port, shipped_server_env
@@ -575,6 +576,18 @@ def markdown(results: dict[str, Any]) -> str:
                 "≤ 1.5 × the floor's CPU" if streams == 1000 else "",
             ),
         ]
+    decoders = results.get("decoders")
+    if decoders:
+        lines.append(
+            row(
+                "SSE decoding at 4 × the input: cost ratio, events in one read / one line in 100-byte reads",
+                "",
+                {
+                    "relay": f"{decoders['events_in_one_read_x4']:.1f} / {decoders['one_line_in_100_byte_reads_x4']:.1f}"
+                },
+                "about 4 (linear; quadratic: 16)",
+            )
+        )
     counted = results.get("limits")
     if counted:
         for name, label in (
@@ -721,6 +734,7 @@ def main() -> None:
         for streams in (100,) if args.quick else (100, 250, 500, 1000):
             print(f"{streams} paced streams…", flush=True)
             results["paced"].append(bench.paced(streams))
+        results["decoders"] = decoder_ratios()
         print("limits…", flush=True)
         results["limits"] = bench.limits()
         print("memory per stream…", flush=True)

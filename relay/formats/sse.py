@@ -67,6 +67,8 @@ class SSEDecoder:
             self._pending = []
             self._pending_size = 0
         lines = chunk.splitlines()
+        if len(chunk) > self._max and any(len(line) > self._max for line in lines):
+            raise EventTooLarge(f"a line of the upstream's stream is longer than {self._max} bytes")
         last = chunk[-1]
         if last == 13:  # CR: the line is complete, but an LF may open the next read
             self._skip_lf = True
@@ -115,10 +117,8 @@ class SSEDecoder:
                 else:
                     data.append(value)
                     self._data_size += len(value) + 1
-                    if self._data_size > self._max:
-                        raise EventTooLarge(
-                            f"an event of the upstream's stream is longer than {self._max} bytes"
-                        )
+                if self._data_size > self._max:
+                    raise EventTooLarge(f"an event of the upstream's stream is longer than {self._max} bytes")
             # Any other line is a comment or a field the relay does not use.
         self._data = data
         return events
