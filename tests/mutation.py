@@ -31,6 +31,7 @@ MODULES: dict[str, list[str]] = {
     "relay/formats/original.py": ["tests/test_wire.py"],
     "relay/formats/chat_events.py": ["tests/test_chat_events.py"],
     "relay/formats/responses.py": ["tests/test_responses_translation.py"],
+    "relay/formats/responses_reply.py": ["tests/test_responses_translation.py"],
     "relay/validation/json_values.py": ["tests/test_chat_request.py", "tests/test_openai_body.py"],
     "relay/validation/original.py": ["tests/test_chat_request.py"],
     "relay/validation/openai.py": ["tests/test_openai_body.py"],

@@ -90,7 +90,7 @@ def test_data_that_is_not_a_json_object_is_skipped_counted_and_logged_by_size(
     bad: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
     stream = EventPassThrough()
-    with caplog.at_level(logging.WARNING, logger="relay.formats.chat_events"):
+    with caplog.at_level(logging.WARNING, logger="relay.formats.jsoncodec"):
         writes = stream.translate([bad, payload(chunk("a")), bad])
     assert writes == [b"data: " + payload(chunk("a")) + b"\n\n"]
     assert (stream.skipped, stream.chunks) == (2, 1)
@@ -101,7 +101,7 @@ def test_data_that_is_not_a_json_object_is_skipped_counted_and_logged_by_size(
 
 def test_empty_data_is_neither_passed_on_nor_counted(caplog: pytest.LogCaptureFixture) -> None:
     stream = EventPassThrough()
-    with caplog.at_level(logging.WARNING, logger="relay.formats.chat_events"):
+    with caplog.at_level(logging.WARNING, logger="relay.formats.jsoncodec"):
         assert stream.translate([b""]) == []
     assert (stream.skipped, stream.chunks, stream.replied) == (0, 0, False)
     assert caplog.records == []

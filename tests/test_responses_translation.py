@@ -13,7 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from relay.errors import BadRequest
-from relay.formats.responses import ChatToResponses, as_response, response_usage
+from relay.formats.responses import ChatToResponses, as_response
+from relay.formats.responses_reply import response_usage
 from relay.formats.sse import SSEDecoder
 from relay.validation.responses import as_chat_completions, parse_responses
 
@@ -515,7 +516,7 @@ def test_counts_for_the_log(caplog: pytest.LogCaptureFixture) -> None:
         None,
         False,
     )
-    with caplog.at_level(logging.WARNING, logger="relay.formats.responses"):
+    with caplog.at_level(logging.WARNING, logger="relay.formats.jsoncodec"):
         translator.translate([b"[1]", json.dumps(chunk({"content": "é中"})).encode(), b"{bad"])
         translator.translate([json.dumps(chunk({"content": "😀"})).encode(), b""])
     assert (translator.chunks, translator.skipped, translator.text_chars) == (2, 2, 3)
@@ -535,6 +536,7 @@ FAILED_PART = message("part", "in_progress")  # the item as it stood when the re
         pytest.param({"message": "Rate limit", "code": "rate_limit_exceeded"}, "rate_limit_exceeded", "Rate limit", id="openai-shape"),
         pytest.param({"message": "boom", "code": 500}, "server_error", "boom", id="code-not-a-string"),
         pytest.param({"message": "boom"}, "server_error", "boom", id="no-code"),
+        pytest.param({"message": "boom", "code": ""}, "server_error", "boom", id="empty-code"),
         pytest.param({"message": "", "code": "x"}, "x", '{"message":"","code":"x"}', id="empty-message-as-json"),
         pytest.param({"message": 5}, "server_error", '{"message":5}', id="message-not-a-string"),
         pytest.param("plain", "server_error", '"plain"', id="string"),
@@ -557,7 +559,8 @@ def test_an_error_event_is_an_error_then_the_reply_failed(error: Any, code: str,
         "response.output_item.added", "response.content_part.added", "response.output_text.delta"
     ]  # fmt: skip
     assert reply.translator.error == text
-    assert (reply.response()["status"], reply.response()["error"]["message"]) == ("failed", text)
+    # The Response object, asked for afterwards, tells the same failure as the events.
+    assert (reply.response()["status"], reply.response()["error"]) == ("failed", failure)
     assert reply.end() == [] and reply.feed(b"[DONE]") == []
     assert reply.translator.note("and then the relay failed") == b""  # told once
 

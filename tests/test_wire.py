@@ -124,7 +124,7 @@ def test_text_chars_counts_characters_over_every_batch() -> None:
 def test_payload_that_is_not_a_json_object_is_skipped_and_counted(
     bad: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="relay.formats.original"):
+    with caplog.at_level(logging.WARNING, logger="relay.formats.jsoncodec"):
         writes, text = translate(chunk("a"), bad, chunk("b"), bad)
     assert writes == [b'{"model":"gpt-fake-0613"}', b"ab"]
     assert text.skipped == 2

@@ -21,7 +21,8 @@ from relay.endpoints.chat_completions import key_or_401, token_field
 from relay.errors import UpstreamUnreachable
 from relay.formats import jsoncodec
 from relay.formats.chat_events import EventPassThrough
-from relay.formats.responses import ECHOED, ChatToResponses, as_response, streamed_as_response
+from relay.formats.responses import ChatToResponses, as_response, streamed_as_response
+from relay.formats.responses_reply import ECHOED
 from relay.serving.responses import EVENT_STREAM, fixed_response
 from relay.upstream.bodies import JSON, body_kind
 from relay.validation.openai import check_fields

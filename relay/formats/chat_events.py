@@ -12,14 +12,11 @@ and lose the rest of the reply.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from relay.errors import openai_error
 from relay.formats import jsoncodec
 from relay.formats.original import DONE
-
-logger = logging.getLogger(__name__)
 
 DONE_EVENT = b"data: [DONE]\n\n"
 # The Responses API's events that end a reply.
@@ -68,16 +65,9 @@ class EventPassThrough:
                 if self.replied and not self._responses:  # else the relay says there was nothing
                     out.append(DONE_EVENT)
                 break
-            try:
-                value = jsoncodec.loads(payload)
-            except jsoncodec.JSONDecodeError:
-                value = None
-            if not isinstance(value, dict):
-                if payload:
-                    self.skipped += 1
-                    logger.warning(
-                        "Skipped an upstream event that is not a JSON object (%d bytes)", len(payload)
-                    )
+            value = jsoncodec.event_object(payload)
+            if value is None:
+                self.skipped += bool(payload)
                 continue
             self.chunks += 1
             if b"\n" in payload:
@@ -108,7 +98,7 @@ class EventPassThrough:
             response = value.get("response")
             if isinstance(response, dict) and isinstance(response.get("usage"), dict):
                 self.usage = response["usage"]
-        name = kind.encode() if isinstance(kind, str) and kind.isprintable() and "\n" not in kind else None
+        name = kind.encode() if isinstance(kind, str) and kind.isprintable() else None
         return (b"event: " + name + b"\n" if name else b"") + b"data: " + payload + b"\n\n"
 
     @property

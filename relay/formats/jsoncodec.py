@@ -12,10 +12,13 @@ JSONDecodeError or ValueError, never as a crash.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import Any
 
 import orjson
+
+logger = logging.getLogger(__name__)
 
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -35,6 +38,23 @@ def loads(data: bytes | str) -> Any:
         return json.loads(data, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError, RecursionError) as error:
         raise JSONDecodeError(str(error) or "nested too deeply") from None
+
+
+def event_object(payload: bytes) -> dict[str, Any] | None:
+    """An SSE event's data as a JSON object, or None when it is anything else.
+
+    Anything else but empty data is logged by its size only: it may hold the user's
+    conversation.
+    """
+    try:
+        value = loads(payload)
+    except JSONDecodeError:
+        value = None
+    if isinstance(value, dict):
+        return value
+    if payload:
+        logger.warning("Skipped an upstream event that is not a JSON object (%d bytes)", len(payload))
+    return None
 
 
 def dumps(value: Any) -> bytes:

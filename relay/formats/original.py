@@ -14,12 +14,9 @@ logged and skipped; an `{"error": ...}` object ends the stream with a note.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from relay.formats import jsoncodec
-
-logger = logging.getLogger(__name__)
 
 DONE = b"[DONE]"
 
@@ -93,17 +90,9 @@ class TextStream:
             if payload == DONE:
                 self.finished = True
                 break
-            try:
-                chunk = jsoncodec.loads(payload)
-            except jsoncodec.JSONDecodeError:
-                chunk = None
-            if not isinstance(chunk, dict):
-                if payload:
-                    self.skipped += 1
-                    # The size only: the payload may hold the user's conversation.
-                    logger.warning(
-                        "Skipped an upstream event that is not a JSON object (%d bytes)", len(payload)
-                    )
+            chunk = jsoncodec.event_object(payload)
+            if chunk is None:
+                self.skipped += bool(payload)
                 continue
             self.chunks += 1
             if "error" in chunk and chunk["error"] is not None:

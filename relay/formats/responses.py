@@ -12,106 +12,22 @@ the same for a whole chat completion. Every event carries its `sequence_number`.
 
 from __future__ import annotations
 
-import logging
-import secrets
-import time
 from typing import Any
 
 from relay.formats import jsoncodec
 from relay.formats.original import DONE
+from relay.formats.responses_reply import INCOMPLETE, Reply, event, new_id, response_usage
 from relay.formats.sse import SSEDecoder
-
-logger = logging.getLogger(__name__)
-
-# chat finish_reason -> a Responses reply's incomplete_details.reason
-_INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
-# What a Response object repeats of its request.
-ECHOED = (
-    "instructions",
-    "max_output_tokens",
-    "temperature",
-    "top_p",
-    "tool_choice",
-    "tools",
-    "metadata",
-    "user",
-)
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(12)}"
-
-
-def event(payload: dict[str, Any]) -> bytes:
-    """One SSE event, named by its type, as OpenAI sends them."""
-    name: str = payload["type"]
-    return b"event: " + name.encode() + b"\ndata: " + jsoncodec.dumps(payload) + b"\n\n"
-
-
-def response_usage(usage: Any) -> dict[str, Any] | None:
-    """A chat completion's usage in the Responses API's words."""
-    if not isinstance(usage, dict):
-        return None
-    prompt, completion = usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0
-    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
-    reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
-    return {
-        "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": cached},
-        "output_tokens": completion,
-        "output_tokens_details": {"reasoning_tokens": reasoning},
-        "total_tokens": usage.get("total_tokens") or prompt + completion,
-    }
-
-
-class _Reply:
-    """What the reply holds so far: its output items in order, its finish, its usage."""
-
-    def __init__(self, model: str, request: dict[str, Any]) -> None:
-        self.id = new_id("resp")
-        self.created_at = int(time.time())
-        self.model = model
-        self.request = request
-        self.items: list[dict[str, Any]] = []  # output items, in the order they began
-        self.message: dict[str, Any] | None = None  # the message item text goes to
-        self.calls: dict[int, dict[str, Any]] = {}  # chat tool-call index -> function_call item
-        self.finish: str | None = None
-        self.usage: dict[str, Any] | None = None
-
-    def response(self, status: str, error: dict[str, Any] | None = None) -> dict[str, Any]:
-        reason = _INCOMPLETE.get(self.finish or "") if status == "incomplete" else None
-        body: dict[str, Any] = {
-            "id": self.id,
-            "object": "response",
-            "created_at": self.created_at,
-            "status": status,
-            "model": self.model,
-            "output": self.items if status != "in_progress" else [],
-            "usage": self.usage,
-            "error": error,
-            "incomplete_details": {"reason": reason} if reason else None,
-            "parallel_tool_calls": self.request.get("parallel_tool_calls", True),
-            "previous_response_id": None,
-            "store": False,
-            "text": self.request.get("text") or {"format": {"type": "text"}},
-            "truncation": "disabled",
-        }
-        for name in ECHOED:
-            body[name] = self.request.get(name)
-        body["tools"] = self.request.get("tools") or []
-        body["tool_choice"] = self.request.get("tool_choice") or "auto"
-        body["metadata"] = self.request.get("metadata") or {}
-        return body
 
 
 class ChatToResponses:
     """Translates one chat-completions stream into Responses events (an encoder of relay/serving/reply)."""
 
     def __init__(self, model: str, request: dict[str, Any]) -> None:
-        self._reply = _Reply(model, request)
+        self._reply = Reply(model, request)
         self._sequence = 0
         self._started = False
-        self._told = False  # a failure was told as events
+        self._failure: dict[str, str] | None = None  # told as events already
         self.packet: bytes | None = None  # no packet in this format
         self.finished = False
         self.error: str | None = None  # an in-stream error, told as events already
@@ -129,16 +45,9 @@ class ChatToResponses:
             if payload == DONE:
                 out += self._complete()
                 break
-            try:
-                chunk = jsoncodec.loads(payload)
-            except jsoncodec.JSONDecodeError:
-                chunk = None
-            if not isinstance(chunk, dict):
-                if payload:
-                    self.skipped += 1
-                    logger.warning(
-                        "Skipped an upstream event that is not a JSON object (%d bytes)", len(payload)
-                    )
+            chunk = jsoncodec.event_object(payload)
+            if chunk is None:
+                self.skipped += bool(payload)
                 continue
             self.chunks += 1
             out += self._start()
@@ -154,16 +63,16 @@ class ChatToResponses:
 
     def note(self, message: str) -> bytes:
         """A failure after the stream began: an error event, and the reply failed (once)."""
-        if self._told:
+        if self._failure is not None:
             return b""  # an error event of the upstream's, already told as events
         return b"".join([*self._start(), *self._fail({"message": message, "code": "server_error"})])
 
     def response(self) -> dict[str, Any]:
         """The Response object the events described, as it stands."""
         reply = self._reply
-        if self._told:
-            return reply.response("failed", {"code": "server_error", "message": self.error or ""})
-        return reply.response("incomplete" if reply.finish in _INCOMPLETE else "completed")
+        if self._failure is not None:
+            return reply.response("failed", self._failure)
+        return reply.response("incomplete" if reply.finish in INCOMPLETE else "completed")
 
     # -- the events --
 
@@ -224,9 +133,7 @@ class ChatToResponses:
             reply.items.append(message)
             index = len(reply.items) - 1
             out.append(
-                self._emit(
-                    {"type": "response.output_item.added", "output_index": index, "item": _copy(message)}
-                )
+                self._emit({"type": "response.output_item.added", "output_index": index, "item": message})
             )
             message["content"].append({"type": "output_text", "text": "", "annotations": [], "logprobs": []})
             out.append(
@@ -273,7 +180,7 @@ class ChatToResponses:
             reply.items.append(item)
             index = len(reply.items) - 1
             out.append(
-                self._emit({"type": "response.output_item.added", "output_index": index, "item": _copy(item)})
+                self._emit({"type": "response.output_item.added", "output_index": index, "item": item})
             )
         arguments = function.get("arguments")
         if isinstance(arguments, str) and arguments:
@@ -317,9 +224,7 @@ class ChatToResponses:
                         }
                     )
                 )
-            out.append(
-                self._emit({"type": "response.output_item.done", "output_index": index, "item": _copy(item)})
-            )
+            out.append(self._emit({"type": "response.output_item.done", "output_index": index, "item": item}))
         return out
 
     def _complete(self) -> list[bytes]:
@@ -329,27 +234,24 @@ class ChatToResponses:
         self.finished = True
         out = self._close_items()
         reply = self._reply
-        status = "incomplete" if reply.finish in _INCOMPLETE else "completed"
+        status = "incomplete" if reply.finish in INCOMPLETE else "completed"
         out.append(self._emit({"type": f"response.{status}", "response": reply.response(status)}))
         return out
 
     def _fail(self, error: Any) -> list[bytes]:
         self.finished = True
-        self._told = True
         message = error.get("message") if isinstance(error, dict) else None
         message = message if isinstance(message, str) and message else jsoncodec.dumps(error).decode()
-        code = (
-            error.get("code")
-            if isinstance(error, dict) and isinstance(error.get("code"), str)
-            else "server_error"
-        )
+        code = error.get("code") if isinstance(error, dict) else None
+        code = code if isinstance(code, str) and code else "server_error"
         self.error = message
+        self._failure = {"code": code, "message": message}
         return [
             self._emit({"type": "error", "code": code, "message": message, "param": None}),
             self._emit(
                 {
                     "type": "response.failed",
-                    "response": self._reply.response("failed", {"code": code, "message": message}),
+                    "response": self._reply.response("failed", self._failure),
                 }
             ),
         ]
@@ -365,10 +267,6 @@ def as_response(completion: Any, model: str, request: dict[str, Any]) -> dict[st
     translator.translate([jsoncodec.dumps(completion)])
     translator.translate([DONE])
     return translator.response()
-
-
-def _copy(item: dict[str, Any]) -> dict[str, Any]:
-    return {name: (list(value) if isinstance(value, list) else value) for name, value in item.items()}
 
 
 def streamed_as_response(body: bytes, model: str, request: dict[str, Any]) -> dict[str, Any] | None:
