@@ -275,6 +275,32 @@ def test_the_token_cap_holds_on_max_output_tokens(fake: FakeUpstream, relay_fact
 # -- an upstream that speaks the Responses API: passed through ----------------------------------------
 
 
+def test_the_token_cap_refuses_tools_the_upstream_runs_unless_allowed(
+    fake: FakeUpstream, relay_factory: RelayFactory
+) -> None:
+    """A web search or a code container is billed beyond the tokens MAX_TOKENS_LIMIT caps."""
+    capped = {"ACCESS_TOKENS": ACCESS_TOKEN, "OPENAI_RESPONSES_API": "true", "MAX_TOKENS_LIMIT": "100"}
+    fake.replies["gpt-test"] = Reply(body=responses_stream(["ok"]))
+    with sdk(relay_factory(**capped)) as client:
+        with pytest.raises(openai.BadRequestError) as caught:
+            client.responses.create(model="gpt-test", input="Hi", tools=[TOOL, {"type": "web_search"}])
+        assert caught.value.message == (
+            'Error code: 400 - "tools[1].type" is "web_search": a tool the upstream runs itself, billed '
+            "beyond the tokens this relay caps (MAX_TOKENS_LIMIT). Its owner can allow that type "
+            '(ALLOWED_FIELDS); "function" and "custom" tools pass.'
+        )
+        assert fake.requests == []
+        list(client.responses.create(model="gpt-test", input="Hi", tools=[TOOL], stream=True))
+    assert fake.requests[0].json["tools"] == [TOOL]
+    with sdk(relay_factory(**capped, ALLOWED_FIELDS="web_search")) as allowed:
+        list(
+            allowed.responses.create(
+                model="gpt-test", input="Hi", tools=[{"type": "web_search"}], stream=True
+            )
+        )
+    assert fake.requests[1].json["tools"] == [{"type": "web_search"}]
+
+
 def test_a_responses_upstream_gets_the_request_and_its_events_pass_on(
     fake: FakeUpstream, responses_route: RelayServer
 ) -> None:

@@ -16,7 +16,7 @@ from relay.errors import BadRequest
 from relay.formats.responses import ChatToResponses, as_response
 from relay.formats.responses_reply import response_usage
 from relay.formats.sse import SSEDecoder
-from relay.validation.responses import as_chat_completions, parse_responses
+from relay.validation.responses import as_chat_completions, check_tools, parse_responses
 
 
 def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
@@ -731,7 +731,7 @@ def test_a_request_becomes_a_chat_completions_request() -> None:
     [
         pytest.param({"conversation": "conv_1"}, '"conversation"', id="conversation"),
         pytest.param({"prompt": {"id": "pmpt_1"}}, '"prompt"', id="prompt-template"),
-        pytest.param({"tools": [{"type": "file_search"}]}, '"tools[0]"', id="file-search"),
+        pytest.param({"tools": [{"type": "file_search"}]}, '"tools[0].type"', id="file-search"),
         pytest.param({"input": [{"role": "robot", "content": "x"}]}, '"input[0].role"', id="role"),
         pytest.param({"input": [{"type": "function_call", "call_id": 5, "name": "f", "arguments": "{}"}]},
                      '"input[0].call_id"', id="call-id"),
@@ -743,6 +743,33 @@ def test_what_chat_completions_cannot_carry_is_refused_by_name(fields: dict[str,
     with pytest.raises(BadRequest) as caught:
         as_chat_completions({"model": "m", "input": "Hi", **fields}, "max_tokens")
     assert named in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("tools", "allowed", "message"),
+    [
+        pytest.param([{"type": "function", "name": "f"}, {"type": "custom", "name": "g"}], (), None, id="token-only"),
+        pytest.param(None, (), None, id="no-tools"),
+        pytest.param([{"type": "code_interpreter"}], ("code_interpreter",), None, id="allowed-by-type"),
+        pytest.param([{"type": "function", "name": "f"}, {"type": "image_generation"}], ("tools",),
+                     '"tools[1].type" is "image_generation": a tool the upstream runs itself, billed beyond the '
+                     "tokens this relay caps (MAX_TOKENS_LIMIT). Its owner can allow that type (ALLOWED_FIELDS); "
+                     '"function" and "custom" tools pass.', id="built-in"),
+        pytest.param([{"name": "f"}], (), '"tools[0].type" is missing: a tool', id="type-missing"),
+        pytest.param({"type": "function"}, (), '"tools" must be a list of tools, got an object.', id="not-a-list"),
+        pytest.param([["function"]], (), '"tools[0]" must be a tool object, got a list.', id="tool-not-an-object"),
+    ],
+)  # fmt: skip
+def test_under_a_token_cap_only_tools_that_cost_tokens_pass(
+    tools: Any, allowed: tuple[str, ...], message: str | None
+) -> None:
+    data = {"model": "m", "input": "Hi", "tools": tools}
+    if message is None:
+        check_tools(data, allowed)
+        return
+    with pytest.raises(BadRequest) as caught:
+        check_tools(data, allowed)
+    assert caught.value.message.startswith(message)
 
 
 def chat_of(**fields: Any) -> dict[str, Any]:
@@ -785,11 +812,14 @@ LONG = "x" * 100
         pytest.param({"input": [{"role": "user", "content": {"type": "input_text"}}]}, '"input[0].content" must be '
                      "a string or a list of content parts, got an object.", id="content-an-object"),
         pytest.param({"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]},
-                     "\"input[0].content[0]\" is a input_file part; this model's upstream (chat completions) "
-                     "takes text and images only.", id="file-part"),
+                     "\"input[0].content[0].type\" is \"input_file\"; this model's upstream (chat completions) takes "
+                     'text and image parts only ("input_text", "input_image").', id="file-part"),
         pytest.param({"input": [{"role": "user", "content": [{"type": "refusal", "refusal": "no"}]}]},
-                     "\"input[0].content[0]\" is a refusal part; this model's upstream (chat completions) "
-                     "takes text and images only.", id="refusal-not-the-users"),
+                     "\"input[0].content[0].type\" is \"refusal\"; this model's upstream (chat completions) takes "
+                     'text and image parts only ("input_text", "input_image").', id="refusal-not-the-users"),
+        pytest.param({"input": [{"role": "user", "content": [{"text": "no type"}]}]},
+                     "\"input[0].content[0].type\" is missing; this model's upstream (chat completions) takes "
+                     'text and image parts only ("input_text", "input_image").', id="part-type-missing"),
         pytest.param({"input": [{"role": "user", "content": [{"type": "input_text", "text": 1}]}]},
                      '"input[0].content[0].text" must be a string, got a number.', id="text-not-a-string"),
         pytest.param({"input": [{"role": "assistant", "content": [{"type": "refusal"}]}]},
@@ -806,12 +836,14 @@ LONG = "x" * 100
         pytest.param({"input": [{"type": "function_call_output", "call_id": "a", "output": {"x": 1}}]},
                      '"input[0].output" must be a string or a list of content parts.', id="output-object"),
         pytest.param({"input": [{"type": "function_call_output", "call_id": "a", "output": [{"type": "refusal", "refusal": "no"}]}]},
-                     "\"input[0].output[0]\" is a refusal part; this model's upstream (chat completions) "
-                     "takes text and images only.", id="output-part"),
+                     "\"input[0].output[0].type\" is \"refusal\"; this model's upstream (chat completions) takes "
+                     'text and image parts only ("input_text", "input_image").', id="output-part"),
         pytest.param({"tools": {"type": "function"}}, '"tools" must be a list of tools, got an object.', id="tools-not-a-list"),
         pytest.param({"tools": [{"type": "function", "name": "f"}, {"type": "web_search"}]},
-                     "\"tools[1]\" is a web_search tool, built into the Responses API; this model's upstream "
-                     "speaks only chat completions, which take function tools only.", id="built-in-tool"),
+                     "\"tools[1].type\" is \"web_search\"; this model's upstream speaks only chat completions, "
+                     'which take "function" tools only.', id="built-in-tool"),
+        pytest.param({"tools": [{"type": 5, "name": "f"}]}, "\"tools[0].type\" is a number; this model's upstream "
+                     'speaks only chat completions, which take "function" tools only.', id="tool-type-a-number"),
         pytest.param({"tools": [{"type": "function"}]}, '"tools[0].name" must be a string, got null.', id="tool-name"),
         pytest.param({"tool_choice": {"type": "function"}}, '"tool_choice" must be "auto", "none", "required" or '
                      '{"type": "function", "name": ...} here.', id="tool-choice-without-name"),
@@ -827,12 +859,11 @@ LONG = "x" * 100
         pytest.param({"input": [{"type": LONG}]}, f'"input[0].type" is "{LONG[:64]}", which has no equivalent in '
                      "chat completions (this model's upstream speaks only those); send messages, function calls "
                      "and their outputs.", id="long-item-type-cut"),
-        pytest.param({"input": [{"role": "user", "content": [{"type": LONG}]}]}, f'"input[0].content[0]" is a '
-                     f"{LONG[:64]} part; this model's upstream (chat completions) takes text and images only.",
-                     id="long-part-type-cut"),
-        pytest.param({"tools": [{"type": LONG}]}, f'"tools[0]" is a {LONG[:64]} tool, built into the Responses '
-                     "API; this model's upstream speaks only chat completions, which take function tools only.",
-                     id="long-tool-type-cut"),
+        pytest.param({"input": [{"role": "user", "content": [{"type": LONG}]}]}, f'"input[0].content[0].type" is '
+                     f"\"{LONG[:64]}\"; this model's upstream (chat completions) takes text and image parts only "
+                     '("input_text", "input_image").', id="long-part-type-cut"),
+        pytest.param({"tools": [{"type": LONG}]}, f'"tools[0].type" is "{LONG[:64]}"; this model\'s upstream speaks '
+                     'only chat completions, which take "function" tools only.', id="long-tool-type-cut"),
     ],
 )  # fmt: skip
 def test_a_refusal_names_the_field_and_says_what_to_do(fields: dict[str, Any], message: str) -> None:
@@ -842,12 +873,12 @@ def test_a_refusal_names_the_field_and_says_what_to_do(fields: dict[str, Any], m
 @pytest.mark.parametrize(
     ("fields", "named"),
     [
-        pytest.param({"input": [{"role": "user", "content": ["Hi"]}]}, '"input[0].content[0]" is a', id="part-not-an-object"),
+        pytest.param({"input": [{"role": "user", "content": ["Hi"]}]}, '"input[0].content[0]" must be a content part object, got a string.', id="part-not-an-object"),
         pytest.param({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": ""}]}]},
                      '"input[0].content[0].image_url" must be', id="image-url-empty"),
         pytest.param({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": 5}]}]},
                      '"input[0].content[0].image_url" must be', id="image-url-not-a-string"),
-        pytest.param({"tools": ["f"]}, '"tools[0]" is a', id="tool-not-an-object"),
+        pytest.param({"tools": ["f"]}, '"tools[0]" must be a tool object, got a string.', id="tool-not-an-object"),
     ],
 )  # fmt: skip
 def test_a_value_of_the_wrong_kind_is_refused_not_a_crash(fields: dict[str, Any], named: str) -> None:

@@ -30,6 +30,7 @@ from relay.validation.responses import (
     RESPONSES_FIELDS,
     ResponsesRequest,
     as_chat_completions,
+    check_tools,
     parse_responses,
 )
 
@@ -105,6 +106,7 @@ class Responses(UpstreamEndpoint):
         if limit is None:
             return
         check_fields(request.data, RESPONSES_FIELDS, self.settings.allowed_fields)
+        check_tools(request.data, self.settings.allowed_fields)
         request.data["max_output_tokens"] = token_cap(
             limit, "max_output_tokens", request.asked_tokens(), None
         )

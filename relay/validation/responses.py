@@ -6,8 +6,15 @@ a chat completions request: `instructions` a system message, `input` messages (t
 and image parts, function calls and their outputs), function tools, the text format
 as `response_format`. What such an upstream cannot honour (stored state, built-in
 tools, files by id) is refused with a 400 that names the field, never dropped.
-Reasoning items of an earlier reply are left out: a chat upstream never made them
-and cannot read them.
+Not sent, because they have no chat equivalent and ask nothing of the reply:
+`metadata` (repeated in the Response object), `include`, `truncation`,
+`service_tier`, `safety_identifier`, `prompt_cache_key`, `stream_options`, `store:
+false`, `text.verbosity`, `reasoning.summary`, and any field the Responses API does
+not have. Reasoning items of an earlier reply are left out too: a chat upstream
+never made them and cannot read them.
+
+Under MAX_TOKENS_LIMIT, `check_tools` keeps to the tools that cost only tokens on a
+route that passes the body through (where built-in tools would run upstream).
 """
 
 from __future__ import annotations
@@ -28,6 +35,10 @@ RESPONSES_FIELDS = frozenset(
         "truncation", "service_tier", "previous_response_id", "top_logprobs",
     }
 )  # fmt: skip
+# Tools the model calls and the caller runs: they cost tokens only. Every other tool type
+# (web_search, file_search, code_interpreter, image_generation, mcp, computer_use...) is run
+# by the upstream itself and billed beyond the tokens MAX_TOKENS_LIMIT caps.
+TOKEN_ONLY_TOOLS = frozenset({"function", "custom"})
 # State kept by the upstream between requests: a chat-only upstream keeps none.
 STATEFUL = ("previous_response_id", "conversation", "prompt", "background")
 ROLES = frozenset({"user", "assistant", "system", "developer"})
@@ -58,6 +69,25 @@ def parse_responses(body: bytes) -> ResponsesRequest:
     for name, value in data.items():
         check_depth(value, name)
     return ResponsesRequest(data, model)
+
+
+def check_tools(data: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    """Under MAX_TOKENS_LIMIT: refuse a tool the upstream runs itself unless ALLOWED_FIELDS names its type."""
+    tools = data.get("tools")
+    if tools is None:
+        return
+    if not isinstance(tools, list):
+        raise BadRequest(f'"tools" must be a list of tools, got {kind(tools)}.')
+    for index, tool in enumerate(tools):
+        if not isinstance(tool, dict):
+            raise BadRequest(f'"tools[{index}]" must be a tool object, got {kind(tool)}.')
+        tool_type = tool.get("type")
+        if tool_type not in TOKEN_ONLY_TOOLS and tool_type not in allowed:
+            raise BadRequest(
+                f'"tools[{index}].type" is {_quoted(tool_type)}: a tool the upstream runs itself, billed '
+                "beyond the tokens this relay caps (MAX_TOKENS_LIMIT). Its owner can allow that type "
+                '(ALLOWED_FIELDS); "function" and "custom" tools pass.'
+            )
 
 
 def as_chat_completions(data: dict[str, Any], token_field: str) -> dict[str, Any]:
@@ -169,7 +199,9 @@ def _parts(content: list[Any], where: str, role: str) -> list[dict[str, Any]]:
     parts: list[dict[str, Any]] = []
     for index, part in enumerate(content):
         at = f"{where}[{index}]"
-        part_type = part.get("type") if isinstance(part, dict) else None
+        if not isinstance(part, dict):
+            raise BadRequest(f'"{at}" must be a content part object, got {kind(part)}.')
+        part_type = part.get("type")
         if part_type in ("input_text", "output_text", "text"):
             parts.append({"type": "text", "text": _text(part, "text", at)})
         elif part_type == "refusal" and role == "assistant":
@@ -187,8 +219,8 @@ def _parts(content: list[Any], where: str, role: str) -> list[dict[str, Any]]:
             parts.append({"type": "image_url", "image_url": image})
         else:
             raise BadRequest(
-                f'"{at}" is a {str(part_type)[:64]} part; this model\'s upstream (chat completions) '
-                "takes text and images only."
+                f'"{at}.type" is {_quoted(part_type)}; this model\'s upstream (chat completions) takes '
+                'text and image parts only ("input_text", "input_image").'
             )
     return parts
 
@@ -200,11 +232,13 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
         raise BadRequest(f'"tools" must be a list of tools, got {kind(tools)}.')
     converted = []
     for index, tool in enumerate(tools):
-        tool_type = tool.get("type") if isinstance(tool, dict) else None
+        if not isinstance(tool, dict):
+            raise BadRequest(f'"tools[{index}]" must be a tool object, got {kind(tool)}.')
+        tool_type = tool.get("type")
         if tool_type != "function":
             raise BadRequest(
-                f'"tools[{index}]" is a {str(tool_type)[:64]} tool, built into the Responses API; this '
-                "model's upstream speaks only chat completions, which take function tools only."
+                f'"tools[{index}].type" is {_quoted(tool_type)}; this model\'s upstream speaks only chat '
+                'completions, which take "function" tools only.'
             )
         function = {"name": _text(tool, "name", f"tools[{index}]")}
         for name in ("description", "parameters", "strict"):
@@ -246,3 +280,10 @@ def _text(item: dict[str, Any], name: str, where: str) -> str:
     if not isinstance(value, str):
         raise BadRequest(f'"{where}.{name}" must be a string, got {kind(value)}.')
     return value
+
+
+def _quoted(value: Any) -> str:
+    """A type the caller sent, quoted and cut short; what it is, when it is not a string."""
+    if isinstance(value, str):
+        return f'"{value[:64]}"'
+    return "missing" if value is None else kind(value)
