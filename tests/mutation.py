@@ -61,7 +61,7 @@ def run_module(module: str, tests: list[str]) -> tuple[dict[str, int], list[str]
         )
         (copy / "pyproject.toml").write_text(pyproject)
         mutmut = str(Path(sys.executable).parent / "mutmut")
-        subprocess.run(
+        run = subprocess.run(
             [mutmut, "run", "--max-children", "2"], cwd=copy, capture_output=True, text=True, check=False
         )
         listed = subprocess.run(
@@ -85,13 +85,16 @@ def run_module(module: str, tests: list[str]) -> tuple[dict[str, int], list[str]
                     if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))
                 )
                 survivors.append(f"{name}\n{diff}")
+        if score(statuses) is None:  # mutmut could not run the tests: say why
+            print("\n".join((run.stdout + run.stderr).splitlines()[-15:]), file=sys.stderr)
         return statuses, survivors
 
 
-def score(statuses: dict[str, int]) -> float:
+def score(statuses: dict[str, int]) -> float | None:
+    """Per cent of mutants killed; None when no mutant was tested (a missing test file, a broken run)."""
     killed = statuses.get("killed", 0) + statuses.get("timeout", 0)
     counted = killed + statuses.get("survived", 0)
-    return 100.0 * killed / counted if counted else 100.0
+    return 100.0 * killed / counted if counted else None
 
 
 def main() -> int:
@@ -122,23 +125,24 @@ def main() -> int:
         killed = statuses.get("killed", 0) + statuses.get("timeout", 0)
         other = sum(statuses.values()) - killed - statuses.get("survived", 0)
         percent = score(statuses)
-        if percent < GOAL:
+        if percent is None or percent < GOAL:
             below.append(module)
+        shown = "no mutant tested" if percent is None else f"{percent:.1f}"
         tests = ", ".join(Path(test).name for test in MODULES[module])
         lines.append(
             f"| {module} | {tests} | {sum(statuses.values())} | {killed} | {statuses.get('survived', 0)} "
-            f"| {other} | {percent:.1f} |"
+            f"| {other} | {shown} |"
         )
-        print(f"  {percent:.1f} % killed; {len(survivors)} survived", flush=True)
+        print(f"  {shown if percent is None else shown + ' % killed'}; {len(survivors)} survived", flush=True)
         for survivor in survivors:
             print("    " + survivor.replace("\n", "\n    "), flush=True)
         if survivors:
             details += ["", f"## {module}", ""] + [f"```diff\n{survivor}\n```" for survivor in survivors]
-    if set(chosen) == set(MODULES):
+    if set(chosen) == set(MODULES) and not any("no mutant tested" in line for line in lines):
         RESULTS.write_text("\n".join(lines + details) + "\n")
         print(f"written: {RESULTS.relative_to(ROOT)}")
     if below:
-        print(f"below the goal of {GOAL:g} %: {', '.join(below)}")
+        print(f"below the goal of {GOAL:g} % (or not tested): {', '.join(below)}")
         return 1
     return 0
 
