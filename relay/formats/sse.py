@@ -44,7 +44,7 @@ class SSEDecoder:
         self._pending: list[bytes] = []  # the start of a line not yet terminated
         self._pending_size = 0
         self._data: list[bytes] | None = None  # `data` values of the event being read
-        self._data_size = 0
+        self._data_size = 0  # of `_data`, LFs included; set again by each event's first data line
         self._skip_lf = False  # the last read ended in CR; an LF next is part of it
         self._started = False  # the first line has been seen (BOM check done)
 
@@ -84,11 +84,11 @@ class SSEDecoder:
 
     def flush(self) -> list[bytes]:
         """End of stream: read any unterminated line and dispatch a pending event."""
-        lines = [b"".join(self._pending)] if self._pending else []
+        # The held line (empty if none), then a blank line that dispatches what is pending.
+        lines = [b"".join(self._pending), b""]
         self._pending = []
         self._pending_size = 0
         self._skip_lf = False
-        lines.append(b"")
         return self._interpret(lines)
 
     def _interpret(self, lines: list[bytes]) -> list[bytes]:
@@ -102,8 +102,7 @@ class SSEDecoder:
             if not line:
                 if data is not None:
                     events.append(b"\n".join(data))
-                    data = None
-                    self._data_size = 0
+                    data = None  # the next data line starts the next event, and its size
             elif line.startswith(b"data"):
                 if len(line) == 4:
                     value = b""
