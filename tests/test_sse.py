@@ -219,6 +219,6 @@ def test_every_split_gives_the_same_events(case: tuple[bytes, list[bytes]], cuts
 )
 def test_no_line_longer_than_the_limit_passes_however_it_arrives(reads: list[bytes]) -> None:
     decoder = SSEDecoder(max_event=20)
-    with pytest.raises(EventTooLarge, match="^a line of the upstream's stream is longer than 20 bytes$"):
+    with pytest.raises(EventTooLarge, match=r"^a line of the upstream's stream is longer than 20 bytes$"):
         for read in reads:
             decoder.feed(read)

@@ -3,7 +3,7 @@
 A route whose upstream speaks it (api.openai.com, or a route with "responses": true)
 gets the body as it is and its events passed on as they arrive. A route whose upstream
 speaks only chat completions (most OpenAI-compatible servers) gets the request
-translated (relay/validation/responses.py) and its stream or answer translated back
+translated (relay/validation/responses_to_chat.py) and its stream or answer translated back
 (relay/formats/responses.py), so the same clients work on any route. Access rules,
 limits, timeouts, cancellation and logs are the chat endpoints'.
 """
@@ -26,13 +26,8 @@ from relay.formats.responses_reply import ECHOED
 from relay.serving.responses import EVENT_STREAM, fixed_response
 from relay.upstream.bodies import JSON, body_kind
 from relay.validation.openai import check_fields
-from relay.validation.responses import (
-    RESPONSES_FIELDS,
-    ResponsesRequest,
-    as_chat_completions,
-    check_tools,
-    parse_responses,
-)
+from relay.validation.responses import RESPONSES_FIELDS, ResponsesRequest, check_tools, parse_responses
+from relay.validation.responses_to_chat import as_chat_completions
 
 
 class Responses(UpstreamEndpoint):

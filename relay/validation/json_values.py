@@ -85,3 +85,10 @@ def kind(value: Any) -> str:
     if isinstance(value, list):
         return "an empty list" if not value else "a list"
     return "an object"
+
+
+def quoted_type(value: Any) -> str:
+    """A `type` the caller sent, for messages: quoted and cut short; "missing", or its kind."""
+    if isinstance(value, str):
+        return f'"{value[:64]}"'
+    return "missing" if value is None else kind(value)
