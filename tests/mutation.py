@@ -32,7 +32,11 @@ MODULES: dict[str, list[str]] = {
     "relay/formats/chat_events.py": ["tests/test_chat_events.py"],
     "relay/formats/responses.py": ["tests/test_responses_translation.py"],
     "relay/formats/responses_reply.py": ["tests/test_responses_translation.py"],
-    "relay/validation/json_values.py": ["tests/test_chat_request.py", "tests/test_openai_body.py"],
+    "relay/validation/json_values.py": [
+        "tests/test_chat_request.py",
+        "tests/test_openai_body.py",
+        "tests/test_responses_translation.py",
+    ],
     "relay/validation/original.py": ["tests/test_chat_request.py"],
     "relay/validation/openai.py": ["tests/test_openai_body.py"],
     "relay/validation/responses.py": ["tests/test_responses_translation.py"],
@@ -76,7 +80,7 @@ def run_module(module: str, tests: list[str]) -> tuple[dict[str, int], list[str]
                 continue
             name, status = match.groups()
             statuses[status] = statuses.get(status, 0) + 1
-            if status == "survived":
+            if status in ("survived", "no tests"):
                 shown = subprocess.run(
                     [mutmut, "show", name], cwd=copy, capture_output=True, text=True, check=False
                 )
@@ -85,7 +89,7 @@ def run_module(module: str, tests: list[str]) -> tuple[dict[str, int], list[str]
                     for line in shown.stdout.splitlines()
                     if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))
                 )
-                survivors.append(f"{name}\n{diff}")
+                survivors.append(f"{name}{'' if status == 'survived' else ' (no tests)'}\n{diff}")
         if score(statuses) is None:  # mutmut could not run the tests: say why
             print("\n".join((run.stdout + run.stderr).splitlines()[-15:]), file=sys.stderr)
         return statuses, survivors
@@ -139,7 +143,10 @@ def main() -> int:
             f"| {module} | {tests} | {sum(statuses.values())} | {killed} | {statuses.get('survived', 0)} "
             f"| {other or 0} | {shown} |"
         )
-        print(f"  {shown if percent is None else shown + ' % killed'}; {len(survivors)} survived", flush=True)
+        print(
+            f"  {shown if percent is None else shown + ' % killed'}; {len(survivors)} survived or untested",
+            flush=True,
+        )
         for survivor in survivors:
             print("    " + survivor.replace("\n", "\n    "), flush=True)
         if survivors:

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from relay.errors import BadRequest
-from relay.formats.responses import ChatToResponses, as_response
+from relay.formats.responses import ChatToResponses, as_response, streamed_as_response
 from relay.formats.responses_reply import response_usage
 from relay.formats.sse import SSEDecoder
 from relay.validation.responses import check_tools, parse_responses
@@ -160,6 +160,30 @@ def test_a_whole_completion_is_a_response_object() -> None:
     assert [item["type"] for item in response["output"]] == ["message", "function_call"]
     assert response["max_output_tokens"] == 2 and response["usage"]["output_tokens"] == 2
     assert as_response({"choices": []}, "m", {}) is None
+
+
+@pytest.mark.parametrize("done", [b"data: [DONE]\n\n", b""], ids=["with-done", "ended-without-done"])
+def test_a_whole_chat_stream_is_a_response_object(done: bytes) -> None:
+    """An upstream that streamed what was asked whole: its events become one Response."""
+    body = (
+        sse_bytes([chunk({"role": "assistant", "content": "Hel"}), chunk({"content": "lo"}, "stop")]) + done
+    )
+    body += (
+        b'data: {"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 2}}\n\n'
+        if not done
+        else b""
+    )
+    response = streamed_as_response(body, "my-model", {"temperature": 0.5})
+    assert response is not None
+    assert normalised(response, {}, 0) == response_object(
+        "completed", [message("Hello", "completed")], temperature=0.5,
+        usage=response_usage({"prompt_tokens": 1, "completion_tokens": 2}) if not done else None,
+    )  # fmt: skip
+
+
+def test_a_whole_chat_stream_without_a_reply_is_none() -> None:
+    assert streamed_as_response(b'data: {"choices": []}\n\ndata: [DONE]\n\n', "m", {}) is None
+    assert streamed_as_response(b"", "m", {}) is None
 
 
 def test_a_failure_is_an_error_event_then_failed_once() -> None:

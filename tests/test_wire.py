@@ -161,6 +161,7 @@ def test_describe_error(error: Any, message: str) -> None:
 
 def test_error_note_is_recognisable_text() -> None:
     assert error_note("the upstream closed") == b"\n\n[Error: the upstream closed]"
+    assert TextStream("m").note("the upstream closed") == b"\n\n[Error: the upstream closed]"
 
 
 def test_non_streamed_completion_is_relayed() -> None:
