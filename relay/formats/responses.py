@@ -65,7 +65,7 @@ class ChatToResponses:
         """A failure after the stream began: an error event, and the reply failed (once)."""
         if self._failure is not None:
             return b""  # an error event of the upstream's, already told as events
-        return b"".join([*self._start(), *self._fail({"message": message, "code": "server_error"})])
+        return b"".join([*self._start(), *self._fail({"message": message})])  # code: server_error
 
     def response(self) -> dict[str, Any]:
         """The Response object the events described, as it stands."""
