@@ -126,6 +126,25 @@ def test_the_in_process_store_counts_per_process(fake: FakeUpstream, relays: Rel
     assert [ask(relay, ALICE).status_code for _ in range(3)] == [200, 200, 429]
 
 
+def test_requests_and_tokens_are_counted_each_on_its_own(
+    fake: FakeUpstream, redis: Redis, relays: Relays
+) -> None:
+    # Both limits at once: a request counts once against the requests and never against the
+    # tokens (it once did, when the two were checked on greenlets of their own).
+    fake.replies["gpt-test"] = Reply(body=openai_stream(["ok"], usage=USAGE))
+    (relay,) = relays(
+        REDIS_URL=redis.url, RATE_LIMIT_REQUESTS="3/minute", RATE_LIMIT_TOKENS="31/day", STREAM_USAGE="true"
+    )
+    # 15 tokens each: after two, 30 of 31 are used, and 2 of 3 requests; a third may begin.
+    assert [ask(relay, ALICE).status_code for _ in range(3)] == [200, 200, 200]
+    refused = ask(relay, ALICE)  # over both now; the requests are checked first
+    assert refused.status_code == 429
+    assert "alice may send 3 per minute requests (RATE_LIMIT_REQUESTS)" in refused.text
+    assert len(fake.requests) == 3
+    keys = redis.command("KEYS", "*").decode()
+    assert "LIMITER/requests/token:alice/" in keys and "LIMITER/tokens/token:alice/" in keys
+
+
 def test_a_running_stream_is_not_cut_by_a_limit(fake: FakeUpstream, redis: Redis, relays: Relays) -> None:
     fake.replies["gpt-test"] = Reply(
         body=openai_stream([f" t{i}" for i in range(20)], pace=0.05, usage=USAGE)
@@ -142,7 +161,8 @@ def test_a_running_stream_is_not_cut_by_a_limit(fake: FakeUpstream, redis: Redis
     running = threading.Thread(target=stream)
     running.start()
     assert fake.wait_for(lambda: bool(fake.requests), timeout=10)  # the stream is under way
-    assert ask(relay, ALICE).status_code == 429  # over the request limit meanwhile
+    refused = ask(relay, ALICE)  # over the request limit meanwhile
+    assert refused.status_code == 429 and "(RATE_LIMIT_REQUESTS)" in refused.text
     running.join(30)
     assert result["reply"].status == 200
     assert result["reply"].text.endswith(" t19")  # whole

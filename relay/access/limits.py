@@ -17,9 +17,10 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from functools import partial
 from typing import Any
 
 import gevent  # type: ignore[import-untyped]
@@ -83,11 +84,12 @@ class Limiter:
         token_checks = self._token_checks(caller, model, tokens)
         calls: list[tuple[Check, Callable[[], bool]]] = []
         windows = self._limiter()
+        # Each call is bound to its own check now: the calls run later, on greenlets of their own.
         if requests is not None:
-            check = Check("RATE_LIMIT_REQUESTS", requests, ("requests", caller.key), caller.name)
-            calls.append((check, lambda: windows.hit(check.item, *check.identifiers)))
+            counted = Check("RATE_LIMIT_REQUESTS", requests, ("requests", caller.key), caller.name)
+            calls.append((counted, partial(windows.hit, counted.item, *counted.identifiers)))
         for check in token_checks:
-            calls.append((check, lambda check=check: windows.test(check.item, *check.identifiers)))  # type: ignore[misc]
+            calls.append((check, partial(windows.test, check.item, *check.identifiers)))
         if not calls:
             return Spend(token_checks)
         outcomes = self._together([call for _, call in calls])
@@ -103,11 +105,8 @@ class Limiter:
         if not spend.tokens or tokens <= 0 or spend.store_error:
             return
         windows = self._limiter()
-        calls = [
-            lambda check=check: windows.hit(check.item, *check.identifiers, cost=tokens)
-            for check in spend.tokens
-        ]
-        if self._together(calls) is None:  # type: ignore[arg-type]
+        calls = [partial(windows.hit, check.item, *check.identifiers, cost=tokens) for check in spend.tokens]
+        if self._together(calls) is None:
             logger.warning("The limits store did not take this request's %d tokens", tokens)
 
     def _token_checks(self, caller: Caller, model: str, tokens: Limit | None) -> tuple[Check, ...]:
@@ -123,7 +122,7 @@ class Limiter:
                 break
         return tuple(checks)
 
-    def _together(self, calls: list[Callable[[], bool]]) -> list[bool] | None:
+    def _together(self, calls: Sequence[Callable[[], bool]]) -> list[bool] | None:
         """Run the store calls at once (one round trip of waiting); None if the store failed or was slow."""
         timeout = self.settings.store_timeout
         try:
