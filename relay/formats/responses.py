@@ -16,7 +16,7 @@ from typing import Any
 
 from relay.formats import jsoncodec
 from relay.formats.original import DONE
-from relay.formats.responses_reply import INCOMPLETE, Reply, event, new_id, response_usage
+from relay.formats.responses_reply import INCOMPLETE, Reply, event, response_usage
 from relay.formats.sse import SSEDecoder
 
 
@@ -77,6 +77,7 @@ class ChatToResponses:
     # -- the events --
 
     def _emit(self, payload: dict[str, Any]) -> bytes:
+        """The event, numbered in the order it is sent."""
         payload["sequence_number"] = self._sequence
         self._sequence += 1
         return event(payload)
@@ -108,123 +109,14 @@ class ChatToResponses:
             content = delta.get("content")
             if isinstance(content, str) and content:
                 self.text_chars += len(content)
-                out += self._text(content)
+                out += map(self._emit, reply.add_text(content))
             calls = delta.get("tool_calls")
             for position, call in enumerate(calls if isinstance(calls, list) else []):
                 if isinstance(call, dict):
-                    out += self._call(call, position)
+                    out += map(self._emit, reply.add_call(call, position))
         if choice.get("finish_reason"):
             reply.finish = choice["finish_reason"]
-            out += self._close_items()
-        return out
-
-    def _text(self, content: str) -> list[bytes]:
-        reply = self._reply
-        out: list[bytes] = []
-        message = reply.message
-        if message is None or message["status"] != "in_progress":
-            message = reply.message = {
-                "type": "message",
-                "id": new_id("msg"),
-                "status": "in_progress",
-                "role": "assistant",
-                "content": [],
-            }
-            reply.items.append(message)
-            index = len(reply.items) - 1
-            out.append(
-                self._emit({"type": "response.output_item.added", "output_index": index, "item": message})
-            )
-            message["content"].append({"type": "output_text", "text": "", "annotations": [], "logprobs": []})
-            out.append(
-                self._emit(
-                    {
-                        "type": "response.content_part.added",
-                        "item_id": message["id"],
-                        "output_index": index,
-                        "content_index": 0,
-                        "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []},
-                    }
-                )
-            )
-        message["content"][0]["text"] += content
-        out.append(
-            self._emit(
-                {
-                    "type": "response.output_text.delta",
-                    "item_id": message["id"],
-                    "output_index": reply.items.index(message),
-                    "content_index": 0,
-                    "delta": content,
-                    "logprobs": [],
-                }
-            )
-        )
-        return out
-
-    def _call(self, call: dict[str, Any], position: int) -> list[bytes]:
-        reply = self._reply
-        out: list[bytes] = []
-        number = call.get("index", position)
-        function: dict[str, Any] = call["function"] if isinstance(call.get("function"), dict) else {}
-        item = reply.calls.get(number)
-        if item is None:
-            item = reply.calls[number] = {
-                "type": "function_call",
-                "id": new_id("fc"),
-                "call_id": call.get("id") if isinstance(call.get("id"), str) else new_id("call"),
-                "name": function.get("name") if isinstance(function.get("name"), str) else "",
-                "arguments": "",
-                "status": "in_progress",
-            }
-            reply.items.append(item)
-            index = len(reply.items) - 1
-            out.append(
-                self._emit({"type": "response.output_item.added", "output_index": index, "item": item})
-            )
-        arguments = function.get("arguments")
-        if isinstance(arguments, str) and arguments:
-            item["arguments"] += arguments
-            out.append(
-                self._emit(
-                    {
-                        "type": "response.function_call_arguments.delta",
-                        "item_id": item["id"],
-                        "output_index": reply.items.index(item),
-                        "delta": arguments,
-                    }
-                )
-            )
-        return out
-
-    def _close_items(self) -> list[bytes]:
-        """Every item still open is done: the reply's text and calls are whole."""
-        out: list[bytes] = []
-        for index, item in enumerate(self._reply.items):
-            if item["status"] != "in_progress":
-                continue
-            item["status"] = "completed"
-            if item["type"] == "message":
-                part = item["content"][0]
-                base = {"item_id": item["id"], "output_index": index, "content_index": 0}
-                out.append(
-                    self._emit(
-                        {"type": "response.output_text.done", **base, "text": part["text"], "logprobs": []}
-                    )
-                )
-                out.append(self._emit({"type": "response.content_part.done", **base, "part": dict(part)}))
-            else:
-                out.append(
-                    self._emit(
-                        {
-                            "type": "response.function_call_arguments.done",
-                            "item_id": item["id"],
-                            "output_index": index,
-                            "arguments": item["arguments"],
-                        }
-                    )
-                )
-            out.append(self._emit({"type": "response.output_item.done", "output_index": index, "item": item}))
+            out += map(self._emit, reply.close_items())
         return out
 
     def _complete(self) -> list[bytes]:
@@ -232,8 +124,8 @@ class ChatToResponses:
             self.finished = True
             return []  # nothing was replied: the relay says so (relay/serving/reply.py)
         self.finished = True
-        out = self._close_items()
         reply = self._reply
+        out = [self._emit(payload) for payload in reply.close_items()]
         status = "incomplete" if reply.finish in INCOMPLETE else "completed"
         out.append(self._emit({"type": f"response.{status}", "response": reply.response(status)}))
         return out

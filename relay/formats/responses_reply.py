@@ -1,8 +1,9 @@
 """The Response object a reply translated from chat completions describes: pure, no I/O.
 
 `Reply` holds what the reply has so far (its output items in order, its finish, its
-usage) and writes it as a Response object in any of its states; `response_usage` puts
-a chat completion's usage in the Responses API's words.
+usage), gives the payloads of the events that open, grow and close its items, and
+writes it as a Response object in any of its states; `response_usage` puts a chat
+completion's usage in the Responses API's words.
 """
 
 from __future__ import annotations
@@ -92,3 +93,78 @@ class Reply:
         body["tool_choice"] = self.request.get("tool_choice") or "auto"
         body["metadata"] = self.request.get("metadata") or {}
         return body
+
+    # -- the output items, as the payloads of the events that tell them (not yet numbered) --
+
+    def add_text(self, content: str) -> list[dict[str, Any]]:
+        """Text of the reply: a message item opened if none is open, and its delta."""
+        out: list[dict[str, Any]] = []
+        message = self.message
+        if message is None or message["status"] != "in_progress":
+            message = self.message = {
+                "type": "message",
+                "id": new_id("msg"),
+                "status": "in_progress",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": "", "annotations": [], "logprobs": []}],
+            }
+            self.items.append(message)
+            where = {"item_id": message["id"], "output_index": len(self.items) - 1, "content_index": 0}
+            added = {**message, "content": []}  # as OpenAI tells it: the part is added next
+            out.append(
+                {"type": "response.output_item.added", "output_index": where["output_index"], "item": added}
+            )
+            out.append({"type": "response.content_part.added", **where, "part": dict(message["content"][0])})
+        message["content"][0]["text"] += content
+        where = {"item_id": message["id"], "output_index": self.items.index(message), "content_index": 0}
+        out.append({"type": "response.output_text.delta", **where, "delta": content, "logprobs": []})
+        return out
+
+    def add_call(self, call: dict[str, Any], position: int) -> list[dict[str, Any]]:
+        """A piece of a tool call: a function_call item opened for a new one, its arguments' delta."""
+        out: list[dict[str, Any]] = []
+        number = call.get("index", position)
+        function: dict[str, Any] = call["function"] if isinstance(call.get("function"), dict) else {}
+        item = self.calls.get(number)
+        if item is None:
+            item = self.calls[number] = {
+                "type": "function_call",
+                "id": new_id("fc"),
+                "call_id": call.get("id") if isinstance(call.get("id"), str) else new_id("call"),
+                "name": function.get("name") if isinstance(function.get("name"), str) else "",
+                "arguments": "",
+                "status": "in_progress",
+            }
+            self.items.append(item)
+            added = dict(item)  # as it begins: its arguments follow as deltas
+            out.append(
+                {"type": "response.output_item.added", "output_index": len(self.items) - 1, "item": added}
+            )
+        arguments = function.get("arguments")
+        if isinstance(arguments, str) and arguments:
+            item["arguments"] += arguments
+            where = {"item_id": item["id"], "output_index": self.items.index(item)}
+            out.append({"type": "response.function_call_arguments.delta", **where, "delta": arguments})
+        return out
+
+    def close_items(self) -> list[dict[str, Any]]:
+        """Every item still open is done: the reply's text and calls are whole."""
+        out: list[dict[str, Any]] = []
+        for index, item in enumerate(self.items):
+            if item["status"] != "in_progress":
+                continue
+            item["status"] = "completed"
+            if item["type"] == "message":
+                part = item["content"][0]
+                where = {"item_id": item["id"], "output_index": index, "content_index": 0}
+                out.append(
+                    {"type": "response.output_text.done", **where, "text": part["text"], "logprobs": []}
+                )
+                out.append({"type": "response.content_part.done", **where, "part": dict(part)})
+            else:
+                where = {"item_id": item["id"], "output_index": index}
+                out.append(
+                    {"type": "response.function_call_arguments.done", **where, "arguments": item["arguments"]}
+                )
+            out.append({"type": "response.output_item.done", "output_index": index, "item": item})
+        return out
