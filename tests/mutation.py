@@ -46,6 +46,8 @@ MODULES: dict[str, list[str]] = {
     "relay/access/redaction.py": ["tests/test_redaction.py"],
     "relay/access/callers.py": ["tests/test_policy.py"],
     "relay/upstream/retry.py": ["tests/test_retry.py"],
+    "relay/config/limits.py": ["tests/test_limiter.py"],
+    "relay/access/limits.py": ["tests/test_limiter.py"],
 }
 
 

@@ -141,8 +141,9 @@ def test_requests_and_tokens_are_counted_each_on_its_own(
     assert refused.status_code == 429
     assert "alice may send 3 per minute requests (RATE_LIMIT_REQUESTS)" in refused.text
     assert len(fake.requests) == 3
-    keys = redis.command("KEYS", "*").decode()
-    assert "LIMITER/requests/token:alice/" in keys and "LIMITER/tokens/token:alice/" in keys
+    keys = redis.command("KEYS", "*").decode()  # the keys docs/limits.md names
+    assert "LIMITS:LIMITER/requests/token:alice/3/60/second" in keys
+    assert "LIMITS:LIMITER/tokens/token:alice/31/86400/second" in keys
 
 
 def test_a_running_stream_is_not_cut_by_a_limit(fake: FakeUpstream, redis: Redis, relays: Relays) -> None:

@@ -82,20 +82,22 @@ class Limiter:
         """Count this request; raise RateLimited if the caller or the deployment is over a limit."""
         requests, tokens = self.settings.for_caller(caller.name)
         token_checks = self._token_checks(caller, model, tokens)
-        calls: list[tuple[Check, Callable[[], bool]]] = []
-        windows = self._limiter()
-        # Each call is bound to its own check now: the calls run later, on greenlets of their own.
-        if requests is not None:
-            counted = Check("RATE_LIMIT_REQUESTS", requests, ("requests", caller.key), caller.name)
-            calls.append((counted, partial(windows.hit, counted.item, *counted.identifiers)))
-        for check in token_checks:
-            calls.append((check, partial(windows.test, check.item, *check.identifiers)))
-        if not calls:
+        counted = (
+            ()
+            if requests is None
+            else (Check("RATE_LIMIT_REQUESTS", requests, ("requests", caller.key), caller.name),)
+        )
+        if not counted and not token_checks:
             return Spend(token_checks)
-        outcomes = self._together([call for _, call in calls])
+        windows = self._limiter()
+        # The requests are counted now (hit); the tokens only checked (test): they count when
+        # settled. Each call is bound to its own check: they run later, on greenlets of their own.
+        calls = [partial(windows.hit, check.item, *check.identifiers) for check in counted]
+        calls += [partial(windows.test, check.item, *check.identifiers) for check in token_checks]
+        outcomes = self._together(calls)
         if outcomes is None:
             return self._store_failed(token_checks)
-        for (check, _), allowed in zip(calls, outcomes, strict=True):
+        for check, allowed in zip((*counted, *token_checks), outcomes, strict=True):
             if not allowed:
                 raise self._refusal(check)
         return Spend(token_checks)
