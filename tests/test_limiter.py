@@ -385,8 +385,14 @@ def test_a_store_slower_than_usual_but_within_its_timeout_still_counts(
 def test_the_calls_run_on_greenlets_under_the_gevent_worker(monkeypatch: pytest.MonkeyPatch) -> None:
     # As in a deployed worker: the store calls of one request run at once, each on its own greenlet.
     monkeypatch.setattr(limits_module, "under_gevent", lambda: True)
-    limits = limiter(RATE_LIMIT_REQUESTS="3/minute", RATE_LIMIT_TOKENS="20/day", BUDGET_TOKENS="1000/day")
-    # Another request's greenlet, streaming meanwhile, is not waited for: only this request's calls.
+    limits = limiter(
+        RATE_LIMIT_REQUESTS="3/minute",
+        RATE_LIMIT_TOKENS="20/day",
+        BUDGET_TOKENS="1000/day",
+        LIMITS_STORE_TIMEOUT="10",
+    )
+    # Another request's greenlet, streaming meanwhile, is not waited for: only this request's calls
+    # (in-memory, they take milliseconds; waiting for the other would take its 3 s).
     other = gevent.spawn(gevent.sleep, 3)
     for _ in range(2):
         limits.settle(limits.admit(ALICE, "gpt-test"), 10)
