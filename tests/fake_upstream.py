@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import socket
 import ssl
@@ -184,36 +185,31 @@ def responses_stream(tokens: Iterable[str], *, model: str = FAKE_MODEL, pace: fl
             "part": part,
         },
     ]
-    steps: list[Step] = []
-    for event in events:
-        steps.append(named_sse(event))
+    steps: list[Pause | dict[str, Any]] = [*events]
     for token in tokens:
         if pace:
             steps.append(Pause(pace))
         steps.append(
-            named_sse(
-                {"type": "response.output_text.delta", "item_id": "msg_fake", "output_index": 0,
-                 "content_index": 0, "delta": token, "logprobs": []}
-            )
+            {"type": "response.output_text.delta", "item_id": "msg_fake", "output_index": 0,
+             "content_index": 0, "delta": token, "logprobs": []}
         )  # fmt: skip
     done = {**message, "status": "completed", "content": [{**part, "text": text}]}
     usage = {"input_tokens": 5, "output_tokens": 3, "total_tokens": 8}
-    steps.append(named_sse({"type": "response.output_item.done", "output_index": 0, "item": done}))
+    steps.append({"type": "response.output_item.done", "output_index": 0, "item": done})
     steps.append(
-        named_sse(
-            {
-                "type": "response.completed",
-                "response": {**response, "status": "completed", "output": [done], "usage": usage},
-            }
-        )
+        {
+            "type": "response.completed",
+            "response": {**response, "status": "completed", "output": [done], "usage": usage},
+        }
     )
-    return steps
+    # Numbered from 0 in each stream, as the Responses API does.
+    numbers = itertools.count()
+    return [named_sse(step, next(numbers)) if isinstance(step, dict) else step for step in steps]
 
 
-def named_sse(payload: dict[str, Any]) -> bytes:
-    """An SSE event with its type as the event name, and a sequence number, as the Responses API sends."""
-    named_sse.sequence = getattr(named_sse, "sequence", -1) + 1  # type: ignore[attr-defined]
-    payload = {**payload, "sequence_number": named_sse.sequence}  # type: ignore[attr-defined]
+def named_sse(payload: dict[str, Any], sequence: int) -> bytes:
+    """An SSE event with its type as the event name, and its sequence number, as the Responses API sends."""
+    payload = {**payload, "sequence_number": sequence}
     name: str = payload["type"]
     return b"event: " + name.encode() + b"\n" + sse(payload)
 

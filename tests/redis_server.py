@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
 
+import pytest
+
 from tests.relay_server import free_port
+
+
+def require_redis_server() -> None:
+    """Skip the calling test where redis-server is missing; fail it where RELAY_REDIS_REQUIRED=1 (CI)."""
+    if shutil.which("redis-server") is None:
+        why = "redis-server is needed (Debian: apt-get install redis-server)"
+        if os.environ.get("RELAY_REDIS_REQUIRED") == "1":
+            pytest.fail(why)
+        pytest.skip(f"the shared-limit tests are skipped: {why}")
 
 
 class Redis:

@@ -7,6 +7,7 @@ tests, on a shared machine); that the relay relays every byte right under load i
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -35,7 +36,9 @@ def test_quick_benchmark_runs_and_relays_every_byte_right(tmp_path: Path) -> Non
     assert (results["memory"]["small_failures"], results["memory"]["1mib_failures"]) == (0, 0)
     assert results["memory"]["1mib_mb_per_stream"] > 0
     limits = results["limits"]
-    assert (limits["off_failures"], limits["in_process_failures"], limits["redis_failures"]) == (0, 0, 0)
+    assert (limits["off_failures"], limits["in_process_failures"]) == (0, 0)
+    # The Redis row where redis-server is here (the benchmark runs without it, and says so).
+    assert limits.get("redis_failures") == (0 if shutil.which("redis-server") else None)
     table = (tmp_path / "quick.md").read_text()
     assert "| 100 paced streams: failures / wrong bytes | 0 / 0 | 0 / not checked | 0 / 0 | 0 / 0 |" in table
     assert (tmp_path / "quick.png").stat().st_size > 10_000

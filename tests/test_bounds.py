@@ -93,15 +93,17 @@ def test_a_huge_request_line_is_414_at_once_and_stalls_no_stream(
     # stream of the worker stalled for seconds.
     fake.replies["gpt-test"] = Reply(body=openai_stream([f" t{i}" for i in range(40)], pace=0.05))
     gaps: list[float] = []
+    received: list[bytes] = []
 
     def stream() -> None:
         with httpx.stream(
             "POST", one_worker.url + "/api/chat", json={"model": "gpt-test", "messages": USER}, timeout=30
         ) as response:
             last = time.monotonic()
-            for _ in response.iter_raw():
+            for data in response.iter_raw():
                 now = time.monotonic()
                 gaps.append(now - last)
+                received.append(data)
                 last = now
 
     streaming = threading.Thread(target=stream)
@@ -111,7 +113,8 @@ def test_a_huge_request_line_is_414_at_once_and_stalls_no_stream(
         answer = raw_request(one_worker.port, b"GET /" + b"a" * 4_000_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
         assert answer.startswith(b"HTTP/1.1 414 "), answer[:80]
     streaming.join(30)
-    assert len(gaps) > 40
+    assert b"".join(received).endswith(b" t39")  # the whole reply
+    assert len(gaps) > 10  # in many reads (a busy machine may join a few tokens into one)
     # Tokens 50 ms apart: a gap of 3 s is a busy machine's margin; unbounded, each line stalled seconds.
     assert max(gaps[2:]) < 3.0, f"a token waited {max(gaps[2:]):.2f} s while the long lines were refused"
 

@@ -9,8 +9,6 @@ store (no REDIS_URL) is tried where it applies.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import socket
 import threading
 import time
@@ -24,7 +22,7 @@ from relay.access.callers import client_address
 from tests.chat_client import USER, chat
 from tests.conftest import SERVER_KEY, assert_no_secret
 from tests.fake_upstream import FakeUpstream, Reply, openai_stream, sse
-from tests.redis_server import Redis
+from tests.redis_server import Redis, require_redis_server
 from tests.relay_server import RelayServer
 
 ALICE, BOB = "tok-alice-7d1f0b3e9a5c2468", "tok-bob-4c8e2a6f1b3d5790"
@@ -34,11 +32,7 @@ USAGE = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
 
 @pytest.fixture(scope="module")
 def redis_server() -> Iterator[Redis]:
-    if shutil.which("redis-server") is None:
-        why = "redis-server is needed (Debian: apt-get install redis-server)"
-        if os.environ.get("RELAY_REDIS_REQUIRED") == "1":
-            pytest.fail(why)
-        pytest.skip(f"the shared-limit tests are skipped: {why}")
+    require_redis_server()
     server = Redis().start()
     yield server
     server.stop()
@@ -89,20 +83,22 @@ def test_two_instances_enforce_one_request_limit_together(
     fake: FakeUpstream, redis: Redis, relays: Relays
 ) -> None:
     fake.replies["gpt-test"] = Reply(body=openai_stream(["ok"]))
-    one, two = relays(2, REDIS_URL=redis.url, RATE_LIMIT_REQUESTS="3 per 2 seconds")
+    one, two = relays(2, REDIS_URL=redis.url, RATE_LIMIT_REQUESTS="3 per 5 seconds")
+    # 5 s: room for four round trips through two processes on a loaded machine.
     assert [ask(relay, ALICE).status_code for relay in (one, two, one)] == [200, 200, 200]
     refused = ask(two, ALICE)
     assert refused.status_code == 429
     assert refused.text.startswith(
-        "Rate limit: alice may send 3 per 2 seconds requests (RATE_LIMIT_REQUESTS)"
+        "Rate limit: alice may send 3 per 5 seconds requests (RATE_LIMIT_REQUESTS)"
     )
-    assert 1 <= int(refused.headers["retry-after"]) <= 2
+    wait = int(refused.headers["retry-after"])
+    assert 1 <= wait <= 5
     assert refused.headers["x-should-retry"] == "true"  # the window resets within a minute
     assert len(fake.requests) == 3  # nothing was sent upstream for the refused one
     assert ask(one, BOB).status_code == 200  # another caller counts on its own
     entry = two.log_of(refused.headers["x-relay-request-id"])
     assert (entry["outcome"], entry["caller"], entry["httpRequest"]["status"]) == ("limited", "alice", 429)
-    time.sleep(2.1)  # the window resets
+    time.sleep(wait + 0.1)  # the window resets, as Retry-After said
     assert ask(two, ALICE).status_code == 200
 
 
@@ -262,6 +258,7 @@ def test_a_callers_own_limits_by_name(fake: FakeUpstream, redis: Redis, relays: 
 def test_a_store_that_dies_gives_the_configured_answer_in_bounded_time(
     fake: FakeUpstream, relays: Relays, setting: str, status: int
 ) -> None:
+    require_redis_server()
     fake.replies["gpt-test"] = Reply(body=openai_stream(["ok"]))
     store = Redis().start()
     try:
