@@ -387,6 +387,25 @@ def test_the_key_echoed_escaped_in_a_200_body_is_redacted(fake: FakeUpstream, v1
     assert leaked(json.dumps(response.json())) == []
 
 
+def test_the_key_echoed_in_a_whole_answer_where_a_stream_was_asked_is_redacted(
+    fake: FakeUpstream, v1: httpx.Client, relay_factory: RelayFactory
+) -> None:
+    # An upstream that ignores `stream` and answers whole: the caller gets it as a stream, redacted.
+    answer = {"choices": [{"message": {"content": f"ok {SERVER_KEY}"}}], "usage": {"total_tokens": 7}}
+    fake.replies["gpt-test"] = Reply(
+        headers={"Content-Type": "application/json"}, body=[json.dumps(answer).encode()]
+    )
+    response = v1.post("/chat/completions", json={"model": "gpt-test", "messages": USER, "stream": True})
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+    assert "ok [redacted]" in response.text
+    assert leaked(response.text) == []
+    # Its usage counted, as for any whole answer (the limits charge it).
+    entry = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, UPSTREAM_RETRIES="0").log_of(
+        response.headers["x-relay-request-id"]
+    )
+    assert (entry["tokens"], entry["usage_source"]) == (7, "upstream")
+
+
 def test_the_key_in_a_header_is_not_passed_on(fake: FakeUpstream, v1: httpx.Client) -> None:
     fake.replies["gpt-test"] = Reply(
         headers={"Content-Type": "text/event-stream", "X-Request-Id": f"req-{SERVER_KEY}"},

@@ -14,7 +14,7 @@ import httpx
 from relay.access.policy import bearer_key, choose_key, token_cap
 from relay.access.redaction import redactor_for
 from relay.config import Route, Settings
-from relay.endpoints.answers import answer_response
+from relay.endpoints.answers import answer_response, usage_of
 from relay.endpoints.base import Call, Outgoing, UpstreamEndpoint, read_whole, safe_headers, stream_reply
 from relay.errors import KeyRequired, MissingApiKey
 from relay.formats import jsoncodec
@@ -66,8 +66,11 @@ class ChatCompletions(UpstreamEndpoint):
         answer = read_whole(call, response)
         if outgoing.stream and answer.status < 300 and answer.content_type.lower().startswith(JSON):
             # The upstream ignored `stream` and sent the whole completion: the caller gets its stream.
-            events = completion_as_events(answer.body)
+            redactor = redactor_for((api_key,))
+            body = redactor.redact_bytes(answer.body)
+            events = completion_as_events(body)
             outcome = "ok"
+            call.log.usage, call.log.text_chars = usage_of(body), len(body)  # as answer_response counts
             if events is None:
                 events = error_event(
                     f"The upstream ({answer.host}) answered {answer.status} with JSON that holds no reply."
@@ -75,7 +78,7 @@ class ChatCompletions(UpstreamEndpoint):
                 outcome = "upstream_error"
             call.log.finish(answer.status, outcome)
             as_stream = fixed_response(events, answer.status, EVENT_STREAM_OUT)
-            as_stream.headers.extend(safe_headers(answer.headers, redactor_for((api_key,))))
+            as_stream.headers.extend(safe_headers(answer.headers, redactor))
             return as_stream
         return answer_response(answer, call.log, api_key, count_usage=True)
 
