@@ -164,6 +164,27 @@ def test_a_masked_key_is_redacted_whoever_it_belongs_to(text: str) -> None:
     assert redact(text, (KEY,)) == f"Incorrect API key provided: {REDACTED}."
 
 
+def test_every_run_of_a_secret_is_found_however_often_it_comes() -> None:
+    run = AFTER_PREFIX[5:13]
+    assert redact(f"{run} and {run}, {run}", (KEY,)) == f"{REDACTED} and {REDACTED}, {REDACTED}"
+
+
+def test_a_run_is_found_where_a_block_of_it_repeats_itself() -> None:
+    # "aaa" is one of this secret's blocks, and comes again one character on: the run "aaab7"
+    # begins at the first "a" after the one the text starts with.
+    assert redact("aaaab7K9", ("Q1Zaaab7K9mPw4",)) == f"a{REDACTED}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['export OPENAI_API_KEY="sk-..."', "a key looks like sk-… or sk-***.", "sk-proj-**** then a space"],
+)
+def test_a_placeholder_without_a_visible_end_is_not_a_masked_key(text: str) -> None:
+    # The model's reply passes through the same redactor: a README's "sk-..." is text, not a key.
+    assert redact(text, (KEY,)) == text
+    assert redact(text, ()) == text
+
+
 def test_redact_bytes_redacts_utf8() -> None:
     redactor = Redactor((KEY,))
     assert redactor.redact_bytes(f"clé {KEY} ✓".encode()) == f"clé {REDACTED} ✓".encode()

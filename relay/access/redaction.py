@@ -8,7 +8,7 @@ key of a kind shares (`sk-proj-`, `sk-or-v1-`, `gsk_`) is not secret, and would 
 ordinary text ("sub-project"), so runs are taken from what follows it. Every run of WINDOW or more
 characters holds one of the secret's three-character blocks at a multiple of three, so
 a text that holds none of those is passed on after one substring search per block;
-only a text that does is scanned window by window.
+only a text that does is scanned, at the windows around each block it holds.
 
 Not caught: a secret an upstream splits into pieces shorter than WINDOW across separate
 events (no upstream has a reason to; none is sent a secret other than its own key).
@@ -23,8 +23,9 @@ REDACTED = "[redacted]"
 WINDOW = 5
 _BLOCK = 3  # WINDOW >= 2 * _BLOCK - 1, so every WINDOW-long run holds a whole aligned block
 
-# A key masked with asterisks or dots whatever its length: "sk-abc***xyz", "sk-ROUT...QPO0".
-_MASKED_KEY = re.compile(r"\bsk-[A-Za-z0-9_\-]*(?:\*{3,}|\.{3,}|…)[A-Za-z0-9_\-]*")
+# A key masked with asterisks or dots whatever its length: "sk-abc***xyz", "sk-ROUT...QPO0". Its
+# visible end is required: "sk-..." alone is the placeholder of every README, not a key.
+_MASKED_KEY = re.compile(r"\bsk-[A-Za-z0-9_\-]*(?:\*{3,}|\.{3,}|…)[A-Za-z0-9_\-]+")
 # Escapes of the characters a key is made of, which an upstream may use instead of them.
 # (Not after a backslash: "\\\\u0073" is an escaped backslash, then text.)
 _ESCAPED = re.compile(r"(?<!\\)\\u00([2-7][0-9a-fA-F])|%([2-7][0-9a-fA-F])")
@@ -64,7 +65,9 @@ class Redactor:
             unescaped = _ESCAPED.sub(_unescape, text)
             if unescaped != text and self._redact_runs(unescaped) != unescaped:
                 text = unescaped  # the escapes hid a secret: show the unescaped text, redacted
-        return self._redact_runs(_MASKED_KEY.sub(REDACTED, text))
+        if "sk-" in text:
+            text = _MASKED_KEY.sub(REDACTED, text)
+        return self._redact_runs(text)
 
     def redact_bytes(self, data: bytes) -> bytes:
         """The same for UTF-8 bytes; the bytes themselves when nothing is found (the usual case)."""
@@ -80,8 +83,17 @@ class Redactor:
         for secret in self._whole:
             text = text.replace(secret, REDACTED)
         windows = self._windows
+        last_start = len(text) - WINDOW
+        # Only the windows around a block are looked at, not every position of the text: a
+        # window of a secret starts 0 to WINDOW - _BLOCK characters before one of its blocks.
+        starts: set[int] = set()
+        for block in self._blocks:
+            at = text.find(block)
+            while at != -1:
+                starts.update(range(max(at - (WINDOW - _BLOCK), 0), min(at, last_start) + 1))
+                at = text.find(block, at + 1)
         covered: list[tuple[int, int]] = []
-        for start in range(len(text) - WINDOW + 1):
+        for start in sorted(starts):
             if text[start : start + WINDOW] in windows:
                 end = start + WINDOW
                 if covered and start <= covered[-1][1]:
