@@ -3,8 +3,9 @@
 Before the upstream is asked (`admit`): the caller's requests in the window are counted,
 and its tokens, the deployment's and the model's, are checked against what is left. The
 store is asked once per limit that applies, all at once, so the wait is one round trip.
-After the reply (`settle`): the tokens it cost are counted, the same way, off the reply's
-path (the caller has its last byte). Nothing is counted per token.
+After the reply (`settle`): the tokens it cost are counted, the same way: a stream's when it
+closes (the caller has its last byte); a whole answer's just before it is sent, so that the
+caller's next request finds them counted (one round trip). Nothing is counted per token.
 
 Where REDIS_URL is unset the counters live in this worker process: each process of each
 instance counts on its own, so a limit holds per process (docs/configuration.md says so).

@@ -14,8 +14,8 @@ import flask
 import httpx
 
 from relay.access.policy import choose_key, token_cap
-from relay.access.redaction import redact
-from relay.endpoints.base import Call, Outgoing, UpstreamEndpoint, stream_reply
+from relay.access.redaction import redact, redactor_for
+from relay.endpoints.base import Call, Outgoing, UpstreamEndpoint, safe_headers, stream_reply
 from relay.errors import UpstreamError, UpstreamHTTPError, UpstreamUnreachable
 from relay.formats import jsoncodec
 from relay.formats.original import TextStream
@@ -61,17 +61,11 @@ def refusal(response: httpx.Response, api_key: str | None) -> UpstreamError:
     # The 2023 client shows this text, and looks for "429 Too Many Requests" in it.
     message = redact(f"OpenAI API error: {status} {reason} {payload}", (api_key,))
     if 400 <= status <= 599:
-        retry_after = _retry_after(response)
-        if retry_after is not None and redact(retry_after, (api_key,)) != retry_after:
-            retry_after = None  # a header holding the key is not passed on, whatever its name
-        return UpstreamHTTPError(status, message, retry_after)
+        # Seconds or an HTTP date, printable and short, as any header passed on; never one holding the key.
+        passed = safe_headers(passed_headers(response.headers), redactor_for((api_key,)))
+        return UpstreamHTTPError(status, message, dict(passed).get("retry-after"))
     # A redirect or another status the relay cannot pass on: the base URL is likely wrong.
     return UpstreamUnreachable(f"{message} (unexpected status from the upstream; check OPENAI_BASE_URL)")
-
-
-def _retry_after(response: httpx.Response) -> str | None:
-    # Seconds or an HTTP date, printable and short, as any header passed on.
-    return dict(passed_headers(response.headers)).get("retry-after")
 
 
 def _standard_reason(status: int) -> str:

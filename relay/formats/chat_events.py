@@ -17,6 +17,7 @@ from typing import Any
 from relay.errors import openai_error
 from relay.formats import jsoncodec
 from relay.formats.original import DONE
+from relay.formats.responses_reply import event
 
 DONE_EVENT = b"data: [DONE]\n\n"
 # The Responses API's events that end a reply.
@@ -113,9 +114,8 @@ class EventPassThrough:
     def note(self, message: str) -> bytes:
         if self._responses:
             self._sequence += 1
-            failure: dict[str, Any] = {"type": "error", "code": "server_error", "message": message}
-            failure.update(param=None, sequence_number=self._sequence)
-            return b"event: error\ndata: " + jsoncodec.dumps(failure) + b"\n\n"
+            failure = {"type": "error", "code": "server_error", "message": message, "param": None}
+            return event({**failure, "sequence_number": self._sequence})
         return error_event(message)
 
 

@@ -16,10 +16,10 @@ import httpx
 
 from relay.access.redaction import redact
 from relay.config import Route, Settings
-from relay.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from relay.errors import RETRIED_STATUSES, UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from relay.upstream.failures import describe_transport_error
 from relay.upstream.pools import TransportPools
-from relay.upstream.retry import MIN_ATTEMPT_SECONDS, RETRY_STATUSES, retry_wait
+from relay.upstream.retry import MIN_ATTEMPT_SECONDS, retry_wait
 from relay.waits import within
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class Upstream:
                     raise
                 reason = failure.message
             else:
-                if response.status_code not in RETRY_STATUSES:
+                if response.status_code not in RETRIED_STATUSES:
                     return response
                 wait = retry_wait(attempt, settings.retries, settings.retry_max_wait, response.headers)
                 if wait is None or time.monotonic() + wait >= deadline - MIN_ATTEMPT_SECONDS:

@@ -13,9 +13,6 @@ import random
 import time
 from collections.abc import Mapping
 
-from relay.errors import RETRIED_STATUSES
-
-RETRY_STATUSES = RETRIED_STATUSES
 RETRY_BASE_SECONDS = 0.5
 MIN_ATTEMPT_SECONDS = 0.5  # an attempt with less time than this left is not started
 
