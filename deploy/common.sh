@@ -28,7 +28,7 @@ TOKENS_SECRET=${TOKENS_SECRET-relay-access-tokens}
 RUNTIME_ACCOUNT=${RUNTIME_ACCOUNT:-relay-runtime}
 BUILD_SERVICE_ACCOUNT=${BUILD_SERVICE_ACCOUNT:-relay-build}
 PYTHON_RUNTIME=python312
-MEMORY=${MEMORY:-2Gi}  # --concurrency streams at their bounds, with room (docs/design.md, "Capacity")
+MEMORY=${MEMORY:-2Gi}  # --concurrency streams as measured, with room; not all at their bounds (docs/design.md, "Capacity")
 MAX_INSTANCES=${MAX_INSTANCES:-10}
 # Flags only, so that nothing left in a shell turns them on: Memorystore and Direct VPC egress.
 DEFAULT_REDIS_INSTANCE=relay-limits

@@ -18,7 +18,21 @@ def test_defaults() -> None:
     assert settings.default_route.url("/chat/completions") == "https://api.openai.com/v1/chat/completions"
     assert settings.connect_timeout == 10.0
     assert settings.idle_timeout == 60.0
+    # The rest of docs/configuration.md's timeouts and retries, as written there.
+    assert (settings.first_byte_timeout, settings.stream_max_seconds) == (120.0, 900.0)
+    assert (settings.retries, settings.retry_max_wait) == (2, 8.0)
     assert settings.max_body_bytes == 1024 * 1024
+
+
+def test_where_the_defaults_follow_the_platform_and_the_threads() -> None:
+    # docs/configuration.md: on Cloud Run (K_SERVICE set) the client's address is the last
+    # X-Forwarded-For entry, Google's front end's; elsewhere the socket's. A caller may hold half
+    # a worker's connections.
+    assert (load_settings({}).client_ip_hops, load_settings({"K_SERVICE": "relay"}).client_ip_hops) == (0, 1)
+    assert load_settings({"K_SERVICE": "relay", "CLIENT_IP_HOPS": "2"}).client_ip_hops == 2
+    assert load_settings({"THREADS": "250"}).max_requests_per_caller == 125
+    assert load_settings({"THREADS": "1"}).max_requests_per_caller == 1
+    assert load_settings({"THREADS": "250", "MAX_REQUESTS_PER_CALLER": "250"}).max_requests_per_caller == 250
 
 
 @pytest.mark.parametrize(

@@ -55,7 +55,7 @@ class Settings:
     routes: tuple[Route, ...] = ()  # UPSTREAMS, beside the default route
     retries: int = 2
     retry_max_wait: float = 8.0
-    # How functions-framework's gunicorn serves the function (relay/server.py).
+    # How functions-framework's gunicorn serves the function (relay/serving/server.py).
     server_worker: str = SERVER_WORKERS[0]
     workers: int = 1
     threads: int = 1000  # concurrent requests per worker process

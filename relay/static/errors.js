@@ -3,7 +3,7 @@
 // <details>), so nothing is hidden from someone who needs it; these functions do no I/O.
 const MAX_LINE = 600; // an upstream's message is shown whole up to this many characters
 
-// The relay's words for an upstream's error status (README, "The wire format"):
+// The relay's words for an upstream's error status (docs/wire-format.md):
 // OpenAI API error: <status> <reason> <the upstream's JSON body, compact, or {}>[ (the relay's note)]
 const UPSTREAM_ERROR = /^OpenAI API error: (\d{3}) ([^{]*?) ?(\{.*\})(.*)$/s;
 const MISSING_KEY = "Error: missing OpenAI API Key.";

@@ -1,6 +1,6 @@
 """When to try the upstream again, and how long to wait first: pure policy, no I/O.
 
-Only before any byte reached the caller (README, "Retries"): a connection failure or a
+Only before any byte reached the caller (docs/openai-api.md, "Retries"): a connection failure or a
 429/500/502/503/504, with exponential backoff and jitter, honouring the upstream's
 Retry-After (or OpenAI's retry-after-ms) up to a cap. A first-byte timeout is not retried:
 waiting again would only double the wait.
