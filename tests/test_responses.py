@@ -354,6 +354,25 @@ def test_embeddings_keep_the_access_rules(fake: FakeUpstream, relay_factory: Rel
     assert fake.requests == []
 
 
+@pytest.mark.parametrize("path", ["/v1/embeddings", "/v1/responses"])
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [(b"", "The request body is empty"), (b"{", "The request body is not valid JSON")],
+)
+def test_a_body_that_is_no_json_object_is_told_what_this_endpoint_needs(
+    fake: FakeUpstream, relay_factory: RelayFactory, path: str, body: bytes, said: str
+) -> None:
+    relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN)
+    response = httpx.post(
+        relay.url + path,
+        content=body,
+        headers={"Authorization": f"Bearer {ACCESS_TOKEN}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == f"{said}; send a JSON object with model and input."
+    assert fake.requests == []
+
+
 # -- the SDKs' conventions -----------------------------------------------------------------------
 
 

@@ -24,7 +24,7 @@ from relay.validation.json_values import check_depth, kind, model_name, parse_js
 
 class Embeddings(UpstreamEndpoint):
     def prepare(self, call: Call) -> Outgoing:
-        data = parse_json_object(call.body())
+        data = parse_json_object(call.body(), "model and input")
         model = model_name(data)
         given = data.get("input")
         if not (isinstance(given, (str, list)) and given):

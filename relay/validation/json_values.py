@@ -13,16 +13,17 @@ from relay.formats import jsoncodec
 MAX_DEPTH = 32
 
 
-def parse_json_object(body: bytes) -> dict[str, Any]:
-    """The request body as a JSON object, or a BadRequest that says what it is instead."""
+def parse_json_object(body: bytes, fields: str = "model and messages") -> dict[str, Any]:
+    """The request body as a JSON object, or a BadRequest that says what it is instead.
+
+    `fields`: what the endpoint's body must hold at least, for the message.
+    """
     if not body.strip():
-        raise BadRequest("The request body is empty; send a JSON object with model and messages.")
+        raise BadRequest(f"The request body is empty; send a JSON object with {fields}.")
     try:
         data = jsoncodec.loads(body)
     except jsoncodec.JSONDecodeError:
-        raise BadRequest(
-            "The request body is not valid JSON; send a JSON object with model and messages."
-        ) from None
+        raise BadRequest(f"The request body is not valid JSON; send a JSON object with {fields}.") from None
     if not isinstance(data, dict):
         raise BadRequest(f"The request body must be a JSON object, got {kind(data)}.")
     return data

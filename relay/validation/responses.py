@@ -54,7 +54,7 @@ class ResponsesRequest:
 
 
 def parse_responses(body: bytes) -> ResponsesRequest:
-    data = parse_json_object(body)
+    data = parse_json_object(body, "model and input")
     model = model_name(data)
     given = data.get("input")
     if not (isinstance(given, str) and given) and not (isinstance(given, list) and given):
