@@ -417,6 +417,9 @@ def test_a_caller_without_one_is_known_by_its_address() -> None:
         pytest.param(1, "198.51.100.7, 203.0.113.9", "10.0.0.1", "203.0.113.9", id="one-hop-the-last"),
         pytest.param(2, "198.51.100.7, 203.0.113.9", "10.0.0.1", "198.51.100.7", id="two-hops"),
         pytest.param(2, " 198.51.100.7 ,203.0.113.9", "10.0.0.1", "198.51.100.7", id="spaces-around"),
+        pytest.param(
+            2, "6.6.6.6, 203.0.113.9, 34.1.2.3", "169.254.1.1", "203.0.113.9", id="behind-a-load-balancer"
+        ),
         pytest.param(3, "198.51.100.7, 203.0.113.9", "10.0.0.1", "10.0.0.1", id="fewer-entries-than-hops"),
         pytest.param(1, "198.51.100.7, ", "10.0.0.1", "10.0.0.1", id="empty-entry"),
         pytest.param(1, None, "10.0.0.1", "10.0.0.1", id="no-header"),

@@ -177,7 +177,10 @@ def test_a_whole_chat_stream_is_a_response_object(done: bytes) -> None:
     assert response is not None
     assert normalised(response, {}, 0) == response_object(
         "completed", [message("Hello", "completed")], temperature=0.5,
-        usage=response_usage({"prompt_tokens": 1, "completion_tokens": 2}) if not done else None,
+        usage=None if done else {
+            "input_tokens": 1, "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": 2, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 3,
+        },
     )  # fmt: skip
 
 
