@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import Any
 
 import httpx
 import pytest
 
+from relay.access.redaction import Redactor
+from relay.serving.request_log import CloudLoggingFormatter
 from tests.chat_client import chat
-from tests.conftest import ACCESS_TOKEN, RelayFactory
+from tests.conftest import ACCESS_TOKEN, SERVER_KEY, RelayFactory
 from tests.fake_upstream import FakeUpstream, Reply, Reset, Stall, chunk, error_reply, openai_stream, sse
 from tests.relay_server import RelayServer
 
@@ -194,3 +197,18 @@ def test_a_bug_in_the_relay_is_a_plain_500_logged_as_an_error(
     (failure,) = [entry for entry in entries if "httpRequest" not in entry]
     assert (failure["severity"], failure["exception"]) == ("ERROR", "RuntimeError")
     assert SPOKEN not in json.dumps(entries)  # the type only: its text could quote the request
+
+
+def test_a_log_line_is_redacted_whatever_its_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The formatter alone: arguments of any type (an exception, a mapping) are written as logging
+    # writes them, and a key in any of them is not.
+    monkeypatch.setattr(CloudLoggingFormatter, "redactor", Redactor((SERVER_KEY,)))
+    formatter = CloudLoggingFormatter()
+
+    def line(message: str, args: Any) -> str:
+        record = logging.LogRecord("relay.test", logging.WARNING, __file__, 1, message, args, None)
+        return str(json.loads(formatter.format(record))["message"])
+
+    assert line("failed: %s", (ValueError(f"bad key {SERVER_KEY}"),)) == "failed: bad key [redacted]"
+    assert line("%(host)s said %(what)s", {"host": "h", "what": SERVER_KEY}) == "h said [redacted]"
+    assert line("%d tokens", (7,)) == "7 tokens"

@@ -42,7 +42,7 @@ class Call:
     log: RequestLog
     settings: Settings
     _client: ClientWatch | None = field(default=None, repr=False)
-    streaming: bool = False  # a ReplyStream owns the client watch from now on
+    streaming: bool = False  # a ReplyStream or PassedBody owns the client watch and the ends from now on
     caller: Caller | None = None  # known once the access token is checked
     _ends: list[Callable[[], None]] = field(default_factory=list, repr=False)
 

@@ -50,8 +50,9 @@ class PassedBody:
             for chunk in self._response.iter_raw():
                 if client.gone():
                     return
-                self._log.bytes_sent += len(chunk)
-                yield self._redactor.redact_bytes(chunk)
+                sent = self._redactor.redact_bytes(chunk)
+                self._log.bytes_sent += len(sent)  # what the caller got, as a ReplyStream counts
+                yield sent
                 if time.monotonic() > self._deadline:
                     self._outcome, self._log.detail = "timeout", "answer reached STREAM_MAX_SECONDS"
                     return  # the caller's JSON is cut short: its parser says so

@@ -141,13 +141,11 @@ class CloudLoggingFormatter(logging.Formatter):
     redactor = Redactor(())
 
     def format(self, record: logging.LogRecord) -> str:
-        # What came from outside (a log call's arguments, a request's fields) is redacted; the
-        # relay's own words in a message are left as they are.
+        # The message as logging writes it (arguments of any type, a mapping included), then
+        # redacted whole: the relay's own words hold no secret, so only what came from outside
+        # can change; the request's fields likewise.
         redact = self.redactor.redact
-        message = record.msg if isinstance(record.msg, str) else str(record.msg)
-        if record.args:
-            args = record.args if isinstance(record.args, tuple) else (record.args,)
-            message %= tuple(redact(arg) if isinstance(arg, str) else arg for arg in args)
+        message = redact(record.getMessage())
         entry: dict[str, Any] = {
             "severity": record.levelname,
             "message": bounded(message, MESSAGE_LIMIT),
