@@ -86,21 +86,18 @@ def listed_models(
                 default_failure, default_key = answer, api_key
             continue
         try:
-            payload = jsoncodec.loads(answer.body)
+            # What an upstream lists is passed on: not a key it might echo in it (its own, or the caller's).
+            payload = jsoncodec.loads(redactor_for((api_key,)).redact_bytes(answer.body))
         except jsoncodec.JSONDecodeError:
             logger.warning("Listing the models of %s failed: not JSON", route.host)
             continue
         reached += 1
         entries = payload.get("data") if isinstance(payload, dict) else None
-        # What an upstream lists is passed on: not a key it might echo in it (its own, or the caller's).
-        redactor = redactor_for((api_key,))
         for entry in entries if isinstance(entries, list) else []:
             if isinstance(entry, dict) and isinstance(entry.get("id"), str):
                 name = route.prefix + entry["id"]
                 if model_allowed(settings, name):
-                    listed.append(
-                        jsoncodec.loads(redactor.redact_bytes(jsoncodec.dumps({**entry, "id": name})))
-                    )
+                    listed.append({**entry, "id": name})
     if not reached:
         if default_failure is not None:
             return answer_response(default_failure, call.log, default_key)
