@@ -1039,6 +1039,7 @@ def test_instructions_come_first_then_a_string_input_as_the_users() -> None:
         pytest.param(b'{"model": "m", "input": []}', '"input" must be a non-empty string or list of input items, got an empty list.', id="empty-list"),
         pytest.param(b'{"model": "m", "input": {"role": "user"}}', '"input" must be a non-empty string or list of input items, got an object.', id="object"),
         pytest.param(b'{"input": "Hi"}', '"model" must be a non-empty string such as "gpt-4o-mini", got null.', id="no-model"),
+        pytest.param(b"", "The request body is empty; send a JSON object with model and input.", id="empty"),
         pytest.param(b'{"model": "m", "input": "Hi", "metadata": ' + b'[' * 40 + b']' * 40 + b"}",
                      '"metadata" is nested more than 32 levels deep.', id="too-deep"),
     ],
