@@ -202,7 +202,7 @@ def test_a_bug_in_the_relay_is_a_plain_500_logged_as_an_error(
 def test_a_log_line_is_redacted_whatever_its_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
     # The formatter alone: arguments of any type (an exception, a mapping) are written as logging
     # writes them, and a key in any of them is not.
-    monkeypatch.setattr(CloudLoggingFormatter, "redactor", Redactor((SERVER_KEY,)))
+    monkeypatch.setattr(CloudLoggingFormatter, "redactor", Redactor((SERVER_KEY, "short")))
     formatter = CloudLoggingFormatter()
 
     def line(message: str, args: Any) -> str:
@@ -212,3 +212,5 @@ def test_a_log_line_is_redacted_whatever_its_arguments(monkeypatch: pytest.Monke
     assert line("failed: %s", (ValueError(f"bad key {SERVER_KEY}"),)) == "failed: bad key [redacted]"
     assert line("%(host)s said %(what)s", {"host": "h", "what": SERVER_KEY}) == "h said [redacted]"
     assert line("%d tokens", (7,)) == "7 tokens"
+    # The relay's own words are its own: a short token may be any word of them.
+    assert line("a token is shorter than %d characters", (16,)) == "a token is shorter than 16 characters"

@@ -12,7 +12,7 @@ import re
 import secrets
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,11 +141,22 @@ class CloudLoggingFormatter(logging.Formatter):
     redactor = Redactor(())
 
     def format(self, record: logging.LogRecord) -> str:
-        # The message as logging writes it (arguments of any type, a mapping included), then
-        # redacted whole: the relay's own words hold no secret, so only what came from outside
-        # can change; the request's fields likewise.
+        # What came from outside (a log call's arguments, of any type, a mapping's values too; a
+        # request's fields) is redacted; the relay's own words are left as they are (a short
+        # token could be any word of them).
         redact = self.redactor.redact
-        message = redact(record.getMessage())
+
+        def outside(arg: object) -> object:
+            if arg is None or isinstance(arg, int | float):
+                return arg  # for %d and the like; nothing secret
+            return redact(arg if isinstance(arg, str) else str(arg))
+
+        message = record.msg if isinstance(record.msg, str) else str(record.msg)
+        args = record.args
+        if isinstance(args, Mapping) and args:
+            message %= {name: outside(value) for name, value in args.items()}
+        elif args:
+            message %= tuple(outside(arg) for arg in (args if isinstance(args, tuple) else (args,)))
         entry: dict[str, Any] = {
             "severity": record.levelname,
             "message": bounded(message, MESSAGE_LIMIT),
