@@ -13,15 +13,15 @@ import flask
 
 from relay.access import cors
 from relay.access.callers import InFlight, identify
-from relay.access.limits import Limiter
+from relay.access.limiter import Limiter
 from relay.access.policy import check_access_token
 from relay.config import Settings
 from relay.endpoints.base import Call, Endpoint, Upstreams
 from relay.endpoints.chat_completions import ChatCompletions
 from relay.endpoints.embeddings import Embeddings
 from relay.endpoints.models import MODEL_PATH, ModelEntry, ModelList
-from relay.endpoints.original import OriginalChat
-from relay.endpoints.responses import Responses
+from relay.endpoints.original_chat import OriginalChat
+from relay.endpoints.responses_api import Responses
 from relay.errors import Forbidden, MethodNotAllowed, NotFound, RelayError
 from relay.page import Page
 from relay.serving.request_body import limit_body

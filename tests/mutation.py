@@ -37,17 +37,17 @@ MODULES: dict[str, list[str]] = {
         "tests/test_openai_body.py",
         "tests/test_responses_translation.py",
     ],
-    "relay/validation/original.py": ["tests/test_chat_request.py"],
-    "relay/validation/openai.py": ["tests/test_openai_body.py"],
-    "relay/validation/responses.py": ["tests/test_responses_translation.py"],
+    "relay/validation/original_body.py": ["tests/test_chat_request.py"],
+    "relay/validation/chat_body.py": ["tests/test_openai_body.py"],
+    "relay/validation/responses_body.py": ["tests/test_responses_translation.py"],
     "relay/validation/responses_to_chat.py": ["tests/test_responses_translation.py"],
     "relay/access/policy.py": ["tests/test_policy.py"],
     "relay/access/cors.py": ["tests/test_policy.py"],
     "relay/access/redaction.py": ["tests/test_redaction.py"],
     "relay/access/callers.py": ["tests/test_policy.py"],
     "relay/upstream/retry.py": ["tests/test_retry.py"],
-    "relay/config/limits.py": ["tests/test_limiter.py"],
-    "relay/access/limits.py": ["tests/test_limiter.py"],
+    "relay/config/limit_settings.py": ["tests/test_limiter.py"],
+    "relay/access/limiter.py": ["tests/test_limiter.py"],
 }
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from relay.access.policy import token_cap
 from relay.errors import BadRequest
-from relay.validation.original import DEFAULT_MAX_TOKENS, ChatRequest, parse_chat_request
+from relay.validation.original_body import DEFAULT_MAX_TOKENS, ChatRequest, parse_chat_request
 
 USER = [{"role": "user", "content": "Hi"}]
 DEEP: Any = []

@@ -17,11 +17,11 @@ import gevent.event  # type: ignore[import-untyped]
 import pytest
 from limits.storage import MemoryStorage
 
-import relay.access.limits as limits_module
+import relay.access.limiter as limits_module
 from relay.access.callers import Caller
-from relay.access.limits import Limiter, Spend, StoreUnavailable, _duration
+from relay.access.limiter import Limiter, Spend, StoreUnavailable, _duration
 from relay.config.environment import ConfigError
-from relay.config.limits import Limit, LimitSettings, parse_limit, read_limits
+from relay.config.limit_settings import Limit, LimitSettings, parse_limit, read_limits
 from relay.errors import RateLimited
 
 ALICE, BOB = Caller("token:alice", "alice"), Caller("token:bob", "bob")

@@ -1,4 +1,4 @@
-"""The /v1/chat/completions body (relay/validation/openai.py) and the JSON checks every body shares
+"""The /v1/chat/completions body (relay/validation/chat_body.py) and the JSON checks every body shares
 (relay/validation/json_values.py): pure, no network."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 from relay.errors import BadRequest
 from relay.validation.json_values import MAX_DEPTH, check_depth, describe, is_number, kind, token_count
-from relay.validation.openai import (
+from relay.validation.chat_body import (
     CHAT_FIELDS,
     check_fields,
     check_one_choice,

@@ -16,7 +16,7 @@ from relay.errors import BadRequest
 from relay.formats.responses import ChatToResponses, as_response, streamed_as_response
 from relay.formats.responses_reply import response_usage
 from relay.formats.sse import SSEDecoder
-from relay.validation.responses import check_tools, parse_responses
+from relay.validation.responses_body import check_tools, parse_responses
 from relay.validation.responses_to_chat import as_chat_completions
 
 

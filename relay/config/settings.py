@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from relay.config import environment as env
 from relay.config.environment import DEFAULT_BASE_URL, ConfigError
-from relay.config.limits import LimitSettings, read_limits
+from relay.config.limit_settings import LimitSettings, read_limits
 from relay.config.upstreams import Route, read_upstreams, speaks_responses, takes_stream_usage
 
 # Cloud Run and Cloud Run functions end any request at 60 minutes. The relay

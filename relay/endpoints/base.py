@@ -18,7 +18,7 @@ import flask
 import httpx
 
 from relay.access.callers import Caller
-from relay.access.limits import Limiter
+from relay.access.limiter import Limiter
 from relay.access.policy import check_model
 from relay.access.redaction import Redactor, redactor_for
 from relay.config import Route, Settings

@@ -22,7 +22,7 @@ from relay.formats.chat_events import EventPassThrough, completion_as_events, er
 from relay.serving.responses import EVENT_STREAM as EVENT_STREAM_OUT
 from relay.serving.responses import fixed_response
 from relay.upstream.bodies import JSON, body_kind
-from relay.validation.openai import (
+from relay.validation.chat_body import (
     CHAT_FIELDS,
     ChatCompletionsRequest,
     check_fields,

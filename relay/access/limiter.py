@@ -30,7 +30,7 @@ from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
 from relay.access.callers import Caller
-from relay.config.limits import Limit, LimitSettings
+from relay.config.limit_settings import Limit, LimitSettings
 from relay.errors import RateLimited, RelayError
 from relay.waits import under_gevent
 

@@ -1,6 +1,6 @@
 """POST /api/chat (and POST /): the original route, in big-agi's 2023 wire format.
 
-The body is validated field by field (relay/validation/original.py); the upstream
+The body is validated field by field (relay/validation/original_body.py); the upstream
 is asked for a stream and its reply relayed as `{"model":…}` and then plain text
 (relay/formats/original.py); an upstream's refusal is told in the original's words:
 `OpenAI API error: <status> <reason> <the upstream's JSON body, compact, or {}>`.
@@ -20,7 +20,7 @@ from relay.errors import UpstreamError, UpstreamHTTPError, UpstreamUnreachable
 from relay.formats import jsoncodec
 from relay.formats.original import TextStream
 from relay.upstream.bodies import body_kind, passed_headers, read_error_body
-from relay.validation.original import DEFAULT_MAX_TOKENS, parse_chat_request
+from relay.validation.original_body import DEFAULT_MAX_TOKENS, parse_chat_request
 
 
 class OriginalChat(UpstreamEndpoint):

@@ -25,8 +25,8 @@ from relay.formats.responses import ChatToResponses, as_response, streamed_as_re
 from relay.formats.responses_reply import ECHOED
 from relay.serving.responses import EVENT_STREAM, fixed_response
 from relay.upstream.bodies import JSON, body_kind
-from relay.validation.openai import check_fields
-from relay.validation.responses import RESPONSES_FIELDS, ResponsesRequest, check_tools, parse_responses
+from relay.validation.chat_body import check_fields
+from relay.validation.responses_body import RESPONSES_FIELDS, ResponsesRequest, check_tools, parse_responses
 from relay.validation.responses_to_chat import as_chat_completions
 
 

@@ -1,7 +1,7 @@
 """Per-caller rate limits and spend caps, as settings: who may do how much, per which window.
 
 A limit is written as `COUNT/WINDOW` (`60/minute`, `200000/day`, `5 per 10 seconds`), the notation
-of the `limits` package that counts them (relay/access/limits.py); this module only reads and
+of the `limits` package that counts them (relay/access/limiter.py); this module only reads and
 checks them, with the standard library, so that `python3 -m relay.config` needs nothing else.
 
     RATE_LIMIT_REQUESTS=60/minute          each caller's requests

@@ -22,7 +22,7 @@ from relay.validation.json_values import (
 )
 
 # With MAX_TOKENS_LIMIT, only these fields pass (and ALLOWED_FIELDS): the Responses API's own
-# whose cost the cap on max_output_tokens bounds (see relay/validation/openai.py for why).
+# whose cost the cap on max_output_tokens bounds (see relay/validation/chat_body.py for why).
 RESPONSES_FIELDS = frozenset(
     {
         "model", "input", "instructions", "stream", "stream_options", "max_output_tokens",
