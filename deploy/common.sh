@@ -302,6 +302,7 @@ prepare_deploy() {
   ACCESS=$(access_flag)
   report_relay_settings
   check_relay_config
+  check_requirements_lock
   vpc_flags
   # The same on both targets (tests/test_deploy.py checks them on each).
   SHARED_FLAGS=(
@@ -435,6 +436,37 @@ check_relay_config() {
   if ! (cd "$ROOT_DIR" && env -i PATH="$PATH" "${checked[@]}" "$python" -B -m relay.config >&2); then
     die "the relay would refuse these settings at start-up (above); nothing was deployed."
   fi
+}
+
+# The build installs requirements.txt, uploaded with the code (Cloud Run's Python buildpack runs
+# pip on it). It is a lock (./dev lock): every package of the tree pinned with the sha256 of its
+# files, so pip installs only the files that were locked and tested. A requirement without a hash
+# would be resolved afresh by the build, and a lock made from another requirements.in than the one
+# here was not made from what was meant (nor, likely, tested): either stops the deploy here.
+check_requirements_lock() {
+  local python=${PYTHON:-python3} lock="$ROOT_DIR/requirements.txt" source="$ROOT_DIR/requirements.in"
+  local requirements unhashed count recorded actual
+  local remedy="edit requirements.in (not the lock), run ./dev lock, then ./dev test (docs/deploy.md, 'Update a dependency')"
+  if [ ! -f "$lock" ] || [ ! -f "$source" ]; then
+    die "requirements.txt or requirements.in is missing: $remedy."
+  fi
+  # One line per requirement: a lock continues its lines with \ (one --hash each); comments apart.
+  requirements=$(awk '
+    line == "" && (/^[[:space:]]*#/ || /^[[:space:]]*$/) { next }
+    { line = line $0 }
+    /\\$/ { sub(/\\$/, "", line); next }
+    { print line; line = "" }
+  ' "$lock")
+  count=$(grep -c . <<<"$requirements" || true)
+  unhashed=$(grep -v -e '--hash=sha256:' <<<"$requirements" | grep . || true)
+  [ "$count" -gt 0 ] || die "requirements.txt names no package: $remedy."
+  [ -z "$unhashed" ] ||
+    die "requirements.txt has requirements without --hash ($(head -n 1 <<<"$unhashed" | awk '{print $1}') first), which the build would resolve afresh: $remedy."
+  recorded=$(sed -n 's/^# sha256 \([0-9a-f]\{64\}\)  *requirements\.in$/\1/p' "$lock")
+  actual=$("$python" -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' "$source")
+  [ "$recorded" = "$actual" ] ||
+    die "requirements.txt was locked from another requirements.in than the one here (edited since?): $remedy."
+  echo "Dependencies: requirements.txt, locked from requirements.in by ./dev lock: $count packages, each pinned with the sha256 of its files; the build installs those files and no others." >&2
 }
 
 # --redis / --redis-instance NAME: REDIS_URL from a Memorystore for Redis instance's host and

@@ -26,13 +26,13 @@ STOPPED = 5.0  # what "stops at once" may take: the relay's workers end their re
 
 
 def requirement_names(path: Path) -> set[str]:
-    """The distributions a requirements file names (with its -r includes)."""
+    """The distributions a requirements file names (with its -r includes), a lock's too."""
     names = set()
     for text in path.read_text().splitlines():
         line = text.split("#")[0].strip()
         if line.startswith("-r "):
             names |= requirement_names(path.parent / line[3:].strip())
-        elif line:
+        elif line and not line.startswith("-"):  # not an option, such as a lock's --hash lines
             names.add(canonical(re.split(r"[<>=!~\[; ]", line)[0]))
     return names
 

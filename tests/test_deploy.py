@@ -9,6 +9,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pathspec
@@ -17,6 +18,7 @@ import yaml
 
 from relay.config import load_settings
 from tests.relay_server import ROOT, base_environ, shipped_server_env
+from tests.test_locks import edit_source, pins, strip_hashes
 
 DEPLOY = ROOT / "deploy"
 SCRIPTS = ["function.sh", "run.sh"]
@@ -491,6 +493,9 @@ def test_gcloudignore_uploads_only_the_runtime() -> None:
         uploaded
     )
     assert not any(path.endswith(".pyc") for path in uploaded)
+    # The build installs the uploaded requirements.txt: a lock, every requirement pinned with hashes.
+    locked, problems = pins((ROOT / "requirements.txt").read_text())
+    assert len(locked) > 10 and not problems, problems
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -504,10 +509,12 @@ def test_route_keys_come_from_secret_manager_too(script: str) -> None:
 
 
 def repo_copy(tmp_path: Path) -> Path:
-    """deploy/ copied (so a test may write its relay.env), with the real relay/ beside it."""
+    """deploy/ and the requirements copied (so a test may edit them), with the real relay/ beside them."""
     copy = tmp_path / "repo"
     shutil.copytree(ROOT / "deploy", copy / "deploy")
     (copy / "relay").symlink_to(ROOT / "relay", target_is_directory=True)
+    for name in ("requirements.in", "requirements.txt"):
+        shutil.copy2(ROOT / name, copy / name)
     return copy
 
 
@@ -559,6 +566,51 @@ def test_a_failed_check_deploys_nothing(script: str, env: dict[str, str], messag
     assert completed.returncode == 1
     assert message in completed.stderr
     assert "gcloud" not in completed.stdout  # no command was run (or printed)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_the_deploy_says_the_build_installs_the_hash_locked_requirements(script: str) -> None:
+    completed = run_script(script, "--dry-run", "--project=demo-project")
+    assert completed.returncode == 0, completed.stderr
+    assert "requirements.txt" in uploaded_files()  # with main.py and relay/, from the same folder: --source=.
+    locked, _ = pins((ROOT / "requirements.txt").read_text())
+    assert (
+        "Dependencies: requirements.txt, locked from requirements.in by ./dev lock: "
+        f"{len(locked)} packages, each pinned with the sha256 of its files" in completed.stderr
+    )
+
+
+def unlock(root: Path) -> None:
+    """requirements.txt as it was before it was a lock: the direct pins alone."""
+    (root / "requirements.txt").write_text((root / "requirements.in").read_text())
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        pytest.param(unlock, "requirements without --hash (functions-framework==", id="unlocked"),
+        pytest.param(strip_hashes, "requirements without --hash (flask==", id="one-package-unhashed"),
+        pytest.param(edit_source, "locked from another requirements.in than the one here", id="stale-lock"),
+    ],
+)
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_a_requirements_txt_that_is_not_the_lock_of_requirements_in_deploys_nothing(
+    tmp_path: Path, script: str, edit: Callable[[Path], None], message: str
+) -> None:
+    copy = repo_copy(tmp_path)
+    edit(copy)
+    completed = subprocess.run(
+        ["bash", str(copy / "deploy" / script), "--dry-run", "--project=p"],
+        env=base_environ(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 1
+    assert message in completed.stderr
+    assert "run ./dev lock, then ./dev test" in completed.stderr
+    assert "gcloud" not in completed.stdout
 
 
 # -- A: the build service account (issue 15) ----------------------------------------------------
