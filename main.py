@@ -11,7 +11,7 @@ import functions_framework
 from werkzeug.exceptions import HTTPException
 
 from relay.app import ChatRelay
-from relay.serving.responses import framework_error_response
+from relay.serving.writer import framework_error_response
 from relay.startup import start
 
 _relay: ChatRelay = start(os.environ)

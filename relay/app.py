@@ -21,12 +21,13 @@ from relay.endpoints.chat_completions import ChatCompletions
 from relay.endpoints.embeddings import Embeddings
 from relay.endpoints.models import MODEL_PATH, ModelEntry, ModelList
 from relay.endpoints.original_chat import OriginalChat
+from relay.endpoints.page_config import CONFIG_PATH, PageConfig
 from relay.endpoints.responses_api import Responses
-from relay.errors import Forbidden, MethodNotAllowed, NotFound, RelayError
+from relay.errors import ENDPOINTS_HINT, Forbidden, MethodNotAllowed, NotFound, RelayError
 from relay.page import Page
 from relay.serving.request_body import limit_body
 from relay.serving.request_log import REQUEST_ID_HEADER, RequestLog, trace_of
-from relay.serving.responses import ENDPOINTS_HINT, empty_response, error_response
+from relay.serving.writer import Written
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class ChatRelay:
             "/v1/responses": Responses(settings, upstreams, limiter),
             "/v1/embeddings": Embeddings(settings, upstreams, limiter),
             "/v1/models": ModelList(settings, upstreams),
+            CONFIG_PATH: PageConfig(settings),  # what a page may offer; served with or without the page
         }
         self.model_entry = ModelEntry(settings, upstreams)  # /v1/models/{model}
         self.page = Page(settings) if settings.serve_page else None
@@ -82,23 +84,17 @@ class ChatRelay:
         openai = request.path.startswith("/v1/")
         call = Call(request, log, self.settings)
         try:
-            response = self._serve(call, origin, allowed)
+            written = self._serve(call, origin, allowed)
         except RelayError as error:
             if error.outcome == "error":  # raised as a RelayError by the relay itself: still a bug
                 logger.error("Relay error while serving %s %s", request.method, request.path)
-            if error.upstream_status is not None:
-                log.upstream_status = error.upstream_status
-            log.finish(error.status, error.outcome)
-            response = error_response(error, openai=openai)
+            written = call.writer.error(error, openai=openai)
         except Exception:
             # A bug: say so in the log (type only) and give the caller a plain 500.
             logger.exception("Unexpected error while serving %s %s", request.method, request.path)
-            log.finish(500, "error")
-            response = error_response(
-                RelayError("Internal error in the relay; the request was not completed."), openai=openai
-            )
-        finally:
-            call.release()
+            failure = RelayError("Internal error in the relay; the request was not completed.")
+            written = call.writer.error(failure, openai=openai)
+        response = written.response
         response.headers[REQUEST_ID_HEADER] = log.request_id
         # Every answer to an allowed origin carries CORS headers, or the page cannot read it.
         response.vary.add("Origin")
@@ -106,12 +102,11 @@ class ChatRelay:
             response.headers.update(cors.response_headers(origin))
         return response
 
-    def _serve(self, call: Call, origin: str | None, allowed: bool) -> flask.Response:
+    def _serve(self, call: Call, origin: str | None, allowed: bool) -> Written:
         request = call.request
         page = self.page is not None and self.page.serves(request.path)
         if page and request.method in PAGE_METHODS:
-            call.log.finish(200, "ok")
-            return self.page.response(request.path)  # type: ignore[union-attr]
+            return self.page.serve(request.path, call.writer)  # type: ignore[union-attr]
         endpoint = self.endpoint(request.path)
         if endpoint is None:
             if page:
@@ -125,7 +120,7 @@ class ChatRelay:
             return self._preflight(call, endpoint, origin)
         if request.method not in endpoint.methods:
             raise MethodNotAllowed(request.method, request.path, self._methods(request.path, endpoint))
-        token_name = check_access_token(self.settings, call.authorization)
+        token_name = check_access_token(self.settings, call.authorization) if endpoint.needs_token else None
         caller = call.caller = identify(
             token_name,
             self.settings.client_ip_hops,
@@ -133,8 +128,8 @@ class ChatRelay:
             request.remote_addr,
         )
         call.log.caller = caller.name
-        self.in_flight.enter(caller)  # before the body is read: a caller's share holds from the start
-        call.on_end(lambda: self.in_flight.leave(caller))
+        if self.in_flight.enter(caller):  # before the body is read: a caller's share holds from the start
+            call.on_end(lambda: self.in_flight.leave(caller))
         return endpoint.serve(call)
 
     def _methods(self, path: str, endpoint: Endpoint) -> tuple[str, ...]:
@@ -143,12 +138,11 @@ class ChatRelay:
             return (*PAGE_METHODS, *methods)
         return methods
 
-    def _preflight(self, call: Call, endpoint: Endpoint, origin: str | None) -> flask.Response:
+    def _preflight(self, call: Call, endpoint: Endpoint, origin: str | None) -> Written:
         request = call.request
-        call.log.finish(204, "ok")
-        response = empty_response(204, {"Allow": ", ".join(self._methods(request.path, endpoint))})
+        headers = {"Allow": ", ".join(self._methods(request.path, endpoint))}
         if origin is not None:
-            response.headers.update(
+            headers.update(
                 cors.preflight_headers(
                     self.settings,
                     origin,
@@ -156,4 +150,4 @@ class ChatRelay:
                     private_network=request.headers.get("Access-Control-Request-Private-Network") == "true",
                 )
             )
-        return response
+        return call.writer.fixed(204, b"", None, headers.items(), outcome="ok")

@@ -19,9 +19,8 @@
         └── UpstreamTimeout    504: no connection or no answer in time
 
 Each class also says what the request's log line calls its end (`outcome`).
-One place (`relay.serving.responses.error_response`) renders them: plain text on
-the original endpoint, OpenAI's JSON error shape on /v1/. A message never
-contains a key or a token.
+One place (`relay.serving.writer.Writer.error`) renders them: plain text on the
+original endpoint, OpenAI's JSON error shape on /v1/, redacted as every answer is.
 """
 
 from __future__ import annotations
@@ -223,6 +222,13 @@ class UpstreamUnreachable(UpstreamError):
 class UpstreamTimeout(UpstreamError):
     status = 504
     outcome = "timeout"
+
+
+# Where a caller who reached a path the relay does not serve should go instead.
+ENDPOINTS_HINT = (
+    "The endpoints are POST /api/chat (or POST /), and the OpenAI API's POST /v1/chat/completions, "
+    "POST /v1/responses, POST /v1/embeddings and GET /v1/models."
+)
 
 
 # OpenAI's error types, by status, as its SDKs expect them.

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import flask
-
 from relay.config import Settings
-from relay.serving.responses import fixed_response
+from relay.serving.writer import Writer, Written
 
 STATIC = Path(__file__).parent / "static"
 
@@ -24,10 +21,6 @@ PAGE_FILES = {
     "/icon.svg": ("icon.svg", "image/svg+xml"),
 }
 
-# What the page may offer, so that it shows only the settings this relay uses: no secret, only
-# whether a caller's own key is accepted and whether an access token is needed.
-CONFIG_PATH = "/page-config.json"
-
 PAGE_HEADERS = {
     # Everything comes from this function; fetch may go to any relay URL the user sets.
     "Content-Security-Policy": (
@@ -41,13 +34,8 @@ PAGE_HEADERS = {
 }
 
 
-def page_config(settings: Settings) -> dict[str, bool]:
-    """The page's settings that depend on the relay's: the body of /page-config.json."""
-    return {"clientKeys": settings.allow_client_keys, "accessTokens": bool(settings.access_tokens)}
-
-
 class Page:
-    """The page's files, read once at start-up, and its config, computed once from the settings."""
+    """The page's files, read once at start-up (its settings: relay/endpoints/page_config.py)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -55,13 +43,10 @@ class Page:
             path: ((STATIC / name).read_bytes(), content_type)
             for path, (name, content_type) in PAGE_FILES.items()
         }
-        self._files[CONFIG_PATH] = (json.dumps(page_config(settings)).encode(), "application/json")
 
     def serves(self, path: str) -> bool:
         return path in self._files
 
-    def response(self, path: str) -> flask.Response:
+    def serve(self, path: str, writer: Writer) -> Written:
         body, content_type = self._files[path]
-        response = fixed_response(body, 200, content_type)
-        response.headers.update(PAGE_HEADERS)
-        return response
+        return writer.fixed(200, body, content_type, PAGE_HEADERS.items(), outcome="ok")

@@ -6,6 +6,7 @@ import logging
 import resource
 from collections.abc import Mapping
 
+from relay.access.redaction import MIN_SECRET, is_secret
 from relay.app import ChatRelay
 from relay.config import ConfigError, Settings, load_settings
 from relay.serving.request_log import configure_logging, redact_from_logs
@@ -81,6 +82,14 @@ def warn_about_risks(settings: Settings) -> None:
             "Generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
             SHORT_TOKEN,
         )
+    for route in routes:
+        if route.api_key and not is_secret(route.api_key):
+            logger.info(
+                "The key of %s looks like a placeholder, not a secret (under %d characters, or a word "
+                "such as 'ollama'): it is sent as it is, and replies that mention it are not redacted.",
+                route.host,
+                MIN_SECRET,
+            )
     if not settings.allow_client_keys and not paid:
         logger.warning(
             "ALLOW_CLIENT_KEYS=false and no server key on any upstream: every chat request will be refused."

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -10,7 +12,7 @@ import httpx2  # the openai SDK's HTTP client
 import pytest
 
 from tests.fake_upstream import FakeUpstream
-from tests.relay_server import RelayServer
+from tests.relay_server import ROOT, RelayServer
 
 # Distinctive values, so a leak into a response or a log line is found by a plain search.
 SERVER_KEY = "sk-server-SECRET-7f3a9c1e5b"
@@ -96,6 +98,22 @@ def relay_factory(fake: FakeUpstream) -> Iterator[RelayFactory]:
     # The secrets test for the whole suite: no key or token in any line any server wrote.
     for server in servers.values():
         assert_no_secret(server.output(), "a relay's output")
+
+
+@pytest.fixture(scope="session")
+def node() -> str:
+    """Node.js and the client packages of tests/node (the Node client tests), or a skip saying why.
+
+    Where RELAY_NODE_REQUIRED=1 (CI), a missing Node is a failure, not a skip.
+    """
+    found = shutil.which("node")
+    ready = found is not None and (ROOT / "tests" / "node" / "node_modules" / "ai").is_dir()
+    if not ready:
+        why = "Node.js (node on PATH) and tests/node/node_modules (cd tests/node && npm ci) are needed"
+        if os.environ.get("RELAY_NODE_REQUIRED") == "1":
+            pytest.fail(why)
+        pytest.skip(f"the Node client tests are skipped: {why}")
+    return str(found)
 
 
 @pytest.fixture

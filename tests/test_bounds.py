@@ -29,6 +29,7 @@ from tests.fake_upstream import (
     Pause,
     Reply,
     Stall,
+    Step,
     chunk,
     error_reply,
     openai_stream,
@@ -397,7 +398,7 @@ def test_the_key_echoed_in_a_whole_answer_where_a_stream_was_asked_is_redacted(
     )
     response = v1.post("/chat/completions", json={"model": "gpt-test", "messages": USER, "stream": True})
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
-    assert "ok [redacted]" in response.text
+    assert "ok sk-server-[redacted]" in response.text  # a stream's public prefix is not secret
     assert leaked(response.text) == []
     # Its usage counted, as for any whole answer (the limits charge it).
     entry = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, UPSTREAM_RETRIES="0").log_of(
@@ -436,7 +437,7 @@ def test_the_key_in_any_event_of_a_stream_is_redacted(
         body = response.read().decode()
     assert leaked(body) == [] and body.count("[redacted]") == 2
     reply = chat(client, relay.url)
-    assert leaked(reply.text) == [] and "text [redacted]" in reply.text
+    assert leaked(reply.text) == [] and "text sk-server-[redacted]" in reply.text
 
 
 # -- MAX_TOKENS_LIMIT on /v1/: every field that sets a length or a price ----------------------------
@@ -546,3 +547,156 @@ def test_bodies_of_a_megabyte_waiting_for_a_slow_upstream_cost_about_their_size(
     assert statuses == [200] * 20
     each = (many - few) / 10
     assert each < 6, f"{each:.1f} MB for each more request waiting (before: about 14)"
+
+
+# -- a translated reply (/v1/responses on a chat-only route): bounded as every other -----------------
+
+
+def responses_events(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line[6:]) for line in text.split("\n") if line.startswith("data: ")]
+
+
+def test_a_translated_stream_of_50_mib_of_text_is_cut_at_its_bound_not_kept(
+    fake: FakeUpstream, one_worker: RelayServer
+) -> None:
+    # Was: the whole text kept and grown with +=, then repeated in four closing events: 10.9 s,
+    # +434 MB, 258 MB out and a 51.5 MB event, against 0.27 s and +0 MB on /v1/chat/completions.
+    piece = "x" * (128 * 1024)
+    fake.replies["gpt-test"] = Reply(body=[*(sse(chunk(piece)) for _ in range(400)), sse("[DONE]")])
+    started = time.monotonic()
+    with PeakMemory(one_worker) as memory:
+        response = httpx.post(
+            one_worker.url + "/v1/responses",
+            json={"model": "gpt-test", "input": "hi", "stream": True},
+            timeout=60,
+        )
+    took = time.monotonic() - started
+    events = responses_events(response.text)
+    assert [event["sequence_number"] for event in events] == list(range(len(events)))
+    assert events[0]["type"] == "response.created"
+    assert [event["type"] for event in events[-2:]] == ["error", "response.failed"]
+    assert "larger than this relay translates" in events[-1]["response"]["error"]["message"]
+    assert max(len(line) for line in response.text.split("\n")) <= 2 * 1024 * 1024  # MAX_EVENT_BYTES
+    assert len(response.content) < 8 * 1024 * 1024, f"{len(response.content)} bytes out"
+    assert memory.grew_mb < 60, f"the relay grew by {memory.grew_mb:.0f} MB"
+    assert took < 10, f"{took:.1f} s"
+    assert fake.wait_for(lambda: fake.requests[0].client_closed is not None)  # the upstream let go
+
+
+def test_30000_tool_calls_in_a_translated_reply_stall_no_other_stream(
+    fake: FakeUpstream, one_worker: RelayServer
+) -> None:
+    # Was: items.index() on every event held every other stream of the worker for 12.4 s.
+    calls = [
+        {"index": number, "id": f"call_{number}", "function": {"name": "f", "arguments": "{}"}}
+        for number in range(30_000)
+    ]
+    batches = [calls[start : start + 1000] for start in range(0, len(calls), 1000)]
+    fake.replies["gpt-calls"] = Reply(
+        body=[
+            *(sse({"choices": [{"index": 0, "delta": {"tool_calls": batch}}]}) for batch in batches),
+            sse("[DONE]"),
+        ]
+    )
+    fake.replies["gpt-paced"] = Reply(body=openai_stream([f" t{i}" for i in range(60)], pace=0.05))
+    gaps: list[float] = []
+
+    def paced() -> None:
+        with httpx.stream(
+            "POST", one_worker.url + "/api/chat", json={"model": "gpt-paced", "messages": USER}, timeout=30
+        ) as streamed:
+            last = time.monotonic()
+            for _ in streamed.iter_raw():
+                now = time.monotonic()
+                gaps.append(now - last)
+                last = now
+
+    reader = threading.Thread(target=paced)
+    reader.start()
+    time.sleep(0.5)
+    response = httpx.post(
+        one_worker.url + "/v1/responses",
+        json={"model": "gpt-calls", "input": "hi", "stream": True},
+        timeout=60,
+    )
+    reader.join(30)
+    events = responses_events(response.text)
+    assert [event["sequence_number"] for event in events] == list(range(len(events)))
+    assert events[-1]["type"] == "response.failed"
+    assert "more than 1000 output items" in events[-1]["response"]["error"]["message"]
+    assert max(gaps) < 1.0, f"a paced stream of the same worker waited {max(gaps):.2f} s"
+
+
+def test_a_whole_answer_over_8_mib_in_small_pieces_is_refused(fake: FakeUpstream, v1: httpx.Client) -> None:
+    # The bound holds for the answer's whole size, not for each piece of it (8 MiB, WHOLE_BODY_LIMIT).
+    content = "x" * (9 * 1024 * 1024)
+    body = json.dumps({"choices": [{"index": 0, "message": {"content": content}}]}).encode()
+    pieces: list[Step] = [body[start : start + 64 * 1024] for start in range(0, len(body), 64 * 1024)]
+    fake.replies["gpt-test"] = Reply(headers={"Content-Type": "application/json"}, body=pieces)
+    response = v1.post("/chat/completions", json={"model": "gpt-test", "messages": USER}, timeout=30)
+    assert response.status_code == 502
+    assert "larger than the relay passes on (8192 KiB)" in response.json()["error"]["message"]
+    just_under = json.dumps({"choices": [{"index": 0, "message": {"content": "x" * (7 * 1024 * 1024)}}]})
+    fake.replies["gpt-test"] = Reply(headers={"Content-Type": "application/json"}, body=[just_under.encode()])
+    assert (
+        v1.post("/chat/completions", json={"model": "gpt-test", "messages": USER}, timeout=30).status_code
+        == 200
+    )
+
+
+def test_an_embeddings_answer_is_cut_at_the_stream_cap(
+    fake: FakeUpstream, relay_factory: RelayFactory
+) -> None:
+    relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, STREAM_MAX_SECONDS="2", UPSTREAM_RETRIES="0")
+    fake.replies["emb-slow"] = Reply(
+        headers={"Content-Type": "application/json"},
+        body=[b'{"data": [', *[step for _ in range(100) for step in (Pause(0.1), b"0.1, ")], b"0]}"],
+    )
+    started = time.monotonic()
+    response = httpx.post(
+        relay.url + "/v1/embeddings",
+        json={"model": "emb-slow", "input": "hi"},
+        headers={"Authorization": f"Bearer {ACCESS_TOKEN}"},
+        timeout=30,
+    )
+    assert time.monotonic() - started < 6  # not the answer's 10 s
+    assert not response.content.endswith(b"0]}")  # cut short: the caller's JSON parser says so
+    entry = relay.log_of(response.headers["X-Relay-Request-Id"])
+    assert (entry["outcome"], entry["detail"]) == ("timeout", "answer reached STREAM_MAX_SECONDS")
+    assert fake.wait_for(lambda: fake.requests[0].client_closed is not None)
+
+
+@pytest.mark.parametrize("path", ["/api/chat", "/v1/chat/completions"])
+def test_an_error_body_trickled_after_the_client_left_is_let_go(
+    fake: FakeUpstream, relay_factory: RelayFactory, path: str
+) -> None:
+    # Was: an error body was read for its 10 s (ERROR_BODY_SECONDS) whether the client was there or not.
+    relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, UPSTREAM_RETRIES="0")
+    fake.replies["gpt-test"] = Reply(
+        status=400,
+        headers={"Content-Type": "application/json"},
+        body=[b"{", *[step for _ in range(200) for step in (Pause(0.1), b" ")]],
+    )
+    data = json.dumps({"model": "gpt-test", "messages": USER}).encode()
+    with socket.create_connection(("127.0.0.1", relay.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+            % (path.encode(), ACCESS_TOKEN.encode(), len(data), data)
+        )
+        time.sleep(0.5)  # the upstream has begun its error body
+    left = time.monotonic()
+    assert fake.wait_for(lambda: fake.requests[0].client_closed is not None, timeout=5)
+    assert fake.requests[0].client_closed - left < 2  # type: ignore[operator]  # not ERROR_BODY_SECONDS
+
+
+def test_the_callers_own_key_pays_for_embeddings_too(fake: FakeUpstream, relay: RelayServer) -> None:
+    # Without ACCESS_TOKENS and with ALLOW_CLIENT_KEYS (the defaults), a caller's bearer is its key.
+    fake.replies["emb"] = Reply(headers={"Content-Type": "application/json"}, body=[b'{"data": []}'])
+    response = httpx.post(
+        relay.url + "/v1/embeddings",
+        json={"model": "emb", "input": "hi"},
+        headers={"Authorization": "Bearer sk-client-own-key-0123456789abcdef"},
+    )
+    assert response.status_code == 200
+    assert fake.requests[0].headers["authorization"] == "Bearer sk-client-own-key-0123456789abcdef"

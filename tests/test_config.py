@@ -26,13 +26,12 @@ def test_defaults() -> None:
 
 def test_where_the_defaults_follow_the_platform_and_the_threads() -> None:
     # docs/configuration.md: on Cloud Run (K_SERVICE set) the client's address is the last
-    # X-Forwarded-For entry, Google's front end's; elsewhere the socket's. A caller may hold half
-    # a worker's connections.
+    # X-Forwarded-For entry, Google's front end's; elsewhere the socket's. A caller may use the
+    # whole instance unless MAX_REQUESTS_PER_CALLER gives it a share.
     assert (load_settings({}).client_ip_hops, load_settings({"K_SERVICE": "relay"}).client_ip_hops) == (0, 1)
     assert load_settings({"K_SERVICE": "relay", "CLIENT_IP_HOPS": "2"}).client_ip_hops == 2
-    assert load_settings({"THREADS": "250"}).max_requests_per_caller == 125
-    assert load_settings({"THREADS": "1"}).max_requests_per_caller == 1
-    assert load_settings({"THREADS": "250", "MAX_REQUESTS_PER_CALLER": "250"}).max_requests_per_caller == 250
+    assert load_settings({"THREADS": "250"}).max_requests_per_caller is None
+    assert load_settings({"THREADS": "250", "MAX_REQUESTS_PER_CALLER": "25"}).max_requests_per_caller == 25
 
 
 @pytest.mark.parametrize(

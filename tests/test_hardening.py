@@ -124,8 +124,9 @@ def test_client_leaving_while_chunks_carry_no_text_frees_the_upstream(
         "POST", relay.url + "/api/chat", json={"model": "gpt-test", "messages": USER}
     ) as response:
         for data in response.iter_raw():
-            if data.endswith(b"a"):
-                break
+            if data.startswith(b'{"model"'):
+                break  # the reply has begun; the model thinks on
+        time.sleep(0.2)
     left = time.monotonic()
     assert fake.wait_for(lambda: fake.requests[0].client_closed is not None, timeout=3)
     closed = fake.requests[0].client_closed
@@ -327,7 +328,7 @@ NOTHING_IN_STREAM = "the upstream's stream ended with nothing to relay, though i
         pytest.param(Reply(body=[sse("[DONE]")]), NOTHING_IN_STREAM, id="only-done"),
         pytest.param(
             Reply(headers={"Content-Type": "application/json"}, body=[b'{"choices":[]}']),
-            "answered 200 with JSON that holds no reply",
+            "the upstream's answer ended with nothing to relay, though its status was 200",
             id="json-without-choices",
         ),
     ],

@@ -172,13 +172,13 @@ def test_a_bug_in_the_relay_is_a_plain_500_logged_as_an_error(
 
     from relay import app
     from relay.config import load_settings
-    from relay.endpoints import original
+    from relay.endpoints import original_chat
     from relay.serving.request_log import configure_logging
 
     def broken(body: bytes) -> None:
         raise RuntimeError(f"a bug that quotes the request: {SPOKEN}")
 
-    monkeypatch.setattr(original, "parse_chat_request", broken)
+    monkeypatch.setattr(original_chat, "parse_chat_request", broken)
     relay = app.ChatRelay(load_settings({"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}))
     configure_logging()  # to this test's captured stdout
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -22,18 +21,6 @@ from tests.fake_upstream import FakeUpstream, Reply, openai_stream
 from tests.relay_server import ROOT, RelayServer
 
 NODE_DIR = ROOT / "tests" / "node"
-
-
-@pytest.fixture(scope="module")
-def node() -> str:
-    found = shutil.which("node")
-    ready = found is not None and (NODE_DIR / "node_modules" / "ai").is_dir()
-    if not ready:
-        why = "Node.js (node on PATH) and tests/node/node_modules (cd tests/node && npm ci) are needed"
-        if os.environ.get("RELAY_NODE_REQUIRED") == "1":
-            pytest.fail(why)
-        pytest.skip(f"the Node client tests are skipped: {why}")
-    return str(found)
 
 
 @pytest.fixture

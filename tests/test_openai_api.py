@@ -14,6 +14,7 @@ import httpx
 import openai
 import pytest
 
+from tests.chat_client import chat
 from tests.conftest import ACCESS_TOKEN, CLIENT_KEY, SERVER_KEY, RelayFactory
 from tests.fake_upstream import (
     FakeUpstream,
@@ -414,19 +415,14 @@ def failing_then(failures: int, failure: Reply, success: Reply) -> Any:
     return lambda request: failure if next(calls) < failures else success
 
 
-@pytest.mark.parametrize(
-    "failure",
-    [
-        pytest.param(error_reply(503, b'{"error": {"message": "overloaded"}}'), id="503"),
-        pytest.param(error_reply(429, b'{"error": {"message": "slow down"}}'), id="429"),
-        pytest.param(Reply(hang_up=True), id="connection-reset"),
-    ],
-)
-def test_failures_before_the_first_byte_are_retried(
-    fake: FakeUpstream, relay_factory: RelayFactory, failure: Reply
+def test_a_connection_reset_before_any_answer_is_retried_by_the_relay(
+    fake: FakeUpstream, relay_factory: RelayFactory
 ) -> None:
+    # No SDK can see it: the relay tries again (docs/openai-api.md, "Retries").
     relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, UPSTREAM_RETRIES="2")
-    fake.replies["gpt-test"] = failing_then(2, failure, Reply(body=openai_stream(["third", " time"])))
+    fake.replies["gpt-test"] = failing_then(
+        2, Reply(hang_up=True), Reply(body=openai_stream(["third", " time"]))
+    )
     logged = len(relay.log_entries())
     with sdk_client(relay) as client:
         stream = client.chat.completions.create(model="gpt-test", messages=USER, stream=True)
@@ -439,6 +435,30 @@ def test_failures_before_the_first_byte_are_retried(
 
 
 @pytest.mark.parametrize(
+    "failure",
+    [
+        pytest.param(error_reply(503, b'{"error": {"message": "overloaded"}}'), id="503"),
+        pytest.param(error_reply(429, b'{"error": {"message": "slow down"}}'), id="429"),
+    ],
+)
+def test_an_upstream_429_or_5xx_is_retried_by_the_relay_for_the_original_route_only(
+    fake: FakeUpstream, relay_factory: RelayFactory, failure: Reply
+) -> None:
+    relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, UPSTREAM_RETRIES="2")
+    fake.replies["gpt-test"] = failing_then(2, failure, Reply(body=openai_stream(["third", " time"])))
+    with httpx.Client(headers={"Authorization": f"Bearer {ACCESS_TOKEN}"}, timeout=30) as client:
+        assert (
+            chat(client, relay.url).text == '{"model":"gpt-fake-0613"}third time'
+        )  # the 2023 client: no retries
+    assert len(fake.requests) == 3
+    fake.reset()
+    fake.replies["gpt-test"] = failing_then(2, failure, Reply(body=openai_stream(["never"])))
+    response = v1_post(relay, {"model": "gpt-test", "messages": USER})
+    assert response.status_code == failure.status  # an SDK's own retries take it from here
+    assert len(fake.requests) == 1
+
+
+@pytest.mark.parametrize(
     ("status", "retried"),
     [
         *(pytest.param(status, True, id=f"{status}-retried") for status in (429, 500, 502, 503, 504)),
@@ -448,14 +468,22 @@ def test_failures_before_the_first_byte_are_retried(
 def test_which_statuses_are_retried(
     fake: FakeUpstream, relay_factory: RelayFactory, status: int, retried: bool
 ) -> None:
-    # README, "Retries": a 429/500/502/503/504 is retried; any other status is the answer.
+    # docs/openai-api.md, "Retries": on /api/chat a 429/500/502/503/504 is retried; any other
+    # status is the answer. On /v1/ none is: the caller's SDK retries what it retries.
     relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, UPSTREAM_RETRIES="1")
     fake.replies["gpt-test"] = failing_then(
         1, error_reply(status, b'{"error": {"message": "refused"}}'), completion("second")
     )
-    response = v1_post(relay, {"model": "gpt-test", "messages": USER})
+    with httpx.Client(headers={"Authorization": f"Bearer {ACCESS_TOKEN}"}, timeout=30) as client:
+        reply = chat(client, relay.url)
     assert len(fake.requests) == (2 if retried else 1)
-    assert response.status_code == (200 if retried else status)
+    assert reply.status == (200 if retried else status)
+    fake.reset()
+    fake.replies["gpt-test"] = failing_then(
+        1, error_reply(status, b'{"error": {"message": "refused"}}'), completion("second")
+    )
+    assert v1_post(relay, {"model": "gpt-test", "messages": USER}).status_code == status
+    assert len(fake.requests) == 1
 
 
 def test_a_first_byte_timeout_is_not_retried(fake: FakeUpstream, relay_factory: RelayFactory) -> None:
@@ -471,10 +499,10 @@ def test_a_first_byte_timeout_is_not_retried(fake: FakeUpstream, relay_factory: 
 def test_retries_run_out(fake: FakeUpstream, relay_factory: RelayFactory) -> None:
     relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, UPSTREAM_RETRIES="2")
     fake.replies["gpt-test"] = error_reply(503, b'{"error": {"message": "still overloaded"}}')
-    client = sdk_client(relay)
-    with client, pytest.raises(openai.InternalServerError, match="still overloaded"):
-        client.chat.completions.create(model="gpt-test", messages=USER)
-    assert len(fake.requests) == 3
+    with httpx.Client(headers={"Authorization": f"Bearer {ACCESS_TOKEN}"}, timeout=30) as client:
+        reply = chat(client, relay.url)
+    assert reply.status == 503 and "still overloaded" in reply.text
+    assert len(fake.requests) == 3  # 1 + UPSTREAM_RETRIES
 
 
 def test_retry_after_is_honoured_up_to_the_cap(fake: FakeUpstream, relay_factory: RelayFactory) -> None:
@@ -483,17 +511,18 @@ def test_retry_after_is_honoured_up_to_the_cap(fake: FakeUpstream, relay_factory
         status=429, headers={"Content-Type": "application/json", "Retry-After": "30"}, body=[b"{}"]
     )
     fake.replies["gpt-test"] = failing_then(1, asked_long, completion("never"))
-    response = v1_post(relay, {"model": "gpt-test", "messages": USER})
-    assert response.status_code == 429  # 30 s is over the 1 s cap: no retry, the 429 is passed on
-    assert len(fake.requests) == 1
+    with httpx.Client(headers={"Authorization": f"Bearer {ACCESS_TOKEN}"}, timeout=30) as client:
+        reply = chat(client, relay.url)
+        assert reply.status == 429  # 30 s is over the 1 s cap: no retry, the 429 is passed on
+        assert reply.headers["retry-after"] == "30"
+        assert len(fake.requests) == 1
 
-    asked_short = Reply(
-        status=429, headers={"Content-Type": "application/json", "retry-after-ms": "300"}, body=[b"{}"]
-    )
-    fake.reset()
-    fake.replies["gpt-test"] = failing_then(1, asked_short, completion("waited"))
-    response = v1_post(relay, {"model": "gpt-test", "messages": USER})
-    assert response.status_code == 200
+        asked_short = Reply(
+            status=429, headers={"Content-Type": "application/json", "retry-after-ms": "300"}, body=[b"{}"]
+        )
+        fake.reset()
+        fake.replies["gpt-test"] = failing_then(1, asked_short, completion("waited"))
+        assert chat(client, relay.url).status == 200
     assert fake.requests[1].started - fake.requests[0].started >= 0.3
 
 
@@ -735,15 +764,16 @@ def test_retries_stay_within_the_first_byte_budget(fake: FakeUpstream, relay_fac
         UPSTREAM_CONNECT_TIMEOUT="0.5",
         UPSTREAM_FIRST_BYTE_TIMEOUT="1.5",
     )
-    v1_post(relay, {"model": "gpt-warm", "messages": USER})  # the server's first request, untimed
-    fake.requests.clear()
-    fake.replies["gpt-test"] = Reply(
-        status=503, headers={"Content-Type": "application/json"}, body=[b"{}"], delay_headers=0.3
-    )
-    started = time.monotonic()
-    response = v1_post(relay, {"model": "gpt-test", "messages": USER})
-    took = time.monotonic() - started
-    assert response.status_code == 503
+    with httpx.Client(headers={"Authorization": f"Bearer {ACCESS_TOKEN}"}, timeout=30) as client:
+        chat(client, relay.url, model="gpt-warm")  # the server's first request, untimed
+        fake.requests.clear()
+        fake.replies["gpt-test"] = Reply(
+            status=503, headers={"Content-Type": "application/json"}, body=[b"{}"], delay_headers=0.3
+        )
+        started = time.monotonic()
+        reply = chat(client, relay.url)  # the original route: the relay retries a 503 for its client
+        took = time.monotonic() - started
+    assert reply.status == 503
     assert took < 2.0 + 0.5, f"{took:.2f} s"  # 0.5 s of slack for a busy machine
     assert 2 <= len(fake.requests) < 6  # retried, but not all five retries fit
 

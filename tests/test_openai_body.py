@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from relay.errors import BadRequest
-from relay.validation.json_values import MAX_DEPTH, check_depth, describe, is_number, kind, token_count
 from relay.validation.chat_body import (
     CHAT_FIELDS,
     check_fields,
     check_one_choice,
     parse_chat_completions,
 )
+from relay.validation.json_values import MAX_DEPTH, check_depth, describe, is_number, kind, token_count
 
 USER = [{"role": "user", "content": "Hi"}]
 

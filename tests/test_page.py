@@ -1184,8 +1184,29 @@ def test_page_can_be_turned_off(relay_factory: RelayFactory) -> None:
     relay = relay_factory(SERVE_PAGE="false")
     with httpx.Client() as http:
         assert http.get(relay.url + "/").status_code == 405
-        for path in ("/chat.js", "/markdown.js", "/icon.svg", "/page-config.json"):
+        for path in ("/chat.js", "/markdown.js", "/icon.svg"):
             assert http.get(relay.url + path).status_code == 404, path
+        # What a page elsewhere may offer with this relay is still said.
+        assert http.get(relay.url + "/page-config.json").json() == {"clientKeys": True, "accessTokens": False}
+
+
+def test_page_config_answers_cors_as_every_endpoint(relay_factory: RelayFactory) -> None:
+    relay = relay_factory(ALLOWED_ORIGINS="https://chat.example", ACCESS_TOKENS=ACCESS_TOKEN)
+    with httpx.Client() as http:
+        preflight = http.options(
+            relay.url + "/page-config.json",
+            headers={"Origin": "https://chat.example", "Access-Control-Request-Method": "GET",
+                     "Access-Control-Request-Headers": "x-page"},
+        )  # fmt: skip
+        assert preflight.status_code == 204
+        assert preflight.headers["access-control-allow-origin"] == "https://chat.example"
+        assert preflight.headers["allow"] == "GET, HEAD, OPTIONS"
+        answer = http.get(relay.url + "/page-config.json", headers={"Origin": "https://chat.example"})
+        assert answer.status_code == 200  # no access token needed: the page asks to know whether it needs one
+        assert answer.headers["access-control-allow-origin"] == "https://chat.example"
+        assert answer.json() == {"clientKeys": True, "accessTokens": True}
+        refused = http.get(relay.url + "/page-config.json", headers={"Origin": "https://elsewhere.example"})
+        assert refused.status_code == 403
 
 
 def test_page_files_are_served_with_safe_headers(relay: RelayServer) -> None:
@@ -1197,7 +1218,6 @@ def test_page_files_are_served_with_safe_headers(relay: RelayServer) -> None:
             ("/errors.js", "text/javascript"),
             ("/chat.css", "text/css"),
             ("/icon.svg", "image/svg+xml"),
-            ("/page-config.json", "application/json"),
         ]:
             response = http.get(relay.url + path)
             assert response.status_code == 200

@@ -455,6 +455,13 @@ def test_a_caller_holds_at_most_its_share_and_others_still_find_room() -> None:
     in_flight.enter(BOB)
 
 
+def test_without_a_share_set_nothing_is_counted_or_refused() -> None:
+    in_flight = InFlight(None)
+    assert [in_flight.enter(ALICE) for _ in range(1000)] == [False] * 1000  # nothing to leave later
+    assert in_flight._counts == {}
+    assert InFlight(2).enter(ALICE) is True
+
+
 def test_a_request_that_leaves_frees_its_place() -> None:
     in_flight = InFlight(2)
     in_flight.enter(ALICE)

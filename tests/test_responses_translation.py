@@ -9,13 +9,27 @@ import time
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from relay.access.usage import Usage
+from relay.endpoints.base import Encoding
+from relay.endpoints.course import answer_value
 from relay.errors import BadRequest
-from relay.formats.responses import ChatToResponses, as_response, streamed_as_response
-from relay.formats.responses_reply import response_usage
-from relay.formats.sse import SSEDecoder
+from relay.formats import jsoncodec
+from relay.formats.chat_chunks import completion_as_chunks
+from relay.formats.encoding import Encoder, Tally, encode
+from relay.formats.responses_events import ChatToResponses, as_response
+from relay.formats.responses_object import (
+    ECHOED,
+    ITEM_BYTES,
+    MAX_OUTPUT_ITEMS,
+    OBJECT_BYTES,
+    Draft,
+    TooLarge,
+    response_usage,
+)
+from relay.formats.sse import MAX_EVENT_BYTES, SSEDecoder
 from relay.validation.responses_body import check_tools, parse_responses
 from relay.validation.responses_to_chat import as_chat_completions
 
@@ -30,40 +44,79 @@ def sse_bytes(payloads: list[Any]) -> bytes:
     )
 
 
+def feed(encoder: Encoder, payloads: list[bytes], out: list[bytes]) -> None:
+    """What the relay's loop does with one upstream read (relay/serving/relayed_stream.py)."""
+    encode(encoder, payloads, out, Tally(), lambda _: None)
+
+
 def events_of(stream: bytes, cuts: list[int] | None = None) -> list[dict[str, Any]]:
     """Translate a chat stream read in pieces; the Responses events it becomes, parsed."""
     points = sorted({min(cut, len(stream)) for cut in cuts or []})
     reads = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
-    decoder, translator, out = SSEDecoder(), ChatToResponses("my-model", {"instructions": "x"}), b""
+    decoder, translator = SSEDecoder(), ChatToResponses("my-model", {"instructions": "x"})
+    out: list[bytes] = []
     for read in reads:
-        for write in translator.translate(decoder.feed(read)):
-            out += write
-    for write in translator.translate(decoder.flush()) + translator.end():
-        out += write
-    parsed = []
-    for block in out.split(b"\n\n"):
-        if block:
-            name, data = block.split(b"\n", 1)
-            payload = json.loads(data.removeprefix(b"data: "))
-            assert name == b"event: " + payload["type"].encode()  # named as OpenAI names them
-            parsed.append(payload)
-    return parsed
+        feed(translator, decoder.feed(read), out)
+    feed(translator, decoder.flush(), out)
+    translator.end(out)
+    return parse_events(out)
 
 
-def check_sequence(events: list[dict[str, Any]]) -> None:
-    """What every Responses stream holds: order, numbering, items added before their deltas and done after."""
+REPLY_EVENTS = {
+    "response.created",
+    "response.in_progress",
+    "response.completed",
+    "response.incomplete",
+    "response.failed",
+}
+
+
+def check_sequence(events: list[dict[str, Any]], *, told: bool = True) -> None:
+    """What every Responses stream holds: order, numbering, items added before their deltas and done after.
+
+    And (`told`) what the last event says of the output is what the events told: its items in the
+    order they were added, each with the content its deltas carried.
+    """
     assert [e["type"] for e in events[:2]] == ["response.created", "response.in_progress"]
     assert events[-1]["type"] in ("response.completed", "response.incomplete", "response.failed")
     assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    added: list[str] = []
     open_items: set[str] = set()
+    deltas: dict[str, str] = {}
     for e in events[2:-1]:
+        assert e["type"] not in REPLY_EVENTS, e  # one beginning, one end
         if e["type"] == "response.output_item.added":
+            assert e["output_index"] == len(added)  # items are numbered in the order they begin
+            added.append(e["item"]["id"])
             open_items.add(e["item"]["id"])
         elif e["type"] == "response.output_item.done":
             open_items.remove(e["item"]["id"])
+            assert e["output_index"] == added.index(e["item"]["id"])
         elif "item_id" in e:
             assert e["item_id"] in open_items, e
-    assert not open_items
+            assert e["output_index"] == added.index(e["item_id"])
+            if e["type"].endswith(".delta"):
+                deltas[e["item_id"]] = deltas.get(e["item_id"], "") + e["delta"]
+        elif e["type"] == "error":
+            assert events[-1]["type"] == "response.failed" and e is events[-2]
+    final = events[-1]["response"]
+    if final["status"] != "failed":
+        assert not open_items
+        assert final["error"] is None
+    else:
+        assert events[-2]["type"] == "error"
+        assert final["error"] == {"code": events[-2]["code"], "message": events[-2]["message"]}
+    if not told:
+        return
+    assert [item["id"] for item in final["output"]] == added
+    for item in final["output"]:
+        content = deltas.get(item["id"], "")
+        if item["type"] == "message":
+            assert item["content"][0]["text"] == content
+        elif item["type"] == "reasoning":
+            assert item["summary"][0]["text"] == content
+        else:
+            assert item["arguments"] == content
 
 
 tokens = st.lists(st.text(min_size=1, max_size=8), min_size=1, max_size=12)
@@ -151,7 +204,7 @@ def test_a_whole_completion_is_a_response_object() -> None:
                      "tool_calls": [{"id": "a", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}}],
         "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
     }  # fmt: skip
-    response = as_response(completion, "my-model", {"max_output_tokens": 2})
+    response = as_response(completion, "my-model", {"max_output_tokens": 2}, MAX_EVENT_BYTES)
     assert response is not None
     assert (response["status"], response["incomplete_details"]) == (
         "incomplete",
@@ -159,7 +212,14 @@ def test_a_whole_completion_is_a_response_object() -> None:
     )
     assert [item["type"] for item in response["output"]] == ["message", "function_call"]
     assert response["max_output_tokens"] == 2 and response["usage"]["output_tokens"] == 2
-    assert as_response({"choices": []}, "m", {}) is None
+    assert as_response({"choices": []}, "m", {}, MAX_EVENT_BYTES) is None
+
+
+def made_whole(body: bytes, request: dict[str, Any]) -> dict[str, Any] | None:
+    """A chat stream where a whole answer was asked, as the relay answers it (relay/endpoints/course.py):
+    the stream made one completion (chunks_as_completion), then that completion a Response."""
+    completion = answer_value(body, "stream", Encoding("chat"))
+    return None if completion is None else as_response(completion, "my-model", request, MAX_EVENT_BYTES)
 
 
 @pytest.mark.parametrize("done", [b"data: [DONE]\n\n", b""], ids=["with-done", "ended-without-done"])
@@ -173,7 +233,7 @@ def test_a_whole_chat_stream_is_a_response_object(done: bytes) -> None:
         if not done
         else b""
     )
-    response = streamed_as_response(body, "my-model", {"temperature": 0.5})
+    response = made_whole(body, {"temperature": 0.5})
     assert response is not None
     assert normalised(response, {}, 0) == response_object(
         "completed", [message("Hello", "completed")], temperature=0.5,
@@ -185,21 +245,35 @@ def test_a_whole_chat_stream_is_a_response_object(done: bytes) -> None:
 
 
 def test_a_whole_chat_stream_without_a_reply_is_none() -> None:
-    assert streamed_as_response(b'data: {"choices": []}\n\ndata: [DONE]\n\n', "m", {}) is None
-    assert streamed_as_response(b"", "m", {}) is None
+    assert made_whole(b'data: {"choices": []}\n\ndata: [DONE]\n\n', {}) is None
+    assert made_whole(b"", {}) is None
+
+
+def test_a_whole_chat_stream_keeps_the_reasoning_its_stream_would_show() -> None:
+    delta = {"reasoning_details": [{"type": "reasoning.text", "text": "Hmm"}], "content": "Hi"}
+    body = sse_bytes([chunk(delta, "stop"), b"[DONE]"])
+    streamed = events_of(body)[-1]["response"]["output"]
+    assert [item["type"] for item in streamed] == ["reasoning", "message"]
+    response = made_whole(body, {})
+    assert response is not None
+    assert [item["type"] for item in response["output"]] == ["reasoning", "message"]
 
 
 def test_a_failure_is_an_error_event_then_failed_once() -> None:
     translator = ChatToResponses("m", {})
-    translator.translate([json.dumps(chunk({"content": "part"})).encode()])
-    note = translator.note("the upstream closed the connection")
+    feed(translator, [json.dumps(chunk({"content": "part"})).encode()], [])
+    out: list[bytes] = []
+    translator.note("the upstream closed the connection", out)
+    note = b"".join(out)
     assert b"event: error\n" in note and b"event: response.failed\n" in note
-    assert translator.note("again") == b""  # told once
+    again: list[bytes] = []
+    translator.note("again", again)
+    assert again == []  # told once
 
 
 # -- the events, exactly as OpenAI sends them ---------------------------------------------------
 
-GENERATED_ID = re.compile(r"(resp|msg|fc|call)_[0-9a-f]{24}")
+GENERATED_ID = re.compile(r"(resp|msg|fc|call|rs)_[0-9a-f]{24}")
 
 
 def normalised(value: Any, ids: dict[str, str], since: int) -> Any:
@@ -224,41 +298,51 @@ def normalised(value: Any, ids: dict[str, str], since: int) -> Any:
 
 
 def parse_events(writes: list[bytes]) -> list[dict[str, Any]]:
-    """Each event of the writes: `event: <type>` then one `data:` line of JSON, then a blank line."""
-    body = b"".join(writes)
-    assert body.endswith(b"\n\n") or not body
+    """Each write is whole events, each `event: <type>` then one `data:` line of JSON, then a blank line."""
     parsed = []
-    for block in body.split(b"\n\n")[:-1]:
-        name, data = block.split(b"\n")
-        payload = json.loads(data.removeprefix(b"data: "))
-        assert name == b"event: " + payload["type"].encode()
-        parsed.append(payload)
+    for write in writes:
+        assert write.endswith(b"\n\n")
+        for block in write[:-2].split(b"\n\n"):
+            name, data = block.split(b"\n")
+            payload = json.loads(data.removeprefix(b"data: "))
+            assert name == b"event: " + payload["type"].encode()
+            parsed.append(payload)
     return parsed
 
 
 class Translation:
-    """A ChatToResponses fed JSON payloads, its output parsed with ids and times made comparable."""
+    """A ChatToResponses fed JSON payloads as the relay feeds it, its output parsed with ids and times made comparable."""
 
-    def __init__(self, request: dict[str, Any] | None = None, model: str = "my-model") -> None:
+    def __init__(
+        self, request: dict[str, Any] | None = None, model: str = "my-model", limit: int = MAX_EVENT_BYTES
+    ) -> None:
         self.since = int(time.time())
         self.ids: dict[str, str] = {}
-        self.translator = ChatToResponses(model, request or {})
+        self.translator = ChatToResponses(model, request or {}, limit)
+        self.tally = Tally()
+        self.usage = Usage()
 
     def feed(self, *payloads: Any) -> list[dict[str, Any]]:
+        """One upstream read of these payloads."""
         encoded = [p if isinstance(p, bytes) else json.dumps(p).encode() for p in payloads]
-        return self.parsed(self.translator.translate(encoded))
+        out: list[bytes] = []
+        encode(self.translator, encoded, out, self.tally, self.usage.chat_chunk)
+        return self.parsed(out)
 
     def end(self) -> list[dict[str, Any]]:
-        return self.parsed(self.translator.end())
+        out: list[bytes] = []
+        self.translator.end(out)
+        return self.parsed(out)
 
     def note(self, message: str) -> list[dict[str, Any]]:
-        return self.parsed([self.translator.note(message)])
+        out: list[bytes] = []
+        self.translator.note(message, out)
+        return self.parsed(out)
 
     def response(self) -> Any:
         return normalised(self.translator.response(), self.ids, self.since)
 
     def parsed(self, writes: list[bytes]) -> list[dict[str, Any]]:
-        assert len(writes) <= 1  # one write per call
         return [normalised(e, self.ids, self.since) for e in parse_events(writes)]
 
 
@@ -386,7 +470,7 @@ def test_a_text_reply_is_the_events_openai_sends() -> None:
         {"type": "response.completed", "response": response_object("completed", [done], usage=RESPONSES_USAGE)},
     ])  # fmt: skip
     assert reply.response() == response_object("completed", [done], usage=RESPONSES_USAGE)
-    assert reply.translator.usage == CHAT_USAGE  # the log gets the upstream's own words
+    assert reply.usage.reported == CHAT_USAGE  # the log gets the upstream's own words
     assert (reply.translator.replied, reply.translator.finished, reply.translator.error) == (True, True, None)
     assert reply.end() == []  # nothing after the last event
     assert reply.feed(chunk({"content": "more"})) == []
@@ -425,13 +509,16 @@ def test_text_and_calls_interleaved_are_items_in_the_order_they_began() -> None:
     ])  # fmt: skip
 
 
-def test_a_whole_message_in_one_chunk_that_ran_out_of_tokens() -> None:
-    """`message` for `delta` (an upstream that sent one completion); calls without an index by position."""
+def test_a_whole_message_that_ran_out_of_tokens() -> None:
+    """One completion (an upstream that ignored `stream`) made the chunks of its stream first
+    (relay/formats/chat_chunks.py); its calls, which have no index, numbered by position there."""
     reply = Translation()
     whole = {"role": "assistant", "content": "Hi",
              "tool_calls": [{"id": "call_a", "function": {"name": "f", "arguments": "{}"}},
                             {"id": 7, "function": None}]}  # fmt: skip
-    events = reply.feed({"choices": [{"index": 0, "message": whole, "finish_reason": "length"}]})
+    chunks = completion_as_chunks({"choices": [{"index": 0, "message": whole, "finish_reason": "length"}]})
+    assert chunks is not None
+    events = reply.feed(*chunks)
     first = function_call("fc#1", "call_a", "f", "{}", "completed")
     second = function_call("fc#2", "call#1", "", "", "completed")  # an id of its own, no name
     output = [message("Hi", "completed"), first, second]
@@ -514,40 +601,57 @@ def test_a_stream_that_ends_without_done_is_completed_by_end() -> None:
     )  # fmt: skip
     assert reply.translator.finished is True
     assert reply.end() == []
-    assert reply.translator.end() == []  # no empty write either
+    out: list[bytes] = []
+    reply.translator.end(out)
+    assert out == []  # no empty write either
 
 
 def test_a_stream_with_no_choice_starts_but_does_not_complete() -> None:
-    """Nothing was replied: the relay says so (relay/serving/reply.py), not an empty response.completed."""
+    """Nothing was replied: the relay says so (relay/serving/relayed_stream.py), not an empty response.completed."""
     reply = Translation()
     assert reply.feed({"choices": [], "usage": CHAT_USAGE}, b"[DONE]") == numbered(STARTED)
     assert (reply.translator.replied, reply.translator.finished) == (False, True)
-    assert reply.translator.usage == CHAT_USAGE
-    assert reply.translator.end() == []
-    assert reply.translator.translate([json.dumps(chunk({"content": "late"})).encode()]) == []
+    assert reply.usage.reported == CHAT_USAGE
+    assert reply.end() == []
+    assert reply.feed(chunk({"content": "late"})) == []
+    # The relay's note then ends the reply the caller's SDK saw begin.
+    failure = {"code": "server_error", "message": "nothing to relay"}
+    assert reply.note("nothing to relay") == numbered(
+        [
+            {"type": "error", **failure, "param": None},
+            {
+                "type": "response.failed",
+                "response": response_object("failed", error=failure, usage=RESPONSES_USAGE),
+            },
+        ],
+        2,
+    )
 
 
 def test_a_batch_that_says_nothing_writes_nothing() -> None:
-    translator = ChatToResponses("m", {})
-    assert translator.translate([]) == []
-    assert translator.translate([b""]) == []
-    assert translator.translate([b"not json"]) == []
-    assert translator.chunks == 0
+    reply = Translation()
+    out: list[bytes] = []
+    for payloads in ([], [b""], [b"not json"]):
+        encode(reply.translator, payloads, out, reply.tally, reply.usage.chat_chunk)
+    assert out == []
+    assert reply.tally == Tally(chunks=0, skipped=1)
+    assert reply.translator.replied is False
 
 
 def test_counts_for_the_log(caplog: pytest.LogCaptureFixture) -> None:
-    translator = ChatToResponses("m", {})
-    assert (translator.chunks, translator.skipped, translator.text_chars) == (0, 0, 0)
-    assert (translator.usage, translator.error, translator.packet, translator.replied) == (
+    reply = Translation()
+    translator = reply.translator
+    assert (reply.tally, reply.usage.written) == (Tally(chunks=0, skipped=0), 0)
+    assert (reply.usage.reported, translator.error, translator.packet, translator.replied) == (
         None,
         None,
         None,
         False,
     )
     with caplog.at_level(logging.WARNING, logger="relay.formats.jsoncodec"):
-        translator.translate([b"[1]", json.dumps(chunk({"content": "é中"})).encode(), b"{bad"])
-        translator.translate([json.dumps(chunk({"content": "😀"})).encode(), b""])
-    assert (translator.chunks, translator.skipped, translator.text_chars) == (2, 2, 3)
+        reply.feed(b"[1]", chunk({"content": "é中"}), b"{bad")
+        reply.feed(chunk({"content": "😀"}), b"")
+    assert (reply.tally.chunks, reply.tally.skipped, reply.usage.written) == (2, 2, 3)
     # The size only: the payload may hold the user's conversation.
     assert [r.getMessage() for r in caplog.records] == [
         "Skipped an upstream event that is not a JSON object (3 bytes)",
@@ -567,7 +671,7 @@ FAILED_PART = message("part", "in_progress")  # the item as it stood when the re
         pytest.param({"message": "boom", "code": ""}, "server_error", "boom", id="empty-code"),
         pytest.param({"message": "", "code": "x"}, "x", '{"message":"","code":"x"}', id="empty-message-as-json"),
         pytest.param({"message": 5}, "server_error", '{"message":5}', id="message-not-a-string"),
-        pytest.param("plain", "server_error", '"plain"', id="string"),
+        pytest.param("plain", "server_error", "plain", id="string"),  # as the original route says it
         pytest.param(["x"], "server_error", '["x"]', id="list"),
     ],
 )  # fmt: skip
@@ -590,7 +694,7 @@ def test_an_error_event_is_an_error_then_the_reply_failed(error: Any, code: str,
     # The Response object, asked for afterwards, tells the same failure as the events.
     assert (reply.response()["status"], reply.response()["error"]) == ("failed", failure)
     assert reply.end() == [] and reply.feed(b"[DONE]") == []
-    assert reply.translator.note("and then the relay failed") == b""  # told once
+    assert reply.note("and then the relay failed") == []  # told once
 
 
 def test_an_error_event_first_is_still_a_whole_sequence() -> None:
@@ -624,7 +728,7 @@ def test_note_is_an_error_event_and_failed_once(started: bool) -> None:
         ],
         len(before),
     )  # fmt: skip
-    assert reply.translator.note("again") == b""
+    assert reply.note("again") == []
     assert reply.response()["error"] == failure
 
 
@@ -659,6 +763,9 @@ def test_the_response_repeats_what_the_request_set() -> None:
         pytest.param({"prompt_tokens": 3}, {"input_tokens": 3, "output_tokens": 0, "total_tokens": 3}, id="no-completion"),
         pytest.param({"prompt_tokens": None, "completion_tokens_details": None, "total_tokens": 9}, {"input_tokens": 0, "output_tokens": 0, "total_tokens": 9}, id="nulls"),
         pytest.param({}, {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}, id="empty"),
+        pytest.param({"prompt_tokens": "3", "completion_tokens": 2.5, "total_tokens": True}, {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}, id="not-whole-numbers"),
+        pytest.param({"prompt_tokens": -3, "completion_tokens": 4, "total_tokens": -1}, {"input_tokens": 0, "output_tokens": 4, "total_tokens": 4}, id="negative"),
+        pytest.param({"prompt_tokens_details": {"cached_tokens": "1"}, "completion_tokens_details": [1]}, {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}, id="details-of-the-wrong-type"),
     ],
 )  # fmt: skip
 def test_usage_in_the_responses_apis_words(usage: dict[str, Any], expected: dict[str, Any]) -> None:
@@ -672,26 +779,513 @@ def test_usage_that_is_not_an_object_is_none() -> None:
 
 
 @pytest.mark.parametrize(
-    "completion",
+    "body",
     [
-        pytest.param([], id="not-an-object"),
-        pytest.param({}, id="no-choices"),
-        pytest.param({"choices": {"0": {}}}, id="choices-not-a-list"),
-        pytest.param({"choices": []}, id="empty-choices"),
-        pytest.param({"choices": ["x"]}, id="choice-not-an-object"),
+        pytest.param(b"[]", id="not-an-object"),
+        pytest.param(b"{}", id="no-choices"),
+        pytest.param(b'{"choices": {"0": {}}}', id="choices-not-a-list"),
+        pytest.param(b'{"choices": []}', id="empty-choices"),
+        pytest.param(b'{"choices": ["x"]}', id="choice-not-an-object"),
     ],
 )
-def test_a_body_that_holds_no_completion_is_no_response(completion: Any) -> None:
-    assert as_response(completion, "m", {}) is None
+def test_a_body_that_holds_no_completion_is_no_response(body: bytes) -> None:
+    # As the relay reads a whole answer (relay/endpoints/course.py): a JSON object, then its Response.
+    completion = answer_value(body, "json", Encoding("chat"))
+    assert completion is None or as_response(completion, "m", {}, MAX_EVENT_BYTES) is None
 
 
 def test_a_whole_completion_is_the_response_the_stream_would_end_with() -> None:
     completion = {"model": "upstream-name", "choices": [{"message": {"content": "Hi"}, "finish_reason": "stop"}],
                   "usage": CHAT_USAGE}  # fmt: skip
-    response = as_response(completion, "my-model", {"user": "u1"})
+    response = as_response(completion, "my-model", {"user": "u1"}, MAX_EVENT_BYTES)
     assert normalised(response, {}, int(time.time()) - 1) == response_object(
         "completed", [message("Hi", "completed")], usage=RESPONSES_USAGE, user="u1"
     )
+
+
+# -- reasoning, refusals, fields of the wrong type, the reply's bounds ---------------------------
+
+
+def reasoning(text: str, item: str = "rs#1") -> dict[str, Any]:
+    return {"type": "reasoning", "id": item, "summary": [{"type": "summary_text", "text": text}]}
+
+
+def reasoning_added(index: int = 0, item: str = "rs#1") -> list[dict[str, Any]]:
+    at = {"item_id": item, "output_index": index, "summary_index": 0}
+    return [
+        {"type": "response.output_item.added", "output_index": index, "item": {"type": "reasoning", "id": item, "summary": []}},
+        {"type": "response.reasoning_summary_part.added", **at, "part": {"type": "summary_text", "text": ""}},
+    ]  # fmt: skip
+
+
+def reasoning_delta(delta: str, index: int = 0, item: str = "rs#1") -> dict[str, Any]:
+    return {"type": "response.reasoning_summary_text.delta", "item_id": item, "output_index": index,
+            "summary_index": 0, "delta": delta}  # fmt: skip
+
+
+def reasoning_done(text: str, index: int = 0, item: str = "rs#1") -> list[dict[str, Any]]:
+    at = {"item_id": item, "output_index": index, "summary_index": 0}
+    return [
+        {"type": "response.reasoning_summary_text.done", **at, "text": text},
+        {
+            "type": "response.reasoning_summary_part.done",
+            **at,
+            "part": {"type": "summary_text", "text": text},
+        },
+        {"type": "response.output_item.done", "output_index": index, "item": reasoning(text, item)},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        pytest.param({"reasoning_content": "Let me"}, {"reasoning_content": " think."}, id="reasoning-content"),
+        pytest.param({"reasoning": "Let me"}, {"reasoning": " think."}, id="reasoning"),
+        pytest.param({"reasoning_details": [{"type": "reasoning.text", "text": "Let me"}]},
+                     {"reasoning_details": [{"type": "reasoning.summary", "summary": " think."}]}, id="reasoning-details"),
+    ],
+)  # fmt: skip
+def test_reasoning_is_an_item_before_the_message_closed_when_text_begins(
+    first: dict[str, Any], second: dict[str, Any]
+) -> None:
+    reply = Translation()
+    events = reply.feed(
+        chunk({"role": "assistant", **first}),
+        chunk(second),
+        chunk({"content": "Hi"}),
+        chunk({}, finish="stop"),
+        b"[DONE]",
+    )
+    output = [reasoning("Let me think."), message("Hi", "completed")]
+    assert events == numbered([
+        *STARTED,
+        *reasoning_added(),
+        reasoning_delta("Let me"),
+        reasoning_delta(" think."),
+        *reasoning_done("Let me think."),
+        *text_added(1),
+        text_delta("Hi", 1),
+        *text_done("Hi", 1),
+        {"type": "response.completed", "response": response_object("completed", output)},
+    ])  # fmt: skip
+    check_sequence(events)
+    assert reply.usage.written == len("Let me think.Hi")
+
+
+def test_reasoning_in_the_same_delta_as_text_comes_first() -> None:
+    reply = Translation()
+    events = reply.feed(chunk({"reasoning_content": "Hmm.", "content": "Yes."}, finish="stop"), b"[DONE]")
+    assert [e["type"] for e in events[2:-1]] == [
+        "response.output_item.added", "response.reasoning_summary_part.added",
+        "response.reasoning_summary_text.delta",
+        "response.reasoning_summary_text.done", "response.reasoning_summary_part.done", "response.output_item.done",
+        "response.output_item.added", "response.content_part.added", "response.output_text.delta",
+        "response.output_text.done", "response.content_part.done", "response.output_item.done",
+    ]  # fmt: skip
+    assert events[-1]["response"]["output"] == [reasoning("Hmm."), message("Yes.", "completed")]
+
+
+def test_reasoning_is_closed_when_a_call_begins_and_more_reasoning_is_a_new_item() -> None:
+    reply = Translation()
+    events = reply.feed(
+        chunk({"reasoning_content": "First"}),
+        chunk(call_delta(0, call_id="call_a", name="f", arguments="{}")),
+        chunk({"reasoning_content": "Then"}),
+        chunk(call_delta(0, arguments="")),  # the same call: no new item, nothing closed
+        chunk({}, finish="tool_calls"),
+        b"[DONE]",
+    )
+    call = function_call("fc#1", "call_a", "f", "{}", "completed")
+    assert events == numbered([
+        *STARTED,
+        *reasoning_added(),
+        reasoning_delta("First"),
+        *reasoning_done("First"),
+        {"type": "response.output_item.added", "output_index": 1, "item": {**call, "arguments": "", "status": "in_progress"}},
+        {"type": "response.function_call_arguments.delta", "item_id": "fc#1", "output_index": 1, "delta": "{}"},
+        *reasoning_added(2, "rs#2"),
+        reasoning_delta("Then", 2, "rs#2"),
+        {"type": "response.function_call_arguments.done", "item_id": "fc#1", "output_index": 1, "arguments": "{}"},
+        {"type": "response.output_item.done", "output_index": 1, "item": call},
+        *reasoning_done("Then", 2, "rs#2"),
+        {"type": "response.completed",
+         "response": response_object("completed", [reasoning("First"), call, reasoning("Then", "rs#2")])},
+    ])  # fmt: skip
+
+
+def test_a_reply_of_reasoning_only_is_closed_at_the_end() -> None:
+    reply = Translation()
+    events = reply.feed(chunk({"reasoning": "Hmm"}))
+    assert events == numbered([*STARTED, *reasoning_added(), reasoning_delta("Hmm")])
+    assert reply.end() == numbered(
+        [*reasoning_done("Hmm"), {"type": "response.completed", "response": response_object("completed", [reasoning("Hmm")])}],
+        len(events),
+    )  # fmt: skip
+
+
+def test_a_refusal_is_the_replys_text() -> None:
+    reply = Translation()
+    events = reply.feed(
+        chunk({"role": "assistant", "refusal": "I can't"}),
+        chunk({"refusal": " help", "content": None}),
+        chunk({"content": "!", "refusal": " with that"}),  # both: the text, then the refusal
+        chunk({}, finish="stop"),
+        b"[DONE]",
+    )
+    text = "I can't help! with that"
+    assert events == numbered([
+        *STARTED,
+        *text_added(),
+        text_delta("I can't"),
+        text_delta(" help"),
+        text_delta("!"),
+        text_delta(" with that"),
+        *text_done(text),
+        {"type": "response.completed", "response": response_object("completed", [message(text, "completed")])},
+    ])  # fmt: skip
+
+
+def test_tool_calls_without_a_usable_index_are_numbered_by_their_place_in_the_delta() -> None:
+    reply = Translation()
+    events = reply.feed(
+        chunk({"tool_calls": [{"id": "call_a", "function": {"name": "f", "arguments": "1"}},
+                              {"index": "1", "id": "call_b", "function": {"name": "g", "arguments": "2"}},
+                              {"index": True, "id": "call_c", "function": {"name": "h", "arguments": "3"}}]}),
+        chunk({"tool_calls": [{"index": 1, "function": {"arguments": "+"}}]}),  # call_b's: the second's
+        b"[DONE]",
+    )  # fmt: skip
+    assert [(i["call_id"], i["arguments"]) for i in events[-1]["response"]["output"]] == [
+        ("call_a", "1"),
+        ("call_b", "2+"),
+        ("call_c", "3"),
+    ]
+
+
+def test_arguments_after_a_call_was_closed_are_not_added() -> None:
+    reply = Translation()
+    events = reply.feed(
+        chunk(call_delta(0, call_id="call_a", name="f", arguments="{}"), finish="tool_calls"),
+        chunk(call_delta(0, arguments="late")),
+        b"[DONE]",
+    )
+    check_sequence(events)
+    assert [i["arguments"] for i in events[-1]["response"]["output"]] == ["{}"]
+
+
+@pytest.mark.parametrize(
+    ("value", "output", "status"),
+    [
+        pytest.param({"choices": "x"}, None, "", id="choices-not-a-list"),
+        # The choice that is no object is absent: the first choice (index 0, or none) is the one told.
+        pytest.param({"choices": [5, {"delta": {"content": "later choice"}}]},
+                     [message("later choice", "completed")], "completed", id="choice-not-an-object"),
+        pytest.param({"choices": {"0": {"delta": {"content": "x"}}}}, None, "", id="choices-an-object"),
+        pytest.param({"choices": [{"delta": "Hi"}]}, [], "completed", id="delta-not-an-object"),
+        pytest.param({"choices": [{"delta": {"content": 5, "refusal": ["x"], "reasoning_content": {"a": 1},
+                                             "reasoning": 2, "reasoning_details": "x"}}]},
+                     [], "completed", id="texts-not-strings"),
+        pytest.param({"choices": [{"delta": {"content": ""}}]}, [], "completed", id="empty-text"),
+        pytest.param({"choices": [{"delta": {"tool_calls": {"index": 0}}}]}, [], "completed", id="tool-calls-not-a-list"),
+        pytest.param({"choices": [{"delta": {"tool_calls": [5, "x", None]}}]}, [], "completed", id="calls-not-objects"),
+        pytest.param({"choices": [{"delta": {"tool_calls": [{"id": 5, "function": "f"}]}}]},
+                     [function_call("fc#1", "call#1", "", "", "completed")], "completed", id="call-fields-not-strings"),
+        pytest.param({"choices": [{"delta": {"tool_calls": [{"id": "", "function": {"name": 5, "arguments": {"a": 1}}}]}}]},
+                     [function_call("fc#1", "call#1", "", "", "completed")], "completed", id="call-values-not-strings"),
+        pytest.param({"choices": [{"delta": {"content": "a"}, "finish_reason": 5}]},
+                     [message("a", "completed")], "completed", id="finish-reason-not-a-string"),
+        pytest.param({"choices": [{"delta": {"content": "a"}, "finish_reason": ""}]},
+                     [message("a", "completed")], "completed", id="finish-reason-empty"),
+        pytest.param({"choices": [{"delta": {"content": "a"}}], "usage": "many"},
+                     [message("a", "completed")], "completed", id="usage-not-an-object"),
+        pytest.param({"choices": [{"delta": {"content": "a"}}], "error": None},
+                     [message("a", "completed")], "completed", id="error-null"),
+    ],
+)  # fmt: skip
+def test_a_field_of_the_wrong_type_is_taken_as_absent(
+    value: dict[str, Any], output: Any, status: str
+) -> None:
+    reply = Translation()
+    events = reply.feed(value, b"[DONE]")
+    if output is None:  # no choice: the reply began, and the relay says there was nothing
+        assert events == numbered(STARTED)
+        assert reply.translator.replied is False
+        return
+    check_sequence(events)
+    assert events[-1]["response"] == response_object(status, output)
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-2, 3) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=3),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=5,
+)  # fmt: skip
+
+
+def mostly(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """The value of the right type three times in four, else any JSON value."""
+    return st.one_of(strategy, strategy, strategy, _json)
+
+
+_text = mostly(st.text(max_size=4))
+_call = mostly(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "index": mostly(st.integers(0, 2)),
+            "id": _text,
+            "type": _text,
+            "function": mostly(st.fixed_dictionaries({}, optional={"name": _text, "arguments": _text})),
+        },
+    )
+)
+_delta = mostly(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "role": _text,
+            "content": _text,
+            "refusal": _text,
+            "reasoning_content": _text,
+            "reasoning": _text,
+            "reasoning_details": mostly(
+                st.lists(
+                    mostly(st.fixed_dictionaries({}, optional={"text": _text, "summary": _text})), max_size=2
+                )
+            ),
+            "tool_calls": mostly(st.lists(_call, max_size=3)),
+        },
+    )
+)
+_choice = mostly(
+    st.fixed_dictionaries(
+        {"delta": _delta},
+        optional={
+            "index": _json,
+            "message": _delta,
+            "finish_reason": mostly(st.sampled_from(["stop", "length", "tool_calls", "content_filter"])),
+        },
+    )
+)
+_usage = mostly(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "prompt_tokens": mostly(st.integers(0, 9)),
+            "completion_tokens": mostly(st.integers(0, 9)),
+            "total_tokens": mostly(st.integers(0, 9)),
+            "prompt_tokens_details": _json,
+            "completion_tokens_details": _json,
+        },
+    )
+)
+_chunk = st.one_of(
+    st.fixed_dictionaries(
+        {"choices": mostly(st.lists(_choice, min_size=1, max_size=2))}, optional={"model": _text}
+    ),
+    st.fixed_dictionaries({}, optional={"choices": _json, "usage": _usage, "model": _text}),
+)
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(st.lists(_chunk, min_size=1, max_size=3), max_size=6),
+    st.sampled_from(["done", "end", "error event", "note"]),
+    _json.filter(lambda error: error is not None),
+)
+def test_whatever_the_upstream_sends_the_sequence_is_whole_and_numbered(
+    reads: list[list[dict[str, Any]]], ending: str, error: Any
+) -> None:
+    """Every field read by its type: never a crash, and the caller gets a whole, numbered sequence."""
+    reply = Translation()
+    events: list[dict[str, Any]] = []
+    for read in reads:
+        events += reply.feed(*read)
+    if ending == "done":
+        events += reply.feed(b"[DONE]")
+    elif ending == "error event":
+        events += reply.feed({"error": error})
+    if ending == "note":
+        events += reply.note("the upstream closed the connection")
+    else:
+        events += reply.end()
+    if not reply.translator.replied and reply.translator.error is None:
+        events += reply.note("nothing to relay")  # as the relay does (relay/serving/relayed_stream.py)
+    check_sequence(events)
+    assert reply.feed({"choices": [{"delta": {"content": "late"}}]}) == []
+    assert reply.end() == []
+    if events[-1]["type"] == "response.failed":
+        assert reply.note("again") == []  # told once
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "echoed"),
+    [
+        pytest.param({}, {}, id="nothing-set"),
+        pytest.param({"parallel_tool_calls": True}, {}, id="parallel-true"),
+        pytest.param({"parallel_tool_calls": None}, {}, id="parallel-null"),
+        pytest.param({"parallel_tool_calls": "no"}, {}, id="parallel-not-a-bool"),
+        pytest.param({"parallel_tool_calls": False}, {"parallel_tool_calls": False}, id="parallel-false"),
+        pytest.param({"text": "json"}, {}, id="text-not-an-object"),
+        pytest.param({"text": {"verbosity": "low"}}, {"text": {"verbosity": "low"}}, id="text-as-sent"),
+        pytest.param({"tools": {"type": "function"}}, {}, id="tools-not-a-list"),
+        pytest.param({"tool_choice": ""}, {}, id="tool-choice-empty"),
+        pytest.param({"metadata": ["x"]}, {}, id="metadata-not-an-object"),
+    ],
+)
+def test_what_the_response_repeats_of_a_request_that_set_little(
+    request_fields: dict[str, Any], echoed: dict[str, Any]
+) -> None:
+    reply = Translation(request_fields)
+    events = reply.feed(chunk({"content": "a"}), b"[DONE]")
+    assert events[-1]["response"] == response_object("completed", [message("a", "completed")], **echoed)
+
+
+def test_a_reply_with_more_items_than_the_bound_fails() -> None:
+    reply = Translation(limit=64 * 1024 * 1024)  # room for the items' content: their count is the bound
+    calls = [chunk(call_delta(n, call_id=f"call_{n}", name="f")) for n in range(MAX_OUTPUT_ITEMS + 1)]
+    events = reply.feed(*calls, chunk({"content": "after"}))
+    message_text = (
+        f"The reply has more than {MAX_OUTPUT_ITEMS} output items, more than this relay translates."
+    )
+    failure = {"code": "server_error", "message": message_text}
+    assert [e["type"] for e in events] == [
+        *(e["type"] for e in STARTED),
+        *["response.output_item.added"] * MAX_OUTPUT_ITEMS,
+        "error",
+        "response.failed",
+    ]
+    check_sequence(events)
+    assert events[-2] == {"type": "error", **failure, "param": None, "sequence_number": len(events) - 2}
+    final = events[-1]["response"]
+    assert (final["status"], final["error"], len(final["output"])) == ("failed", failure, MAX_OUTPUT_ITEMS)
+    assert reply.translator.error == message_text
+    assert reply.feed(b"[DONE]") == [] and reply.end() == [] and reply.note("again") == []
+
+
+def test_a_reply_larger_than_its_bound_fails_after_what_it_had_sent() -> None:
+    """Events are numbered as they are sent: those before the failure, in the same read too, then the failure."""
+    reply = Translation(limit=8192)
+    events = reply.feed(
+        chunk({"content": "a", **call_delta(0, call_id="call_a", name="f")}),
+        chunk(call_delta(0, arguments="x" * 8192)),
+        chunk({"content": "after"}),
+    )
+    message_text = (
+        "The reply is larger than this relay translates from chat completions "
+        "(8 KiB with the request it repeats); ask for a shorter one."
+    )
+    failure = {"code": "server_error", "message": message_text}
+    output = [message("a", "in_progress"), function_call("fc#1", "call_a", "f", "", "in_progress")]
+    assert events == numbered([
+        *STARTED,
+        *text_added(),
+        text_delta("a"),
+        {"type": "response.output_item.added", "output_index": 1, "item": output[1]},
+        {"type": "error", **failure, "param": None},
+        {"type": "response.failed", "response": response_object("failed", output, error=failure)},
+    ])  # fmt: skip
+    check_sequence(events)
+
+
+@settings(max_examples=50)
+@given(
+    st.lists(st.tuples(st.sampled_from(["content", "reasoning_content", "arguments"]), st.text(min_size=1)), min_size=1, max_size=60),
+    st.text(max_size=3000),
+)  # fmt: skip
+def test_every_event_is_within_the_bound_or_the_reply_fails(
+    pieces: list[tuple[str, str]], instructions: str
+) -> None:
+    """The bound counts the request the Response repeats: no event the caller gets is larger than it."""
+    limit = 8192
+    translator = ChatToResponses("my-model", {"instructions": instructions}, limit)
+    out: list[bytes] = []
+    for field, piece in pieces:
+        delta = (
+            call_delta(0, call_id="call_a", name="f", arguments=piece * 40)
+            if field == "arguments"
+            else {field: piece * 40}
+        )
+        feed(translator, [json.dumps(chunk(delta)).encode()], out)
+    translator.end(out)
+    blocks = [block for write in out for block in write.split(b"\n\n")]
+    assert all(len(block) <= limit for block in blocks), max(len(block) for block in blocks)
+    events = parse_events(out)
+    check_sequence(events)
+    if events[-1]["type"] == "response.failed":
+        assert events[-2]["message"].startswith("The reply is larger than this relay translates")
+
+
+def test_the_bound_is_the_limit_less_what_the_object_repeats() -> None:
+    request = {"instructions": "Be brief.", "user": "u1", "input": "not repeated"}
+    repeated = len(jsoncodec.dumps({name: request.get(name) for name in ECHOED}))
+    text = "x" * 100
+    limit = OBJECT_BYTES + repeated + ITEM_BYTES + len(jsoncodec.dumps(text))
+    Draft("m", request, limit).add_text(text)  # just fits
+    with pytest.raises(TooLarge):
+        Draft("m", request, limit - 1).add_text(text)
+    # A call's name and id are its content too.
+    with pytest.raises(TooLarge):
+        Draft("m", request, limit).add_call(0, "c" * 100, "f", "")
+    Draft("m", request, limit).add_call(0, "c" * 80, "f", "")
+
+
+def test_the_request_the_response_repeats_leaves_less_room() -> None:
+    def fits(request: dict[str, Any]) -> int:
+        draft, pieces = Draft("m", request, 8192), 0
+        try:
+            while True:
+                draft.add_text("x" * 100)
+                pieces += 1
+        except TooLarge:
+            return pieces
+
+    assert fits({"instructions": "i" * 2000, "input": "x" * 5000}) < fits({"input": "x" * 5000}) - 15
+
+
+def test_the_output_is_empty_while_the_reply_is_in_progress() -> None:
+    draft = Draft("m", {})
+    draft.add_text("a")
+    assert draft.response("in_progress")["output"] == []
+    assert [item["type"] for item in draft.response("failed")["output"]] == ["message"]
+
+
+def test_a_whole_completion_larger_than_the_bound_is_a_failed_response() -> None:
+    completion = {"choices": [{"message": {"content": "x" * 8192}, "finish_reason": "stop"}]}
+    response = as_response(completion, "my-model", {}, 8192)
+    assert response is not None
+    assert (response["status"], response["error"]["code"]) == ("failed", "server_error")
+    assert response["error"]["message"].startswith("The reply is larger than this relay translates")
+
+
+def test_an_item_that_outgrew_the_bound_as_it_opened_is_not_in_the_failed_reply() -> None:
+    # The message item is opened, then its first piece does not fit: no event told it, so the
+    # Response the reply failed with should not list it.
+    reply = Translation(limit=8192)
+    events = reply.feed(chunk({"content": "x" * 8192}))
+    assert [e["type"] for e in events] == [
+        "response.created",
+        "response.in_progress",
+        "error",
+        "response.failed",
+    ]
+    assert events[-1]["response"]["output"] == []
+
+
+def test_a_call_id_that_json_escapes_is_counted_as_it_is_written() -> None:
+    translator = ChatToResponses("my-model", {}, 8192)
+    out: list[bytes] = []
+    payload = chunk({"tool_calls": [{"index": 0, "id": "\x00" * 3000, "function": {"name": "f"}}]})
+    feed(translator, [json.dumps(payload).encode(), b"[DONE]"], out)
+    blocks = [block for write in out for block in write.split(b"\n\n")]
+    assert all(len(block) <= 8192 for block in blocks), max(len(block) for block in blocks)
+
+
+def test_a_whole_completion_of_several_choices_is_the_first_choices_response() -> None:
+    # The Responses API has one reply, the first choice's; before the chunks, as_response read only it.
+    completion = {"choices": [{"message": {"content": "a"}}, {"index": 1, "message": {"content": "b"}}]}
+    response = as_response(completion, "my-model", {}, MAX_EVENT_BYTES)
+    assert response is not None
+    assert [item["content"][0]["text"] for item in response["output"]] == ["a"]
 
 
 # -- the request ---------------------------------------------------------------------------------

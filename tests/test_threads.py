@@ -17,11 +17,11 @@ import httpcore._sync.connection_pool as httpcore_pool
 import pytest
 
 import relay.upstream.pools
-from relay.access.redaction import Redactor
+from relay.access.usage import Usage
 from relay.config import Settings, load_settings
-from relay.formats.original import TextStream
+from relay.formats.original_text import TextStream
 from relay.serving.client_connection import ClientWatch
-from relay.serving.reply import ReplyStream
+from relay.serving.relayed_stream import RelayedStream
 from relay.serving.request_log import RequestLog
 from relay.upstream.client import Upstream
 from tests.fake_upstream import PACKET, FakeUpstream, Reply, openai_stream
@@ -30,20 +30,20 @@ KEEPALIVE = 0.5  # seconds, instead of 5, to reach a connection's expiry quickly
 
 
 def relayed(settings: Settings, upstream: Upstream, model: str) -> tuple[bytes, str]:
-    """One chat stream through the relay's upstream side and ReplyStream: its bytes and outcome."""
+    """One chat stream through the relay's upstream side and RelayedStream: its bytes and outcome."""
     body = json.dumps({"model": model, "messages": [{"role": "user", "content": "x"}], "stream": True})
-    reply = ReplyStream(
+    stream = RelayedStream(
         upstream.send("POST", "/chat/completions", "sk-x", body.encode(), accept="text/event-stream"),
         TextStream(model),
+        Usage().chat_chunk,
         log=RequestLog(method="POST", path="/api/chat", user_agent="threads"),
-        settings=settings,
-        redactor=Redactor(("sk-x",)),
         client=ClientWatch(None, write_timeout=settings.idle_timeout),
+        settings=settings,
     )
     try:
-        return b"".join(reply), reply._outcome
+        return b"".join(stream), stream.outcome
     finally:
-        reply.close()
+        stream.close()
 
 
 def test_a_connection_is_not_closed_under_a_stream_another_thread_started(

@@ -10,39 +10,65 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from relay.access.usage import Usage
 from relay.formats import jsoncodec
-from relay.formats.original import TextStream, describe_error, error_note
+from relay.formats.chat_chunks import completion_as_chunks
+from relay.formats.encoding import Tally, encode
+from relay.formats.original_text import TextStream, describe_error, error_note
 from relay.formats.sse import SSEDecoder
 from tests.fake_upstream import chunk, openai_stream, sse
 
 
 def payload(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False).encode()
+    return value if isinstance(value, bytes) else json.dumps(value, ensure_ascii=False).encode()
 
 
-def translate(*values: Any, model: str = "gpt-asked") -> tuple[list[bytes], TextStream]:
-    text = TextStream(model)
-    payloads = [value if isinstance(value, bytes) else payload(value) for value in values]
-    return text.translate(payloads), text
+class Relayed:
+    """A TextStream fed as the relay's loop feeds it (relay/formats/encoding.py): its writes, counts, usage."""
+
+    def __init__(self, model: str = "gpt-asked") -> None:
+        self.text = TextStream(model)
+        self.tally = Tally()
+        self.usage = Usage()
+
+    def read(self, *values: Any) -> list[bytes]:
+        """The writes for one upstream read of these payloads (JSON values, or bytes as they are)."""
+        out: list[bytes] = []
+        encode(self.text, [payload(value) for value in values], out, self.tally, self.usage.chat_chunk)
+        return out
+
+
+def translate(*values: Any, model: str = "gpt-asked") -> tuple[list[bytes], Relayed]:
+    relayed = Relayed(model)
+    return relayed.read(*values), relayed
 
 
 def test_model_packet_is_a_write_of_its_own_then_the_text() -> None:
-    writes, text = translate(chunk("", role="assistant"), chunk("Hel"), chunk("lo"))
+    writes, relayed = translate(chunk("", role="assistant"), chunk("Hel"), chunk("lo"))
     assert writes == [b'{"model":"gpt-fake-0613"}', b"Hello"]
-    assert text.model == "gpt-fake-0613"
-    assert text.chunks == 3
+    assert relayed.text.model == "gpt-fake-0613"
+    assert relayed.text.packet == b'{"model":"gpt-fake-0613"}'
+    assert relayed.tally == Tally(chunks=3, skipped=0)
 
 
 def test_later_batches_carry_only_text() -> None:
-    text = TextStream("gpt-asked")
-    assert text.translate([payload(chunk("a"))]) == [b'{"model":"gpt-fake-0613"}', b"a"]
-    assert text.translate([payload(chunk("b")), payload(chunk("c"))]) == [b"bc"]
-    assert text.translate([payload(chunk(finish="stop"))]) == []
+    relayed = Relayed()
+    assert relayed.read(chunk("a")) == [b'{"model":"gpt-fake-0613"}', b"a"]
+    assert relayed.read(chunk("b"), chunk("c")) == [b"bc"]
+    assert relayed.read(chunk(finish="stop")) == []
 
 
 def test_bare_role_announcement_is_not_the_first_packet() -> None:
-    writes, _ = translate(chunk(role="assistant", model="first"), chunk("Hi", model="second"))
+    writes, relayed = translate(chunk(role="assistant", model="first"), chunk("Hi", model="second"))
     assert writes == [b'{"model":"second"}', b"Hi"]
+    assert relayed.text.replied  # the announcement was a choice all the same
+
+
+def test_a_bare_role_announcement_alone_makes_no_packet() -> None:
+    relayed = Relayed()
+    assert relayed.read(chunk(role="assistant")) == []
+    assert (relayed.text.packet, relayed.text.model) == (None, None)
+    assert relayed.read(chunk("x")) == [b'{"model":"gpt-fake-0613"}', b"x"]
 
 
 def test_delta_with_role_and_content_keeps_its_content() -> None:
@@ -56,6 +82,8 @@ def test_model_missing_from_chunk_falls_back_to_the_requested_model() -> None:
     assert writes == [b'{"model":"gpt-asked"}', b"x"]
     writes, _ = translate({"model": "", "choices": [{"delta": {"content": "x"}}]})
     assert writes == [b'{"model":"gpt-asked"}', b"x"]  # an empty name names nothing
+    writes, _ = translate({"model": 7, "choices": [{"delta": {"content": "x"}}]})
+    assert writes == [b'{"model":"gpt-asked"}', b"x"]  # nor does a number
 
 
 @pytest.mark.parametrize(
@@ -65,24 +93,25 @@ def test_model_missing_from_chunk_falls_back_to_the_requested_model() -> None:
         pytest.param({"choices": [], "usage": {"total_tokens": 3}}, id="usage"),
         pytest.param({"object": "chat.completion.chunk"}, id="no-choices-key"),
         pytest.param({"choices": None}, id="choices-null"),
+        pytest.param({"choices": {"0": {"delta": {"content": "x"}}}}, id="choices-not-a-list"),
         pytest.param({"choices": ["x"]}, id="choice-not-object"),
     ],
 )
 def test_chunks_without_a_usable_choice_are_skipped(value: Any) -> None:
-    writes, text = translate(value, chunk("after"))
+    writes, relayed = translate(value, chunk("after"))
     assert writes == [b'{"model":"gpt-fake-0613"}', b"after"]
-    assert text.finished is False
+    assert relayed.text.finished is False
 
 
 def test_usage_is_kept_for_the_log() -> None:
-    _, text = translate(chunk("a"), {"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 2}})
-    assert text.usage == {"prompt_tokens": 1, "completion_tokens": 2}
+    _, relayed = translate(chunk("a"), {"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 2}})
+    assert relayed.usage.reported == {"prompt_tokens": 1, "completion_tokens": 2}
 
 
 def test_a_stream_without_usage_leaves_none_for_the_log() -> None:
     # The request log reports usage only when it `is not None` and estimates tokens otherwise.
-    _, text = translate(chunk("a"), chunk(finish="stop"), b"[DONE]")
-    assert text.usage is None
+    _, relayed = translate(chunk("a"), chunk(finish="stop"), b"[DONE]")
+    assert relayed.usage.reported is None
 
 
 @pytest.mark.parametrize(
@@ -97,18 +126,18 @@ def test_a_stream_without_usage_leaves_none_for_the_log() -> None:
 )
 def test_replied_once_a_chunk_with_a_choice_was_read(values: list[Any], replied: bool) -> None:
     # The relay tells the caller there was nothing to relay when no choice ever came.
-    _, text = translate(*values)
-    assert text.replied is replied
+    _, relayed = translate(*values)
+    assert relayed.text.replied is replied
 
 
-def test_text_chars_counts_characters_over_every_batch() -> None:
-    """The reply's length in characters (not bytes), summed over calls, for the token estimate."""
-    text = TextStream("gpt-asked")
-    assert text.text_chars == 0
-    text.translate([payload(chunk("é中")), payload(chunk("😀"))])
-    text.translate([payload(chunk("ab"))])
-    text.translate([b"[DONE]"])
-    assert text.text_chars == 5
+def test_the_characters_written_are_counted_over_every_read() -> None:
+    """The reply's length in characters (not bytes), summed over reads, for the token estimate."""
+    relayed = Relayed()
+    assert relayed.usage.written == 0
+    relayed.read(chunk("é中"), chunk("😀"))
+    relayed.read(chunk("ab"))
+    relayed.read(b"[DONE]")
+    assert relayed.usage.written == 5
 
 
 @pytest.mark.parametrize(
@@ -125,25 +154,60 @@ def test_payload_that_is_not_a_json_object_is_skipped_and_counted(
     bad: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="relay.formats.jsoncodec"):
-        writes, text = translate(chunk("a"), bad, chunk("b"), bad)
+        writes, relayed = translate(chunk("a"), bad, chunk("b"), bad)
     assert writes == [b'{"model":"gpt-fake-0613"}', b"ab"]
-    assert text.skipped == 2
+    assert relayed.tally == Tally(chunks=2, skipped=2)
     # The log says what happened and the size only: the payload may hold the user's conversation.
     expected = f"Skipped an upstream event that is not a JSON object ({len(bad)} bytes)"
     assert [record.getMessage() for record in caplog.records] == [expected, expected]
 
 
 def test_done_ends_the_stream_and_what_follows_is_ignored() -> None:
-    writes, text = translate(chunk("a"), b"[DONE]", chunk("after"))
+    writes, relayed = translate(chunk("a"), b"[DONE]", chunk("after"))
     assert writes == [b'{"model":"gpt-fake-0613"}', b"a"]
-    assert text.finished and text.error is None
+    assert relayed.text.finished and relayed.text.error is None
+    assert relayed.tally.chunks == 1  # what follows [DONE] is not read at all
+    out: list[bytes] = []
+    relayed.text.end(out)
+    assert out == []  # nothing to add after [DONE] in this format
+
+
+def test_a_stream_that_ends_without_done_gets_nothing_added() -> None:
+    relayed = Relayed()
+    relayed.read(chunk("a"))
+    out: list[bytes] = []
+    relayed.text.end(out)
+    assert out == []
+    assert relayed.text.finished is False
 
 
 def test_error_event_ends_the_stream_keeping_the_text_before_it() -> None:
-    writes, text = translate(chunk("partial"), {"error": {"message": "Rate limit reached", "type": "x"}})
-    assert writes == [b'{"model":"gpt-fake-0613"}', b"partial"]
-    assert text.finished
-    assert text.error == "Rate limit reached"
+    writes, relayed = translate(
+        chunk("partial"), {"error": {"message": "Rate limit reached", "type": "x"}}, chunk("after")
+    )
+    # The note is the encoder's own now: the text before it, then what the upstream said.
+    assert writes == [b'{"model":"gpt-fake-0613"}', b"partial", b"\n\n[Error: Rate limit reached]"]
+    assert relayed.text.finished
+    assert relayed.text.error == "Rate limit reached"
+
+
+def test_error_event_in_a_later_read_is_noted_after_that_reads_text() -> None:
+    relayed = Relayed()
+    assert relayed.read(chunk("a")) == [b'{"model":"gpt-fake-0613"}', b"a"]
+    assert relayed.read(chunk("b"), {"error": "overloaded"}) == [b"b", b"\n\n[Error: overloaded]"]
+    assert (relayed.text.finished, relayed.text.error) == (True, "overloaded")
+
+
+def test_error_event_before_any_text_is_the_note_alone() -> None:
+    writes, relayed = translate({"error": {"message": "nope"}})
+    assert writes == [b"\n\n[Error: nope]"]
+    assert (relayed.text.packet, relayed.text.replied, relayed.text.error) == (None, False, "nope")
+
+
+def test_an_error_field_of_null_is_no_error() -> None:
+    writes, relayed = translate({**chunk("a"), "error": None}, chunk("b"))
+    assert writes == [b'{"model":"gpt-fake-0613"}', b"ab"]
+    assert (relayed.text.error, relayed.text.finished) == (None, False)
 
 
 @pytest.mark.parametrize(
@@ -161,17 +225,29 @@ def test_describe_error(error: Any, message: str) -> None:
 
 def test_error_note_is_recognisable_text() -> None:
     assert error_note("the upstream closed") == b"\n\n[Error: the upstream closed]"
-    assert TextStream("m").note("the upstream closed") == b"\n\n[Error: the upstream closed]"
+    out: list[bytes] = [b"before"]
+    TextStream("m").note("the upstream closed", out)
+    assert out == [b"before", b"\n\n[Error: the upstream closed]"]  # appended, as one write
 
 
 def test_non_streamed_completion_is_relayed() -> None:
+    """An upstream that ignored `stream`: its completion is made the chunks of its stream first."""
     completion = {
         "object": "chat.completion",
         "model": "gpt-whole",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": "All at once."}}],
     }
-    writes, _ = translate(completion)
+    writes, relayed = translate(*(completion_as_chunks(completion) or []))
     assert writes == [b'{"model":"gpt-whole"}', b"All at once."]
+    assert relayed.text.replied
+
+
+def test_the_encoder_reads_deltas_only() -> None:
+    # A `message` where a chunk has its delta is not read as one: a whole completion is turned into
+    # chunks before any encoder sees it (relay/endpoints/course.py, whole_as_events).
+    writes, relayed = translate({"model": "m", "choices": [{"message": {"content": "x"}}]})
+    assert writes == [b'{"model":"m"}']
+    assert relayed.text.replied
 
 
 @pytest.mark.parametrize(
@@ -179,9 +255,9 @@ def test_non_streamed_completion_is_relayed() -> None:
     [pytest.param("x", id="string"), pytest.param(None, id="null"), pytest.param([], id="list")],
 )
 def test_delta_that_is_not_an_object_adds_no_text(delta: Any) -> None:
-    writes, text = translate({"model": "m", "choices": [{"delta": delta}]}, chunk("a"))
+    writes, relayed = translate({"model": "m", "choices": [{"delta": delta}]}, chunk("a"))
     assert writes == [b'{"model":"m"}', b"a"]
-    assert text.replied
+    assert relayed.text.replied
 
 
 @pytest.mark.parametrize(
@@ -191,9 +267,9 @@ def test_delta_that_is_not_an_object_adds_no_text(delta: Any) -> None:
 def test_content_that_is_not_a_string_adds_no_text(content: Any) -> None:
     value = chunk("x")
     value["choices"][0]["delta"]["content"] = content
-    writes, text = translate(value)
+    writes, relayed = translate(value)
     assert writes == [b'{"model":"gpt-fake-0613"}']
-    assert text.model == "gpt-fake-0613"
+    assert relayed.text.model == "gpt-fake-0613"
 
 
 def test_lone_surrogate_becomes_replacement_character_as_in_a_browser() -> None:
@@ -246,20 +322,94 @@ def test_every_split_gives_the_same_body_and_every_write_is_whole_utf8(
     points = sorted({min(cut, len(stream)) for cut in cuts})
     reads = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
 
-    decoder, text = SSEDecoder(), TextStream("asked")
+    decoder, relayed = SSEDecoder(), Relayed("asked")
     writes: list[bytes] = []
     for read in reads:
-        writes += text.translate(decoder.feed(read))
-    writes += text.translate(decoder.flush())
+        writes += relayed.read(*decoder.feed(read))
+    writes += relayed.read(*decoder.flush())
+    relayed.text.end(writes)
 
     assert writes[0] == b'{"model":"gpt-fake-0613"}'
     assert b"".join(writes[1:]) == "".join(tokens).encode()
     for write in writes:
         write.decode("utf-8")  # each write is whole characters: the 2023 client decodes each read alone
-    assert text.finished
+    assert relayed.text.finished
+    assert relayed.tally == Tally(chunks=len(tokens) + 2, skipped=0)  # the role chunk, the tokens, the finish
+    assert relayed.usage.written == len("".join(tokens))
 
 
 def test_sse_helper_round_trip() -> None:
     # The fake's own encoder, checked once so the property above rests on it.
     assert sse({"a": "é"}) == 'data: {"a": "é"}\n\n'.encode()
     assert sse("[DONE]") == b"data: [DONE]\n\n"
+
+
+# -- the relay's loop around every encoder (relay/formats/encoding.py) ----------------------------
+
+
+class Recorder:
+    """An encoder that says what it was given."""
+
+    def __init__(self, *, finished: bool = False) -> None:
+        self.packet: bytes | None = None
+        self.finished = finished
+        self.replied = False
+        self.error: str | None = None
+        self.calls: list[Any] = []
+
+    def events(self, events: Any, out: list[bytes]) -> None:
+        self.calls.append(("events", list(events)))
+        out.append(b"events")
+
+    def done(self, out: list[bytes]) -> None:
+        self.calls.append("done")
+        out.append(b"done")
+
+    def end(self, out: list[bytes]) -> None:
+        self.calls.append("end")
+
+    def note(self, message: str, out: list[bytes]) -> None:
+        self.calls.append(("note", message))
+
+
+def test_encode_gives_one_reads_objects_at_once_as_they_came_and_parsed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    recorder, out, tally = Recorder(), [b"before"], Tally()
+    seen: list[dict[str, Any]] = []
+    with caplog.at_level(logging.WARNING, logger="relay.formats.jsoncodec"):
+        encode(recorder, [b'{"a": 1}', b"", b"[1]", b'{"b":\n2}', b"[done]"], out, tally, seen.append)
+    assert recorder.calls == [("events", [(b'{"a": 1}', {"a": 1}), (b'{"b":\n2}', {"b": 2})])]
+    assert seen == [{"a": 1}, {"b": 2}]  # what the reply's usage is read from
+    assert out == [b"before", b"events"]  # appended to what the caller had
+    assert tally == Tally(chunks=2, skipped=2)  # the empty data is not counted
+    assert len(caplog.records) == 2
+
+
+def test_encode_of_a_read_without_an_object_gives_the_encoder_nothing() -> None:
+    recorder, out = Recorder(), list[bytes]()
+    encode(recorder, [b"", b"not json"], out, Tally(), lambda _: None)
+    encode(recorder, [], out, Tally(), lambda _: None)
+    assert (recorder.calls, out) == ([], [])
+
+
+def test_encode_stops_at_done_and_reads_nothing_after_it(caplog: pytest.LogCaptureFixture) -> None:
+    recorder, out, tally = Recorder(), list[bytes](), Tally()
+    seen: list[dict[str, Any]] = []
+    with caplog.at_level(logging.WARNING, logger="relay.formats.jsoncodec"):
+        encode(recorder, [b'{"a": 1}', b"[DONE]", b'{"b": 2}', b"not json"], out, tally, seen.append)
+    assert recorder.calls == [("events", [(b'{"a": 1}', {"a": 1})]), "done"]
+    assert out == [b"events", b"done"]
+    assert (tally, seen, caplog.records) == (Tally(chunks=1, skipped=0), [{"a": 1}], [])
+
+
+def test_encode_of_done_alone_is_done_alone() -> None:
+    recorder, out = Recorder(), list[bytes]()
+    encode(recorder, [b"[DONE]"], out, Tally(), lambda _: None)
+    assert (recorder.calls, out) == (["done"], [b"done"])
+
+
+def test_done_is_not_given_to_an_encoder_already_finished() -> None:
+    recorder, out = Recorder(finished=True), list[bytes]()
+    encode(recorder, [b'{"a": 1}', b"[DONE]"], out, Tally(), lambda _: None)
+    assert recorder.calls == [("events", [(b'{"a": 1}', {"a": 1})])]

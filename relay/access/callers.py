@@ -44,23 +44,28 @@ def client_address(hops: int, forwarded_for: str | None, peer: str | None) -> st
 
 
 class InFlight:
-    """Each caller's requests in flight in this worker process, at most MAX_REQUESTS_PER_CALLER.
+    """Each caller's requests in flight in this worker process, at most MAX_REQUESTS_PER_CALLER, if set.
 
-    So that no one caller, however many connections it opens, holds more than its share
-    of the worker's connections (THREADS); the others always find room.
+    So that no one caller, however many connections it opens, holds more than its share of the
+    worker's connections (THREADS) where many callers share an instance. Unset (the default),
+    nothing is counted: one caller, a frontend behind one token, may use the whole instance.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int | None) -> None:
         self.limit = limit
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def enter(self, caller: Caller) -> None:
+    def enter(self, caller: Caller) -> bool:
+        """Count the request in; False when there is no share to count against."""
+        if self.limit is None:
+            return False
         with self._lock:
             count = self._counts.get(caller.key, 0)
             if count >= self.limit:
                 raise TooManyAtOnce(caller.name, self.limit)
             self._counts[caller.key] = count + 1
+        return True
 
     def leave(self, caller: Caller) -> None:
         with self._lock:

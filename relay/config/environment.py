@@ -120,12 +120,27 @@ def checked_base_url(value: object, what: str) -> str:
     """An API's base URL (OPENAI_BASE_URL, a route's base_url): http(s), a host, no query or fragment."""
     parts = urlsplit(value) if isinstance(value, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        shown = masked_url(value) if isinstance(value, str) else value
         raise ConfigError(
-            f"{what} must be an http:// or https:// URL such as {DEFAULT_BASE_URL}, got {value!r}."
+            f"{what} must be an http:// or https:// URL such as {DEFAULT_BASE_URL}, got {shown!r}."
         )
     if parts.query or parts.fragment:
-        raise ConfigError(f"{what} must not carry a query string or fragment, got {value!r}.")
+        raise ConfigError(
+            f"{what} must not carry a query string or fragment, got {masked_url(str(value))!r}."
+        )
     return str(value)
+
+
+def masked_url(url: str) -> str:
+    """A URL as it may be shown: a password in it (https://user:password@host) masked, a query left out."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "(a value that is not a URL)"
+    netloc = parts.netloc.replace(f":{password}@", ":***@") if password else parts.netloc
+    query = "?..." if parts.query else ""
+    return f"{parts.scheme}://{netloc}{parts.path}{query}" if parts.scheme else url.split("?", maxsplit=1)[0]
 
 
 _TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")

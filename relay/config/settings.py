@@ -59,8 +59,9 @@ class Settings:
     server_worker: str = SERVER_WORKERS[0]
     workers: int = 1
     threads: int = 1000  # concurrent requests per worker process
-    # A caller's share of a worker: requests in flight at once (unset: half of THREADS).
-    max_requests_per_caller: int = 500
+    # A caller's share of a worker: requests in flight at once. Unset: no share, one caller may
+    # use the whole instance (docs/limits.md says when to set it).
+    max_requests_per_caller: int | None = None
     # Where a caller without an access token is known from: the Nth address from the end of
     # X-Forwarded-For (1 on Cloud Run: what Google's front end appends), or 0, the socket's peer.
     client_ip_hops: int = 0
@@ -90,7 +91,7 @@ class Settings:
         return (
             self.openai_api_key,
             *self.access_tokens,
-            *(route.api_key for route in self.routes),
+            *(secret for route in self.routes for secret in route.secrets),
             self.limits.redis_password,
         )
 
@@ -154,8 +155,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         server_worker=env.choice(environ, "SERVER_WORKER", SERVER_WORKERS),
         workers=env.positive_int(environ, "WORKERS", d.workers) or d.workers,
         threads=threads,
-        max_requests_per_caller=env.positive_int(environ, "MAX_REQUESTS_PER_CALLER", max(threads // 2, 1))
-        or 1,
+        max_requests_per_caller=env.positive_int(environ, "MAX_REQUESTS_PER_CALLER", None),
         client_ip_hops=env.count(environ, "CLIENT_IP_HOPS", 1 if on_cloud_run else 0),
         limits=read_limits(environ),
     )

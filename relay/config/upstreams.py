@@ -13,6 +13,7 @@ to its own host; `key_env: null` is a server that needs no key (a local one).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,15 @@ class Route:
     stream_usage: bool = False  # it takes stream_options.include_usage (token counts at a stream's end)
 
     @property
+    def secrets(self) -> tuple[str, ...]:
+        """What this route sends that its upstream could echo and no caller may see: key, secret headers."""
+        return tuple(
+            filter(
+                None, (self.api_key, *(value for name, value in self.headers if secret_header(name, value)))
+            )
+        )
+
+    @property
     def host(self) -> str:
         """The upstream's host and port, safe to show in a message."""
         return urlsplit(self.base_url).netloc.rpartition("@")[2]
@@ -65,7 +75,10 @@ def read_upstreams(environ: Mapping[str, str], name: str, stream_usage: bool | N
     if not value.startswith("["):
         path = Path(value)
         if not path.is_file():
-            raise ConfigError(f"{name} is neither a JSON list nor the path of a file: {value!r}.")
+            # Not quoted: it may hold a route's secret header.
+            raise ConfigError(
+                f"{name} is neither a JSON list nor the path of a file (a list starts with '[')."
+            )
         source = path.read_text()
     try:
         entries = json.loads(source)
@@ -124,6 +137,19 @@ def _route(
         responses_api=speaks_responses(base_url) if responses is None else responses,
         stream_usage=takes_stream_usage(base_url, stream_usage) if usage is None else usage,
     )
+
+
+# A header whose name says it carries a credential (X-Api-Key, X-Auth-Token, Cookie, ...).
+_SECRET_NAME = re.compile(r"key|token|secret|auth|passw|signature|cookie|session|credential", re.IGNORECASE)
+
+
+def secret_header(name: str, value: str) -> bool:
+    """Whether a route's header carries a secret: by its name, or by a value that looks like a credential.
+
+    Not a title or a URL (X-Title: My chat, HTTP-Referer: https://...): redacting those would
+    change replies that mention them.
+    """
+    return bool(_SECRET_NAME.search(name)) or (" " not in value and "://" not in value and len(value) >= 20)
 
 
 def takes_stream_usage(base_url: str, setting: bool | None) -> bool:

@@ -1,33 +1,31 @@
-"""What every endpoint shares: the call it serves, the choice of route, sending, and opening the reply.
+"""What every endpoint shares: the call it serves, what it supplies, the choice of route, sending.
 
-An endpoint reads its body (relay/validation), applies the owner's rules
-(relay/access), builds an Outgoing request, sends it with `send`, and answers
-with `stream_reply` or a whole answer. Any failure is a RelayError, which the
-app renders and logs with the status and outcome the error carries.
+An endpoint answers a `Call` with a `Written`, which only the call's Writer makes
+(relay/serving/writer.py). One that calls an upstream supplies an `Outgoing` request, which
+carries its `Encoding`: how its answer is to be encoded, all that differs between endpoints
+(relay/endpoints/course.py does the rest, the same way for each).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import flask
 import httpx
 
 from relay.access.callers import Caller
-from relay.access.limiter import Limiter
 from relay.access.policy import check_model
-from relay.access.redaction import Redactor, redactor_for
 from relay.config import Route, Settings
+from relay.formats.encoding import Encoder
 from relay.serving.client_connection import ClientWatch
-from relay.serving.reply import Encoder, ReplyStream
-from relay.serving.request_body import read_body
+from relay.serving.request_body import read_request_body
 from relay.serving.request_log import RequestLog
-from relay.serving.responses import TEXT, stream_response
-from relay.upstream.bodies import EVENT_STREAM, JSON, Answer, passed_headers, read_answer
+from relay.serving.writer import Writer, Written
+from relay.upstream.bodies import EVENT_STREAM, JSON
 from relay.upstream.client import Upstream
 from relay.upstream.routes import Router
 
@@ -36,40 +34,34 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Call:
-    """One request, as an endpoint sees it."""
+    """One request, as an endpoint sees it: what it asked, its log line, and the one way to answer it."""
 
     request: flask.Request
     log: RequestLog
     settings: Settings
-    _client: ClientWatch | None = field(default=None, repr=False)
-    streaming: bool = False  # a ReplyStream or PassedBody owns the client watch and the ends from now on
     caller: Caller | None = None  # known once the access token is checked
+    writer: Writer = field(init=False, repr=False)
+    _client: ClientWatch | None = field(default=None, repr=False)
     _ends: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
-    @property
-    def client_socket(self) -> Any:
-        """gunicorn's socket to the client (None under another server)."""
-        return self.request.environ.get("gunicorn.socket")
+    def __post_init__(self) -> None:
+        self.writer = Writer(self.log, self._end)
 
     @property
     def client(self) -> ClientWatch:
         """The watch on the client's socket; made once the request body has been read."""
         if self._client is None:
-            self._client = ClientWatch(self.client_socket, write_timeout=self.settings.idle_timeout)
+            socket = self.request.environ.get("gunicorn.socket")  # None under another server
+            self._client = ClientWatch(socket, write_timeout=self.settings.idle_timeout)
         return self._client
-
-    def release(self) -> None:
-        """The request is answered: stop watching its client, unless a stream still needs it."""
-        if not self.streaming:
-            if self._client is not None:
-                self._client.release()
-            self.end()
 
     def on_end(self, action: Callable[[], None]) -> None:
         """Do this once the request is over, its log line written (a stream's, when it closes)."""
         self._ends.append(action)
 
-    def end(self) -> None:
+    def _end(self) -> None:
+        if self._client is not None:
+            self._client.release()
         ends, self._ends = self._ends, []
         for action in ends:
             try:
@@ -87,20 +79,38 @@ class Call:
 
     def body(self) -> bytes:
         """The request body, read whole within MAX_BODY_BYTES and REQUEST_BODY_TIMEOUT."""
-        return read_body(self.request, self.settings.max_body_bytes, self.settings.body_timeout)
+        return read_request_body(self.request, self.settings.max_body_bytes, self.settings.body_timeout)
 
 
 class Endpoint(Protocol):
     """Serves one path (or a family of paths) for these methods; OPTIONS is the app's."""
 
     methods: tuple[str, ...]
+    needs_token: bool  # ACCESS_TOKENS applies (all but /page-config.json)
 
-    def serve(self, call: Call) -> flask.Response: ...
+    def serve(self, call: Call) -> Written: ...
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How an endpoint's answer is encoded for its caller: everything that differs between endpoints."""
+
+    upstream: Literal["chat", "responses", "embeddings"]  # what the upstream answers: how to read its events
+    encoder: Callable[[], Encoder] | None = None  # a stream's encoder (relay/formats)
+    content_type: str = JSON  # of a streamed answer
+    # The caller's whole answer made from the upstream's (a JSON object); None: passed on as it came.
+    whole: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
+    refusal: Literal["text", "passed"] = "passed"  # the original route's words, or the upstream's own JSON
+    sdk_headers: bool = True  # the upstream's headers an SDK acts on go along (relay/upstream/bodies.py)
+    as_it_arrives: bool = False  # a whole answer passed on read by read, never held (embeddings)
+    # The relay retries an upstream's 429 and 5xx itself, for callers that do not (the 2023 client);
+    # else they reach the caller at once, whose SDK retries them as the upstream's Retry-After says.
+    retry_statuses: bool = False
 
 
 @dataclass(frozen=True)
 class Outgoing:
-    """A request for the upstream, as an endpoint built it, and what its answer needs to know."""
+    """A request for the upstream, as an endpoint built it, and how its answer is to be encoded."""
 
     route: Route
     path: str  # under the route's base URL, such as "/chat/completions"
@@ -108,50 +118,11 @@ class Outgoing:
     body: bytes
     model: str  # as the caller named it
     stream: bool  # the caller asked for a stream
-    # For /v1/responses on a chat-only upstream: what the Response object repeats of the request.
-    translate: dict[str, Any] | None = None
-    hide_usage: bool = False  # the relay asked for the usage chunk; the caller did not
+    encoding: Encoding
 
     @property
     def accept(self) -> str:
         return EVENT_STREAM if self.stream else JSON
-
-
-class UpstreamEndpoint:
-    """The shape of every endpoint that calls an upstream: prepare the request, send it, answer.
-
-    `prepare` reads and checks the body and applies the owner's rules; what it parsed is
-    dropped when it returns, so a stream holds none of it (only the bytes to send, until
-    the upstream answers). `answer` turns the upstream's response into the caller's.
-    """
-
-    methods: tuple[str, ...] = ("POST",)
-
-    def __init__(self, settings: Settings, upstreams: Upstreams, limiter: Limiter) -> None:
-        self.settings = settings
-        self.upstreams = upstreams
-        self.limiter = limiter
-
-    def serve(self, call: Call) -> flask.Response:
-        outgoing = self.prepare(call)
-        call.log.prompt_bytes = len(outgoing.body)
-        self.admit(call, outgoing.model)
-        response = self.upstreams.send(call, outgoing)
-        return self.answer(call, outgoing, response)
-
-    def admit(self, call: Call, model: str) -> None:
-        """The owner's rate limits and spend caps, before anything is sent (429 over one)."""
-        if call.caller is None or not self.settings.limits.any:
-            return
-        spend = self.limiter.admit(call.caller, model)
-        if spend.tokens:
-            call.on_end(lambda: self.limiter.settle(spend, call.log.tokens or 0))
-
-    def prepare(self, call: Call) -> Outgoing:
-        raise NotImplementedError
-
-    def answer(self, call: Call, outgoing: Outgoing, response: httpx.Response) -> flask.Response:
-        raise NotImplementedError
 
 
 class Upstreams:
@@ -174,49 +145,12 @@ class Upstreams:
         """Send; if the client leaves during the wait for the answer, stop waiting (ClientGone)."""
         with call.client.interruptible():
             response = self.of(outgoing.route).send(
-                "POST", outgoing.path, outgoing.api_key, outgoing.body, accept=outgoing.accept
+                "POST",
+                outgoing.path,
+                outgoing.api_key,
+                outgoing.body,
+                accept=outgoing.accept,
+                retry_statuses=outgoing.encoding.retry_statuses,
             )
         call.log.upstream_status = response.status_code
         return response
-
-
-def stream_reply(
-    call: Call,
-    response: httpx.Response,
-    encoder: Encoder,
-    api_key: str | None,
-    content_type: str = TEXT,
-    *,
-    pass_headers: bool = False,
-) -> flask.Response:
-    """A 200 whose body relays the upstream's stream through `encoder`; the upstream is closed at its end.
-
-    With `pass_headers`, the upstream's headers an SDK reads (its request id, rate limits) go
-    along, as on a whole answer.
-    """
-    redactor = redactor_for((api_key,))
-    reply = ReplyStream(
-        response,
-        encoder,
-        log=call.log,
-        settings=call.settings,
-        redactor=redactor,
-        client=call.client,
-        ended=call.end,
-    )
-    call.streaming = True
-    streamed = stream_response(reply, content_type=content_type)
-    if pass_headers:
-        streamed.headers.extend(safe_headers(passed_headers(response.headers), redactor))
-    return streamed
-
-
-def safe_headers(headers: Iterable[tuple[str, str]], redactor: Redactor) -> list[tuple[str, str]]:
-    """The headers whose values hold nothing secret (an upstream could echo its key in any)."""
-    return [(name, value) for name, value in headers if redactor.redact(value) == value]
-
-
-def read_whole(call: Call, response: httpx.Response) -> Answer:
-    """The upstream's whole answer, read while the client is there and the request has time left."""
-    with call.client.interruptible():
-        return read_answer(response, call.seconds_left())

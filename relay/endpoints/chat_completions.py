@@ -1,27 +1,23 @@
 """POST /v1/chat/completions: the OpenAI API, for the official SDKs and anything that speaks it.
 
-The body passes through as it is, only the model's route prefix taken off; a stream
-comes back event by event (relay/formats/chat_events.py); a whole answer, or an
-upstream's error, keeps its status, JSON body and rate-limit headers, so the SDKs
-raise their usual exceptions and back off as asked.
+The body passes through as it is, only the model's route prefix taken off; a stream comes back
+event by event (relay/formats/chat_events.py); a whole answer, or an upstream's error, keeps
+its status, JSON body and rate-limit headers, so the SDKs raise their usual exceptions and back
+off as asked.
 """
 
 from __future__ import annotations
 
-import flask
-import httpx
+from functools import partial
 
 from relay.access.policy import bearer_key, choose_key, token_cap
-from relay.access.redaction import redactor_for
 from relay.config import Route, Settings
-from relay.endpoints.answers import answer_response, usage_of
-from relay.endpoints.base import Call, Outgoing, UpstreamEndpoint, read_whole, safe_headers, stream_reply
+from relay.endpoints.base import Call, Encoding, Outgoing
+from relay.endpoints.course import UpstreamEndpoint
 from relay.errors import KeyRequired, MissingApiKey
 from relay.formats import jsoncodec
-from relay.formats.chat_events import EventPassThrough, completion_as_events, error_event
-from relay.serving.responses import EVENT_STREAM as EVENT_STREAM_OUT
-from relay.serving.responses import fixed_response
-from relay.upstream.bodies import JSON, body_kind
+from relay.formats.chat_events import ChatEvents
+from relay.serving.writer import EVENT_STREAM_UTF8
 from relay.validation.chat_body import (
     CHAT_FIELDS,
     ChatCompletionsRequest,
@@ -48,39 +44,10 @@ class ChatCompletions(UpstreamEndpoint):
                 request.data["stream_options"] = {**options, "include_usage": True}
                 hide_usage = True
         body = jsoncodec.dumps(request.data)
-        return Outgoing(
-            route, "/chat/completions", api_key, body, request.model, request.stream, hide_usage=hide_usage
+        encoding = Encoding(
+            "chat", partial(ChatEvents, hide_usage=hide_usage), content_type=EVENT_STREAM_UTF8
         )
-
-    def answer(self, call: Call, outgoing: Outgoing, response: httpx.Response) -> flask.Response:
-        api_key = outgoing.api_key
-        if outgoing.stream and response.is_success and body_kind(response) == "stream":
-            return stream_reply(
-                call,
-                response,
-                EventPassThrough(hide_usage=outgoing.hide_usage),
-                api_key,
-                EVENT_STREAM_OUT,
-                pass_headers=True,
-            )
-        answer = read_whole(call, response)
-        if outgoing.stream and answer.status < 300 and answer.content_type.lower().startswith(JSON):
-            # The upstream ignored `stream` and sent the whole completion: the caller gets its stream.
-            redactor = redactor_for((api_key,))
-            body = redactor.redact_bytes(answer.body)
-            events = completion_as_events(body)
-            outcome = "ok"
-            call.log.usage, call.log.text_chars = usage_of(body), len(body)  # as answer_response counts
-            if events is None:
-                events = error_event(
-                    f"The upstream ({answer.host}) answered {answer.status} with JSON that holds no reply."
-                )
-                outcome = "upstream_error"
-            call.log.finish(answer.status, outcome)
-            as_stream = fixed_response(events, answer.status, EVENT_STREAM_OUT)
-            as_stream.headers.extend(safe_headers(answer.headers, redactor))
-            return as_stream
-        return answer_response(answer, call.log, api_key, count_usage=True)
+        return Outgoing(route, "/chat/completions", api_key, body, request.model, request.stream, encoding)
 
     def _limit_tokens(self, request: ChatCompletionsRequest, route: Route) -> None:
         """MAX_TOKENS_LIMIT, as on the original endpoint: per reply, so one choice per request."""

@@ -1,48 +1,34 @@
 """A whole answer passed on as it arrives (embeddings: tens of MiB of vectors), never held whole.
 
-Each read is redacted and written at once, under the same watch and deadline as a
-stream: a client that leaves frees the upstream, an answer that outlasts
-STREAM_MAX_SECONDS is cut. The response is closed and the log line written whatever
-happens.
+Each read of the upstream's body is a write (a Source of relay/serving/writer.py, which
+redacts and counts it), under the same watch and deadline as a stream: a client that
+leaves frees the upstream, an answer that outlasts STREAM_MAX_SECONDS is cut (the caller's
+JSON parser then says it ended short). The upstream is closed whatever happens.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 
 import httpx
 
-from relay.access.redaction import Redactor
 from relay.serving.client_connection import ClientWatch
-from relay.serving.request_log import RequestLog
 
 
 class PassedBody:
-    """An iterable WSGI body: the upstream's body, read by read; `close` closes the upstream."""
+    """The upstream's body, read by read; `close` closes the upstream."""
 
-    def __init__(
-        self,
-        response: httpx.Response,
-        *,
-        log: RequestLog,
-        redactor: Redactor,
-        client: ClientWatch,
-        deadline: float,
-        ended: Callable[[], None],
-    ) -> None:
+    def __init__(self, response: httpx.Response, *, client: ClientWatch, deadline: float) -> None:
         self._response = response
-        self._log = log
-        self._redactor = redactor
         self._client = client
         self._deadline = deadline
-        self._ended = ended
-        self._outcome = "client_gone"
-        self._closed = False
-        self._body = self._pass()
+        self.outcome = "client_gone"  # until the body ends some other way
+        self.detail: str | None = None
+        self._reads = self._pass()
 
     def __iter__(self) -> Iterator[bytes]:
-        return self._body
+        return self._reads
 
     def _pass(self) -> Generator[bytes, None, None]:
         client = self._client
@@ -50,27 +36,20 @@ class PassedBody:
             for chunk in self._response.iter_raw():
                 if client.gone():
                     return
-                sent = self._redactor.redact_bytes(chunk)
-                self._log.bytes_sent += len(sent)  # what the caller got, as a ReplyStream counts
-                yield sent
+                yield chunk
                 if time.monotonic() > self._deadline:
-                    self._outcome, self._log.detail = "timeout", "answer reached STREAM_MAX_SECONDS"
-                    return  # the caller's JSON is cut short: its parser says so
+                    self.outcome, self.detail = "timeout", "answer reached STREAM_MAX_SECONDS"
+                    return
         except httpx.HTTPError:
-            self._outcome, self._log.detail = "upstream_error", "upstream connection lost mid-answer"
+            self.outcome, self.detail = "upstream_error", "upstream connection lost mid-answer"
             return
-        self._outcome = "ok"
+        self.outcome = "ok"
+
+    def cut(self, reason: str) -> bytes:
+        return b""  # a JSON answer has no room for a note: cut short, its parser says so
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
         try:
-            self._body.close()
+            self._reads.close()
         finally:
-            try:
-                self._response.close()
-            finally:
-                self._client.release()
-                self._log.finish(200, self._outcome)
-                self._ended()
+            self._response.close()

@@ -20,7 +20,7 @@ def limit_body(request: flask.Request, limit: int) -> None:
     request.max_content_length = limit + 1
 
 
-def read_body(request: flask.Request, limit: int, timeout: float) -> bytes:
+def read_request_body(request: flask.Request, limit: int, timeout: float) -> bytes:
     """The whole body, or the error that says why not (413, 408, 400 for broken framing, gone).
 
     Read once and not kept by the request (the caller drops it once it is parsed), within

@@ -7,7 +7,6 @@ usage) and never what was said: no message text, no key, no token.
 from __future__ import annotations
 
 import logging
-import math
 import re
 import secrets
 import sys
@@ -17,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from relay.access.redaction import Redactor
-from relay.access.usage import tokens_of
 from relay.formats import jsoncodec
 
 logger = logging.getLogger("relay.request")
@@ -76,8 +74,8 @@ class RequestLog:
     detail: str | None = None  # why it failed, in the relay's own words
     caller: str | None = None  # an access token's name, or the client's address
     prompt_bytes: int = 0  # the request sent upstream, for an estimate of its tokens
-    text_chars: int = 0  # the reply's text, for the same
-    tokens: int | None = None  # what the request cost, counted at finish (for the limits)
+    tokens: int | None = None  # what the reply cost (relay/access/usage.py), for the limits too
+    usage_source: str | None = None  # "upstream" (its usage object) or "estimated"
 
     def mark_first_token(self) -> None:
         if self.first_token_ms is None:
@@ -108,14 +106,9 @@ class RequestLog:
             fields["caller"] = bounded(self.caller)
         if self.usage is not None:
             fields["usage"] = self.usage
-        if self.upstream_status is not None and self.upstream_status < 300:
-            counted = tokens_of(self.usage)
-            # Where the upstream told none: about four characters a token, the request and the reply.
-            self.tokens = (
-                counted if counted is not None else math.ceil((self.prompt_bytes + self.text_chars) / 4)
-            )
+        if self.tokens is not None:
             fields["tokens"] = self.tokens
-            fields["usage_source"] = "upstream" if counted is not None else "estimated"
+            fields["usage_source"] = self.usage_source
         if self.detail:
             fields["detail"] = self.detail
         if self.trace:

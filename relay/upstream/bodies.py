@@ -1,6 +1,6 @@
 """Reading what the upstream answered: the kind of body, and a whole body, bounded in size and time.
 
-Streams are read by relay/serving/reply.py as they arrive; this reads answers that
+Streams are read by relay/serving/relayed_stream.py as they arrive; this reads answers that
 come whole (a completion, a model list, an error) up to a size and within a deadline,
 so no upstream can make the relay hold more than that, or wait longer. Bodies are
 never compressed (relay/upstream/client.py asks for none and refuses any).
@@ -55,8 +55,8 @@ def body_kind(response: httpx.Response) -> str:
     return "stream" if content_type.startswith(EVENT_STREAM) else "other"
 
 
-def read_body(response: httpx.Response, limit: int, seconds: float) -> bytes:
-    """A whole body, up to `limit` bytes and within `seconds`; a failure is an UpstreamError."""
+def read_bounded(response: httpx.Response, limit: int, seconds: float) -> bytes:
+    """A whole body, up to `limit` bytes in all and within `seconds`; a failure is an UpstreamError."""
     host = response.request.url.host
     parts: list[bytes] = []
     size = 0
@@ -64,13 +64,13 @@ def read_body(response: httpx.Response, limit: int, seconds: float) -> bytes:
     try:
         with within(seconds, late):
             for chunk in response.iter_raw():
-                parts.append(chunk)
                 size += len(chunk)
                 if size > limit:
                     raise UpstreamUnreachable(
                         f"OpenAI API error: the answer of {host} is larger than the relay passes on "
                         f"({limit // 1024} KiB)."
                     )
+                parts.append(chunk)
     except httpx.TimeoutException:
         raise UpstreamTimeout(f"OpenAI API error: {host} stopped sending its answer part way.") from None
     except httpx.HTTPError:
@@ -80,24 +80,12 @@ def read_body(response: httpx.Response, limit: int, seconds: float) -> bytes:
     return b"".join(parts)
 
 
-def read_answer_body(response: httpx.Response, seconds: float) -> bytes:
-    """A whole answer's body (a completion, a model list), within WHOLE_BODY_LIMIT."""
-    return read_body(response, WHOLE_BODY_LIMIT, seconds)
-
-
-def read_error_body(response: httpx.Response) -> bytes:
-    """An error's body, or nothing when it is cut, too long or too slow (the error is told without it)."""
-    try:
-        return read_body(response, ERROR_BODY_LIMIT, ERROR_BODY_SECONDS)
-    except UpstreamError:
-        return b""
-
-
 @dataclass(frozen=True)
 class Answer:
     """A whole answer from the upstream: a completion, a model list, or an error."""
 
     status: int
+    reason: str  # the status line's phrase ("" under HTTP/2)
     content_type: str
     body: bytes
     host: str
@@ -105,13 +93,29 @@ class Answer:
 
 
 def read_answer(response: httpx.Response, seconds: float) -> Answer:
-    """Read a whole answer within `seconds` and close the response."""
+    """Read a whole answer (within WHOLE_BODY_LIMIT and `seconds`) and close the response."""
     try:
-        body = read_answer_body(response, seconds)
+        body = read_bounded(response, WHOLE_BODY_LIMIT, seconds)
     finally:
         response.close()
+    return _answer(response, body)
+
+
+def read_error(response: httpx.Response) -> Answer:
+    """An error answer, whose body is only there to be quoted: b"" when it is too long or too slow."""
+    try:
+        body = read_bounded(response, ERROR_BODY_LIMIT, ERROR_BODY_SECONDS)
+    except UpstreamError:
+        body = b""
+    finally:
+        response.close()
+    return _answer(response, body)
+
+
+def _answer(response: httpx.Response, body: bytes) -> Answer:
     return Answer(
         response.status_code,
+        response.reason_phrase,
         response.headers.get("content-type", JSON),
         body,
         response.request.url.host,

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 import httpcore  # noqa: F401 - imported here, at start-up: httpx imports it at the first request
 import httpx
 
-from relay.access.redaction import redact
 from relay.config import Route, Settings
 from relay.errors import RETRIED_STATUSES, UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from relay.upstream.failures import describe_transport_error
@@ -39,15 +38,23 @@ class Upstream:
         # expand without bound (a "zip bomb"); a chat stream gains little from it anyway.
         self._headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **dict(route.headers)}
 
-    def send(
-        self, method: str, path: str, api_key: str | None, body: bytes | None, accept: str
+    def send(  # noqa: PLR0917 - what to send, and whether to retry a status
+        self,
+        method: str,
+        path: str,
+        api_key: str | None,
+        body: bytes | None,
+        accept: str,
+        retry_statuses: bool = False,
     ) -> httpx.Response:
         """Send a request; return the (streaming) response, whatever its status.
 
-        Retried as relay/upstream/retry.py says, while the wait stays within
-        UPSTREAM_CONNECT_TIMEOUT + UPSTREAM_FIRST_BYTE_TIMEOUT: nothing has reached the
-        caller yet, so nothing is lost or sent twice. A failure that remains is raised
-        as an UpstreamError.
+        A connection refused, reset or closed before any answer is retried as
+        relay/upstream/retry.py says, while the wait stays within UPSTREAM_CONNECT_TIMEOUT +
+        UPSTREAM_FIRST_BYTE_TIMEOUT: nothing has reached the caller yet, so nothing is lost or
+        sent twice, and no SDK can see it to retry. An upstream's 429 or 5xx is retried only with
+        `retry_statuses` (for callers that do not retry, the 2023 client): an SDK retries those
+        itself, as the upstream's Retry-After says. A failure that remains is an UpstreamError.
         """
         settings = self.settings
         # One budget for every attempt: the wait of a single one (relay/config counts on it).
@@ -62,7 +69,7 @@ class Upstream:
                     raise
                 reason = failure.message
             else:
-                if response.status_code not in RETRIED_STATUSES:
+                if not retry_statuses or response.status_code not in RETRIED_STATUSES:
                     return response
                 wait = retry_wait(attempt, settings.retries, settings.retry_max_wait, response.headers)
                 if wait is None or time.monotonic() + wait >= deadline - MIN_ATTEMPT_SECONDS:
@@ -74,7 +81,7 @@ class Upstream:
                 self.route.host,
                 attempt + 1,
                 settings.retries + 1,
-                redact(reason, (api_key,)),
+                reason,  # a transport error's text, redacted as it was made (failures.py)
                 wait,
             )
             time.sleep(wait)  # cooperative under gevent

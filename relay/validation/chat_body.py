@@ -77,7 +77,11 @@ def check_fields(data: dict[str, Any], known: frozenset[str], allowed: tuple[str
                 "it may make a reply cost more than its tokens. Its owner can allow it (ALLOWED_FIELDS)."
             )
     tier = data.get("service_tier")
-    if tier is not None and tier not in SERVICE_TIERS and "service_tier" not in allowed:
+    if (
+        tier is not None
+        and not (isinstance(tier, str) and tier in SERVICE_TIERS)
+        and "service_tier" not in allowed
+    ):
         tiers = ", ".join(sorted(SERVICE_TIERS))
         raise BadRequest(f'"service_tier" must be one of {tiers} on this relay (MAX_TOKENS_LIMIT).')
 

@@ -75,7 +75,7 @@ def check_tools(data: dict[str, Any], allowed: tuple[str, ...]) -> None:
         if not isinstance(tool, dict):
             raise BadRequest(f'"tools[{index}]" must be a tool object, got {kind(tool)}.')
         tool_type = tool.get("type")
-        if tool_type not in TOKEN_ONLY_TOOLS and tool_type not in allowed:
+        if not (isinstance(tool_type, str) and (tool_type in TOKEN_ONLY_TOOLS or tool_type in allowed)):
             raise BadRequest(
                 f'"tools[{index}].type" is {quoted_type(tool_type)}: a tool the upstream runs itself, billed '
                 "beyond the tokens this relay caps (MAX_TOKENS_LIMIT). Its owner can allow that type "

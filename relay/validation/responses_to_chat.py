@@ -115,7 +115,7 @@ def _messages(data: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _message(item: dict[str, Any], where: str) -> dict[str, Any]:
     role = item.get("role")
-    if role not in ROLES:
+    if not (isinstance(role, str) and role in ROLES):
         raise BadRequest(f'"{where}.role" must be one of {", ".join(sorted(ROLES))}.')
     content = item.get("content")
     if isinstance(content, str):

@@ -1,0 +1,229 @@
+"""An upstream endpoint's course: the endpoint prepares its request; everything after is shared.
+
+`UpstreamEndpoint.serve`: `prepare` is the endpoint's own (its body checked, the owner's rules,
+the bytes to send, its Encoding); then, the same for every endpoint: the route's secrets given
+to the Writer, the limits (`admit`), `send`, and `answer`, which decides once between
+- a refusal: the upstream's status is not 2xx, or its body is no reply; told in the caller's
+  terms (the original route's words, or the upstream's own status and JSON on /v1/);
+- a stream, where the caller asked for one: the upstream's events through the endpoint's
+  encoder (relay/serving/relayed_stream.py); a whole answer, as the chunks of its stream;
+- a whole answer: the upstream's as it came, or as the endpoint makes it (its stream, where it
+  sent one, made whole first); or passed on as it arrives (embeddings).
+Every answer is made by the request's Writer; what the reply cost is watched on the way.
+"""
+
+from __future__ import annotations
+
+import http
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from relay.access.limiter import Limiter
+from relay.access.usage import Usage
+from relay.config import Settings
+from relay.endpoints.base import Call, Encoding, Outgoing, Upstreams
+from relay.errors import UpstreamError, UpstreamHTTPError, UpstreamUnreachable
+from relay.formats import jsoncodec
+from relay.formats.chat_chunks import chunks_as_completion, completion_as_chunks
+from relay.formats.encoding import DONE
+from relay.formats.responses_passthrough import ENDS
+from relay.formats.sse import EventTooLarge, SSEDecoder
+from relay.serving.passed_body import PassedBody
+from relay.serving.relayed_stream import RelayedStream
+from relay.serving.writer import Written, json_error_body
+from relay.upstream.bodies import JSON, Answer, body_kind, passed_headers, read_answer, read_error
+
+
+class UpstreamEndpoint:
+    """The shape of every endpoint that calls an upstream: prepare the request, admit, send, answer.
+
+    `prepare` reads and checks the body and applies the owner's rules; what it parsed is
+    dropped when it returns, so a stream holds none of it (only the bytes to send, until
+    the upstream answers).
+    """
+
+    methods: tuple[str, ...] = ("POST",)
+    needs_token = True
+
+    def __init__(self, settings: Settings, upstreams: Upstreams, limiter: Limiter) -> None:
+        self.settings = settings
+        self.upstreams = upstreams
+        self.limiter = limiter
+
+    def prepare(self, call: Call) -> Outgoing:
+        raise NotImplementedError
+
+    def serve(self, call: Call) -> Written:
+        outgoing = self.prepare(call)
+        # Whatever the upstream sends back, these never reach the caller: the key it was sent
+        # with, and the route's own headers (an upstream may echo any of them).
+        call.writer.keep_secret(outgoing.api_key, *outgoing.route.secrets)
+        call.log.prompt_bytes = len(outgoing.body)
+        self.admit(call, outgoing.model)
+        response = self.upstreams.send(call, outgoing)
+        return answer(call, outgoing, response)
+
+    def admit(self, call: Call, model: str) -> None:
+        """The owner's rate limits and spend caps, before anything is sent (429 over one)."""
+        if call.caller is None or not self.settings.limits.any:
+            return
+        spend = self.limiter.admit(call.caller, model)
+        if spend.tokens:
+            call.on_end(lambda: self.limiter.settle(spend, call.log.tokens or 0))
+
+
+def answer(call: Call, outgoing: Outgoing, response: httpx.Response) -> Written:
+    """The caller's answer to the upstream's response, made by the request's Writer."""
+    encoding = outgoing.encoding
+    kind = body_kind(response)
+    if not response.is_success or kind == "other":
+        return refused(call, encoding, read_error_while_there(call, response))
+    usage = call.writer.usage = Usage()
+    headers = passed_headers(response.headers) if encoding.sdk_headers else ()
+    if outgoing.stream and encoding.encoder is not None and (kind == "stream" or encoding.upstream == "chat"):
+        # A whole answer where a stream was asked (an upstream that ignored `stream`): its chunks.
+        whole = None if kind == "stream" else whole_as_events(read_while_there(call, response).body)
+        source = RelayedStream(
+            response,
+            encoding.encoder(),
+            observer(encoding, usage),
+            log=call.log,
+            client=call.client,
+            settings=call.settings,
+            whole=whole,
+        )
+        return call.writer.stream(source, encoding.content_type, headers)
+    if encoding.as_it_arrives and kind == "json":
+        deadline = call.log.started + call.settings.stream_max_seconds
+        passed = PassedBody(response, client=call.client, deadline=deadline)
+        return call.writer.stream(passed, JSON, headers)
+    whole_answer = read_while_there(call, response)
+    value = answer_value(whole_answer.body, kind, encoding)
+    if isinstance(value, dict):
+        if encoding.upstream == "chat":
+            usage.chat_completion(value)
+        elif encoding.upstream == "responses":
+            usage.response_object(value)
+    body = whole_answer.body if kind == "json" and encoding.whole is None else None
+    if body is None and value is not None:
+        made = value if encoding.whole is None else encoding.whole(value)
+        body = None if made is None else jsoncodec.dumps(made)
+    if body is None:
+        raise UpstreamUnreachable(
+            f"OpenAI API error: {whole_answer.host} answered {whole_answer.status} with "
+            f"{whole_answer.content_type.split(';')[0]} that holds no reply."
+        )
+    return call.writer.fixed(whole_answer.status, body, JSON, whole_answer.headers, outcome="ok")
+
+
+def observer(encoding: Encoding, usage: Usage) -> Callable[[dict[str, Any]], None]:
+    """What sees each of the upstream's events on its way: the reply's usage, in the upstream's words."""
+    return usage.chat_chunk if encoding.upstream == "chat" else usage.responses_event
+
+
+def read_while_there(call: Call, response: httpx.Response) -> Answer:
+    """The upstream's whole answer, read while the client is there and the request has time left."""
+    with call.client.interruptible():
+        return read_answer(response, call.seconds_left())
+
+
+def read_error_while_there(call: Call, response: httpx.Response) -> Answer:
+    """The upstream's error answer (its body only to be quoted), read while the client is there."""
+    with call.client.interruptible():
+        return read_error(response)
+
+
+def whole_as_events(body: bytes) -> list[bytes]:
+    """A whole chat answer as the events of its stream: a completion's chunks, or an error as it came."""
+    try:
+        value = jsoncodec.loads(body)
+    except jsoncodec.JSONDecodeError:
+        return [body]  # skipped, and logged by size, as a stream's data that is no JSON is
+    if isinstance(value, dict) and value.get("error") is not None:
+        return [body]
+    chunks = completion_as_chunks(value) if isinstance(value, dict) else None
+    return [jsoncodec.dumps(chunk) for chunk in chunks or ()]
+
+
+def answer_value(body: bytes, kind: str, encoding: Encoding) -> dict[str, Any] | None:
+    """The upstream's whole answer as a JSON object; an event stream where one was asked, made whole."""
+    if kind == "json":
+        try:
+            value = jsoncodec.loads(body)
+        except jsoncodec.JSONDecodeError:
+            return None
+        return value if isinstance(value, dict) else None
+    decoder = SSEDecoder()
+    try:
+        payloads = [*decoder.feed(body), *decoder.flush()]
+    except EventTooLarge:
+        return None
+    events = [jsoncodec.event_object(payload) for payload in payloads if payload != DONE]
+    objects = [value for value in events if value is not None]
+    if encoding.upstream == "chat":
+        return chunks_as_completion(objects)
+    ends = [value.get("response") for value in objects if str(value.get("type")) in ENDS]
+    return ends[-1] if ends and isinstance(ends[-1], dict) else None
+
+
+# -- an upstream that refused, told in the caller's terms --
+
+
+def refused(call: Call, encoding: Encoding, refusal: Answer) -> Written:
+    if encoding.refusal == "text":
+        raise in_original_words(refusal)
+    return passed_on(call, refusal)
+
+
+def passed_on(call: Call, refusal: Answer) -> Written:
+    """The upstream's error as it came, so the SDKs raise their usual errors; JSON even where it sent none."""
+    status, content_type, body = refusal.status, refusal.content_type, refusal.body
+    if not (200 <= status < 300 or 400 <= status <= 599):
+        # A redirect, or a status no client knows: the base URL likely points somewhere else.
+        status, content_type = 502, JSON
+        body = json_error_body(
+            f"The upstream ({refusal.host}) answered {refusal.status}, which the relay cannot pass on; "
+            "check OPENAI_BASE_URL (or the route's base_url).",
+            status,
+        )
+    elif not content_type.lower().startswith(JSON) or not body:
+        # An HTML error page or the like, or a body too long or too slow to quote.
+        status = status if status >= 400 else 502
+        body = json_error_body(
+            f"The upstream ({refusal.host}) answered {refusal.status} without a JSON body.", status
+        )
+        content_type = JSON
+    # Its Retry-After and rate-limit headers go along: the caller's SDK retries a 429 or a 5xx as
+    # it always does (the relay has not: relay/upstream/client.py).
+    return call.writer.fixed(status, body, content_type, refusal.headers, outcome="upstream_error")
+
+
+def in_original_words(refusal: Answer) -> UpstreamError:
+    """What the original route's caller is told: `OpenAI API error: <status> <reason> <JSON body, or {}>`."""
+    status, host = refusal.status, refusal.host
+    if 200 <= status < 300:
+        return UpstreamUnreachable(
+            f"OpenAI API error: {host} answered {status} with {refusal.content_type}, not an event stream; "
+            "check its base URL."
+        )
+    try:
+        payload = jsoncodec.dumps(jsoncodec.loads(refusal.body)).decode()
+    except jsoncodec.JSONDecodeError:
+        payload = "{}"
+    # HTTP/2 has no reason phrase; then the standard one, or "" if unknown.
+    reason = refusal.reason or _standard_reason(status)
+    # The 2023 client shows this text, and looks for "429 Too Many Requests" in it.
+    message = f"OpenAI API error: {status} {reason} {payload}"
+    if 400 <= status <= 599:
+        return UpstreamHTTPError(status, message, dict(refusal.headers).get("retry-after"))
+    # A redirect or another status the relay cannot pass on: the base URL is likely wrong.
+    return UpstreamUnreachable(f"{message} (unexpected status from the upstream; check OPENAI_BASE_URL)")
+
+
+def _standard_reason(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
