@@ -29,6 +29,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+# Connections waiting to be accepted: a thousand streams start at once. (asyncio's server listens
+# again with its own backlog, 100 unless given: connections beyond it wait a second to be retried.)
+BACKLOG = 4096
 DEMO_REPLY = "Hello! I am the fake upstream: no API key, no network, streamed token by token. 👋"
 
 
@@ -310,10 +313,10 @@ class FakeUpstream:
         loop = asyncio.new_event_loop()
         self._loop = loop
         asyncio.set_event_loop(loop)
-        sock = socket.create_server((self.host, self.port), backlog=4096)
+        sock = socket.create_server((self.host, self.port), backlog=BACKLOG)
         self.port = sock.getsockname()[1]
         self._server = loop.run_until_complete(
-            asyncio.start_server(self._serve, sock=sock, ssl=self.ssl_context, limit=1 << 20)
+            asyncio.start_server(self._serve, sock=sock, ssl=self.ssl_context, limit=1 << 20, backlog=BACKLOG)
         )
         ready.set()
         try:
