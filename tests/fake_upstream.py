@@ -4,11 +4,11 @@ It speaks raw HTTP over asyncio so that it can produce what a well-behaved
 framework would not: one-byte writes, a character split between two writes, a
 reset or an early close mid-stream, a stall, a body without `data: [DONE]`.
 
-A test registers a `Reply` for a model name (or for "*", any other model); a
-request for that model gets it. Otherwise: an ordinary OpenAI-style stream (the
-demo's reply). Every
-request is recorded with its headers and body, and the server counts open
-connections and notes when a client closed its connection early.
+A test registers a `Reply` (tests/fake_replies.py: what the fake can send) for a
+model name (or for "*", any other model); a request for that model gets it.
+Otherwise: an ordinary OpenAI-style stream (the demo's reply). Every request is
+recorded with its headers and body, and the server counts open connections and
+notes when a client closed its connection early.
 
 Run it alone for the demo: `python -m tests.fake_upstream --port 8081`.
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import itertools
 import json
 import socket
 import ssl
@@ -29,50 +28,50 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+# What the fake sends, defined in tests/fake_replies.py; the tests import these names from here.
+from tests.fake_replies import (
+    DEMO_REPLY,
+    FAKE_MODEL,
+    PACKET,
+    Close,
+    Pause,
+    Reply,
+    Reset,
+    Stall,
+    Step,
+    chunk,
+    error_reply,
+    openai_stream,
+    responses_stream,
+    sse,
+    tokenize,
+    wire_frame,
+    wire_head,
+)
+
+__all__ = [
+    "FAKE_MODEL",
+    "PACKET",
+    "Close",
+    "FakeUpstream",
+    "Pause",
+    "RecordedRequest",
+    "Reply",
+    "Reset",
+    "Stall",
+    "Step",
+    "chunk",
+    "error_reply",
+    "openai_stream",
+    "peak_concurrency",
+    "responses_stream",
+    "sse",
+    "tokenize",
+]
+
 # Connections waiting to be accepted: a thousand streams start at once. (asyncio's server listens
 # again with its own backlog, 100 unless given: connections beyond it wait a second to be retried.)
 BACKLOG = 4096
-DEMO_REPLY = "Hello! I am the fake upstream: no API key, no network, streamed token by token. 👋"
-
-
-@dataclass
-class Pause:
-    """Wait before the next step."""
-
-    seconds: float
-
-
-@dataclass
-class Reset:
-    """Abort the connection with a TCP reset."""
-
-
-@dataclass
-class Close:
-    """Close the connection cleanly, mid-body if the body is not finished."""
-
-
-@dataclass
-class Stall:
-    """Send nothing more; wait until the client gives up."""
-
-
-Step = bytes | Pause | Reset | Close | Stall
-
-
-@dataclass
-class Reply:
-    """What the fake sends for one request."""
-
-    status: int = 200
-    reason: str | None = None  # None: the standard phrase; "" sends none
-    headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "text/event-stream"})
-    body: list[Step] = field(default_factory=list)
-    chunked: bool = True  # chunked transfer encoding; else Connection: close framing
-    one_byte_writes: bool = False  # split every bytes step into one-byte writes
-    delay_headers: float = 0.0  # seconds before the status line
-    preamble: list[Step] = field(default_factory=list)  # sent as they are before the status line (1xx heads)
-    hang_up: bool = False  # reset the connection without answering at all
 
 
 @dataclass
@@ -96,135 +95,6 @@ class RecordedRequest:
         return self.finished or self.client_closed
 
 
-# --- building blocks for replies -------------------------------------------------------------
-
-
-def sse(payload: Any) -> bytes:
-    """One SSE event whose data is `payload` (JSON unless bytes or str)."""
-    if isinstance(payload, bytes):
-        data = payload
-    elif isinstance(payload, str):
-        data = payload.encode()
-    else:
-        data = json.dumps(payload, ensure_ascii=False).encode()
-    return b"data: " + data + b"\n\n"
-
-
-# The model the fake names in its chunks, and the first write of the relay's reply to them.
-FAKE_MODEL = "gpt-fake-0613"
-PACKET = b'{"model":"' + FAKE_MODEL.encode() + b'"}'
-
-
-def chunk(
-    content: str | None = None,
-    *,
-    role: str | None = None,
-    model: str = FAKE_MODEL,
-    finish: str | None = None,
-) -> dict[str, Any]:
-    """A chat.completion.chunk with one choice."""
-    delta: dict[str, Any] = {}
-    if role is not None:
-        delta["role"] = role
-    if content is not None:
-        delta["content"] = content
-    return {
-        "id": "chatcmpl-fake",
-        "object": "chat.completion.chunk",
-        "created": 1700000000,
-        "model": model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-    }
-
-
-def openai_stream(
-    tokens: Iterable[str],
-    *,
-    model: str = FAKE_MODEL,
-    pace: float = 0.0,
-    done: bool = True,
-    usage: dict[str, int] | None = None,
-) -> list[Step]:
-    """The body of an ordinary OpenAI stream: role chunk, one chunk per token, finish, [DONE]."""
-    steps: list[Step] = [sse(chunk("", role="assistant", model=model))]
-    for token in tokens:
-        if pace:
-            steps.append(Pause(pace))
-        steps.append(sse(chunk(token, model=model)))
-    steps.append(sse(chunk(model=model, finish="stop")))
-    if usage is not None:
-        steps.append(sse({"id": "chatcmpl-fake", "model": model, "choices": [], "usage": usage}))
-    if done:
-        steps.append(sse("[DONE]"))
-    return steps
-
-
-def responses_stream(tokens: Iterable[str], *, model: str = FAKE_MODEL, pace: float = 0.0) -> list[Step]:
-    """A Responses API stream as OpenAI sends it (named events, no [DONE]), for routes that speak it."""
-    text = "".join(tokens)
-    message = {
-        "type": "message",
-        "id": "msg_fake",
-        "status": "in_progress",
-        "role": "assistant",
-        "content": [],
-    }
-    part = {"type": "output_text", "text": "", "annotations": []}
-    response = {
-        "id": "resp_fake",
-        "object": "response",
-        "created_at": 1700000000,
-        "model": model,
-        "output": [],
-    }
-    events: list[dict[str, Any]] = [
-        {"type": "response.created", "response": {**response, "status": "in_progress"}},
-        {"type": "response.output_item.added", "output_index": 0, "item": message},
-        {
-            "type": "response.content_part.added",
-            "item_id": "msg_fake",
-            "output_index": 0,
-            "content_index": 0,
-            "part": part,
-        },
-    ]
-    steps: list[Pause | dict[str, Any]] = [*events]
-    for token in tokens:
-        if pace:
-            steps.append(Pause(pace))
-        steps.append(
-            {"type": "response.output_text.delta", "item_id": "msg_fake", "output_index": 0,
-             "content_index": 0, "delta": token, "logprobs": []}
-        )  # fmt: skip
-    done = {**message, "status": "completed", "content": [{**part, "text": text}]}
-    usage = {"input_tokens": 5, "output_tokens": 3, "total_tokens": 8}
-    steps.append({"type": "response.output_item.done", "output_index": 0, "item": done})
-    steps.append(
-        {
-            "type": "response.completed",
-            "response": {**response, "status": "completed", "output": [done], "usage": usage},
-        }
-    )
-    # Numbered from 0 in each stream, as the Responses API does.
-    numbers = itertools.count()
-    return [named_sse(step, next(numbers)) if isinstance(step, dict) else step for step in steps]
-
-
-def named_sse(payload: dict[str, Any], sequence: int) -> bytes:
-    """An SSE event with its type as the event name, and its sequence number, as the Responses API sends."""
-    payload = {**payload, "sequence_number": sequence}
-    name: str = payload["type"]
-    return b"event: " + name.encode() + b"\n" + sse(payload)
-
-
-def tokenize(text: str) -> list[str]:
-    """Split text into word-ish tokens, spaces kept, as a model would stream it."""
-    tokens: list[str] = []
-    for word in text.split(" "):
-        tokens.append(word if not tokens else " " + word)
-    return tokens
-
-
 def peak_concurrency(requests: Iterable[RecordedRequest]) -> int:
     """The most of these requests the fake was answering at once."""
     moments = []
@@ -236,10 +106,6 @@ def peak_concurrency(requests: Iterable[RecordedRequest]) -> int:
         current += change
         peak = max(peak, current)
     return peak
-
-
-def error_reply(status: int, body: bytes, content_type: str = "application/json", **kw: Any) -> Reply:
-    return Reply(status=status, headers={"Content-Type": content_type}, body=[body], **kw)
 
 
 # --- the server ------------------------------------------------------------------------------
@@ -411,11 +277,7 @@ class FakeUpstream:
             elif isinstance(step, bytes):
                 writer.write(step)
                 await writer.drain()
-        reason = reply.reason if reply.reason is not None else _standard_reason(reply.status)
-        head = [f"HTTP/1.1 {reply.status} {reason}"]  # an empty reason is allowed (and sent)
-        head += [f"{name}: {value}" for name, value in reply.headers.items()]
-        head.append("Transfer-Encoding: chunked" if reply.chunked else "Connection: close")
-        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+        writer.write(wire_head(reply))
         await writer.drain()
         for step in reply.body:
             if closed.done():
@@ -435,11 +297,11 @@ class FakeUpstream:
                 return False
             elif reply.one_byte_writes:
                 for index in range(len(step)):
-                    writer.write(_frame(step[index : index + 1], reply.chunked))
+                    writer.write(wire_frame(step[index : index + 1], reply.chunked))
                     await writer.drain()
                     await asyncio.sleep(0.001)
             else:
-                writer.write(_frame(step, reply.chunked))
+                writer.write(wire_frame(step, reply.chunked))
                 await writer.drain()
         if reply.chunked:
             writer.write(b"0\r\n\r\n")
@@ -471,25 +333,10 @@ async def _client_left(closed: asyncio.Future[bytes], seconds: float) -> bool:
     return bool(done)
 
 
-def _frame(data: bytes, chunked: bool) -> bytes:
-    if not chunked or not data:
-        return data  # an empty chunk would end a chunked body
-    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
-
-
 def _reset(writer: asyncio.StreamWriter) -> None:
     sock = writer.get_extra_info("socket")
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     writer.transport.abort()
-
-
-def _standard_reason(status: int) -> str:
-    from http import HTTPStatus
-
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return ""
 
 
 def main() -> None:
