@@ -1,8 +1,10 @@
-"""What the fake upstream (tests/fake_upstream.py) sends: a reply's steps and the OpenAI streams
-they are built from.
+"""What the fake upstream (tests/fake_upstream.py) sends: a reply's steps, the OpenAI streams they
+are built from, and the replies for load, chosen by the model name.
 
 A `Reply` is a status, headers and a body of steps: bytes to send (each bytes step one write,
-framed as one HTTP chunk), and pauses, resets, closes and stalls between them.
+framed as one HTTP chunk), and pauses, resets, closes and stalls between them. The load replies
+(`load_reply`) are made to cost the fake little with a thousand streams open, so that a
+benchmark measures what is in front of the fake, never the fake itself.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import itertools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cache, cached_property
 from http import HTTPStatus
 from typing import Any
 
@@ -55,6 +58,28 @@ class Reply:
     delay_headers: float = 0.0  # seconds before the status line
     preamble: list[Step] = field(default_factory=list)  # sent as they are before the status line (1xx heads)
     hang_up: bool = False  # reset the connection without answering at all
+    # Cheap replies for load (bytes steps only). one_write: the head, the body and its end in one
+    # write, rendered once. tick: the head and first step at once, then one step per tick of this
+    # many seconds on a clock every stream with the same tick shares, the body's end with the last.
+    one_write: bool = False
+    tick: float = 0.0
+
+    @cached_property
+    def framed(self) -> list[bytes]:
+        """The body's steps framed for the wire, for the cheap replies (which have only bytes steps)."""
+        if not all(isinstance(step, bytes) for step in self.body):
+            raise ValueError("a reply sent in one write or by ticks has only bytes steps")
+        return [wire_frame(step, self.chunked) for step in self.body if isinstance(step, bytes)]
+
+    @cached_property
+    def rendered_head(self) -> bytes:
+        """The status line and headers, for the cheap replies."""
+        return wire_head(self)
+
+    @cached_property
+    def rendered(self) -> bytes:
+        """The whole reply as one write: head, body and the body's end."""
+        return self.rendered_head + b"".join(self.framed) + (b"0\r\n\r\n" if self.chunked else b"")
 
 
 # --- building blocks for replies -------------------------------------------------------------
@@ -188,6 +213,61 @@ def tokenize(text: str) -> list[str]:
 
 def error_reply(status: int, body: bytes, content_type: str = "application/json", **kw: Any) -> Reply:
     return Reply(status=status, headers={"Content-Type": content_type}, body=[body], **kw)
+
+
+# --- replies for load, chosen by the model name ----------------------------------------------
+
+LOAD_ERROR = b'{"error":{"message":"Rate limit reached (fake)","type":"requests","code":"rate_limit"}}'
+
+
+def load_tokens(count: int) -> list[str]:
+    """The tokens of a load reply of `count` tokens."""
+    return [f" t{index}" for index in range(count)]
+
+
+def load_reply(model: str) -> Reply | None:
+    """The reply to a load model name, built once per shape; None for any other name.
+
+    short              the role chunk, one token, finish and [DONE], in one write
+    paced:N:MS[:ID]    the role chunk at once, then N tokens MS milliseconds apart on a shared
+                       clock, the finish and [DONE] with the last (ID: anything, to tell streams apart)
+    bulk:N             N tokens in one write, as fast as the connection takes them
+    error              a 429 with an OpenAI error body
+    """
+    kind, *args = model.split(":")
+    try:
+        if kind == "short" and not args:
+            return _canned_stream(1)
+        if kind == "bulk" and len(args) == 1:
+            return _canned_stream(int(args[0]))
+        if kind == "paced" and len(args) in (2, 3) and int(args[0]) > 0:
+            return _paced_stream(int(args[0]), int(args[1]))
+    except ValueError:
+        return None
+    if kind == "error" and not args:
+        return _load_error()
+    return None
+
+
+@cache
+def _load_error() -> Reply:
+    return error_reply(429, LOAD_ERROR, one_write=True)
+
+
+@cache
+def _canned_stream(tokens: int) -> Reply:
+    return Reply(body=openai_stream(load_tokens(tokens)), one_write=True)
+
+
+@cache
+def _paced_stream(tokens: int, milliseconds: int) -> Reply:
+    role, *events, finish, done = openai_stream(load_tokens(tokens))
+    assert isinstance(finish, bytes) and isinstance(done, bytes) and events
+    last = events.pop()
+    assert isinstance(last, bytes)
+    # The last token, the finish and [DONE] in one step, so that no tick passes between the last
+    # token and the end of the body (a client timing the gaps between reads would see one).
+    return Reply(body=[role, *events, last + finish + done], tick=milliseconds / 1000)
 
 
 # --- the wire --------------------------------------------------------------------------------
