@@ -4,10 +4,11 @@
   ./dev bench --quick          a smoke run with small numbers
   ./dev bench --before REV     also the relay as it was at git revision REV, side by side
 
-It starts bench/upstream.py, the function with deploy/server.env (the settings
-every deployment ships), and the same server running bench/passthrough.py (the
-floor: what serving costs before any relay code runs); drives them with
-bench/load.py from a process of its own, and writes
+It starts the fake upstream (tests/fake_upstream.py), the function with
+deploy/server.env (the settings every deployment ships), and the same server
+running bench/passthrough.py (the floor: what serving costs before any relay code
+runs); drives them with tests/load_client.py from a process of its own
+(bench/load_runs.py), and writes
 bench/results/latest.{md,json,png}. Timings are medians of interleaved rounds,
 and each relay figure sits next to the same measurement made on the upstream
 directly and on the floor, since a shared machine is noisy.
@@ -33,9 +34,11 @@ from typing import Any
 import httpx
 
 from bench.decoders import ratios as decoder_ratios
+from bench.load_runs import run_load
 from relay.upstream.pools import KEEPALIVE_SECONDS, SWEEP_SECONDS
+from tests.fake_replies import PACKET, load_tokens
 from tests.redis_server import Redis
-from tests.relay_server import ROOT, RelayServer, framework_command, free_port, shipped_server_env
+from tests.relay_server import ROOT, RelayServer, framework_command, shipped_server_env
 
 RESULTS = ROOT / "bench" / "results"
 PACE_MS = 50
@@ -46,25 +49,25 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 FLOOR_COMMAND = framework_command(ROOT / "bench" / "passthrough.py")
 
 
-class Upstream:
+class FakeUpstreamProcess:
+    """`python -m tests.fake_upstream` on a free port, in a process of its own."""
+
     def __init__(self) -> None:
-        self.port = free_port()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.upstream", "--port", str(self.port)],
+            [sys.executable, "-m", "tests.fake_upstream", "--port", "0"],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             text=True,
         )
         assert self.process.stdout is not None
-        self.process.stdout.readline()  # "ready on ..."
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        line = self.process.stdout.readline()  # "fake upstream listening on http://127.0.0.1:PORT/v1"
+        if not line:
+            raise RuntimeError(f"the fake upstream did not start: it exited with {self.process.wait()}")
+        self.base_url = line.split()[-1]
 
     def stats(self) -> dict[str, Any]:
-        """Open connections, and when each stream with an ID was closed by the client."""
-        return dict(httpx.get(f"http://127.0.0.1:{self.port}/stats", timeout=10).json())
+        """Open connections, and per model when a client last closed its stream mid-way."""
+        return dict(httpx.get(self.base_url + "/stats", timeout=10).json())
 
     def stop(self) -> None:
         self.process.terminate()
@@ -134,15 +137,6 @@ class PeakRSS:
         self._thread.join()
 
 
-def load(url: str, target: str, model: str, **options: Any) -> dict[str, Any]:
-    command = [sys.executable, "-m", "bench.load", "--url", url, "--target", target, "--model", model]
-    for name, value in options.items():
-        flag = "--" + name.replace("_", "-")
-        command += [flag] if value is True else [flag, str(value)]
-    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True)
-    return dict(json.loads(completed.stdout))
-
-
 def median(values: list[float | None]) -> float | None:
     present = [value for value in values if value is not None]
     return statistics.median(present) if present else None
@@ -167,7 +161,7 @@ class Bench:
     def __init__(self, rounds: int, quick: bool, before: str | None = None) -> None:
         self.rounds = rounds
         self.quick = quick
-        self.upstream = Upstream()
+        self.upstream = FakeUpstreamProcess()
         self.relay = self.start_relay()
         self.pids = processes(self.relay.process.pid)  # type: ignore[union-attr]
         self.relay_url = self.relay.url + "/api/chat"
@@ -228,17 +222,19 @@ class Bench:
         pids = self.servers.get(url, [])
         before = cpu_seconds(pids)
         with PeakRSS(pids) as rss:
-            result = load(url, target, model, **options)
+            result = run_load(url, target, model, **options)
         result["relay_cpu"] = cpu_seconds(pids) - before
         result["peak_rss_mb"] = rss.peak
         return result
 
     def warm_up(self) -> None:
-        load(self.relay_url, "relay", f"paced:5:{PACE_MS}", streams=200)
+        run_load(self.relay_url, "relay", f"paced:5:{PACE_MS}", streams=200)
 
     def single_stream(self) -> dict[str, Any]:
         count = 100 if self.quick else 300
-        direct, floor, relayed = self.three(lambda url, target: load(url, target, "short", sequential=count))
+        direct, floor, relayed = self.three(
+            lambda url, target: run_load(url, target, "short", sequential=count)
+        )
         return {
             f"{source}_{name}_ms": scaled(1000, [r[f"ttfb_{name}"] for r in runs])
             for source, runs in (("direct", direct), ("floor", floor), ("relay", relayed), *self._before())
@@ -305,12 +301,12 @@ class Bench:
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in relays}
         try:
             for relay in relays.values():
-                load(relay.url + "/api/chat", "relay", "short", sequential=20)  # warm
+                run_load(relay.url + "/api/chat", "relay", "short", sequential=20)  # warm
             for _ in range(self.rounds):
                 for name, relay in relays.items():
                     pids = processes(relay.process.pid)  # type: ignore[union-attr]
                     before = cpu_seconds(pids)
-                    result = load(relay.url + "/api/chat", "relay", "short", sequential=count)
+                    result = run_load(relay.url + "/api/chat", "relay", "short", sequential=count)
                     result["cpu_ms_per_request"] = 1000 * (cpu_seconds(pids) - before) / count
                     runs[name].append(result)
         finally:
@@ -344,11 +340,11 @@ class Bench:
         try:
             pids = processes(relay.process.pid)  # type: ignore[union-attr]
             url = relay.url + "/api/chat"
-            load(url, "relay", "paced:5:10", streams=20)  # warm: pools, imports
+            run_load(url, "relay", "paced:5:10", streams=20)  # warm: pools, imports
             for name, size in (("small", 0), ("1mib", 1024 * 1024)):
                 idle = rss_mb(pids)
                 with PeakRSS(pids) as peak:
-                    result = load(url, "relay", f"paced:40:{PACE_MS}", streams=streams, body_bytes=size)
+                    result = run_load(url, "relay", f"paced:40:{PACE_MS}", streams=streams, body_bytes=size)
                 figures[f"{name}_failures"] = result["failures"] + result["wrong"]
                 figures[f"{name}_idle_mb"] = idle
                 figures[f"{name}_peak_mb"] = peak.peak
@@ -358,20 +354,21 @@ class Bench:
         return figures
 
     def aborted(self) -> dict[str, Any]:
+        """Streams whose clients hang up after three tokens: when the relay let go of each upstream."""
         streams = 100
+        model = f"paced:400:{PACE_MS}"
         before = self.upstream.stats()["closed_by_client"]
-        packet_and_three_tokens = len(b'{"model":"gpt-bench"}') + len(" t0 t1 t2")
-        result = load(
-            self.relay_url, "relay", f"paced:400:{PACE_MS}", streams=streams, ids=True,
-            abort_after=packet_and_three_tokens,
+        result = run_load(
+            self.relay_url, "relay", model, streams=streams, ids=True,
+            abort_after=len(PACKET) + len("".join(load_tokens(3))),
         )  # fmt: skip
         time.sleep(4 * PACE_MS / 1000 + 0.5)
         closed = self.upstream.stats()["closed_by_client"]
-        lags = [
-            closed[stream_id] - aborted
-            for stream_id, aborted in result["aborted_at"].items()
-            if stream_id in closed and closed[stream_id] != before.get(stream_id)
-        ]
+        lags = []
+        for index, aborted_at in result["aborted_at"].items():
+            stream = f"{model}:{index}"  # each stream's model names it (ids=True)
+            if stream in closed and closed[stream] != before.get(stream):
+                lags.append(closed[stream] - aborted_at)
         return {
             "streams": streams,
             "aborted": len(result["aborted_at"]),
@@ -396,7 +393,7 @@ class Bench:
                 model = mix[(sent // batch) % len(mix)]
                 abort = 60 if model == "paced:100:20" else None
                 options: dict[str, Any] = {"streams": batch} | ({"abort_after": abort} if abort else {})
-                result = load(url, "relay", model, **options)
+                result = run_load(url, "relay", model, **options)
                 # The 429s are the upstream's error relayed: expected, not failures.
                 if model != "error":
                     failures += result["failures"] + result["wrong"]
@@ -407,7 +404,7 @@ class Bench:
             # Past the keep-alive expiry, the next requests let each worker close the pools
             # a burst filled (relay/upstream/pools.py), as a live relay's next requests would.
             time.sleep(KEEPALIVE_SECONDS + SWEEP_SECONDS + 0.5)
-            load(url, "relay", "short", sequential=10)
+            run_load(url, "relay", "short", sequential=10)
 
         try:
             run_mix(batch * len(mix))  # warm: pools, imports, the allocator
