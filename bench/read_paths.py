@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 
 import httpx
 
-from bench.__main__ import FakeUpstreamProcess
+from bench.measured_servers import FakeUpstreamProcess
 
 PACED_TOKENS = 400
 BULK_TOKENS = 20_000
