@@ -191,13 +191,10 @@ async def stream_once(
     """
     result = StreamResult()
     stream = _Stream(request, abort_after_bytes, result)
-
-    async def connect_and_read() -> None:
-        await asyncio.get_running_loop().create_connection(lambda: stream, host, port)
-        await stream.done
-
     try:
-        await asyncio.wait_for(connect_and_read(), timeout)
+        async with asyncio.timeout(timeout):  # a deadline, not a task more per stream
+            await asyncio.get_running_loop().create_connection(lambda: stream, host, port)
+            await stream.done
     except (OSError, TimeoutError) as error:
         result.error = repr(error)
     finally:
