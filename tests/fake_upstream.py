@@ -521,20 +521,23 @@ class _Ticker:
             asyncio.get_running_loop().call_later(self.seconds, self.tick)
 
     def tick(self) -> None:
-        for connection, stream in list(self.streams.items()):
-            data = stream.steps[stream.sent]
-            stream.sent += 1
-            if stream.sent < len(stream.steps):
-                if not connection.transport.is_closing():
-                    connection.write(data)
-                continue
-            del self.streams[connection]
-            connection.write(data + b"0\r\n\r\n" if stream.chunked else data)
-            connection.reply_ended(keep_open=stream.chunked)
-        if self.streams:
-            asyncio.get_running_loop().call_later(self.seconds, self.tick)
-        else:
-            self.running = False
+        try:
+            for connection, stream in list(self.streams.items()):
+                data = stream.steps[stream.sent]
+                stream.sent += 1
+                if stream.sent < len(stream.steps):
+                    transport = connection.transport
+                    if not transport.is_closing():
+                        transport.write(data)
+                    continue
+                del self.streams[connection]
+                connection.write(data + b"0\r\n\r\n" if stream.chunked else data)
+                connection.reply_ended(keep_open=stream.chunked)  # may begin the next request's reply
+        finally:  # whatever one reply did, the other streams go on
+            if self.streams:
+                asyncio.get_running_loop().call_later(self.seconds, self.tick)
+            else:
+                self.running = False
 
 
 @dataclass
