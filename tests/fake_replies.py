@@ -13,7 +13,7 @@ import itertools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cache, cached_property
+from functools import cache, cached_property, lru_cache
 from http import HTTPStatus
 from typing import Any
 
@@ -225,6 +225,7 @@ def load_tokens(count: int) -> list[str]:
     return [f" t{index}" for index in range(count)]
 
 
+@lru_cache(maxsize=4096)  # parsed once per name: a thousand streams may start at once
 def load_reply(model: str) -> Reply | None:
     """The reply to a load model name, built once per shape; None for any other name.
 

@@ -499,8 +499,8 @@ class _Ticker:
 
     def add(self, connection: _Connection, reply: Reply, client_left: Callable[[], None]) -> None:
         """Send the head and first step now, the others by ticks; `client_left()` if it leaves first."""
-        first, *rest = reply.framed or [b""]
-        if not rest:
+        steps = reply.framed
+        if len(steps) < 2:
             connection.write(reply.rendered)
             connection.reply_ended(keep_open=reply.chunked)
             return
@@ -508,8 +508,8 @@ class _Ticker:
             client_left()
             connection.reply_ended(keep_open=False)
             return
-        connection.write(reply.rendered_head + first)
-        self.streams[connection] = _Ticked(rest, reply.chunked)
+        connection.write(reply.rendered_head + steps[0])
+        self.streams[connection] = _Ticked(steps, reply.chunked)
 
         def left() -> None:
             if self.streams.pop(connection, None) is not None:
@@ -542,11 +542,11 @@ class _Ticker:
 
 @dataclass
 class _Ticked:
-    """A stream on a ticker: its framed steps after the first, and how many of them were sent."""
+    """A stream on a ticker: its framed steps, and how many of them were sent."""
 
     steps: list[bytes]
     chunked: bool
-    sent: int = 0
+    sent: int = 1  # the first, with the head
 
 
 def _model_of(request: RecordedRequest) -> str:
