@@ -41,7 +41,7 @@ def chat(request: flask.Request) -> flask.Response:
         try:
             while data := upstream.recv(65536):
                 yield data
-                if data.endswith(b"\r\n0\r\n\r\n"):  # bench/upstream.py's last write ends the body
+                if data.endswith(b"\r\n0\r\n\r\n"):  # the fake upstream's last write ends the body
                     return
         finally:
             upstream.close()

@@ -2,7 +2,7 @@
 
   python -m bench.read_paths
 
-One process, no server: bench/upstream.py sends tokens 1 ms apart (one read each)
+One process, no server: the fake upstream (tests/fake_upstream.py) sends tokens 1 ms apart (one read each)
 and a bulk stream; each way reads the same streams, interleaved, three rounds.
 - iter_bytes: `Response.iter_bytes()`, httpx's decoded body;
 - iter_raw: `Response.iter_raw()`, the body as sent, no content decoding (what the relay reads);
@@ -19,14 +19,14 @@ from collections.abc import Callable, Iterator
 
 import httpx
 
-from bench.__main__ import Upstream
+from bench.measured_servers import FakeUpstreamProcess
 
 PACED_TOKENS = 400
 BULK_TOKENS = 20_000
 
 
 def main() -> None:
-    upstream = Upstream()
+    upstream = FakeUpstreamProcess()
     transport = httpx.HTTPTransport()
 
     def open_stream(model: str) -> httpx.Response:

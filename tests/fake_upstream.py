@@ -5,20 +5,26 @@ framework would not: one-byte writes, a character split between two writes, a
 reset or an early close mid-stream, a stall, a body without `data: [DONE]`.
 
 A test registers a `Reply` for a model name (or for "*", any other model); a
-request for that model gets it. Otherwise: an ordinary OpenAI-style stream (the
-demo's reply). Every
-request is recorded with its headers and body, and the server counts open
-connections and notes when a client closed its connection early.
+request for that model gets it. Otherwise a load model name gets its load reply
+(tests/fake_replies.py, `load_reply`: short, paced, bulk and error replies, cheap
+to send by the thousand), and any other name an ordinary OpenAI-style stream (the
+demo's reply). Every request is recorded with its headers and body, and the
+server counts open connections and notes when a client closed its connection early.
 
-Run it alone for the demo: `python -m tests.fake_upstream --port 8081`.
+Each connection is an asyncio protocol that reads its requests itself: a load
+reply is written from there, or by a shared ticker, with no task per connection,
+so that a thousand streams starting at once cost the fake little; a test's reply
+is sent step by step by a task of its own.
+
+Run it in a process of its own (the benchmark does; on uvloop where installed):
+`python -m tests.fake_upstream --port 8081`. `GET /stats` then answers its open
+connections and, per model, when a client last left a reply mid-way.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import itertools
 import json
 import socket
 import ssl
@@ -27,49 +33,54 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-DEMO_REPLY = "Hello! I am the fake upstream: no API key, no network, streamed token by token. 👋"
+# What the fake sends, defined in tests/fake_replies.py; the tests import these names from here.
+from tests.fake_replies import (
+    DEMO_REPLY,
+    FAKE_MODEL,
+    PACKET,
+    Close,
+    Pause,
+    Reply,
+    Reset,
+    Stall,
+    Step,
+    chunk,
+    error_reply,
+    load_reply,
+    openai_stream,
+    responses_stream,
+    sse,
+    tokenize,
+    wire_frame,
+    wire_head,
+)
 
+__all__ = [
+    "FAKE_MODEL",
+    "PACKET",
+    "Close",
+    "FakeUpstream",
+    "Pause",
+    "RecordedRequest",
+    "Reply",
+    "Reset",
+    "Stall",
+    "Step",
+    "chunk",
+    "error_reply",
+    "openai_stream",
+    "peak_concurrency",
+    "responses_stream",
+    "sse",
+    "tokenize",
+]
 
-@dataclass
-class Pause:
-    """Wait before the next step."""
-
-    seconds: float
-
-
-@dataclass
-class Reset:
-    """Abort the connection with a TCP reset."""
-
-
-@dataclass
-class Close:
-    """Close the connection cleanly, mid-body if the body is not finished."""
-
-
-@dataclass
-class Stall:
-    """Send nothing more; wait until the client gives up."""
-
-
-Step = bytes | Pause | Reset | Close | Stall
-
-
-@dataclass
-class Reply:
-    """What the fake sends for one request."""
-
-    status: int = 200
-    reason: str | None = None  # None: the standard phrase; "" sends none
-    headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "text/event-stream"})
-    body: list[Step] = field(default_factory=list)
-    chunked: bool = True  # chunked transfer encoding; else Connection: close framing
-    one_byte_writes: bool = False  # split every bytes step into one-byte writes
-    delay_headers: float = 0.0  # seconds before the status line
-    preamble: list[Step] = field(default_factory=list)  # sent as they are before the status line (1xx heads)
-    hang_up: bool = False  # reset the connection without answering at all
+# Connections waiting to be accepted: a thousand streams start at once. (asyncio's server listens
+# again with its own backlog, 100 unless given, which refuses connections beyond it for a second.)
+BACKLOG = 4096
+MAX_HEAD = 1 << 20  # bytes of a request's line and headers; a longer head closes the connection
 
 
 @dataclass
@@ -93,135 +104,6 @@ class RecordedRequest:
         return self.finished or self.client_closed
 
 
-# --- building blocks for replies -------------------------------------------------------------
-
-
-def sse(payload: Any) -> bytes:
-    """One SSE event whose data is `payload` (JSON unless bytes or str)."""
-    if isinstance(payload, bytes):
-        data = payload
-    elif isinstance(payload, str):
-        data = payload.encode()
-    else:
-        data = json.dumps(payload, ensure_ascii=False).encode()
-    return b"data: " + data + b"\n\n"
-
-
-# The model the fake names in its chunks, and the first write of the relay's reply to them.
-FAKE_MODEL = "gpt-fake-0613"
-PACKET = b'{"model":"' + FAKE_MODEL.encode() + b'"}'
-
-
-def chunk(
-    content: str | None = None,
-    *,
-    role: str | None = None,
-    model: str = FAKE_MODEL,
-    finish: str | None = None,
-) -> dict[str, Any]:
-    """A chat.completion.chunk with one choice."""
-    delta: dict[str, Any] = {}
-    if role is not None:
-        delta["role"] = role
-    if content is not None:
-        delta["content"] = content
-    return {
-        "id": "chatcmpl-fake",
-        "object": "chat.completion.chunk",
-        "created": 1700000000,
-        "model": model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-    }
-
-
-def openai_stream(
-    tokens: Iterable[str],
-    *,
-    model: str = FAKE_MODEL,
-    pace: float = 0.0,
-    done: bool = True,
-    usage: dict[str, int] | None = None,
-) -> list[Step]:
-    """The body of an ordinary OpenAI stream: role chunk, one chunk per token, finish, [DONE]."""
-    steps: list[Step] = [sse(chunk("", role="assistant", model=model))]
-    for token in tokens:
-        if pace:
-            steps.append(Pause(pace))
-        steps.append(sse(chunk(token, model=model)))
-    steps.append(sse(chunk(model=model, finish="stop")))
-    if usage is not None:
-        steps.append(sse({"id": "chatcmpl-fake", "model": model, "choices": [], "usage": usage}))
-    if done:
-        steps.append(sse("[DONE]"))
-    return steps
-
-
-def responses_stream(tokens: Iterable[str], *, model: str = FAKE_MODEL, pace: float = 0.0) -> list[Step]:
-    """A Responses API stream as OpenAI sends it (named events, no [DONE]), for routes that speak it."""
-    text = "".join(tokens)
-    message = {
-        "type": "message",
-        "id": "msg_fake",
-        "status": "in_progress",
-        "role": "assistant",
-        "content": [],
-    }
-    part = {"type": "output_text", "text": "", "annotations": []}
-    response = {
-        "id": "resp_fake",
-        "object": "response",
-        "created_at": 1700000000,
-        "model": model,
-        "output": [],
-    }
-    events: list[dict[str, Any]] = [
-        {"type": "response.created", "response": {**response, "status": "in_progress"}},
-        {"type": "response.output_item.added", "output_index": 0, "item": message},
-        {
-            "type": "response.content_part.added",
-            "item_id": "msg_fake",
-            "output_index": 0,
-            "content_index": 0,
-            "part": part,
-        },
-    ]
-    steps: list[Pause | dict[str, Any]] = [*events]
-    for token in tokens:
-        if pace:
-            steps.append(Pause(pace))
-        steps.append(
-            {"type": "response.output_text.delta", "item_id": "msg_fake", "output_index": 0,
-             "content_index": 0, "delta": token, "logprobs": []}
-        )  # fmt: skip
-    done = {**message, "status": "completed", "content": [{**part, "text": text}]}
-    usage = {"input_tokens": 5, "output_tokens": 3, "total_tokens": 8}
-    steps.append({"type": "response.output_item.done", "output_index": 0, "item": done})
-    steps.append(
-        {
-            "type": "response.completed",
-            "response": {**response, "status": "completed", "output": [done], "usage": usage},
-        }
-    )
-    # Numbered from 0 in each stream, as the Responses API does.
-    numbers = itertools.count()
-    return [named_sse(step, next(numbers)) if isinstance(step, dict) else step for step in steps]
-
-
-def named_sse(payload: dict[str, Any], sequence: int) -> bytes:
-    """An SSE event with its type as the event name, and its sequence number, as the Responses API sends."""
-    payload = {**payload, "sequence_number": sequence}
-    name: str = payload["type"]
-    return b"event: " + name.encode() + b"\n" + sse(payload)
-
-
-def tokenize(text: str) -> list[str]:
-    """Split text into word-ish tokens, spaces kept, as a model would stream it."""
-    tokens: list[str] = []
-    for word in text.split(" "):
-        tokens.append(word if not tokens else " " + word)
-    return tokens
-
-
 def peak_concurrency(requests: Iterable[RecordedRequest]) -> int:
     """The most of these requests the fake was answering at once."""
     moments = []
@@ -235,27 +117,38 @@ def peak_concurrency(requests: Iterable[RecordedRequest]) -> int:
     return peak
 
 
-def error_reply(status: int, body: bytes, content_type: str = "application/json", **kw: Any) -> Reply:
-    return Reply(status=status, headers={"Content-Type": content_type}, body=[body], **kw)
-
-
-# --- the server ------------------------------------------------------------------------------
-
-
 class FakeUpstream:
-    """The server; `start()` runs it on a thread of its own, `stop()` ends it."""
+    """The server; `start()` runs it on a thread of its own, `stop()` ends it.
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None):
+    `record=False` keeps no request (a process of its own under load would keep them all, with
+    their bodies); `new_loop` makes its event loop (uvloop's, for load).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+        *,
+        record: bool = True,
+        new_loop: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop,
+    ):
         self.host = host
         self.port = port
         self.ssl_context = ssl_context
+        self.record = record
+        self.new_loop = new_loop
         self.replies: dict[str, Reply | Callable[[RecordedRequest], Reply]] = {}
         self.requests: list[RecordedRequest] = []
+        # Per model, when a client last closed its connection mid-reply (time.monotonic(), which
+        # compares across processes on one machine): what GET /stats answers, with open_connections.
+        self.closed_by_client: dict[str, float] = {}
         # Counted over the whole life of the server, which tests share: a test counts its own
         # requests' connections instead (connections_of, still_open).
         self.open_connections = 0
         self.total_connections = 0
         self._open: set[int] = set()  # the numbers of the connections open now
+        self._tickers: dict[float, _Ticker] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
@@ -307,13 +200,13 @@ class FakeUpstream:
     # -- the server, on its own loop --
 
     def _run(self, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
+        loop = self.new_loop()
         self._loop = loop
         asyncio.set_event_loop(loop)
-        sock = socket.create_server((self.host, self.port), backlog=4096)
+        sock = socket.create_server((self.host, self.port), backlog=BACKLOG)
         self.port = sock.getsockname()[1]
         self._server = loop.run_until_complete(
-            asyncio.start_server(self._serve, sock=sock, ssl=self.ssl_context, limit=1 << 20)
+            loop.create_server(lambda: _Connection(self), sock=sock, ssl=self.ssl_context, backlog=BACKLOG)
         )
         ready.set()
         try:
@@ -322,57 +215,64 @@ class FakeUpstream:
             self._server.close()
             loop.close()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _opened(self) -> int:
+        """Count a new connection; its number."""
         self.open_connections += 1
         self.total_connections += 1
-        connection = self.total_connections
-        self._open.add(connection)
-        try:
-            leftover: bytes | None = b""
-            while leftover is not None:
-                leftover = await self._serve_one(reader, writer, leftover, connection)
-        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
-            pass
-        finally:
-            self.open_connections -= 1
-            self._open.discard(connection)
-            with contextlib.suppress(Exception):
-                writer.close()
+        self._open.add(self.total_connections)
+        return self.total_connections
 
-    async def _serve_one(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, leftover: bytes, connection: int
-    ) -> bytes | None:
-        """Read one request and answer it; return None to close, else bytes already read of the next."""
-        head = leftover + await reader.readuntil(b"\r\n\r\n")
-        request_line, *header_lines = head.decode("latin-1").split("\r\n")
-        method, path, _ = request_line.split(" ", 2)
-        headers: dict[str, str] = {}
-        for line in header_lines:
-            if line:
-                name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
-        body = await reader.readexactly(int(headers.get("content-length", "0")))
-        request = RecordedRequest(method, path, headers, body, connection)
-        self.requests.append(request)
-        reply = self._reply_for(request)
+    def _closed(self, connection: int) -> None:
+        self.open_connections -= 1
+        self._open.discard(connection)
 
-        closed = asyncio.ensure_future(reader.read(1))  # b"" when the client hangs up
+    def _answer(self, connection: _Connection, request: RecordedRequest) -> None:
+        """Begin the reply to a request read whole; the connection reads no more until it ends."""
+        if self.record:
+            self.requests.append(request)
+        model = _model_of(request)
+        reply = self._reply_for(request, model)
+        if reply.one_write:
+            connection.write(reply.rendered)
+            request.finished = time.monotonic()
+            connection.reply_ended(keep_open=reply.chunked)
+        elif reply.tick:
+            ticker = self._tickers.get(reply.tick) or self._tickers.setdefault(
+                reply.tick, _Ticker(reply.tick)
+            )
+            ticker.add(connection, reply, lambda: self._client_closed(request, model))
+        else:
+            connection.task = asyncio.ensure_future(self._answer_in_steps(connection, request, model, reply))
+
+    async def _answer_in_steps(
+        self, connection: _Connection, request: RecordedRequest, model: str, reply: Reply
+    ) -> None:
+        closed = connection.watch()  # b"" when the client hangs up
+        keep_open = False
         try:
-            keep_open = await self._send(reply, writer, closed)
+            keep_open = await self._send(reply, connection, closed)
         except ConnectionError:
-            request.client_closed = time.monotonic()
-            await _stop_watch(closed)
-            return None
-        if _hung_up(closed):
-            request.client_closed = time.monotonic()
-            return None
-        next_bytes = await _stop_watch(closed)  # may hold the first byte of the next request
-        if not keep_open:
-            return None
-        request.finished = time.monotonic()
-        return next_bytes
+            self._client_closed(request, model)
+        else:
+            if _hung_up(closed):
+                self._client_closed(request, model)
+                keep_open = False
+            elif keep_open:
+                request.finished = time.monotonic()
+        finally:
+            if closed.done():
+                closed.exception()  # retrieved: a reset noticed after the reply is no error
+            connection.reply_ended(keep_open=keep_open)
 
-    def _reply_for(self, request: RecordedRequest) -> Reply:
+    def _client_closed(self, request: RecordedRequest, model: str) -> None:
+        request.client_closed = self.closed_by_client[model] = time.monotonic()
+
+    def _reply_for(self, request: RecordedRequest, model: str) -> Reply:
+        if request.path.endswith("/stats"):
+            stats = {"open": self.open_connections, "closed_by_client": self.closed_by_client}
+            return Reply(
+                headers={"Content-Type": "application/json"}, chunked=False, body=[json.dumps(stats).encode()]
+            )
         if request.path.endswith("/models"):
             if "/models" in self.replies:  # a test's own answer to the model list
                 listed = self.replies["/models"]
@@ -384,16 +284,12 @@ class FakeUpstream:
                     json.dumps({"object": "list", "data": [{"id": "gpt-fake", "object": "model"}]}).encode()
                 ],
             )
-        try:
-            model = request.json.get("model", "")
-        except ValueError:
-            model = ""
         reply = self.replies.get(model, self.replies.get("*"))  # "*": any model not listed
         if reply is None:
-            return Reply(body=openai_stream(tokenize(DEMO_REPLY), pace=0.05))
+            return load_reply(model) or Reply(body=openai_stream(tokenize(DEMO_REPLY), pace=0.05))
         return reply(request) if callable(reply) else reply
 
-    async def _send(self, reply: Reply, writer: asyncio.StreamWriter, closed: asyncio.Future[bytes]) -> bool:
+    async def _send(self, reply: Reply, writer: _Connection, closed: asyncio.Future[bytes]) -> bool:
         if reply.delay_headers and await _client_left(closed, reply.delay_headers):
             return False
         if reply.hang_up:
@@ -408,11 +304,7 @@ class FakeUpstream:
             elif isinstance(step, bytes):
                 writer.write(step)
                 await writer.drain()
-        reason = reply.reason if reply.reason is not None else _standard_reason(reply.status)
-        head = [f"HTTP/1.1 {reply.status} {reason}"]  # an empty reason is allowed (and sent)
-        head += [f"{name}: {value}" for name, value in reply.headers.items()]
-        head.append("Transfer-Encoding: chunked" if reply.chunked else "Connection: close")
-        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+        writer.write(wire_head(reply))
         await writer.drain()
         for step in reply.body:
             if closed.done():
@@ -432,11 +324,11 @@ class FakeUpstream:
                 return False
             elif reply.one_byte_writes:
                 for index in range(len(step)):
-                    writer.write(_frame(step[index : index + 1], reply.chunked))
+                    writer.write(wire_frame(step[index : index + 1], reply.chunked))
                     await writer.drain()
                     await asyncio.sleep(0.001)
             else:
-                writer.write(_frame(step, reply.chunked))
+                writer.write(wire_frame(step, reply.chunked))
                 await writer.drain()
         if reply.chunked:
             writer.write(b"0\r\n\r\n")
@@ -447,19 +339,230 @@ class FakeUpstream:
         return False
 
 
+class _Connection(asyncio.Protocol):
+    """One client's connection: it reads the requests, one at a time, and carries their replies.
+
+    It is also the writer a reply's steps are sent through (write, drain, close, as a
+    StreamWriter's), and its watch is a future that a hang-up (b"" or the reset) or any byte the
+    client sends mid-reply completes.
+    """
+
+    transport: asyncio.Transport
+
+    def __init__(self, server: FakeUpstream) -> None:
+        self.server = server
+        self.number = 0
+        self.buffer = bytearray()
+        self.replying = False
+        self.gone = False  # the client closed or reset the connection
+        self.gone_error: Exception | None = None
+        self.lost = False  # the connection is closed
+        self.closed: asyncio.Future[bytes] | None = None  # the watch of a reply sent in steps
+        self.on_gone: Callable[[], None] | None = None  # called when the client leaves a ticked reply
+        self.task: asyncio.Future[None] | None = None
+        self.paused = False
+        self.drain_waiters: list[asyncio.Future[None]] = []
+
+    # -- asyncio's calls --
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.number = self.server._opened()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if not self.replying:
+            self._read_request()
+        elif self.closed is not None and not self.closed.done():
+            self.closed.set_result(data)
+
+    def eof_received(self) -> bool:
+        self._leave(None)
+        return False  # close the connection
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self._leave(exc)
+        self.server._closed(self.number)
+        for waiter in self.drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)  # drain() raises, since the connection is gone
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        for waiter in self.drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- the writer a reply is sent through --
+
+    def write(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    async def drain(self) -> None:
+        """Wait while the client is not taking what was written; ConnectionResetError once it is gone."""
+        if self.transport.is_closing():
+            await asyncio.sleep(0)
+        if not self.lost and self.paused:
+            waiter = asyncio.get_running_loop().create_future()
+            self.drain_waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                self.drain_waiters.remove(waiter)
+        if self.lost:
+            raise ConnectionResetError("Connection lost")
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def get_extra_info(self, name: str) -> Any:
+        return self.transport.get_extra_info(name)
+
+    # -- requests and replies --
+
+    def watch(self) -> asyncio.Future[bytes]:
+        """A future completed when the client hangs up (b"", or the reset) or sends a byte mid-reply."""
+        self.closed = asyncio.get_running_loop().create_future()
+        if self.gone:
+            self._complete_watch()
+        return self.closed
+
+    def reply_ended(self, *, keep_open: bool) -> None:
+        """The reply is over: read the next request, or close."""
+        self.replying = False
+        self.closed = self.on_gone = self.task = None
+        if not keep_open or self.gone:
+            self.transport.close()
+        elif self.buffer:
+            self._read_request()
+
+    def _read_request(self) -> None:
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self.buffer) > MAX_HEAD:
+                self.transport.close()
+            return
+        try:
+            request_line, *header_lines = self.buffer[:end].decode("latin-1").split("\r\n")
+            method, path, _ = request_line.split(" ", 2)
+            headers: dict[str, str] = {}
+            for line in header_lines:
+                if line:
+                    name, _, value = line.partition(":")
+                    headers[name.strip().lower()] = value.strip()
+            length = int(headers.get("content-length", "0"))
+        except ValueError:
+            self.transport.close()
+            return
+        if len(self.buffer) < end + 4 + length:
+            return
+        body = bytes(self.buffer[end + 4 : end + 4 + length])
+        del self.buffer[: end + 4 + length]
+        self.replying = True
+        self.server._answer(self, RecordedRequest(method, path, headers, body, self.number))
+
+    def _leave(self, exc: Exception | None) -> None:
+        if self.gone:
+            return
+        self.gone = True
+        self.gone_error = exc
+        if self.closed is not None:
+            self._complete_watch()
+        if self.on_gone is not None:
+            self.on_gone()
+
+    def _complete_watch(self) -> None:
+        assert self.closed is not None
+        if self.closed.done():
+            return
+        if self.gone_error is not None:
+            self.closed.set_exception(self.gone_error)
+        else:
+            self.closed.set_result(b"")
+
+
+class _Ticker:
+    """Sends every stream of one tick its next step at each tick: thousands of paced streams, one timer.
+
+    Steps are written without waiting for the client to take them (a paced stream is small), so
+    that a tick costs one write per stream and nothing more.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.streams: dict[_Connection, _Ticked] = {}
+        self.running = False
+
+    def add(self, connection: _Connection, reply: Reply, client_left: Callable[[], None]) -> None:
+        """Send the head and first step now, the others by ticks; `client_left()` if it leaves first."""
+        steps = reply.framed
+        if len(steps) < 2:
+            connection.write(reply.rendered)
+            connection.reply_ended(keep_open=reply.chunked)
+            return
+        if connection.gone:  # the request came with the client's goodbye
+            client_left()
+            connection.reply_ended(keep_open=False)
+            return
+        connection.write(reply.rendered_head + steps[0])
+        self.streams[connection] = _Ticked(steps, reply.chunked)
+
+        def left() -> None:
+            if self.streams.pop(connection, None) is not None:
+                client_left()
+
+        connection.on_gone = left
+        if not self.running:
+            self.running = True
+            asyncio.get_running_loop().call_later(self.seconds, self.tick)
+
+    def tick(self) -> None:
+        try:
+            for connection, stream in list(self.streams.items()):
+                data = stream.steps[stream.sent]
+                stream.sent += 1
+                if stream.sent < len(stream.steps):
+                    transport = connection.transport
+                    if not transport.is_closing():
+                        transport.write(data)
+                    continue
+                del self.streams[connection]
+                connection.write(data + b"0\r\n\r\n" if stream.chunked else data)
+                connection.reply_ended(keep_open=stream.chunked)  # may begin the next request's reply
+        finally:  # whatever one reply did, the other streams go on
+            if self.streams:
+                asyncio.get_running_loop().call_later(self.seconds, self.tick)
+            else:
+                self.running = False
+
+
+@dataclass
+class _Ticked:
+    """A stream on a ticker: its framed steps, and how many of them were sent."""
+
+    steps: list[bytes]
+    chunked: bool
+    sent: int = 1  # the first, with the head
+
+
+def _model_of(request: RecordedRequest) -> str:
+    """The model a request names, or "" (no JSON object, no model)."""
+    try:
+        model = request.json.get("model", "")
+    except (ValueError, AttributeError):
+        return ""
+    return model if isinstance(model, str) else ""
+
+
 def _hung_up(closed: asyncio.Future[bytes]) -> bool:
     """The hang-up watch saw the client close or reset the connection."""
     if not closed.done() or closed.cancelled():
         return False
     return closed.exception() is not None or closed.result() == b""
-
-
-async def _stop_watch(closed: asyncio.Future[bytes]) -> bytes:
-    """Cancel the hang-up watch; return what it read, if it read anything."""
-    closed.cancel()
-    with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-        return await closed
-    return b""
 
 
 async def _client_left(closed: asyncio.Future[bytes], seconds: float) -> bool:
@@ -468,33 +571,27 @@ async def _client_left(closed: asyncio.Future[bytes], seconds: float) -> bool:
     return bool(done)
 
 
-def _frame(data: bytes, chunked: bool) -> bytes:
-    if not chunked or not data:
-        return data  # an empty chunk would end a chunked body
-    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
-
-
-def _reset(writer: asyncio.StreamWriter) -> None:
+def _reset(writer: _Connection) -> None:
     sock = writer.get_extra_info("socket")
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     writer.transport.abort()
 
 
-def _standard_reason(status: int) -> str:
-    from http import HTTPStatus
-
+def fast_event_loop() -> Callable[[], asyncio.AbstractEventLoop]:
+    """uvloop's event loop where it is installed (requirements-dev.txt has it), else asyncio's."""
     try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return ""
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop
+    return uvloop.new_event_loop
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument("--port", type=int, default=8081, help="0: any free port (the line printed names it)")
     args = parser.parse_args()
-    fake = FakeUpstream(args.host, args.port).start()
+    fake = FakeUpstream(args.host, args.port, record=False, new_loop=fast_event_loop()).start()
     print(f"fake upstream listening on {fake.base_url}", flush=True)
     try:
         threading.Event().wait()

@@ -95,7 +95,7 @@ def test_100_aborted_streams_free_every_upstream_connection(fake: FakeUpstream, 
     after = chat_request(
         "127.0.0.1", shipped.port, {"model": "gpt-after", "messages": [{"role": "user", "content": "x"}]}
     )
-    # The bound is the load client's read timeout: generous, since only the outcome matters here.
+    # The bound is the load client's timeout per stream: generous, since only the outcome matters here.
     results = run_streams("127.0.0.1", shipped.port, [after] * 20, timeout=30)
     assert [result.error for result in results if result.error] == []
     assert all(result.body == PACKET + b"fine" for result in results)

@@ -1,0 +1,297 @@
+"""What the fake upstream (tests/fake_upstream.py) sends: a reply's steps, the OpenAI streams they
+are built from, and the replies for load, chosen by the model name.
+
+A `Reply` is a status, headers and a body of steps: bytes to send (each bytes step one write,
+framed as one HTTP chunk), and pauses, resets, closes and stalls between them. The load replies
+(`load_reply`) are made to cost the fake little with a thousand streams open, so that a
+benchmark measures what is in front of the fake, never the fake itself.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache, cached_property, lru_cache
+from http import HTTPStatus
+from typing import Any
+
+DEMO_REPLY = "Hello! I am the fake upstream: no API key, no network, streamed token by token. 👋"
+
+
+@dataclass
+class Pause:
+    """Wait before the next step."""
+
+    seconds: float
+
+
+@dataclass
+class Reset:
+    """Abort the connection with a TCP reset."""
+
+
+@dataclass
+class Close:
+    """Close the connection cleanly, mid-body if the body is not finished."""
+
+
+@dataclass
+class Stall:
+    """Send nothing more; wait until the client gives up."""
+
+
+Step = bytes | Pause | Reset | Close | Stall
+
+
+@dataclass
+class Reply:
+    """What the fake sends for one request."""
+
+    status: int = 200
+    reason: str | None = None  # None: the standard phrase; "" sends none
+    headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "text/event-stream"})
+    body: list[Step] = field(default_factory=list)
+    chunked: bool = True  # chunked transfer encoding; else Connection: close framing
+    one_byte_writes: bool = False  # split every bytes step into one-byte writes
+    delay_headers: float = 0.0  # seconds before the status line
+    preamble: list[Step] = field(default_factory=list)  # sent as they are before the status line (1xx heads)
+    hang_up: bool = False  # reset the connection without answering at all
+    # Cheap replies for load (bytes steps only). one_write: the head, the body and its end in one
+    # write, rendered once. tick: the head and first step at once, then one step per tick of this
+    # many seconds on a clock every stream with the same tick shares, the body's end with the last.
+    one_write: bool = False
+    tick: float = 0.0
+
+    @cached_property
+    def framed(self) -> list[bytes]:
+        """The body's steps framed for the wire, for the cheap replies (which have only bytes steps)."""
+        if not all(isinstance(step, bytes) for step in self.body):
+            raise ValueError("a reply sent in one write or by ticks has only bytes steps")
+        return [wire_frame(step, self.chunked) for step in self.body if isinstance(step, bytes)]
+
+    @cached_property
+    def rendered_head(self) -> bytes:
+        """The status line and headers, for the cheap replies."""
+        return wire_head(self)
+
+    @cached_property
+    def rendered(self) -> bytes:
+        """The whole reply as one write: head, body and the body's end."""
+        return self.rendered_head + b"".join(self.framed) + (b"0\r\n\r\n" if self.chunked else b"")
+
+
+# --- building blocks for replies -------------------------------------------------------------
+
+
+def sse(payload: Any) -> bytes:
+    """One SSE event whose data is `payload` (JSON unless bytes or str)."""
+    if isinstance(payload, bytes):
+        data = payload
+    elif isinstance(payload, str):
+        data = payload.encode()
+    else:
+        data = json.dumps(payload, ensure_ascii=False).encode()
+    return b"data: " + data + b"\n\n"
+
+
+# The model the fake names in its chunks, and the first write of the relay's reply to them.
+FAKE_MODEL = "gpt-fake-0613"
+PACKET = b'{"model":"' + FAKE_MODEL.encode() + b'"}'
+
+
+def chunk(
+    content: str | None = None,
+    *,
+    role: str | None = None,
+    model: str = FAKE_MODEL,
+    finish: str | None = None,
+) -> dict[str, Any]:
+    """A chat.completion.chunk with one choice."""
+    delta: dict[str, Any] = {}
+    if role is not None:
+        delta["role"] = role
+    if content is not None:
+        delta["content"] = content
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": 1700000000,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+
+
+def openai_stream(
+    tokens: Iterable[str],
+    *,
+    model: str = FAKE_MODEL,
+    pace: float = 0.0,
+    done: bool = True,
+    usage: dict[str, int] | None = None,
+) -> list[Step]:
+    """The body of an ordinary OpenAI stream: role chunk, one chunk per token, finish, [DONE]."""
+    steps: list[Step] = [sse(chunk("", role="assistant", model=model))]
+    for token in tokens:
+        if pace:
+            steps.append(Pause(pace))
+        steps.append(sse(chunk(token, model=model)))
+    steps.append(sse(chunk(model=model, finish="stop")))
+    if usage is not None:
+        steps.append(sse({"id": "chatcmpl-fake", "model": model, "choices": [], "usage": usage}))
+    if done:
+        steps.append(sse("[DONE]"))
+    return steps
+
+
+def responses_stream(tokens: Iterable[str], *, model: str = FAKE_MODEL, pace: float = 0.0) -> list[Step]:
+    """A Responses API stream as OpenAI sends it (named events, no [DONE]), for routes that speak it."""
+    text = "".join(tokens)
+    message = {
+        "type": "message",
+        "id": "msg_fake",
+        "status": "in_progress",
+        "role": "assistant",
+        "content": [],
+    }
+    part = {"type": "output_text", "text": "", "annotations": []}
+    response = {
+        "id": "resp_fake",
+        "object": "response",
+        "created_at": 1700000000,
+        "model": model,
+        "output": [],
+    }
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": {**response, "status": "in_progress"}},
+        {"type": "response.output_item.added", "output_index": 0, "item": message},
+        {
+            "type": "response.content_part.added",
+            "item_id": "msg_fake",
+            "output_index": 0,
+            "content_index": 0,
+            "part": part,
+        },
+    ]
+    steps: list[Pause | dict[str, Any]] = [*events]
+    for token in tokens:
+        if pace:
+            steps.append(Pause(pace))
+        steps.append(
+            {"type": "response.output_text.delta", "item_id": "msg_fake", "output_index": 0,
+             "content_index": 0, "delta": token, "logprobs": []}
+        )  # fmt: skip
+    done = {**message, "status": "completed", "content": [{**part, "text": text}]}
+    usage = {"input_tokens": 5, "output_tokens": 3, "total_tokens": 8}
+    steps.append({"type": "response.output_item.done", "output_index": 0, "item": done})
+    steps.append(
+        {
+            "type": "response.completed",
+            "response": {**response, "status": "completed", "output": [done], "usage": usage},
+        }
+    )
+    # Numbered from 0 in each stream, as the Responses API does.
+    numbers = itertools.count()
+    return [named_sse(step, next(numbers)) if isinstance(step, dict) else step for step in steps]
+
+
+def named_sse(payload: dict[str, Any], sequence: int) -> bytes:
+    """An SSE event with its type as the event name, and its sequence number, as the Responses API sends."""
+    payload = {**payload, "sequence_number": sequence}
+    name: str = payload["type"]
+    return b"event: " + name.encode() + b"\n" + sse(payload)
+
+
+def tokenize(text: str) -> list[str]:
+    """Split text into word-ish tokens, spaces kept, as a model would stream it."""
+    tokens: list[str] = []
+    for word in text.split(" "):
+        tokens.append(word if not tokens else " " + word)
+    return tokens
+
+
+def error_reply(status: int, body: bytes, content_type: str = "application/json", **kw: Any) -> Reply:
+    return Reply(status=status, headers={"Content-Type": content_type}, body=[body], **kw)
+
+
+# --- replies for load, chosen by the model name ----------------------------------------------
+
+LOAD_ERROR = b'{"error":{"message":"Rate limit reached (fake)","type":"requests","code":"rate_limit"}}'
+
+
+def load_tokens(count: int) -> list[str]:
+    """The tokens of a load reply of `count` tokens."""
+    return [f" t{index}" for index in range(count)]
+
+
+@lru_cache(maxsize=4096)  # parsed once per name: a thousand streams may start at once
+def load_reply(model: str) -> Reply | None:
+    """The reply to a load model name, built once per shape; None for any other name.
+
+    short              the role chunk, one token, finish and [DONE], in one write
+    paced:N:MS[:ID]    the role chunk at once, then N tokens MS milliseconds apart on a shared
+                       clock, the finish and [DONE] with the last (ID: anything, to tell streams apart)
+    bulk:N             N tokens in one write, as fast as the connection takes them
+    error              a 429 with an OpenAI error body
+    """
+    kind, *args = model.split(":")
+    try:
+        if kind == "short" and not args:
+            return _canned_stream(1)
+        if kind == "bulk" and len(args) == 1:
+            return _canned_stream(int(args[0]))
+        if kind == "paced" and len(args) in (2, 3) and int(args[0]) > 0:
+            return _paced_stream(int(args[0]), int(args[1]))
+    except ValueError:
+        return None
+    if kind == "error" and not args:
+        return _load_error()
+    return None
+
+
+@cache
+def _load_error() -> Reply:
+    return error_reply(429, LOAD_ERROR, one_write=True)
+
+
+@cache
+def _canned_stream(tokens: int) -> Reply:
+    return Reply(body=openai_stream(load_tokens(tokens)), one_write=True)
+
+
+@cache
+def _paced_stream(tokens: int, milliseconds: int) -> Reply:
+    role, *events, finish, done = openai_stream(load_tokens(tokens))
+    assert isinstance(finish, bytes) and isinstance(done, bytes) and events
+    last = events.pop()
+    assert isinstance(last, bytes)
+    # The last token, the finish and [DONE] in one step, so that no tick passes between the last
+    # token and the end of the body (a client timing the gaps between reads would see one).
+    return Reply(body=[role, *events, last + finish + done], tick=milliseconds / 1000)
+
+
+# --- the wire --------------------------------------------------------------------------------
+
+
+def wire_head(reply: Reply) -> bytes:
+    """The status line and headers of a reply, and the framing of its body."""
+    reason = reply.reason if reply.reason is not None else standard_reason(reply.status)
+    head = [f"HTTP/1.1 {reply.status} {reason}"]  # an empty reason is allowed (and sent)
+    head += [f"{name}: {value}" for name, value in reply.headers.items()]
+    head.append("Transfer-Encoding: chunked" if reply.chunked else "Connection: close")
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+
+
+def wire_frame(data: bytes, chunked: bool) -> bytes:
+    """One bytes step as it goes on the wire: an HTTP chunk of its own, or as it is."""
+    if not chunked or not data:
+        return data  # an empty chunk would end a chunked body
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+def standard_reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
