@@ -19,7 +19,8 @@ import httpx
 import pytest
 
 from tests.conftest import RelayFactory
-from tests.fake_upstream import FakeUpstream, RecordedRequest, Reply, Step, chunk, named_sse, sse
+from tests.fake_replies import named_sse
+from tests.fake_upstream import FakeUpstream, RecordedRequest, Reply, Step, chunk, sse
 from tests.relay_server import ROOT, RelayServer
 
 ECHO_KEY = "sk-echo-SECRET-1b3d5f7a9c2e4g6i8k"
