@@ -19,7 +19,7 @@ from limits.storage import MemoryStorage
 
 import relay.access.limiter as limits_module
 from relay.access.callers import Caller
-from relay.access.limiter import Limiter, Spend, StoreUnavailable, _duration
+from relay.access.limiter import Limiter, Reservation, StoreUnavailable, _duration
 from relay.config.environment import ConfigError
 from relay.config.limit_settings import Limit, LimitSettings, parse_limit, read_limits
 from relay.errors import RateLimited
@@ -31,9 +31,9 @@ def limiter(**environ: str) -> Limiter:
     return Limiter(read_limits(environ))
 
 
-def refusal(limiter: Limiter, caller: Caller = ALICE, model: str = "gpt-test") -> RateLimited:
+def refusal(limiter: Limiter, caller: Caller = ALICE, model: str = "gpt-test", most: int = 1) -> RateLimited:
     with pytest.raises(RateLimited) as refused:
-        limiter.admit(caller, model)
+        limiter.admit(caller, model, most)
     return refused.value
 
 
@@ -134,15 +134,19 @@ def test_every_setting_is_read() -> None:
     assert (settings.store_timeout, settings.on_store_error) == (0.25, "deny")
     assert settings.redis_password == "s3cret-pass"
     assert "s3cret-pass" not in repr(settings)  # the URL may hold a password: never shown
-    # A caller's own limit replaces everyone's; what it does not name stays everyone's.
+    # A caller's own limit replaces everyone's; what it does not name stays everyone's. Each comes
+    # with the setting it is read from, which a refusal names.
     assert settings.for_caller("alice") == (
-        Limit(600, 60, "600 per minute"),
-        Limit(1000, 86400, "1000 per day"),
+        ('CALLER_LIMITS["alice"].requests', Limit(600, 60, "600 per minute")),
+        ("RATE_LIMIT_TOKENS", Limit(1000, 86400, "1000 per day")),
     )
-    assert settings.for_caller("bob") == (Limit(60, 60, "60 per minute"), Limit(9, 3600, "9 per hour"))
+    assert settings.for_caller("bob") == (
+        ("RATE_LIMIT_REQUESTS", Limit(60, 60, "60 per minute")),
+        ('CALLER_LIMITS["bob"].tokens', Limit(9, 3600, "9 per hour")),
+    )
     assert settings.for_caller("carol") == (
-        Limit(60, 60, "60 per minute"),
-        Limit(1000, 86400, "1000 per day"),
+        ("RATE_LIMIT_REQUESTS", Limit(60, 60, "60 per minute")),
+        ("RATE_LIMIT_TOKENS", Limit(1000, 86400, "1000 per day")),
     )
 
 
@@ -208,15 +212,15 @@ def test_empty_json_settings_are_no_limits() -> None:
 
 def test_requests_are_counted_per_caller_up_to_the_limit() -> None:
     limits = limiter(RATE_LIMIT_REQUESTS="2/minute")
-    limits.admit(ALICE, "gpt-test")
-    limits.admit(ALICE, "gpt-test")
+    limits.admit(ALICE, "gpt-test", 1)
+    limits.admit(ALICE, "gpt-test", 1)
     refused = refusal(limits)
     assert str(refused).startswith("Rate limit: alice may send 2 per minute requests (RATE_LIMIT_REQUESTS); ")
     assert str(refused).endswith(f"try again in {refused.retry_after} s.")
     assert 1 <= refused.retry_after <= 60
     assert refused.waiting_helps
     assert refused.headers() == {"Retry-After": str(refused.retry_after), "x-should-retry": "true"}
-    limits.admit(BOB, "gpt-test")  # another caller counts on its own
+    limits.admit(BOB, "gpt-test", 1)  # another caller counts on its own
 
 
 def test_the_wait_is_told_from_the_window_left() -> None:
@@ -224,12 +228,12 @@ def test_the_wait_is_told_from_the_window_left() -> None:
     for _ in range(3):
         limits = limiter(RATE_LIMIT_REQUESTS="1 per 2 seconds")
         began = time.monotonic()
-        limits.admit(ALICE, "gpt-test")
+        limits.admit(ALICE, "gpt-test", 1)
         admitted = time.monotonic()
         time.sleep(1.2)
         asked = time.monotonic()
         try:
-            limits.admit(ALICE, "gpt-test")
+            limits.admit(ALICE, "gpt-test", 1)
         except RateLimited as refused:
             answered, told = time.monotonic(), refused.retry_after
             break
@@ -245,27 +249,35 @@ def test_a_wait_over_a_minute_is_one_an_sdk_should_not_retry_into() -> None:
     # An SDK waits a minute at most before it retries; past that, x-should-retry says false.
     for window in (59, 60, 61, 62):
         limits = limiter(RATE_LIMIT_REQUESTS=f"1 per {window} seconds")
-        limits.admit(ALICE, "gpt-test")
+        limits.admit(ALICE, "gpt-test", 1)
         refused = refusal(limits)
         assert refused.waiting_helps == (refused.retry_after <= 60)
         assert window - 5 <= refused.retry_after <= window  # generous: a loaded machine may stall
 
 
-def test_a_caller_named_in_caller_limits_has_its_own() -> None:
-    limits = limiter(RATE_LIMIT_REQUESTS="3/minute", CALLER_LIMITS='{"alice": {"requests": "1/minute"}}')
-    limits.admit(ALICE, "gpt-test")
-    assert "alice may send 1 per minute requests" in str(refusal(limits))
+def test_a_caller_named_in_caller_limits_has_its_own_and_is_told_that_setting() -> None:
+    limits = limiter(
+        RATE_LIMIT_REQUESTS="3/minute",
+        RATE_LIMIT_TOKENS="100/day",
+        CALLER_LIMITS='{"alice": {"requests": "1/minute"}, "carol": {"tokens": "5/day"}}',
+    )
+    limits.admit(ALICE, "gpt-test", 1)
+    refused = str(refusal(limits))
+    assert 'alice may send 1 per minute requests (CALLER_LIMITS["alice"].requests)' in refused
     for _ in range(3):
-        limits.admit(BOB, "gpt-test")
-    assert "bob may send 3 per minute requests" in str(refusal(limits, BOB))
+        limits.admit(BOB, "gpt-test", 1)
+    assert "bob may send 3 per minute requests (RATE_LIMIT_REQUESTS)" in str(refusal(limits, BOB))
+    carol = Caller("token:carol", "carol")
+    assert '(CALLER_LIMITS["carol"].tokens)' in str(refusal(limits, carol, most=6))  # her own 5, not 100
+    limits.admit(carol, "gpt-test", 5)
 
 
 def test_without_limits_nothing_is_counted_or_refused() -> None:
     limits = limiter()
     for _ in range(100):
-        spend = limits.admit(ALICE, "gpt-test")
-        limits.settle(spend, 10**6)
-    assert spend == Spend(())
+        reservation = limits.admit(ALICE, "gpt-test", 10**6)
+        limits.settle(reservation, 10**6)
+    assert reservation == Reservation(0)
 
 
 def test_the_counters_are_kept_under_the_keys_the_docs_name() -> None:
@@ -274,91 +286,113 @@ def test_the_counters_are_kept_under_the_keys_the_docs_name() -> None:
         RATE_LIMIT_REQUESTS="2/minute", RATE_LIMIT_TOKENS="50/day", BUDGET_TOKENS="90/day",
         MODEL_BUDGETS='{"gpt-4*": "70/day"}',
     )  # fmt: skip
-    limits.settle(limits.admit(ALICE, "gpt-4o"), 7)
-    limits.admit(Caller("ip:203.0.113.9", "203.0.113.9"), "other")
+    limits.settle(limits.admit(ALICE, "gpt-4o", 20), 7)
+    limits.admit(Caller("ip:203.0.113.9", "203.0.113.9"), "other", 3)
     storage = limits._limiter().storage
     assert isinstance(storage, MemoryStorage)
     assert {key: int(count) for key, count in storage.storage.items()} == {
         "LIMITER/requests/token:alice/2/60/second": 1,
-        "LIMITER/tokens/token:alice/50/86400/second": 7,
-        "LIMITER/budget/deployment/90/86400/second": 7,
+        "LIMITER/tokens/token:alice/50/86400/second": 7,  # 20 reserved, 13 given back
+        "LIMITER/budget/deployment/90/86400/second": 7 + 3,  # the other caller's 3, still reserved
         "LIMITER/model/gpt-4*/70/86400/second": 7,
         "LIMITER/requests/ip:203.0.113.9/2/60/second": 1,
+        "LIMITER/tokens/ip:203.0.113.9/50/86400/second": 3,
     }
 
 
-# -- tokens ----------------------------------------------------------------------------------------
+# -- tokens: reserved before, settled after ---------------------------------------------------------
 
 
-def test_tokens_are_counted_when_settled_and_checked_before_the_next_request() -> None:
+def test_a_request_reserves_the_most_it_may_cost_and_one_that_does_not_fit_is_refused() -> None:
     limits = limiter(RATE_LIMIT_TOKENS="31/day")
-    for _ in range(2):
-        limits.settle(limits.admit(ALICE, "gpt-test"), 15)
-    spend = limits.admit(ALICE, "gpt-test")  # 30 of 31 used: one more may begin
-    limits.settle(spend, 15)
-    refused = refusal(limits)
-    assert str(refused).startswith("Token limit: alice has used its 31 per day tokens (RATE_LIMIT_TOKENS); ")
+    first = limits.admit(ALICE, "gpt-test", 15)
+    second = limits.admit(ALICE, "gpt-test", 15)  # 30 of 31 held by requests in flight
+    refused = refusal(limits, most=2)  # 32 would pass 31
+    assert str(refused).startswith(
+        "Token limit: alice has used its 31 per day tokens, or would with what requests in progress may "
+        "cost and this request's up to 2 (RATE_LIMIT_TOKENS); "
+    )
     assert str(refused).endswith(f"the window resets in {_duration(refused.retry_after)}.")
     assert 86400 - 60 < refused.retry_after <= 86400
     assert refused.headers()["x-should-retry"] == "false"  # waiting a minute will not help
-    limits.admit(BOB, "gpt-test")
+    limits.admit(ALICE, "gpt-test", 1)  # 31: the last one fits
+    limits.admit(BOB, "gpt-test", 31)  # another caller counts on its own
+    for reservation in (first, second):
+        limits.settle(reservation, 15)
+
+
+def test_a_refused_reservation_holds_nothing() -> None:
+    limits = limiter(RATE_LIMIT_TOKENS="10/day", BUDGET_TOKENS="100/day")
+    for _ in range(5):
+        refusal(limits, most=11)  # each reserved, found too much, given back
+    assert limits.admit(ALICE, "gpt-test", 10).tokens == 10  # all 10 still there
+
+
+def test_what_a_reply_did_not_use_is_given_back_and_more_than_reserved_is_charged() -> None:
+    limits = limiter(RATE_LIMIT_TOKENS="100/day")
+    limits.settle(limits.admit(ALICE, "gpt-test", 60), 10)  # 50 given back: 10 used
+    limits.settle(limits.admit(ALICE, "gpt-test", 60), 80)  # 20 more charged: 90 used
+    refusal(limits, most=11)
+    limits.admit(ALICE, "gpt-test", 10)
+
+
+def test_a_request_that_cost_nothing_gives_back_its_whole_reservation() -> None:
+    limits = limiter(RATE_LIMIT_TOKENS="5/day")
+    for _ in range(10):
+        limits.settle(limits.admit(ALICE, "gpt-test", 5), 0)  # refused upstream: nothing spent
+    limits.admit(ALICE, "gpt-test", 5)
+
+
+def test_nothing_is_given_back_to_a_window_that_has_ended() -> None:
+    # A give-back to a window that ended would open the next one below zero: room beyond the cap.
+    limits = limiter(RATE_LIMIT_TOKENS="10 per 1 second")
+    reservation = limits.admit(ALICE, "gpt-test", 10)
+    time.sleep(1.1)
+    limits.settle(reservation, 0)  # its window is gone, and took the 10 with it
+    limits.admit(ALICE, "gpt-test", 10)
+    refusal(limits, most=1)  # the new window holds 10, not 10 - 10
 
 
 def test_a_request_is_not_counted_as_a_token() -> None:
-    # The requests limit and the tokens limit each on their own counter: a hundred requests
-    # that cost nothing yet leave a 1-token limit untouched.
-    limits = limiter(RATE_LIMIT_REQUESTS="100/minute", RATE_LIMIT_TOKENS="1/day")
+    # The requests limit and the tokens limit each on their own counter.
+    limits = limiter(RATE_LIMIT_REQUESTS="100/minute", RATE_LIMIT_TOKENS="1000/day")
     for _ in range(100):
-        limits.admit(ALICE, "gpt-test")
+        limits.settle(limits.admit(ALICE, "gpt-test", 10), 0)
     assert "(RATE_LIMIT_REQUESTS)" in str(refusal(limits))
 
 
 def test_a_request_over_both_limits_is_refused_by_the_requests_first() -> None:
     limits = limiter(RATE_LIMIT_REQUESTS="1/minute", RATE_LIMIT_TOKENS="1/day")
-    limits.settle(limits.admit(ALICE, "gpt-test"), 5)
+    limits.settle(limits.admit(ALICE, "gpt-test", 1), 1)
     assert "(RATE_LIMIT_REQUESTS)" in str(refusal(limits))
-
-
-def test_settling_nothing_counts_nothing() -> None:
-    limits = limiter(RATE_LIMIT_TOKENS="5/day")
-    limits.settle(limits.admit(ALICE, "gpt-test"), 0)
-    limits.settle(limits.admit(ALICE, "gpt-test"), -5)  # nothing is given back either
-    # A request admitted while the store failed is not settled (the store likely fails again).
-    limits.settle(Spend(limits.admit(ALICE, "gpt-test").tokens, store_error=True), 3)
-    limits.settle(limits.admit(ALICE, "gpt-test"), 4)
-    limits.settle(limits.admit(ALICE, "gpt-test"), 1)  # 4 of 5 used before it: 5 now
-    refusal(limits)
 
 
 def test_the_deployment_budget_is_shared_by_every_caller() -> None:
     limits = limiter(BUDGET_TOKENS="20/day")
-    limits.settle(limits.admit(ALICE, "gpt-test"), 15)
-    limits.settle(limits.admit(BOB, "gpt-test"), 10)
+    limits.settle(limits.admit(ALICE, "gpt-test", 15), 15)
+    limits.settle(limits.admit(BOB, "gpt-test", 5), 5)
     for caller in (ALICE, BOB):
         refused = refusal(limits, caller)
-        assert str(refused).startswith(
-            "Token limit: this relay has used its 20 per day tokens (BUDGET_TOKENS); "
-        )
+        assert str(refused).startswith("Token limit: this relay has used its 20 per day tokens, or would ")
+        assert "(BUDGET_TOKENS)" in str(refused)
 
 
-def test_a_model_budget_counts_the_first_pattern_that_matches() -> None:
+def test_a_model_budget_counts_the_first_pattern_that_matches_and_names_it() -> None:
     limits = limiter(MODEL_BUDGETS='{"gpt-4*": "10/day", "*": "100/day"}')
-    limits.settle(limits.admit(ALICE, "gpt-4o"), 10)
+    limits.settle(limits.admit(ALICE, "gpt-4o", 10), 10)
     refused = refusal(limits, BOB, "gpt-4.1")
-    assert str(refused).startswith(
-        "Token limit: models gpt-4* has used its 10 per day tokens (MODEL_BUDGETS); "
-    )
-    limits.settle(limits.admit(ALICE, "gpt-3.5-turbo"), 99)  # under "*", not "gpt-4*"
-    limits.admit(ALICE, "o3")
-    limits.settle(limits.admit(ALICE, "o3"), 1)
+    assert str(refused).startswith("Token limit: models gpt-4* has used its 10 per day tokens")
+    assert '(MODEL_BUDGETS["gpt-4*"])' in str(refused)
+    limits.settle(limits.admit(ALICE, "gpt-3.5-turbo", 99), 99)  # under "*", not "gpt-4*"
+    limits.settle(limits.admit(ALICE, "o3", 1), 1)
     assert "models * has used its 100 per day" in str(refusal(limits, BOB, "o3"))
 
 
 def test_a_token_is_counted_against_every_limit_it_falls_under() -> None:
     limits = limiter(RATE_LIMIT_TOKENS="100/day", BUDGET_TOKENS="100/day", MODEL_BUDGETS='{"m": "10/day"}')
-    limits.settle(limits.admit(ALICE, "m"), 10)
-    assert "(MODEL_BUDGETS)" in str(refusal(limits, ALICE, "m"))
-    limits.settle(limits.admit(ALICE, "other"), 90)
+    limits.settle(limits.admit(ALICE, "m", 10), 10)
+    assert '(MODEL_BUDGETS["m"])' in str(refusal(limits, ALICE, "m"))
+    limits.settle(limits.admit(ALICE, "other", 90), 90)
     assert "(RATE_LIMIT_TOKENS)" in str(refusal(limits, ALICE, "other"))
     assert "(BUDGET_TOKENS)" in str(refusal(limits, BOB, "other"))
 
@@ -370,14 +404,13 @@ def test_a_store_slower_than_usual_but_within_its_timeout_still_counts(
     monkeypatch.setattr(limits_module, "under_gevent", lambda: True)
     limits = limiter(RATE_LIMIT_REQUESTS="1/minute", RATE_LIMIT_TOKENS="5/day", LIMITS_STORE_TIMEOUT="5")
     windows = limits._limiter()
-    hit, test = windows.hit, windows.test
+    hit = windows.hit
 
     def slowly(call: Callable[..., bool]) -> Callable[..., bool]:
         return lambda *args, **kwargs: gevent.sleep(0.1) or call(*args, **kwargs)
 
     monkeypatch.setattr(windows, "hit", slowly(hit))
-    monkeypatch.setattr(windows, "test", slowly(test))
-    assert not limits.admit(ALICE, "gpt-test").store_error
+    assert limits.admit(ALICE, "gpt-test", 5).held
     assert "(RATE_LIMIT_REQUESTS)" in str(refusal(limits))
 
 
@@ -394,9 +427,9 @@ def test_the_calls_run_on_greenlets_under_the_gevent_worker(monkeypatch: pytest.
     # (in-memory, they take milliseconds; waiting for the other would take its 3 s).
     other = gevent.spawn(gevent.sleep, 3)
     for _ in range(2):
-        limits.settle(limits.admit(ALICE, "gpt-test"), 10)
+        limits.settle(limits.admit(ALICE, "gpt-test", 10), 10)
     assert "(RATE_LIMIT_TOKENS)" in str(refusal(limits))
-    limits.admit(BOB, "gpt-test")
+    limits.admit(BOB, "gpt-test", 1)
     assert not other.ready()
     other.kill()
 
@@ -427,28 +460,28 @@ def unreachable_store() -> Iterator[str]:
 
 
 @pytest.mark.parametrize(
-    ("store", "limit", "to_settle"),
+    ("store", "limit"),
     [
-        ("silent_store", {"RATE_LIMIT_TOKENS": "1/day"}, ["RATE_LIMIT_TOKENS"]),
-        ("unreachable_store", {"RATE_LIMIT_REQUESTS": "1/day"}, []),
+        ("silent_store", {"RATE_LIMIT_TOKENS": "1/day"}),
+        ("unreachable_store", {"RATE_LIMIT_REQUESTS": "1/day"}),
     ],
 )
 def test_a_store_that_does_not_answer_lets_the_request_go_on_by_default(
-    store: str,
-    limit: dict[str, str],
-    to_settle: list[str],
-    request: pytest.FixtureRequest,
-    caplog: pytest.LogCaptureFixture,
+    store: str, limit: dict[str, str], request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
 ) -> None:
-    limits = limiter(REDIS_URL=request.getfixturevalue(store), LIMITS_STORE_TIMEOUT="0.2", **limit)
+    url = request.getfixturevalue(store)
+    limits = limiter(REDIS_URL=url, LIMITS_STORE_TIMEOUT="0.2", **limit)
     started = time.monotonic()
-    spend = limits.admit(ALICE, "gpt-test")
+    reservation = limits.admit(ALICE, "gpt-test", 5)
     # Given up at LIMITS_STORE_TIMEOUT, not at redis-py's own 5 s to connect or to read (the
     # bound leaves room for a loaded machine).
     assert time.monotonic() - started < 3
-    assert spend.store_error
-    assert [check.name for check in spend.tokens] == to_settle
-    assert caplog.messages == ["The limits store failed: TimeoutError (LIMITS_ON_STORE_ERROR=allow)"]
+    assert reservation == Reservation(0)  # nothing held: nothing to settle
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    assert caplog.messages == [
+        f"The limits store (REDIS_URL at 127.0.0.1:{port}) failed: TimeoutError; "
+        "the request goes on, not counted (LIMITS_ON_STORE_ERROR=allow)"
+    ]
 
 
 def test_a_store_that_does_not_answer_refuses_the_request_where_the_owner_said_so(silent_store: str) -> None:
@@ -459,7 +492,7 @@ def test_a_store_that_does_not_answer_refuses_the_request_where_the_owner_said_s
         LIMITS_ON_STORE_ERROR="deny",
     )
     with pytest.raises(StoreUnavailable) as refused:
-        limits.admit(ALICE, "gpt-test")
+        limits.admit(ALICE, "gpt-test", 1)
     assert refused.value.status == 503
     assert refused.value.headers() == {"Retry-After": "5", "x-should-retry": "true"}
     assert str(refused.value) == (
@@ -472,24 +505,37 @@ def test_tokens_the_store_does_not_take_are_logged(
     silent_store: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     limits = limiter(REDIS_URL=silent_store, RATE_LIMIT_TOKENS="10/day", LIMITS_STORE_TIMEOUT="0.2")
-    spend = Spend(limits.admit(ALICE, "gpt-test").tokens)  # as if the store had answered then
-    limits.settle(spend, 7)
-    assert caplog.messages[-1] == "The limits store did not take this request's 7 tokens"
+    check = limits._token_checks(ALICE, "gpt-test", ("RATE_LIMIT_TOKENS", Limit(10, 86400, "10 per day")))[0]
+    held = Reservation(3, ((check, time.time() + 100),))  # as if the store had answered then
+    limits.settle(held, 7)
+    assert caplog.messages[-1].endswith(
+        "failed: TimeoutError; 4 tokens beyond the reservation are not counted"
+    )
+    limits.settle(held, 1)
+    assert caplog.messages[-1].endswith("failed: TimeoutError; 2 reserved tokens are not given back")
 
 
 def test_a_store_call_that_hangs_under_the_gevent_worker_is_given_up_at_its_deadline(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     # This process's sockets are not gevent's, so a silent Redis would be cut by the socket's
-    # own timeout; the hang is a greenlet's wait instead, which only the deadline ends.
+    # own timeout; the hang is a greenlet's wait instead, which only the deadline ends. One
+    # limit or several: each request's wait is the store's timeout.
     monkeypatch.setattr(limits_module, "under_gevent", lambda: True)
-    limits = limiter(RATE_LIMIT_REQUESTS="1/day", BUDGET_TOKENS="9/day", LIMITS_STORE_TIMEOUT="0.2")
-    hung = gevent.event.Event()
-    windows = limits._limiter()
-    monkeypatch.setattr(windows, "hit", lambda *args, **kwargs: hung.wait())
-    monkeypatch.setattr(windows, "test", lambda *args, **kwargs: hung.wait())
-    assert limits.admit(ALICE, "gpt-test").store_error
-    assert caplog.messages == ["The limits store failed: TimeoutError (LIMITS_ON_STORE_ERROR=allow)"]
+    for limit in (
+        {"RATE_LIMIT_REQUESTS": "1/day"},
+        {"RATE_LIMIT_REQUESTS": "1/day", "BUDGET_TOKENS": "9/day"},
+    ):
+        limits = limiter(LIMITS_STORE_TIMEOUT="0.2", **limit)
+        windows = limits._limiter()
+        monkeypatch.setattr(windows, "hit", lambda *args, **kwargs: gevent.event.Event().wait())
+        started = time.monotonic()
+        assert limits.admit(ALICE, "gpt-test", 1) == Reservation(0)
+        assert time.monotonic() - started < 2
+        assert caplog.messages[-1] == (
+            "The limits store (in this process) failed: no answer within 0.2 s (LIMITS_STORE_TIMEOUT); "
+            "the request goes on, not counted (LIMITS_ON_STORE_ERROR=allow)"
+        )
 
 
 # -- messages --------------------------------------------------------------------------------------

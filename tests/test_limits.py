@@ -129,17 +129,17 @@ def test_requests_and_tokens_are_counted_each_on_its_own(
     # tokens (it once did, when the two were checked on greenlets of their own).
     fake.replies["gpt-test"] = Reply(body=openai_stream(["ok"], usage=USAGE))
     (relay,) = relays(
-        REDIS_URL=redis.url, RATE_LIMIT_REQUESTS="3/minute", RATE_LIMIT_TOKENS="31/day", STREAM_USAGE="true"
+        REDIS_URL=redis.url, RATE_LIMIT_REQUESTS="3/minute", RATE_LIMIT_TOKENS="1000/day", STREAM_USAGE="true"
     )
-    # 15 tokens each: after two, 30 of 31 are used, and 2 of 3 requests; a third may begin.
-    assert [ask(relay, ALICE).status_code for _ in range(3)] == [200, 200, 200]
+    # 15 tokens each, about 40 reserved: three requests fit both limits.
+    assert [ask(relay, ALICE, max_tokens=10).status_code for _ in range(3)] == [200, 200, 200]
     refused = ask(relay, ALICE)  # over both now; the requests are checked first
     assert refused.status_code == 429
     assert "alice may send 3 per minute requests (RATE_LIMIT_REQUESTS)" in refused.text
     assert len(fake.requests) == 3
     keys = redis.command("KEYS", "*").decode()  # the keys docs/limits.md names
     assert "LIMITS:LIMITER/requests/token:alice/3/60/second" in keys
-    assert "LIMITS:LIMITER/tokens/token:alice/31/86400/second" in keys
+    assert "LIMITS:LIMITER/tokens/token:alice/1000/86400/second" in keys
 
 
 def test_a_running_stream_is_not_cut_by_a_limit(fake: FakeUpstream, redis: Redis, relays: Relays) -> None:
@@ -147,7 +147,7 @@ def test_a_running_stream_is_not_cut_by_a_limit(fake: FakeUpstream, redis: Redis
         body=openai_stream([f" t{i}" for i in range(20)], pace=0.05, usage=USAGE)
     )
     (relay,) = relays(
-        REDIS_URL=redis.url, RATE_LIMIT_REQUESTS="1/minute", RATE_LIMIT_TOKENS="1/day", STREAM_USAGE="true"
+        REDIS_URL=redis.url, RATE_LIMIT_REQUESTS="1/minute", RATE_LIMIT_TOKENS="2100/day", STREAM_USAGE="true"
     )
     result: dict[str, Any] = {}
 
@@ -175,29 +175,31 @@ def test_tokens_are_counted_from_the_upstreams_usage_across_instances(
     fake: FakeUpstream, redis: Redis, relays: Relays
 ) -> None:
     fake.replies["gpt-test"] = Reply(body=openai_stream(["ok"], usage=USAGE))
-    one, two = relays(2, REDIS_URL=redis.url, RATE_LIMIT_TOKENS="31/day", STREAM_USAGE="true")
-    # 15 tokens each: after two, 30 of 31 are used, so a third may still begin; then none.
-    assert [ask(relay, ALICE).status_code for relay in (one, two, one)] == [200, 200, 200]
-    refused = ask(two, ALICE)
+    one, two = relays(2, REDIS_URL=redis.url, RATE_LIMIT_TOKENS="100/day", STREAM_USAGE="true")
+    # 15 tokens each, with max_tokens 10 about 40 reserved: after four, 60 of 100 are used, and
+    # a fifth's reservation would pass 100; one asking for less still fits.
+    assert [ask(relay, ALICE, max_tokens=10).status_code for relay in (one, two, one, two)] == [200] * 4
+    refused = ask(one, ALICE, max_tokens=10)
     assert refused.status_code == 429
-    assert "alice has used its 31 per day tokens (RATE_LIMIT_TOKENS)" in refused.text
+    assert "alice has used its 100 per day tokens, or would " in refused.text
+    assert "(RATE_LIMIT_TOKENS)" in refused.text
     assert refused.headers["x-should-retry"] == "false"  # waiting a minute will not help
     assert int(refused.headers["retry-after"]) > 3600
     assert fake.requests[0].json["stream_options"] == {"include_usage": True}  # asked for
-    assert ask(one, BOB).status_code == 200
+    assert ask(one, BOB, max_tokens=10).status_code == 200
 
 
 def test_a_v1_caller_who_did_not_ask_for_usage_does_not_get_it_but_it_counts(
     fake: FakeUpstream, redis: Redis, relays: Relays
 ) -> None:
     fake.replies["gpt-test"] = Reply(body=openai_stream(["hi"], usage=USAGE))
-    (relay,) = relays(REDIS_URL=redis.url, RATE_LIMIT_TOKENS="16/day", STREAM_USAGE="true")
+    (relay,) = relays(REDIS_URL=redis.url, RATE_LIMIT_TOKENS="70/day", STREAM_USAGE="true")
     with (
         httpx.Client(timeout=30) as client,
         client.stream(
             "POST",
             relay.url + "/v1/chat/completions",
-            json={"model": "gpt-test", "messages": USER, "stream": True},
+            json={"model": "gpt-test", "messages": USER, "stream": True, "max_tokens": 20},
             headers={"Authorization": f"Bearer {ALICE}"},
         ) as response,
     ):
@@ -207,8 +209,9 @@ def test_a_v1_caller_who_did_not_ask_for_usage_does_not_get_it_but_it_counts(
     assert not [event for event in events if event.get("usage")]  # the usage chunk was kept back
     assert fake.requests[0].json["stream_options"] == {"include_usage": True}
     assert relay.log_of(request_id)["tokens"] == 15
-    assert ask(relay, ALICE, "/v1/chat/completions", stream=True).status_code == 200  # 15 of 16
-    assert ask(relay, ALICE, "/v1/chat/completions", stream=True).status_code == 429
+    # 15 of 70 used; each reserves its 20 and ~30 of prompt: one more fits, then a third would not.
+    assert ask(relay, ALICE, "/v1/chat/completions", stream=True, max_tokens=20).status_code == 200
+    assert ask(relay, ALICE, "/v1/chat/completions", stream=True, max_tokens=20).status_code == 429
 
 
 def test_where_the_upstream_gives_no_usage_the_tokens_are_estimated(
@@ -224,20 +227,22 @@ def test_where_the_upstream_gives_no_usage_the_tokens_are_estimated(
 
 def test_the_deployments_budget_stops_every_caller(fake: FakeUpstream, redis: Redis, relays: Relays) -> None:
     fake.replies["gpt-test"] = Reply(body=openai_stream(["ok"], usage=USAGE))
-    one, two = relays(2, REDIS_URL=redis.url, BUDGET_TOKENS="30/day", STREAM_USAGE="true")
-    assert ask(one, ALICE).status_code == 200
-    assert ask(two, BOB).status_code == 200
-    refused = ask(one, BOB)
+    one, two = relays(2, REDIS_URL=redis.url, BUDGET_TOKENS="80/day", STREAM_USAGE="true")
+    assert ask(one, ALICE, max_tokens=10).status_code == 200  # ~40 reserved, 15 used
+    assert ask(two, BOB, max_tokens=10).status_code == 200  # 30 used
+    assert ask(one, ALICE, max_tokens=10).status_code == 200  # 45 used
+    refused = ask(two, BOB, max_tokens=10)  # ~40 more would pass 80
     assert refused.status_code == 429
-    assert "this relay has used its 30 per day tokens (BUDGET_TOKENS)" in refused.text
+    assert "this relay has used its 80 per day tokens, or would " in refused.text
 
 
 def test_a_models_budget_holds_for_that_model_only(fake: FakeUpstream, redis: Redis, relays: Relays) -> None:
     fake.replies["*"] = Reply(body=openai_stream(["ok"], usage=USAGE))
-    (relay,) = relays(REDIS_URL=redis.url, MODEL_BUDGETS='{"gpt-big*": "10/day"}', STREAM_USAGE="true")
-    assert ask(relay, ALICE, model="gpt-big-1").status_code == 200
-    assert ask(relay, ALICE, model="gpt-big-2").status_code == 429
-    assert ask(relay, ALICE, model="gpt-small").status_code == 200
+    (relay,) = relays(REDIS_URL=redis.url, MODEL_BUDGETS='{"gpt-big*": "70/day"}', STREAM_USAGE="true")
+    assert ask(relay, ALICE, model="gpt-big-1", max_tokens=10).status_code == 200  # ~50 reserved, 15 used
+    assert ask(relay, ALICE, model="gpt-big-2", max_tokens=10).status_code == 200  # 30 used
+    assert ask(relay, ALICE, model="gpt-big-2", max_tokens=10).status_code == 429  # ~50 more would pass 70
+    assert ask(relay, ALICE, model="gpt-small", max_tokens=10).status_code == 200
 
 
 def test_a_callers_own_limits_by_name(fake: FakeUpstream, redis: Redis, relays: Relays) -> None:
@@ -275,7 +280,7 @@ def test_a_store_that_dies_gives_the_configured_answer_in_bounded_time(
     response = ask(relay, ALICE)
     assert response.status_code == status
     assert time.monotonic() - started < 5  # never a hang
-    assert "The limits store failed" in relay.output()
+    assert "The limits store (REDIS_URL at " in relay.output()
     if status == 503:
         assert "LIMITS_ON_STORE_ERROR=deny" in response.text
 
@@ -337,3 +342,170 @@ def test_named_tokens_appear_by_name_only(fake: FakeUpstream, relays: Relays) ->
     response = ask(relay, ALICE)
     assert relay.log_of(response.headers["x-relay-request-id"])["caller"] == "alice"
     assert ALICE not in relay.stdout()
+
+
+# -- spend caps that hold: reserve before sending, settle after ------------------------------------
+
+
+def cost(total: int) -> list[Any]:
+    """A reply paced slowly enough that every request of a burst is in flight at once; it cost `total`."""
+    usage = {"prompt_tokens": 10, "completion_tokens": total - 10, "total_tokens": total}
+    return [
+        *openai_stream([f" t{i}" for i in range(5)], pace=0.2)[:-1],
+        sse({"choices": [], "usage": usage}),
+        sse("[DONE]"),
+    ]
+
+
+def burst(relays_: list[RelayServer], count: int) -> list[httpx.Response]:
+    """`count` requests at once, spread over the relays: each client waits for its whole reply."""
+    results: list[httpx.Response | None] = [None] * count
+
+    def one(index: int) -> None:
+        results[index] = ask(relays_[index % len(relays_)], ALICE, max_tokens=200)
+
+    threads = [threading.Thread(target=one, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return [result for result in results if result is not None]
+
+
+@pytest.mark.parametrize("store", ["redis", "process"])
+def test_fifty_streams_at_once_relay_no_more_than_the_budget_allows(
+    fake: FakeUpstream, redis: Redis, relays: Relays, store: str
+) -> None:
+    # Was: a token limit checked before a request and counted after it, so all 50 were admitted:
+    # 10,000 tokens relayed against a budget of 1,000.
+    fake.replies["gpt-test"] = Reply(body=cost(200))
+    shared = {"REDIS_URL": redis.url} if store == "redis" else {"WORKERS": "1"}
+    (relay,) = relays(BUDGET_TOKENS="1000/hour", MAX_TOKENS_LIMIT="200", **shared)
+    answers = burst([relay], 50)
+    admitted = [answer for answer in answers if answer.status_code == 200]
+    refused = [answer for answer in answers if answer.status_code == 429]
+    assert len(answers) == 50 and len(admitted) + len(refused) == 50
+    # Each reserves 200 tokens and its prompt's estimate (~20): at most 4 fit in 1,000.
+    assert 1 <= len(fake.requests) <= 4, len(fake.requests)
+    assert len(admitted) == len(fake.requests)
+    assert sum(200 for _ in fake.requests) <= 1000
+    assert "(BUDGET_TOKENS)" in refused[0].text and "this request's up to" in refused[0].text
+
+
+def test_two_instances_share_the_reservations(fake: FakeUpstream, redis: Redis, relays: Relays) -> None:
+    fake.replies["gpt-test"] = Reply(body=cost(200))
+    both = relays(2, REDIS_URL=redis.url, RATE_LIMIT_TOKENS="1000/hour", MAX_TOKENS_LIMIT="200")
+    answers = burst(both, 40)
+    assert 1 <= len(fake.requests) <= 4, len(fake.requests)
+    assert sum(answer.status_code == 200 for answer in answers) == len(fake.requests)
+
+
+def test_reservations_are_given_back_after_short_replies(
+    fake: FakeUpstream, redis: Redis, relays: Relays
+) -> None:
+    # Each reserves ~220 tokens of a 1,000 budget and costs 15: with what is given back, twenty in a
+    # row all pass (300 in all); without it, the fifth would be refused.
+    fake.replies["gpt-test"] = Reply(
+        body=[*openai_stream(["ok"])[:-1], sse({"choices": [], "usage": USAGE}), sse("[DONE]")]
+    )
+    (relay,) = relays(REDIS_URL=redis.url, RATE_LIMIT_TOKENS="1000/hour", MAX_TOKENS_LIMIT="200")
+    assert [ask(relay, ALICE, max_tokens=200).status_code for _ in range(20)] == [200] * 20
+    key = "LIMITS:LIMITER/tokens/token:alice/1000/3600/second"
+    # The last reply's reservation is settled just after its client has its last byte.
+    assert fake.wait_for(lambda: redis.command("GET", key) == b"$3\r\n300\r\n", timeout=5)
+
+
+def test_a_tool_call_reply_is_charged_for_its_arguments(fake: FakeUpstream, relays: Relays) -> None:
+    # Was: only choices[0].delta.content counted where the upstream told no usage: 100 KB of tool-call
+    # arguments cost 23 tokens, 100 KB of text 25,027.
+    arguments = json.dumps({"text": "y" * 100_000})
+    call = {
+        "index": 0,
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "write", "arguments": arguments},
+    }
+    fake.replies["gpt-test"] = Reply(
+        body=[sse({"choices": [{"index": 0, "delta": {"tool_calls": [call]}}]}), sse("[DONE]")]
+    )
+    (relay,) = relays(RATE_LIMIT_TOKENS="1000000/day", WORKERS="1")
+    response = ask(relay, ALICE, path="/v1/chat/completions", stream=True)
+    entry = relay.log_of(response.headers["x-relay-request-id"])
+    assert entry["usage_source"] == "estimated"
+    # About four characters a token, OpenAI's rule of thumb (25,000 here); within 2x of it either way.
+    assert 12_500 <= entry["tokens"] <= 50_000, entry["tokens"]
+
+
+class TricklingStore:
+    """A 'Redis' that answers every command with a length, then one byte every 0.2 s: no read ever times out."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self._stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        self.listener.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._trickle, args=(connection,), daemon=True).start()
+
+    def _trickle(self, connection: socket.socket) -> None:
+        with connection, contextlib.suppress(OSError):
+            connection.recv(65536)
+            connection.sendall(b"$100\r\n")
+            for _ in range(100):
+                if self._stop.wait(0.2):
+                    return
+                connection.sendall(b"1")
+
+    def close(self) -> None:
+        self._stop.set()
+        self.listener.close()
+
+
+LIMITS_OF = {
+    "one": {"RATE_LIMIT_REQUESTS": "100/minute"},
+    "four": {"RATE_LIMIT_REQUESTS": "100/minute", "RATE_LIMIT_TOKENS": "100000/day",
+             "BUDGET_TOKENS": "1000000/day", "MODEL_BUDGETS": '{"gpt-*": "1000000/day"}'},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("limits", ["one", "four"])
+@pytest.mark.parametrize("setting", ["allow", "deny"])
+def test_a_trickling_store_is_given_up_at_its_timeout_and_logged_in_one_json_line(
+    fake: FakeUpstream, relays: Relays, limits: str, setting: str
+) -> None:
+    # Was: with one limit, every request held for as long as the store trickled (20 s); with two,
+    # 17-19 lines of traceback, not JSON, for each.
+    fake.replies["gpt-test"] = Reply(body=openai_stream(["ok"]))
+    store = TricklingStore()
+    try:
+        (relay,) = relays(
+            REDIS_URL=f"redis://127.0.0.1:{store.port}/0",
+            LIMITS_STORE_TIMEOUT="0.5",
+            LIMITS_ON_STORE_ERROR=setting,
+            WORKERS="1",
+            **LIMITS_OF[limits],
+        )
+        for _ in range(3):
+            started = time.monotonic()
+            response = ask(relay, ALICE)
+            assert time.monotonic() - started < 3, "the store's trickle held the request"
+            assert response.status_code == (200 if setting == "allow" else 503)
+    finally:
+        store.close()
+    failures = [entry for entry in relay.log_entries() if "limits store" in entry["message"]]
+    assert len(failures) >= 3 and {entry["severity"] for entry in failures} == {"WARNING"}
+    assert f"REDIS_URL at 127.0.0.1:{store.port}" in failures[0]["message"]
+    assert "LIMITS_STORE_TIMEOUT" in failures[0]["message"]
+    output = relay.output()
+    assert "Traceback" not in output
+    stdout_lines = [line for line in relay.stdout().splitlines() if line.strip()]
+    assert all(line.startswith("{") for line in stdout_lines), [
+        line for line in stdout_lines if not line.startswith("{")
+    ]

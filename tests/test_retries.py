@@ -40,7 +40,9 @@ def completion(text: str) -> bytes:
 
 @pytest.fixture
 def relay(relay_factory: RelayFactory) -> RelayServer:
-    return relay_factory(ACCESS_TOKENS=ACCESS_TOKEN)
+    # UPSTREAM_RETRIES as its default, written out: a relay of these tests' own, whose log (the
+    # retries' WARNING lines) no other test reads.
+    return relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, UPSTREAM_RETRIES="2")
 
 
 @pytest.fixture

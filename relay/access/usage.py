@@ -17,6 +17,16 @@ from relay.formats.chat_chunks import completion_as_chunks, reasoning_of
 from relay.formats.responses_passthrough import ENDS
 
 CHARS_PER_TOKEN = 4  # OpenAI's rule of thumb for English; code and JSON run closer to 3
+# What a reply is reserved against the token limits where neither the caller nor MAX_TOKENS_LIMIT
+# capped it (docs/limits.md, "Spend caps"): a long reply; one longer is charged when it ends.
+RESERVED_OUTPUT = 4096
+
+
+def most_tokens(prompt_bytes: int, most_output: int | None) -> int:
+    """The most a request may cost, reserved before it is sent: its prompt's estimate and its reply's cap."""
+    return math.ceil(prompt_bytes / CHARS_PER_TOKEN) + (
+        RESERVED_OUTPUT if most_output is None else most_output
+    )
 
 
 def _whole(value: Any) -> int | None:

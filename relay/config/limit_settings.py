@@ -36,6 +36,9 @@ class Limit:
     text: str
 
 
+Named = tuple[str, Limit]  # a limit, and the setting it comes from (for messages)
+
+
 @dataclass(frozen=True)
 class LimitSettings:
     requests: Limit | None = None  # per caller
@@ -55,12 +58,26 @@ class LimitSettings:
     def any(self) -> bool:
         return bool(self.requests or self.tokens or self.callers or self.budget or self.models)
 
-    def for_caller(self, name: str) -> tuple[Limit | None, Limit | None]:
-        """The requests and tokens limits of a caller: its own, else everyone's."""
-        for caller, requests, tokens in self.callers:
+    @property
+    def store_name(self) -> str:
+        """Where the counters are, for a message: REDIS_URL's host (never its password), or this process."""
+        if not self.redis_url:
+            return "in this process"
+        parts = urlsplit(self.redis_url)
+        where = parts.path if parts.scheme == "redis+unix" else f"{parts.hostname}:{parts.port or 6379}"
+        return f"REDIS_URL at {where}"
+
+    def for_caller(self, name: str) -> tuple[Named | None, Named | None]:
+        """A caller's requests and tokens limits, each with its setting: the caller's own, else everyone's."""
+        requests = ("RATE_LIMIT_REQUESTS", self.requests) if self.requests else None
+        tokens = ("RATE_LIMIT_TOKENS", self.tokens) if self.tokens else None
+        for caller, own_requests, own_tokens in self.callers:
             if caller == name:
-                return requests or self.requests, tokens or self.tokens
-        return self.requests, self.tokens
+                if own_requests is not None:
+                    requests = (f'CALLER_LIMITS["{caller}"].requests', own_requests)
+                if own_tokens is not None:
+                    tokens = (f'CALLER_LIMITS["{caller}"].tokens', own_tokens)
+        return requests, tokens
 
 
 def parse_limit(value: str, where: str) -> Limit:

@@ -119,6 +119,7 @@ class Outgoing:
     model: str  # as the caller named it
     stream: bool  # the caller asked for a stream
     encoding: Encoding
+    most_output: int | None = None  # the reply's tokens at most, as asked or capped (None: not said)
 
     @property
     def accept(self) -> str:

@@ -9,6 +9,7 @@ off as asked.
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from relay.access.policy import bearer_key, choose_key, token_cap
 from relay.config import Route, Settings
@@ -25,6 +26,7 @@ from relay.validation.chat_body import (
     check_one_choice,
     parse_chat_completions,
 )
+from relay.validation.json_values import is_number
 
 
 class ChatCompletions(UpstreamEndpoint):
@@ -47,7 +49,10 @@ class ChatCompletions(UpstreamEndpoint):
         encoding = Encoding(
             "chat", partial(ChatEvents, hide_usage=hide_usage), content_type=EVENT_STREAM_UTF8
         )
-        return Outgoing(route, "/chat/completions", api_key, body, request.model, request.stream, encoding)
+        return Outgoing(
+            route, "/chat/completions", api_key, body, request.model, request.stream, encoding,
+            most_output=most_output(request.data, ("max_tokens", "max_completion_tokens"), "n"),
+        )  # fmt: skip
 
     def _limit_tokens(self, request: ChatCompletionsRequest, route: Route) -> None:
         """MAX_TOKENS_LIMIT, as on the original endpoint: per reply, so one choice per request."""
@@ -63,6 +68,18 @@ class ChatCompletions(UpstreamEndpoint):
             # The owner's cap, where the caller set none. OpenAI's reasoning models refuse
             # max_tokens; other OpenAI-compatible servers may not know max_completion_tokens.
             request.data[token_field(route)] = limit
+
+
+def most_output(data: dict[str, Any], fields: tuple[str, ...], choices: str | None = None) -> int | None:
+    """The reply's tokens at most, as the body asks (every choice's); None where it does not say.
+
+    Read leniently: a field of the wrong type is the upstream's to refuse (or MAX_TOKENS_LIMIT's).
+    """
+    asked = [data[name] for name in fields if is_number(data.get(name)) and data[name] >= 1]
+    if not asked:
+        return None
+    count: Any = data.get(choices) if choices else 1
+    return int(max(asked)) * (int(count) if is_number(count) and count >= 1 else 1)
 
 
 def token_field(route: Route) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from relay.access.limiter import Limiter
-from relay.access.usage import Usage
+from relay.access.usage import Usage, most_tokens
 from relay.config import Settings
 from relay.endpoints.base import Call, Encoding, Outgoing, Upstreams
 from relay.errors import UpstreamError, UpstreamHTTPError, UpstreamUnreachable
@@ -61,17 +61,21 @@ class UpstreamEndpoint:
         # with, and the route's own headers (an upstream may echo any of them).
         call.writer.keep_secret(outgoing.api_key, *outgoing.route.secrets)
         call.log.prompt_bytes = len(outgoing.body)
-        self.admit(call, outgoing.model)
+        self.admit(call, outgoing)
         response = self.upstreams.send(call, outgoing)
         return answer(call, outgoing, response)
 
-    def admit(self, call: Call, model: str) -> None:
-        """The owner's rate limits and spend caps, before anything is sent (429 over one)."""
+    def admit(self, call: Call, outgoing: Outgoing) -> None:
+        """The owner's rate limits and spend caps: the most the request may cost reserved before anything
+        is sent (429 where it does not fit), what it cost settled when it ends."""
         if call.caller is None or not self.settings.limits.any:
             return
-        spend = self.limiter.admit(call.caller, model)
-        if spend.tokens:
-            call.on_end(lambda: self.limiter.settle(spend, call.log.tokens or 0))
+        most = most_tokens(len(outgoing.body), outgoing.most_output)
+        reservation = self.limiter.admit(call.caller, outgoing.model, most)
+        if reservation.held:
+            # What it cost (relay/serving/writer.py counts it as the log line is written); nothing
+            # where the upstream refused it.
+            call.on_end(lambda: self.limiter.settle(reservation, call.log.tokens or 0))
 
 
 def answer(call: Call, outgoing: Outgoing, response: httpx.Response) -> Written:

@@ -29,6 +29,7 @@ class Embeddings(UpstreamEndpoint):
         route, data["model"] = self.upstreams.route(call, model)
         api_key = key_or_401(self.settings, bearer_key(self.settings, call.authorization), route)
         body = jsoncodec.dumps(data)
+        # An embedding is its input's tokens alone: nothing more to reserve than the prompt's.
         return Outgoing(
-            route, "/embeddings", api_key, body, model, stream=False, encoding=PASSED_AS_IT_ARRIVES
+            route, "/embeddings", api_key, body, model, False, PASSED_AS_IT_ARRIVES, most_output=0
         )

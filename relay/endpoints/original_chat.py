@@ -36,4 +36,7 @@ class OriginalChat(UpstreamEndpoint):
             sdk_headers=False,
             retry_statuses=True,
         )
-        return Outgoing(route, "/chat/completions", api_key, body, chat.model, stream=True, encoding=encoding)
+        most = max_tokens or DEFAULT_MAX_TOKENS
+        return Outgoing(
+            route, "/chat/completions", api_key, body, chat.model, True, encoding, most_output=most
+        )

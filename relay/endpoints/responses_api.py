@@ -14,7 +14,7 @@ from functools import partial
 
 from relay.access.policy import bearer_key, token_cap
 from relay.endpoints.base import Call, Encoding, Outgoing
-from relay.endpoints.chat_completions import key_or_401, token_field
+from relay.endpoints.chat_completions import key_or_401, most_output, token_field
 from relay.endpoints.course import UpstreamEndpoint
 from relay.formats import jsoncodec
 from relay.formats.responses_events import ChatToResponses, as_response
@@ -40,7 +40,8 @@ class Responses(UpstreamEndpoint):
                 "responses", partial(ResponsesPassThrough, request.model), content_type=EVENT_STREAM_UTF8
             )
             body = jsoncodec.dumps(data)
-            return Outgoing(route, "/responses", api_key, body, request.model, request.stream, encoding)
+            most = most_output(data, ("max_output_tokens",))
+            return Outgoing(route, "/responses", api_key, body, request.model, request.stream, encoding, most)
         chat = as_chat_completions(data, token_field(route))
         if request.stream and route.stream_usage:
             chat["stream_options"] = {"include_usage": True}
@@ -52,7 +53,10 @@ class Responses(UpstreamEndpoint):
             whole=partial(as_response, model=request.model, request=echo, limit=WHOLE_BODY_LIMIT),
         )
         body = jsoncodec.dumps(chat)
-        return Outgoing(route, "/chat/completions", api_key, body, request.model, request.stream, encoding)
+        most = most_output(data, ("max_output_tokens",))
+        return Outgoing(
+            route, "/chat/completions", api_key, body, request.model, request.stream, encoding, most
+        )
 
     def _limit_tokens(self, request: ResponsesRequest) -> None:
         """MAX_TOKENS_LIMIT caps max_output_tokens, and sets it where the caller set none."""
