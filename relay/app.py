@@ -23,10 +23,11 @@ from relay.endpoints.models import MODEL_PATH, ModelEntry, ModelList
 from relay.endpoints.original_chat import OriginalChat
 from relay.endpoints.page_config import CONFIG_PATH, PageConfig
 from relay.endpoints.responses_api import Responses
-from relay.errors import ENDPOINTS_HINT, Forbidden, MethodNotAllowed, NotFound, RelayError
+from relay.errors import ENDPOINTS_HINT, Forbidden, MethodNotAllowed, NotFound, RelayError, ShuttingDown
 from relay.page import Page
 from relay.serving.request_body import limit_body
 from relay.serving.request_log import REQUEST_ID_HEADER, RequestLog, trace_of
+from relay.serving.shutdown import SHUTDOWN
 from relay.serving.writer import Written
 
 logger = logging.getLogger(__name__)
@@ -84,6 +85,8 @@ class ChatRelay:
         openai = request.path.startswith("/v1/")
         call = Call(request, log, self.settings)
         try:
+            if SHUTDOWN.draining:
+                raise ShuttingDown()  # another instance takes it at once
             written = self._serve(call, origin, allowed)
         except RelayError as error:
             if error.outcome == "error":  # raised as a RelayError by the relay itself: still a bug

@@ -13,6 +13,7 @@
     │   ├── PayloadTooLarge    413
     │   ├── RateLimited        429: over a limit the owner set (TooManyAtOnce: its share of a worker)
     │   └── ClientGone         the client left before its answer (logged as client_gone)
+    ├── ShuttingDown           503: the server is restarting (SIGTERM); send the request again
     └── UpstreamError          the upstream failed before the reply began
         ├── UpstreamHTTPError  the upstream's own 4xx/5xx, relayed with its status
         ├── UpstreamUnreachable 502: refused, DNS, TLS, closed without answering
@@ -180,6 +181,20 @@ class PayloadTooLarge(ClientError):
             f"Request body too large: the limit is {limit} bytes (MAX_BODY_BYTES). "
             "Send a shorter conversation."
         )
+
+
+class ShuttingDown(RelayError):
+    """503: this instance is restarting (the platform's SIGTERM); another serves the request sent again."""
+
+    status = 503
+    outcome = "shutdown"
+
+    def __init__(self) -> None:
+        super().__init__("The server is restarting; send the request again.")
+
+    def headers(self) -> dict[str, str]:
+        # Any other instance can serve it at once: every SDK retries a 503 that says so.
+        return {"Retry-After": "1", "x-should-retry": "true"}
 
 
 class UpstreamError(RelayError):

@@ -6,16 +6,14 @@ import logging
 import resource
 from collections.abc import Mapping
 
-from relay.access.redaction import MIN_SECRET, is_secret
 from relay.app import ChatRelay
 from relay.config import ConfigError, Settings, load_settings
+from relay.config.known_settings import foreign
+from relay.config.review import notes, store_warning, warnings
 from relay.serving.request_log import configure_logging, redact_from_logs
 from relay.serving.server import configure_gunicorn
 
 logger = logging.getLogger("relay")
-
-# Shorter tokens can be guessed; 16 random characters cannot.
-SHORT_TOKEN = 16
 
 
 def start(environ: Mapping[str, str]) -> ChatRelay:
@@ -29,7 +27,7 @@ def start(environ: Mapping[str, str]) -> ChatRelay:
     redact_from_logs(settings.secrets)
     configure_gunicorn(settings)
     raise_open_file_limit(settings)
-    warn_about_risks(settings)
+    say_what_to_know(settings, environ)
     logger.info(
         "Relay ready: upstreams %s, %s worker, %s",
         ", ".join(route.host for route in (settings.default_route, *settings.routes)),
@@ -60,37 +58,18 @@ def raise_open_file_limit(settings: Settings) -> None:
         )
 
 
-def warn_about_risks(settings: Settings) -> None:
-    routes = (settings.default_route, *settings.routes)
-    # A route the relay pays for: its own key, or a server that takes none (a local model).
-    paid = [route for route in routes if route.api_key or not route.needs_key]
-    if not settings.openai_api_key:
-        logger.warning(
-            "OPENAI_API_KEY has not been provided in this deployment environment. "
-            "Will use the optional keys incoming from the client, which is not recommended."
+def say_what_to_know(settings: Settings, environ: Mapping[str, str]) -> None:
+    """Log what a reviewer of these settings should know (relay/config/review.py), and check the store."""
+    for warning in warnings(settings):
+        logger.warning("%s", warning)
+    for note in notes(settings):
+        logger.info("%s", note)
+    others = foreign(environ, also=(route.key_env for route in settings.routes if route.key_env))
+    if others:
+        logger.info(
+            "Not settings of this relay (other programs may read them): %s",
+            ", ".join(f"{name} (did you mean {meant}?)" for name, meant in others),
         )
-    if any(route.api_key for route in paid) and not settings.access_tokens:
-        logger.warning(
-            "!!! A server key is set (OPENAI_API_KEY or an UPSTREAMS route's) and ACCESS_TOKENS is not: "
-            "ANYONE WHO FINDS THIS URL CAN SPEND THE KEY. Set ACCESS_TOKENS to one or more long random "
-            "secrets and send one as 'Authorization: Bearer <token>' "
-            "(docs/configuration.md, 'A private deployment')."
-        )
-    if any(len(token) < SHORT_TOKEN for token in settings.access_tokens):
-        logger.warning(
-            "ACCESS_TOKENS has a token shorter than %d characters; a short token can be guessed. "
-            "Generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
-            SHORT_TOKEN,
-        )
-    for route in routes:
-        if route.api_key and not is_secret(route.api_key):
-            logger.info(
-                "The key of %s looks like a placeholder, not a secret (under %d characters, or a word "
-                "such as 'ollama'): it is sent as it is, and replies that mention it are not redacted.",
-                route.host,
-                MIN_SECRET,
-            )
-    if not settings.allow_client_keys and not paid:
-        logger.warning(
-            "ALLOW_CLIENT_KEYS=false and no server key on any upstream: every chat request will be refused."
-        )
+    problem = store_warning(settings.limits)
+    if problem:
+        logger.warning("%s", problem)

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +80,17 @@ class RelayServer:
         raise RuntimeError(f"the relay did not start listening:\n{self.output()}")
 
     def stop(self) -> None:
+        self.begin_stop()
+        self.wait_stopped()
+
+    def begin_stop(self) -> None:
+        """SIGTERM, as the platform sends: the relay ends what is in progress (relay/serving/shutdown.py)."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
+
+    def wait_stopped(self) -> None:
+        """Until it has exited; killed past the platform's 10 s, as Cloud Run would."""
+        if self.process is not None:
             try:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
@@ -154,3 +163,12 @@ class RelayServer:
             if ready(logs) or time.monotonic() > deadline:
                 return logs
             time.sleep(0.02)
+
+
+def stop_all(servers: Iterable[RelayServer]) -> None:
+    """Stop servers together: each is signalled at once, so their graceful stops overlap."""
+    stopping = list(servers)
+    for server in stopping:
+        server.begin_stop()
+    for server in stopping:
+        server.wait_stopped()

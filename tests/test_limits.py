@@ -23,7 +23,7 @@ from tests.chat_client import USER, chat
 from tests.conftest import SERVER_KEY, assert_no_secret
 from tests.fake_upstream import FakeUpstream, Reply, openai_stream, sse
 from tests.redis_server import Redis, require_redis_server
-from tests.relay_server import RelayServer
+from tests.relay_server import RelayServer, stop_all
 
 ALICE, BOB = "tok-alice-7d1f0b3e9a5c2468", "tok-bob-4c8e2a6f1b3d5790"
 TOKENS = f"alice:{ALICE},bob:{BOB}"
@@ -61,8 +61,7 @@ def relays(fake: FakeUpstream) -> Iterator[Relays]:
         return servers
 
     yield start
-    for server in started:
-        server.stop()
+    stop_all(started)
     for server in started:
         assert_no_secret(server.output(), "a relay's output")
         assert ALICE not in server.output() and BOB not in server.output()

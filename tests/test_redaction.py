@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relay.access import redaction
-from relay.access.redaction import REDACTED, Redactor, is_secret, redact, redactor_for
+from relay.access.redaction import REDACTED, Redactor, redact, redactor_for
+from relay.config.placeholders import is_secret
 
 KEY = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXyZ0QPO0"
 AFTER_PREFIX = KEY.removeprefix("sk-proj-")  # what is secret in KEY: 36 characters

@@ -12,7 +12,14 @@ import pytest
 from tests.chat_client import chat
 from tests.conftest import ACCESS_TOKEN, SERVER_KEY, RelayFactory
 from tests.fake_upstream import FakeUpstream, Reply, openai_stream
-from tests.relay_server import ROOT, RelayServer, base_environ, framework_command, shipped_server_env
+from tests.relay_server import (
+    ROOT,
+    RelayServer,
+    base_environ,
+    framework_command,
+    free_port,
+    shipped_server_env,
+)
 
 
 @pytest.mark.parametrize(
@@ -134,3 +141,54 @@ def test_gthread_worker_still_serves(
     lines = serving_lines(relay)
     assert lines
     assert all(line.endswith("serving with ThreadWorker, 4 connections") for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [("MAX_TOKEN_LIMIT", "MAX_TOKENS_LIMIT"), ("ALLOWED_MODEL", "ALLOWED_MODELS"),
+     ("OPENAI_BASEURL", "OPENAI_BASE_URL"), ("ACESS_TOKENS", "ACCESS_TOKENS")],
+)  # fmt: skip
+def test_a_misspelt_setting_stops_the_process_naming_the_setting(name: str, meant: str) -> None:
+    completed = subprocess.run(
+        [*framework_command(), "--port", "0"],
+        cwd=ROOT,
+        env={**base_environ(), "OPENAI_API_KEY": SERVER_KEY, name: "100"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode != 0
+    output = completed.stdout + completed.stderr
+    assert f"Configuration error: {name} is not a setting of this relay: did you mean {meant}?" in output
+    assert "Traceback" not in output and SERVER_KEY not in output
+
+
+def test_an_unreachable_store_is_said_at_start_up_and_in_each_failure_by_its_host(
+    relay_factory: RelayFactory,
+) -> None:
+    port = free_port()  # nothing listens there
+    settings = {
+        "ACCESS_TOKENS": ACCESS_TOKEN,
+        "RATE_LIMIT_REQUESTS": "60/minute",
+        "REDIS_URL": f"redis://:store-pa55word@127.0.0.1:{port}/0",
+        "LIMITS_STORE_TIMEOUT": "0.2",
+    }
+    where = f"REDIS_URL at 127.0.0.1:{port}"
+    assert any(
+        line.startswith(f"{where} did not answer within 2 s") and "served uncounted" in line
+        for line in warnings_of(relay_factory, **settings)
+    )
+    relay = relay_factory(**settings)
+    answer = httpx.post(
+        relay.url + "/v1/chat/completions",
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"Authorization": f"Bearer {ACCESS_TOKEN}", "User-Agent": "store-down"},
+        timeout=30,
+    )
+    assert answer.status_code == 200  # LIMITS_ON_STORE_ERROR=allow: served uncounted
+    failures = [
+        entry["message"] for entry in relay.log_entries() if "The limits store" in entry.get("message", "")
+    ]
+    assert failures and all(f"({where})" in message for message in failures), failures
+    assert "store-pa55word" not in relay.output()

@@ -29,14 +29,13 @@ import re
 import struct
 from collections.abc import Iterable
 
+from relay.config.placeholders import is_secret
+
 REDACTED = "[redacted]"
 RUN = 8
 GRAM = 4  # the bytes of a native unsigned int: memoryview.cast("I") cuts a write into its pieces
-MIN_SECRET = 20
 
 _REDACTED = REDACTED.encode()
-# Words joined by "-" or "_", in one case: a placeholder, whatever its length.
-_WORDS = re.compile(r"[a-z]+(?:[-_][a-z]+)*|[A-Z]+(?:[-_][A-Z]+)*")
 # A key's public prefix: short lower-case segments, each ended by "-" or "_" (at most PREFIX_LIMIT).
 _PUBLIC_PREFIX = re.compile(rb"(?:[a-z][a-z0-9]{0,7}[-_])+")
 PREFIX_LIMIT = 12
@@ -51,11 +50,6 @@ _MARKED = re.compile(rb"\\u00[2-7]|%[2-7][0-9a-fA-F]|\*\*\*|\.\.\.|\xe2\x80\xa6"
 _ESCAPED = re.compile(rb"(?<!\\)\\u00([2-7][0-9a-fA-F])|%([2-7][0-9a-fA-F])")
 _KEY_CHARACTERS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~+/=:")
 _URL_SAFE = bytes.maketrans(b"+/", b"-_")
-
-
-def is_secret(value: str) -> bool:
-    """Whether a key or token is a secret, rather than a placeholder a local server ignores."""
-    return len(value) >= MIN_SECRET and value.isascii() and not _WORDS.fullmatch(value)
 
 
 def public_prefix(secret: bytes) -> int:

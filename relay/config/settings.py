@@ -12,12 +12,15 @@ from dataclasses import dataclass, field
 
 from relay.config import environment as env
 from relay.config.environment import DEFAULT_BASE_URL, ConfigError
+from relay.config.known_settings import misspelt, refusal
 from relay.config.limit_settings import LimitSettings, read_limits
 from relay.config.upstreams import Route, read_upstreams, speaks_responses, takes_stream_usage
 
 # Cloud Run and Cloud Run functions end any request at 60 minutes. The relay
 # must end its longest reply itself, with a note, a minute before that.
 PLATFORM_REQUEST_LIMIT = 3600
+# Cloud Run sends SIGTERM, then SIGKILL this many seconds later (relay/serving/shutdown.py).
+PLATFORM_GRACE = 10
 LONGEST_REQUEST_ALLOWED = PLATFORM_REQUEST_LIMIT - 60
 SERVER_WORKERS = ("gevent", "gthread")
 
@@ -65,6 +68,9 @@ class Settings:
     # Where a caller without an access token is known from: the Nth address from the end of
     # X-Forwarded-For (1 on Cloud Run: what Google's front end appends), or 0, the socket's peer.
     client_ip_hops: int = 0
+    # From SIGTERM, how long requests in progress may go on before each is ended, told why: under
+    # Cloud Run's 10 s before SIGKILL, with a second for gunicorn to let them finish their ending.
+    shutdown_grace: float = 8.0
     limits: LimitSettings = field(default_factory=LimitSettings)
 
     @property
@@ -157,9 +163,14 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         threads=threads,
         max_requests_per_caller=env.positive_int(environ, "MAX_REQUESTS_PER_CALLER", None),
         client_ip_hops=env.count(environ, "CLIENT_IP_HOPS", 1 if on_cloud_run else 0),
+        shutdown_grace=env.seconds(environ, "SHUTDOWN_GRACE_SECONDS", d.shutdown_grace),
         limits=read_limits(environ),
     )
     _check_together(settings)
+    # Last: a misspelt name is found whatever else is wrong, and a route's key_env is the owner's to call.
+    found = misspelt(environ, also=(route.key_env for route in settings.routes if route.key_env))
+    if found:
+        raise ConfigError(refusal(found))
     return settings
 
 

@@ -44,6 +44,7 @@ class Route:
     base_url: str
     api_key: str | None = field(default=None, repr=False)
     needs_key: bool = True  # False: a server that takes no key
+    key_env: str | None = None  # the variable its key was read from (not a setting, the owner's name)
     headers: tuple[tuple[str, str], ...] = ()
     responses_api: bool = False  # it speaks the Responses API; else /v1/responses is translated
     stream_usage: bool = False  # it takes stream_options.include_usage (token counts at a stream's end)
@@ -133,6 +134,7 @@ def _route(
         base_url=base_url,
         api_key=api_key,
         needs_key=key_env is not None,
+        key_env=key_env,
         headers=tuple(headers.items()),
         responses_api=speaks_responses(base_url) if responses is None else responses,
         stream_usage=takes_stream_usage(base_url, stream_usage) if usage is None else usage,

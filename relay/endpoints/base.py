@@ -24,6 +24,7 @@ from relay.formats.encoding import Encoder
 from relay.serving.client_connection import ClientWatch
 from relay.serving.request_body import read_request_body
 from relay.serving.request_log import RequestLog
+from relay.serving.shutdown import SHUTDOWN
 from relay.serving.writer import Writer, Written
 from relay.upstream.bodies import EVENT_STREAM, JSON
 from relay.upstream.client import Upstream
@@ -53,6 +54,7 @@ class Call:
         if self._client is None:
             socket = self.request.environ.get("gunicorn.socket")  # None under another server
             self._client = ClientWatch(socket, write_timeout=self.settings.idle_timeout)
+            SHUTDOWN.watch(self._client)  # ended, told why, if the instance stops first
         return self._client
 
     def on_end(self, action: Callable[[], None]) -> None:

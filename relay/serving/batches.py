@@ -64,7 +64,9 @@ class Batches:
         while True:
             if client.left:
                 raise ClientGone()
-            client.waiting = True  # a client that leaves now interrupts the wait
+            if client.ended_by is not None:
+                raise client.ended_by  # the server is shutting down
+            client.waiting = True  # a client that leaves now, or the server's end, interrupts the wait
             ready.wait()
             client.waiting = False
             ready.clear()
@@ -83,6 +85,8 @@ class Batches:
         while True:
             if client.left:
                 raise ClientGone()
+            if client.ended_by is not None:
+                raise client.ended_by
             client.waiting = True
             chunk = next(chunks, None)
             client.waiting = False

@@ -37,7 +37,18 @@ _TIMEVAL = "ll"  # struct timeval: seconds, microseconds
 class ClientWatch:
     """Watches one client's socket from the end of its request body to the end of its reply."""
 
-    __slots__ = ("_greenlet", "_left", "_peek", "_peer", "_prior", "_socket", "_watcher", "waiting")
+    __slots__ = (
+        "__weakref__",
+        "_greenlet",
+        "_left",
+        "_peek",
+        "_peer",
+        "_prior",
+        "_socket",
+        "_watcher",
+        "ended_by",
+        "waiting",
+    )
 
     def __init__(self, sock: Any, write_timeout: float) -> None:
         self._socket = sock
@@ -48,6 +59,7 @@ class ClientWatch:
         # wait. Never while the server writes to the client (gunicorn's code must not be interrupted).
         self.waiting = False
         self._left = False
+        self.ended_by: BaseException | None = None  # the server's end (ShuttingDown), once it came
         self._peek = True  # peek at each read (no watcher, or it saw bytes that were not an end)
         self._prior: Any = None
         if sock is None:
@@ -82,6 +94,19 @@ class ClientWatch:
         else:
             self._peek = True  # bytes that are not an end of file (a pipelined request): peek from now
 
+    def interrupt(self, error: BaseException) -> None:
+        """End this request with `error`: at once where it waits (under gevent), else at its next read."""
+        self.ended_by = error
+        if self._greenlet is not None:
+            # From the hub, as the watcher does: a throw from another greenlet would not come back
+            # to it once the request's greenlet waits again.
+            gevent.get_hub().loop.run_callback(self._end_wait, error)
+
+    def _end_wait(self, error: BaseException) -> None:
+        if self.waiting and self._greenlet is not None:
+            self.waiting = False
+            self._greenlet.throw(error)
+
     @property
     def left(self) -> bool:
         """Whether the client is known to have left, without looking again."""
@@ -98,6 +123,8 @@ class ClientWatch:
         """Raise ClientGone in the block's wait as soon as the client leaves (under gevent)."""
         if self.gone():
             raise ClientGone("The client closed its connection while the relay waited.")
+        if self.ended_by is not None:
+            raise self.ended_by
         self.waiting = True
         try:
             yield

@@ -13,6 +13,7 @@ from collections.abc import Generator, Iterator
 
 import httpx
 
+from relay.errors import ClientGone, ShuttingDown
 from relay.serving.client_connection import ClientWatch
 
 
@@ -32,14 +33,22 @@ class PassedBody:
 
     def _pass(self) -> Generator[bytes, None, None]:
         client = self._client
+        chunks = self._response.iter_raw()
         try:
-            for chunk in self._response.iter_raw():
-                if client.gone():
-                    return
+            while True:
+                with client.interruptible():  # a client that leaves, or the server's end, ends the wait
+                    chunk = next(chunks, None)
+                if chunk is None:
+                    break
                 yield chunk
                 if time.monotonic() > self._deadline:
                     self.outcome, self.detail = "timeout", "answer reached STREAM_MAX_SECONDS"
                     return
+        except ClientGone:
+            return  # outcome stays client_gone
+        except ShuttingDown:
+            self.outcome, self.detail = "shutdown", "server shutting down (SIGTERM)"
+            return  # the caller's JSON is cut short: its parser says so
         except httpx.HTTPError:
             self.outcome, self.detail = "upstream_error", "upstream connection lost mid-answer"
             return

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from relay.config import Settings
-from relay.errors import ClientGone, UpstreamError
+from relay.errors import ClientGone, ShuttingDown, UpstreamError
 from relay.formats.encoding import Encoder, Tally, encode
 from relay.formats.sse import EventTooLarge, SSEDecoder
 from relay.serving.batches import Batches
@@ -87,6 +87,9 @@ class RelayedStream:
             yield from self._relay_events(out)
         except ClientGone:
             return  # outcome stays client_gone; close() frees the upstream
+        except ShuttingDown:
+            yield from self._failed(out, "shutdown", "server shutting down (SIGTERM)",
+                                    "the server is restarting; send the request again")  # fmt: skip
         except httpx.TimeoutException:
             idle = self._settings.idle_timeout
             yield from self._failed(
@@ -125,6 +128,8 @@ class RelayedStream:
         for payloads in self._reads:
             if client.gone():
                 return  # outcome stays client_gone; close() frees the upstream
+            if client.ended_by is not None:
+                raise client.ended_by  # the server is shutting down
             if payloads:
                 encode(encoder, payloads, out, tally, observe)
                 yield from self._take(out)

@@ -35,6 +35,7 @@ _LEVELS = {
     "limited": logging.WARNING,  # over a rate limit or spend cap the owner set (429)
     "upstream_error": logging.WARNING,  # the upstream failed or refused
     "timeout": logging.WARNING,  # the upstream was too slow
+    "shutdown": logging.WARNING,  # the instance was stopped (SIGTERM) before the request ended
     "error": logging.ERROR,  # the relay itself failed
 }
 

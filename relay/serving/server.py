@@ -21,9 +21,12 @@ upgrade that bypassed this would show (the end-to-end tests read that line).
 from __future__ import annotations
 
 import logging
+import math
 import select
+import signal
 import types
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import httpcore._utils
@@ -31,6 +34,7 @@ from functions_framework._http import gunicorn as framework_gunicorn
 from gevent import monkey  # type: ignore[import-untyped]
 
 from relay.config import Settings
+from relay.serving.shutdown import SHUTDOWN
 
 logger = logging.getLogger("relay.serving.server")
 
@@ -58,14 +62,25 @@ def configure_gunicorn(settings: Settings) -> None:
         if settings.server_worker == "gevent":
             self.cfg.set("worker_class", "gevent")
             self.cfg.set("worker_connections", settings.threads)
-        self.cfg.set("post_worker_init", _worker_started)
+        # A second over the relay's own grace: gunicorn then lets the requests it ended finish their
+        # ending (relay/serving/shutdown.py), and still exits before Cloud Run's SIGKILL at 10 s.
+        self.cfg.set("graceful_timeout", math.floor(settings.shutdown_grace) + 1)
+        self.cfg.set("post_worker_init", partial(_worker_started, grace=settings.shutdown_grace))
 
     setattr(application, "_framework_load_config", framework_load_config)  # noqa: B010
     setattr(application, "load_config", load_config)  # noqa: B010
 
 
-def _worker_started(worker: Any) -> None:
+def _worker_started(worker: Any, grace: float) -> None:
     logging.getLogger("gunicorn.error").addFilter(_client_went_away)
+    on_term_before = signal.getsignal(signal.SIGTERM)  # gunicorn's: it stops listening within a second
+
+    def on_term(number: int, frame: Any) -> None:
+        if callable(on_term_before):
+            on_term_before(number, frame)
+        SHUTDOWN.begin(grace)
+
+    signal.signal(signal.SIGTERM, on_term)
     kind = type(worker).__name__
     gevent = kind == "GeventWorker"
     if gevent:
