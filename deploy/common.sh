@@ -32,6 +32,7 @@ MEMORY=${MEMORY:-2Gi}  # --concurrency streams as measured, with room; not all a
 MAX_INSTANCES=${MAX_INSTANCES:-10}
 # Flags only, so that nothing left in a shell turns them on: Memorystore and Direct VPC egress.
 DEFAULT_REDIS_INSTANCE=relay-limits
+DEFAULT_REDIS_NETWORK=default  # setup.sh --redis: the instance's VPC network unless --network
 REDIS_INSTANCE=""
 NETWORK=""
 SUBNET=""

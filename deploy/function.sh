@@ -14,7 +14,7 @@
 #   --private                     require IAM authentication even with access tokens
 #   --runtime-account SA          the service account the function runs as (default: relay-runtime)
 #   --build-service-account SA    the service account that builds it (default: relay-build; deploy/setup.sh)
-#   --memory SIZE                 default: 512Mi;  --max-instances N  default: 10
+#   --memory SIZE                 default: $MEMORY or 2Gi;  --max-instances N  default: $MAX_INSTANCES or 10
 #   --allowed-models LIST         ALLOWED_MODELS for this deploy (e.g. 'gpt-4o-mini,gpt-4.1-mini*')
 #   --max-tokens-limit N          MAX_TOKENS_LIMIT for this deploy
 #   --allowed-origins LIST        ALLOWED_ORIGINS for this deploy (your page's origin)

@@ -195,7 +195,7 @@ done
 # 4. Optional: Memorystore for Redis, for counters every instance shares. Small (1 GiB, the
 # least), basic tier (no replica: a lost counter only resets a limit), on the given network.
 if [ -n "$REDIS_INSTANCE" ]; then
-  network=${NETWORK:-default}
+  network=${NETWORK:-$DEFAULT_REDIS_NETWORK}
   if [ "$DRY_RUN" = true ]; then
     echo "# if the instance does not exist yet (creating one takes several minutes):"
   fi

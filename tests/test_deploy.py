@@ -1083,6 +1083,65 @@ def test_every_option_is_in_the_usage_text() -> None:
     assert {flag for flag in for_setup if flag not in usage} == set()
 
 
+# The variable of deploy/common.sh that holds each option's default, as --help states it.
+DEFAULT_OF_OPTION = {
+    "--region": "REGION",
+    "--name": "SERVICE",
+    "--key-secret": "KEY_SECRET",
+    "--tokens-secret": "TOKENS_SECRET",
+    "--runtime-account": "RUNTIME_ACCOUNT",
+    "--build-service-account": "BUILD_SERVICE_ACCOUNT",
+    "--memory": "MEMORY",
+    "--max-instances": "MAX_INSTANCES",
+    "--network": "DEFAULT_REDIS_NETWORK",  # setup.sh --redis only
+}
+
+
+def stated_defaults(usage: str) -> dict[str, str]:
+    """Each option's default as a --help text states it: "--memory SIZE  default: $MEMORY or 2Gi"."""
+    stated = {}
+    for line in usage.splitlines():
+        # One option a clause: "--memory SIZE  default: ...;  --max-instances N  default: 10".
+        for clause in line.split(";"):
+            # (--project's default is a list of variables, not a value: not matched.)
+            match = re.match(r"\s*(--[a-z-]+)\b.*?\bdefault: (?:\$[A-Z_]+ or )?([^\s;,)$][^\s;,)]*)", clause)
+            if match:
+                stated[match.group(1)] = match.group(2)
+    return stated
+
+
+@pytest.mark.parametrize("script", ["setup.sh", *SCRIPTS])
+def test_every_default_in_the_help_is_the_one_deployed(script: str) -> None:
+    stated = stated_defaults(run_script(script, "--help").stdout)
+    # Every stated default is one this test knows where to find (a new one must be added above).
+    assert set(stated) <= set(DEFAULT_OF_OPTION), set(stated) - set(DEFAULT_OF_OPTION)
+    assert {"--region", "--key-secret", "--runtime-account"} <= set(stated)  # the parse works
+    actual = dict(
+        zip(
+            DEFAULT_OF_OPTION,
+            from_common_sh(" ".join(f'"${name}"' for name in DEFAULT_OF_OPTION.values())),
+            strict=True,
+        )
+    )
+    assert {flag: value for flag, value in stated.items()} == {flag: actual[flag] for flag in stated}
+    if script == "setup.sh":
+        return
+    assert {"--memory", "--max-instances", "--name", "--build-service-account"} <= set(stated)
+    # And what the deploy command carries, left to its defaults.
+    deploy = dry_run(script)[0]
+    options = flags(deploy)
+    assert options["--memory"] == stated["--memory"]
+    assert options["--max-instances"] == stated["--max-instances"]
+    assert options["--region"] == stated["--region"]
+    assert deploy[3] == stated["--name"]
+    assert options["--service-account"].startswith(stated["--runtime-account"] + "@")
+    assert options["--build-service-account"].endswith(
+        f"/{stated['--build-service-account']}@demo-project.iam.gserviceaccount.com"
+    )
+    mounted = {name: value.rpartition(":")[0] for name, value in secrets(deploy).items()}
+    assert mounted == {"OPENAI_API_KEY": stated["--key-secret"], "ACCESS_TOKENS": stated["--tokens-secret"]}
+
+
 # -- F: Redis for per-caller rate limits (issue 16) ---------------------------------------------
 
 EGRESS = {"run.sh": "--vpc-egress", "function.sh": "--direct-vpc-egress"}
