@@ -268,22 +268,31 @@ collect_deploy_env() {
   case "${UPSTREAMS:-[}" in '['*) ;; *) die "UPSTREAMS must be the JSON itself in a deployment, not the path of a file: a deploy uploads only main.py, relay/ and requirements.txt." ;; esac
 }
 
-# --allow-unauthenticated only when the relay checks access tokens itself, or when asked for.
-access_flag() {
+# Who may call the URL: with access tokens the relay refuses a request without one itself, so
+# the URL is public; without them it is private to IAM, unless --public; --private keeps IAM
+# either way. IS_PUBLIC says which; ACCESS_FLAGS are the calling script's gcloud flags for it
+# (PUBLIC_ACCESS_FLAGS or PRIVATE_ACCESS_FLAGS, which each script sets for its command).
+choose_access() {
   if [ "$PRIVATE" = true ]; then
-    echo "--no-allow-unauthenticated"
+    IS_PUBLIC=false
   elif [ -n "$TOKENS_SECRET" ]; then
-    echo "--allow-unauthenticated"
+    IS_PUBLIC=true
   elif [ "$PUBLIC" = true ]; then
     warn "--public without access tokens: ANYONE WHO FINDS THE URL CAN SPEND YOUR OPENAI KEY."
-    echo "--allow-unauthenticated"
+    IS_PUBLIC=true
   else
-    echo "--no-allow-unauthenticated"
+    IS_PUBLIC=false
+  fi
+  if [ "$IS_PUBLIC" = true ]; then
+    ACCESS_FLAGS=("${PUBLIC_ACCESS_FLAGS[@]}")
+  else
+    ACCESS_FLAGS=("${PRIVATE_ACCESS_FLAGS[@]}")
   fi
 }
 
 # The start every deploy script shares: flags, checks, and the platform settings it derives.
-# The script sets VPC_EGRESS_FLAG first: the name its gcloud command gives the Direct VPC egress setting.
+# The script sets first what its gcloud command calls things: VPC_EGRESS_FLAG, the Direct VPC
+# egress setting; PUBLIC_ACCESS_FLAGS and PRIVATE_ACCESS_FLAGS, a public and an IAM-private URL.
 prepare_deploy() {
   parse_flags "$@"
   require_gcloud
@@ -300,7 +309,7 @@ prepare_deploy() {
   collect_deploy_env
   ENV_VARS="^|^$(IFS='|'; echo "${DEPLOY_ENV[*]}")"
   SECRETS=$(secrets_flag)
-  ACCESS=$(access_flag)
+  choose_access
   report_relay_settings
   check_relay_config
   check_requirements_lock
@@ -317,7 +326,7 @@ prepare_deploy() {
     ${VPC_FLAGS[@]+"${VPC_FLAGS[@]}"}
     --set-env-vars="$ENV_VARS"
     --set-secrets="$SECRETS"
-    "$ACCESS"
+    "${ACCESS_FLAGS[@]}"
     --quiet
   )
   cd "$ROOT_DIR" || exit 1
@@ -400,7 +409,7 @@ report_relay_settings() {
       warn "REDIS_URL is a private address, which the service reaches only through a VPC network: add --network (and --subnet) for Direct VPC egress (docs/deploy.md, 'Redis')."
     fi
   fi
-  if [ "$ACCESS" = --allow-unauthenticated ]; then
+  if [ "$IS_PUBLIC" = true ]; then
     [ -n "${ALLOWED_MODELS:-}" ] ||
       echo "suggestion: the URL is public and ALLOWED_MODELS is unset, so a token can spend the key on any model: --allowed-models 'gpt-4o-mini,gpt-4.1-mini*' (or ALLOWED_MODELS in deploy/relay.env)." >&2
     [ -n "${MAX_TOKENS_LIMIT:-}" ] ||

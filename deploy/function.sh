@@ -36,6 +36,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 # gcloud functions deploy's name for the Direct VPC egress setting
 # (cloud.google.com/functions/docs/running/direct-vpc).
 VPC_EGRESS_FLAG=--direct-vpc-egress
+# gcloud functions deploy has no --no-invoker-iam-check (none up to gcloud 578.0.0): a public
+# function is one that grants Cloud Run Invoker to allUsers, which an organisation policy of
+# domain restricted sharing refuses. There, deploy/run.sh deploys the same function without that
+# grant (docs/deploy.md, "Who can call it").
+PUBLIC_ACCESS_FLAGS=(--allow-unauthenticated)
+PRIVATE_ACCESS_FLAGS=(--no-allow-unauthenticated)
 prepare_deploy "$@"
 run gcloud functions deploy "$SERVICE" \
   --gen2 \

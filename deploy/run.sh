@@ -35,6 +35,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 # gcloud run deploy's name for the Direct VPC egress setting
 # (cloud.google.com/run/docs/configuring/vpc-direct-vpc).
 VPC_EGRESS_FLAG=--vpc-egress
+# A public URL: Cloud Run's invoker IAM check turned off, the way Google recommends, which also
+# works where an organisation policy (domain restricted sharing) forbids granting roles to allUsers
+# (cloud.google.com/run/docs/authenticating/public). A private one: the check on, and any allUsers
+# grant an older deploy made (--allow-unauthenticated) removed, so that neither leaves it public.
+PUBLIC_ACCESS_FLAGS=(--no-invoker-iam-check)
+PRIVATE_ACCESS_FLAGS=(--invoker-iam-check --no-allow-unauthenticated)
 prepare_deploy "$@"
 run gcloud run deploy "$SERVICE" \
   --project="$PROJECT" \

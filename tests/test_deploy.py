@@ -172,16 +172,33 @@ def test_relay_settings_are_passed_on(script: str) -> None:
     assert {name: env_vars(deploy)[name] for name in settings} == settings
 
 
+# How each target's gcloud command makes the URL public, or private to IAM. Cloud Run's invoker IAM
+# check turned off is Google's recommended public service, and works where an organisation policy
+# forbids granting roles to allUsers; private turns it on and removes an allUsers grant an older
+# deploy made. `gcloud functions deploy` has no such flag: only the allUsers grant.
+ACCESS_FLAGS = {
+    "run.sh": {
+        "public": ["--no-invoker-iam-check"],
+        "private": ["--invoker-iam-check", "--no-allow-unauthenticated"],
+    },
+    "function.sh": {"public": ["--allow-unauthenticated"], "private": ["--no-allow-unauthenticated"]},
+}
+ALL_ACCESS_FLAGS = {
+    "--allow-unauthenticated",
+    "--no-allow-unauthenticated",
+    "--invoker-iam-check",
+    "--no-invoker-iam-check",
+}
+
+
 @pytest.mark.parametrize("script", SCRIPTS)
 @pytest.mark.parametrize(
     ("args", "access", "warned"),
     [
-        pytest.param([], "--allow-unauthenticated", False, id="tokens-public-url"),
-        pytest.param(["--private"], "--no-allow-unauthenticated", False, id="tokens-and-iam"),
-        pytest.param(["--no-access-tokens"], "--no-allow-unauthenticated", False, id="no-tokens-private"),
-        pytest.param(
-            ["--no-access-tokens", "--public"], "--allow-unauthenticated", True, id="no-tokens-public-asked"
-        ),
+        pytest.param([], "public", False, id="tokens-public-url"),
+        pytest.param(["--private"], "private", False, id="tokens-and-iam"),
+        pytest.param(["--no-access-tokens"], "private", False, id="no-tokens-private"),
+        pytest.param(["--no-access-tokens", "--public"], "public", True, id="no-tokens-public-asked"),
     ],
 )
 def test_public_access_only_with_tokens_or_when_asked(
@@ -190,10 +207,20 @@ def test_public_access_only_with_tokens_or_when_asked(
     completed = run_script(script, "--dry-run", "--project=demo-project", *args)
     assert completed.returncode == 0
     deploy = shlex.split(completed.stdout.splitlines()[0])
-    assert access in deploy
-    assert ("--allow-unauthenticated" in deploy) != ("--no-allow-unauthenticated" in deploy)
+    assert [word for word in deploy if word in ALL_ACCESS_FLAGS] == ACCESS_FLAGS[script][access]
     assert ("ANYONE WHO FINDS THE URL CAN SPEND YOUR OPENAI KEY" in completed.stderr) == warned
     assert ("ACCESS_TOKENS" in secrets(deploy)) == ("--no-access-tokens" not in args)
+
+
+def test_a_public_cloud_run_url_grants_nothing_to_all_users() -> None:
+    """run.sh's public URL is the invoker check turned off, never a grant to allUsers."""
+    for args in ([], ["--no-access-tokens", "--public"]):
+        deploy = dry_run("run.sh", *args)[0]
+        assert "--no-invoker-iam-check" in deploy
+        assert "--allow-unauthenticated" not in deploy
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    assert "--no-invoker-iam-check" in docs
+    assert "https://cloud.google.com/run/docs/authenticating/public" in docs
 
 
 @pytest.fixture
