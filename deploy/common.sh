@@ -222,25 +222,80 @@ read_extra_secrets() {
   done
 }
 
-# The names the deployment reads from Secret Manager: the key, the access tokens unless
+# The secrets the deployment reads, as VARIABLE=secret lines: the key, the access tokens unless
 # --no-access-tokens, and EXTRA_SECRETS.
-secret_names() {
+secret_pairs() {
   local pair
-  echo OPENAI_API_KEY
-  [ -z "$TOKENS_SECRET" ] || echo ACCESS_TOKENS
+  echo "OPENAI_API_KEY=$KEY_SECRET"
+  [ -z "$TOKENS_SECRET" ] || echo "ACCESS_TOKENS=$TOKENS_SECRET"
   for pair in ${EXTRA_PAIRS[@]+"${EXTRA_PAIRS[@]}"}; do
-    echo "${pair%%=*}"
+    echo "$pair"
   done
 }
 
-# --set-secrets value: the key, and the access tokens unless --no-access-tokens; never plain variables.
-secrets_flag() {
-  local secrets="OPENAI_API_KEY=$KEY_SECRET:latest" pair
-  [ -z "$TOKENS_SECRET" ] || secrets="$secrets,ACCESS_TOKENS=$TOKENS_SECRET:latest"
-  for pair in ${EXTRA_PAIRS[@]+"${EXTRA_PAIRS[@]}"}; do
-    secrets="$secrets,${pair%%=*}=${pair#*=}:latest"
-  done
-  echo "$secrets"
+# The variables the deployment reads from Secret Manager.
+secret_names() {
+  local pair
+  while read -r pair; do
+    echo "${pair%%=*}"
+  done < <(secret_pairs)
+}
+
+# The read-only lookup of a secret's newest enabled version (its resource name comes first).
+secret_version_lookup() {
+  SECRET_LOOKUP=(gcloud secrets versions list "$1" --project="$PROJECT" --filter=state:ENABLED
+    --sort-by=~createTime --format='value(name)')
+}
+
+# newest_enabled_version SECRET: the number of its newest enabled version. Returns 1 when the
+# versions cannot be listed (no such secret, or no right to list them), 2 when none is enabled.
+newest_enabled_version() {
+  local names newest
+  secret_version_lookup "$1"
+  names=$("${SECRET_LOOKUP[@]}" </dev/null) || return 1
+  newest=${names%%$'\n'*}  # projects/NUMBER/secrets/NAME/versions/N
+  newest=${newest##*/}
+  [[ "$newest" =~ ^[0-9]+$ ]] || return 2
+  echo "$newest"
+}
+
+# SECRETS, the --set-secrets value: each secret at the number of its newest enabled version, looked
+# up on every deploy (read-only, so even with --dry-run), never :latest. The platform reads a
+# secret into the environment when an instance starts, so with :latest each instance of a revision
+# would take whichever version was newest at its start: a new version would reach a running
+# revision as it scales, and rolling back would not bring the old value back. Pinned, a revision
+# keeps the values it was deployed with, as Google recommends for secrets in environment variables
+# (cloud.google.com/run/docs/configuring/secrets); rotating is a new version and a deploy
+# (docs/deploy.md, "Rotate a key or a token").
+pin_secret_versions() {
+  local pair name secret version status problem pinned=() shown=""
+  local look=true
+  if [ "$DRY_RUN" = true ] && ! command -v gcloud >/dev/null 2>&1; then
+    look=false
+    warn "gcloud is not here, so --dry-run shows each secret as :latest; a deploy mounts the number of its newest enabled version instead."
+  fi
+  while read -r pair; do
+    name=${pair%%=*} secret=${pair#*=} version=latest
+    if [ "$look" = true ]; then
+      secret_version_lookup "$secret"
+      [ "$DRY_RUN" = false ] || echo "# looked up (read-only, so run even with --dry-run): $(quoted "${SECRET_LOOKUP[@]}")"
+      status=0
+      version=$(newest_enabled_version "$secret") || status=$?
+      case "$status" in
+        0) shown+="${shown:+, }$name=$secret version $version" ;;
+        2) problem="the secret '$secret' ($name) has no enabled version in $PROJECT: add one (deploy/setup.sh, or gcloud secrets versions add $secret --data-file=-), or enable one (gcloud secrets versions enable N --secret=$secret)" ;;
+        *) problem="could not list the versions of the secret '$secret' ($name) in $PROJECT (above): it does not exist, or this account may not list them (Secret Manager Viewer, roles/secretmanager.viewer, which deploy/setup.sh --build-account grants the Cloud Build account)" ;;
+      esac
+      if [ "$status" -ne 0 ]; then
+        [ "$DRY_RUN" = true ] || die "$problem. Nothing was deployed."
+        warn "$problem. A deploy would stop here; --dry-run shows it as :latest."
+        version=latest
+      fi
+    fi
+    pinned+=("$name=$secret:$version")
+  done < <(secret_pairs)
+  SECRETS=$(IFS=,; echo "${pinned[*]}")
+  [ -z "$shown" ] || echo "Secret versions this deploy mounts (the newest enabled of each): $shown." >&2
 }
 
 # DEPLOY_ENV: the plain variables the deployment gets, as NAME=value: deploy/server.env, the
@@ -308,11 +363,12 @@ prepare_deploy() {
   read_extra_secrets
   collect_deploy_env
   ENV_VARS="^|^$(IFS='|'; echo "${DEPLOY_ENV[*]}")"
-  SECRETS=$(secrets_flag)
   choose_access
   report_relay_settings
   check_relay_config
   check_requirements_lock
+  # After every check, so that a deploy refused by one runs no gcloud command at all.
+  pin_secret_versions
   vpc_flags
   # The same on both targets (tests/test_deploy.py checks them on each).
   SHARED_FLAGS=(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
 import re
@@ -9,6 +10,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,14 +25,25 @@ from tests.test_locks import edit_source, pins, strip_hashes
 DEPLOY = ROOT / "deploy"
 SCRIPTS = ["function.sh", "run.sh"]
 
+# Unless a test puts its own on PATH (a stand-in that answers, or none at all), the scripts find
+# this gcloud, which is never logged in: whether the machine has one, and whose, changes nothing.
+NOT_LOGGED_IN = Path(tempfile.mkdtemp(prefix="deploy-tests-bin-"))
+atexit.register(shutil.rmtree, NOT_LOGGED_IN, ignore_errors=True)
+(NOT_LOGGED_IN / "gcloud").write_text(
+    "#!/bin/sh\necho 'ERROR: (gcloud) You do not currently have an active account selected.' >&2\nexit 1\n"
+)
+(NOT_LOGGED_IN / "gcloud").chmod(0o755)
+
 
 def run_script(
     name: str, *args: str, env: dict[str, str] | None = None, stdin: str = ""
 ) -> subprocess.CompletedProcess[str]:
+    environ = base_environ()
+    environ["PATH"] = f"{NOT_LOGGED_IN}{os.pathsep}{environ['PATH']}"
     return subprocess.run(
         ["bash", str(DEPLOY / name), *args],
         cwd=ROOT,
-        env={**base_environ(), **(env or {})},
+        env={**environ, **(env or {})},
         input=stdin,
         capture_output=True,
         text=True,
@@ -152,12 +165,112 @@ def test_secrets_only_through_secret_manager(script: str) -> None:
     assert "sk-in-the-shell-123" not in completed.stdout + completed.stderr
     assert "tok-in-the-shell-456" not in completed.stdout + completed.stderr
     assert "is NOT deployed as a plain variable" in completed.stderr
-    deploy = shlex.split(completed.stdout.splitlines()[0])
+    deploy = commands(completed.stdout)[0]
+    # (The gcloud here is not logged in, so the versions cannot be looked up: --dry-run shows
+    # :latest, and says that a deploy would stop.)
     assert secrets(deploy) == {
         "OPENAI_API_KEY": "relay-openai-api-key:latest",
         "ACCESS_TOKENS": "relay-access-tokens:latest",
     }
+    assert completed.stderr.count("A deploy would stop here; --dry-run shows it as :latest.") == 2
     assert not {"OPENAI_API_KEY", "ACCESS_TOKENS"} & set(env_vars(deploy))
+
+
+@pytest.fixture
+def path_with_all_but_gcloud(tmp_path: Path) -> str:
+    """A PATH with every command this one has, but gcloud."""
+    bin_dir = tmp_path / "all-but-gcloud"
+    bin_dir.mkdir()
+    for folder in os.environ["PATH"].split(os.pathsep):
+        for found in sorted(Path(folder).glob("*")) if Path(folder).is_dir() else []:
+            link = bin_dir / found.name
+            if found.name != "gcloud" and not link.exists() and os.access(found, os.X_OK):
+                link.symlink_to(found)
+    return str(bin_dir)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_a_dry_run_without_gcloud_says_the_versions_were_not_looked_up(
+    script: str, path_with_all_but_gcloud: str
+) -> None:
+    completed = run_script(
+        script, "--dry-run", "--project=demo-project", env={"PATH": path_with_all_but_gcloud}
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "warning: gcloud is not here, so --dry-run shows each secret as :latest" in completed.stderr
+    assert set(secrets(commands(completed.stdout)[0]).values()) == {
+        "relay-openai-api-key:latest",
+        "relay-access-tokens:latest",
+    }
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("dry", [True, False], ids=["dry-run", "deploy"])
+def test_each_secret_is_mounted_at_its_newest_enabled_version(
+    script: str, dry: bool, fake_gcloud: tuple[dict[str, str], Path]
+) -> None:
+    env, state = fake_gcloud
+    # The key: versions 1 and 2 enabled, 3 disabled (a rotation undone); the tokens: one version.
+    seed_secrets(
+        state, **{"relay-openai-api-key": "ENABLED ENABLED DISABLED", "relay-x-key": "DISABLED ENABLED"}
+    )
+    shell = {**env, "EXTRA_SECRETS": "X_API_KEY=relay-x-key"}
+    completed = run_script(script, "--project=demo-project", *(["--dry-run"] if dry else []), env=shell)
+    assert completed.returncode == 0, completed.stderr
+    pinned = {
+        "OPENAI_API_KEY": "relay-openai-api-key:2",
+        "ACCESS_TOKENS": "relay-access-tokens:1",
+        "X_API_KEY": "relay-x-key:2",
+    }
+    if dry:
+        deploy = commands(completed.stdout)[0]
+    else:
+        deploy = [
+            "gcloud",
+            *shlex.split(next(call for call in gcloud_calls(state) if " deploy " in f" {call} ")),
+        ]
+    assert secrets(deploy) == pinned
+    assert ":latest" not in " ".join(deploy)
+    lookups = [secret_lookup(name) for name in ("relay-openai-api-key", "relay-access-tokens", "relay-x-key")]
+    assert [call for call in gcloud_calls(state) if call.startswith("secrets ")] == lookups
+    assert (
+        "Secret versions this deploy mounts (the newest enabled of each): "
+        "OPENAI_API_KEY=relay-openai-api-key version 2, ACCESS_TOKENS=relay-access-tokens version 1, "
+        "X_API_KEY=relay-x-key version 2." in completed.stderr
+    )
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize(
+    ("versions", "message"),
+    [
+        pytest.param({}, "could not list the versions of the secret 'relay-access-tokens'", id="missing"),
+        pytest.param(
+            {"relay-access-tokens": "DISABLED"},
+            "the secret 'relay-access-tokens' (ACCESS_TOKENS) has no enabled version in demo-project",
+            id="none-enabled",
+        ),
+    ],
+)
+def test_a_secret_without_an_enabled_version_deploys_nothing(
+    script: str, versions: dict[str, str], message: str, fake_gcloud: tuple[dict[str, str], Path]
+) -> None:
+    env, state = fake_gcloud
+    seed_secrets(state, **versions)
+    if not versions:
+        for path in state.glob("*relay-access-tokens"):
+            path.unlink()
+    completed = run_script(script, "--project=demo-project", env=env)
+    assert completed.returncode == 1
+    assert f"error: {message}" in completed.stderr
+    assert "Nothing was deployed." in completed.stderr
+    assert changes(state) == []  # only the read-only lookups ran
+    # --dry-run shows the rest of the command, and says that a deploy would stop there.
+    completed = run_script(script, "--project=demo-project", "--dry-run", env=env)
+    assert completed.returncode == 0, completed.stderr
+    assert f"warning: {message}" in completed.stderr
+    assert "A deploy would stop here; --dry-run shows it as :latest." in completed.stderr
+    assert secrets(commands(completed.stdout)[0])["ACCESS_TOKENS"] == "relay-access-tokens:latest"
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -206,7 +319,7 @@ def test_public_access_only_with_tokens_or_when_asked(
 ) -> None:
     completed = run_script(script, "--dry-run", "--project=demo-project", *args)
     assert completed.returncode == 0
-    deploy = shlex.split(completed.stdout.splitlines()[0])
+    deploy = commands(completed.stdout)[0]
     assert [word for word in deploy if word in ALL_ACCESS_FLAGS] == ACCESS_FLAGS[script][access]
     assert ("ANYONE WHO FINDS THE URL CAN SPEND YOUR OPENAI KEY" in completed.stderr) == warned
     assert ("ACCESS_TOKENS" in secrets(deploy)) == ("--no-access-tokens" not in args)
@@ -333,8 +446,23 @@ esac
 case "$1 $2" in
   "config get-value") [ -z "${FAKE_GCLOUD_CONFIG_PROJECT:-}" ] || echo "$FAKE_GCLOUD_CONFIG_PROJECT" ;;
   "secrets describe") [ -e "$state/secret-$3" ] ;;
-  "secrets create") cat >"$state/secret-$3"; printf '%s\\n' "$3" >>"$state/stored" ;;
-  "secrets versions") cat >>"$state/secret-$4"; printf '%s\\n' "$4" >>"$state/stored" ;;
+  "secrets create")
+    cat >"$state/secret-$3"; printf '%s\\n' "$3" >>"$state/stored"; echo "1 ENABLED" >"$state/versions-$3" ;;
+  "secrets versions")
+    # versions-NAME: one "NUMBER STATE" line per version, oldest first.
+    case "$3" in
+      add)
+        cat >>"$state/secret-$4"; printf '%s\\n' "$4" >>"$state/stored"
+        echo "$(($(wc -l <"$state/versions-$4") + 1)) ENABLED" >>"$state/versions-$4" ;;
+      list)
+        if [ ! -e "$state/versions-$4" ]; then echo "ERROR: NOT_FOUND: Secret [$4] not found." >&2; exit 1; fi
+        # As gcloud would: all states unless --filter=state:ENABLED, oldest first unless --sort-by=~createTime.
+        wanted='.'; order=cat
+        case "$*" in *--filter=state:ENABLED*) wanted='ENABLED' ;; esac
+        case "$*" in *--sort-by=~createTime*) order='sort -rn' ;; esac
+        awk -v wanted="$wanted" '$2 ~ wanted {print $1}' "$state/versions-$4" | $order |
+          while read -r n; do printf 'projects/123456789/secrets/%s/versions/%s\\n' "$4" "$n"; done ;;
+    esac ;;
   "iam service-accounts")
     case "$3" in
       describe) [ -e "$state/account-${4%%@*}" ] ;;
@@ -371,6 +499,36 @@ def gcloud_calls(state: Path) -> list[str]:
     """What the stand-in gcloud was asked, one call a line ("$*"), in order."""
     calls = state / "calls"
     return calls.read_text().splitlines() if calls.exists() else []
+
+
+def seed_secrets(state: Path, **versions: str) -> None:
+    """Secrets as setup.sh leaves them, for the stand-in gcloud: each name's versions, oldest first.
+
+    By default the key and the tokens, one enabled version each; a value such as
+    "ENABLED ENABLED DISABLED" gives a secret three versions in those states.
+    """
+    versions = {"relay-openai-api-key": "ENABLED", "relay-access-tokens": "ENABLED", **versions}
+    for name, states in versions.items():
+        (state / f"secret-{name}").write_text("value")
+        lines = [f"{number} {word}" for number, word in enumerate(states.split(), start=1)]
+        (state / f"versions-{name}").write_text("".join(line + "\n" for line in lines))
+
+
+def secret_lookup(name: str, project: str = "demo-project") -> str:
+    """The read-only call each deploy makes for a secret's newest enabled version."""
+    return (
+        f"secrets versions list {name} --project={project} --filter=state:ENABLED "
+        "--sort-by=~createTime --format=value(name)"
+    )
+
+
+def changes(state: Path) -> list[str]:
+    """The stand-in gcloud's calls less the read-only lookups (of secrets' versions, of Redis)."""
+    return [
+        call
+        for call in gcloud_calls(state)
+        if not call.startswith(("secrets versions list", "redis instances describe"))
+    ]
 
 
 def test_setup_is_safe_to_run_twice_and_keeps_secrets_off_the_command_line(
@@ -557,7 +715,7 @@ def test_committed_relay_settings_are_deployed_and_the_shell_wins(tmp_path: Path
         text=True,
         check=True,
     )
-    deployed = env_vars(shlex.split(completed.stdout.splitlines()[0]))
+    deployed = env_vars(commands(completed.stdout)[0])
     assert (deployed["ALLOWED_MODELS"], deployed["MAX_TOKENS_LIMIT"]) == ("gpt-4o-mini", "100")
 
     (copy / "deploy" / "relay.env").write_text("OPENAI_API_KEY=sk-in-a-file\n")
@@ -863,6 +1021,7 @@ def test_deploy_reports_each_setting_and_its_origin_before_any_gcloud_step(
     tmp_path: Path, fake_gcloud: tuple[dict[str, str], Path]
 ) -> None:
     env, state = fake_gcloud
+    seed_secrets(state)
     copy = repo_copy(tmp_path)
     (copy / "deploy" / "relay.env").write_text(
         "ALLOWED_MODELS=gpt-4o-mini\nMAX_TOKENS_LIMIT=4096\nSTREAM_USAGE=true\n"
@@ -896,7 +1055,12 @@ def test_deploy_reports_each_setting_and_its_origin_before_any_gcloud_step(
     checked = next(i for i, line in enumerate(lines) if line.startswith("Configuration ok: "))
     first_gcloud = next(i for i, line in enumerate(lines) if line.startswith("fake-gcloud: "))
     assert report < checked < first_gcloud
-    assert gcloud_calls(state)[0].startswith("run deploy openai-stream-relay ")
+    # Read-only lookups of the secrets' versions first, then the deploy: the first call that changes anything.
+    assert gcloud_calls(state)[:2] == [
+        secret_lookup("relay-openai-api-key"),
+        secret_lookup("relay-access-tokens"),
+    ]
+    assert changes(state)[0].startswith("run deploy openai-stream-relay ")
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -1219,7 +1383,8 @@ def test_a_memorystore_instance_gives_redis_url_and_direct_vpc_egress(
     completed = run_script(script, "--dry-run", "--project=demo-project", *args, env=env)
     assert completed.returncode == 0, completed.stderr
     lookup = f"redis instances describe {instance} --project=demo-project --region=us-central1"
-    assert gcloud_calls(state) == [f"{lookup} --format=value(host,port,authorizedNetwork)"]
+    redis_calls = [call for call in gcloud_calls(state) if call.startswith("redis ")]
+    assert redis_calls == [f"{lookup} --format=value(host,port,authorizedNetwork)"]
     deploy = commands(completed.stdout)[0]
     assert env_vars(deploy)["REDIS_URL"] == "redis://10.20.30.40:6379"
     assert f"  REDIS_URL=redis://10.20.30.40:6379  (from --redis-instance {instance})" in completed.stderr
@@ -1261,7 +1426,9 @@ def test_redis_url_given_directly_needs_no_lookup(
         "relay-vpc",
         "private-ranges-only",
     )
-    assert gcloud_calls(state) == []  # no Memorystore lookup either way
+    assert [
+        call for call in gcloud_calls(state) if call.startswith("redis ")
+    ] == []  # no Memorystore lookup either way
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -1407,3 +1574,20 @@ def test_the_runbook_names_what_setup_grants_the_build_service_account() -> None
     docs = (ROOT / "docs" / "deploy.md").read_text()
     assert {role for role in BUILD_ROLES if f"`{role}`" not in docs} == set()
     assert "https://cloud.google.com/run/docs/configuring/services/build-service-account" in docs
+
+
+def test_the_runbook_rotates_a_secret_by_adding_a_version_and_deploying() -> None:
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    rotate = docs[docs.index("## Rotate a key or a token") : docs.index("## Roll back")]
+    # The runbook's lookup is the deploy's own.
+    lookup = secret_lookup("relay-openai-api-key", project='"$PROJECT"').replace(
+        "value(name)", "'value(name)'"
+    )
+    assert f"gcloud {lookup}" in rotate
+    for step in (
+        "| deploy/setup.sh",
+        "deploy/run.sh",
+        "gcloud secrets versions disable N --secret=relay-openai-api-key",
+    ):
+        assert step in rotate, step
+    assert "https://cloud.google.com/run/docs/configuring/secrets" in docs
