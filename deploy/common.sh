@@ -283,7 +283,7 @@ pin_secret_versions() {
       version=$(newest_enabled_version "$secret") || status=$?
       case "$status" in
         0) shown+="${shown:+, }$name=$secret version $version" ;;
-        2) problem="the secret '$secret' ($name) has no enabled version in $PROJECT: add one (deploy/setup.sh, or gcloud secrets versions add $secret --data-file=-), or enable one (gcloud secrets versions enable N --secret=$secret)" ;;
+        2) problem="the secret '$secret' ($name) has no enabled version in $PROJECT: add one (deploy/setup.sh, or gcloud secrets versions add $secret --data-file=- --project=$PROJECT), or enable one (gcloud secrets versions enable N --secret=$secret --project=$PROJECT)" ;;
         *) problem="could not list the versions of the secret '$secret' ($name) in $PROJECT (above): it does not exist, or this account may not list them (Secret Manager Viewer, roles/secretmanager.viewer, which deploy/setup.sh --build-account grants the Cloud Build account)" ;;
       esac
       if [ "$status" -ne 0 ]; then

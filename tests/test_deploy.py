@@ -468,6 +468,11 @@ case "$1 $2" in
       describe) [ -e "$state/account-${4%%@*}" ] ;;
       create) touch "$state/account-$4" ;;
     esac ;;
+  "storage buckets")
+    case "$3" in
+      describe) [ -e "$state/bucket-${4#gs://}" ] ;;
+      create) touch "$state/bucket-${4#gs://}" ;;
+    esac ;;
   "redis instances")
     case "$3" in
       describe) [ -e "$state/redis-$4" ] && cat "$state/redis-$4" ;;
@@ -615,7 +620,7 @@ def test_cloudbuild_tests_then_deploys_with_the_deploy_scripts() -> None:
     # CI's own script: it installs what the tests drive (Chromium, Redis, Node), then runs that command.
     assert test["args"] == ["-c", ".ci/run"]
     assert (ROOT / ".ci" / "run").read_text().rstrip().endswith(readme_test_command)
-    assert deploy["name"] == "gcr.io/google.com/cloudsdktool/cloud-sdk"
+    assert deploy["name"].startswith("gcr.io/google.com/cloudsdktool/google-cloud-cli:")
     assert deploy["waitFor"] == [test["id"]]
     assert deploy["args"][0] == "deploy/${_TARGET}.sh"
     assert set(build["substitutions"]) == {
@@ -874,6 +879,7 @@ APIS_OF_GROUP = {
     "projects": {"cloudresourcemanager.googleapis.com"},
     "secrets": {"secretmanager.googleapis.com"},
     "redis": {"redis.googleapis.com"},
+    "storage": {"storage.googleapis.com"},
     "run": {"run.googleapis.com"},
     "functions": {"cloudfunctions.googleapis.com", "run.googleapis.com"},
 }
@@ -1542,6 +1548,154 @@ def test_setup_lets_the_cloud_build_account_look_up_the_instance() -> None:
 
 
 # -- Cloud Build and the runbook ----------------------------------------------------------------
+
+
+DEPLOYER = "relay-deployer@demo-project.iam.gserviceaccount.com"
+# Every grant setup.sh --build-account makes, as (role, where), each from a Google page that asks
+# for it (docs/deploy.md, "From Cloud Build", says why each; its table lists the same roles).
+DEPLOYER_GRANTS = {
+    ("roles/run.admin", "project demo-project"),
+    ("roles/run.sourceDeveloper", "project demo-project"),
+    ("roles/serviceusage.serviceUsageConsumer", "project demo-project"),
+    ("roles/cloudfunctions.developer", "project demo-project"),
+    ("roles/logging.logWriter", "project demo-project"),
+    ("roles/iam.serviceAccountUser", "service account relay-runtime@demo-project.iam.gserviceaccount.com"),
+    ("roles/iam.serviceAccountUser", "service account relay-build@demo-project.iam.gserviceaccount.com"),
+    ("roles/secretmanager.viewer", "secret relay-openai-api-key"),
+    ("roles/secretmanager.viewer", "secret relay-access-tokens"),
+    ("roles/secretmanager.viewer", "secret relay-x-key"),
+    ("roles/storage.objectViewer", "bucket gs://demo-project_cloudbuild"),
+    ("roles/redis.viewer", "project demo-project"),  # with --redis only
+}
+
+
+def grants_to(member: str, calls: list[str]) -> set[tuple[str, str]]:
+    """The (role, where) of every add-iam-policy-binding call for `member` (an email)."""
+    where_of = {
+        "projects": "project",
+        "iam service-accounts": "service account",
+        "secrets": "secret",
+        "storage buckets": "bucket",
+    }
+    granted = set()
+    for call in calls:
+        words = shlex.split(call)
+        if "add-iam-policy-binding" not in words or f"--member=serviceAccount:{member}" not in words:
+            continue
+        at = words.index("add-iam-policy-binding")
+        granted.add((flags(words)["--role"], f"{where_of[' '.join(words[:at])]} {words[at + 1]}"))
+    return granted
+
+
+def test_setup_gives_the_cloud_build_account_exactly_the_documented_roles(
+    fake_gcloud: tuple[dict[str, str], Path],
+) -> None:
+    env, state = fake_gcloud
+    seed_secrets(state, **{"relay-x-key": "ENABLED"})
+    (state / "versions-relay-openai-api-key").unlink()  # the key and the tokens: made by setup
+    (state / "secret-relay-openai-api-key").unlink()
+    (state / "versions-relay-access-tokens").unlink()
+    (state / "secret-relay-access-tokens").unlink()
+    completed = run_script(
+        "setup.sh",
+        "--project=demo-project",
+        "--redis",
+        "--build-account=relay-deployer",
+        env={**env, "EXTRA_SECRETS": "X_API_KEY=relay-x-key"},
+        stdin="sk-KEY\ntok-0123456789abcdef\n",
+    )
+    assert completed.returncode == 0, completed.stderr
+    calls = gcloud_calls(state)
+    # A name: this project's account, made by setup; the build names it with --service-account.
+    assert "iam service-accounts create relay-deployer --project=demo-project" in " | ".join(calls)
+    assert f"--service-account=projects/demo-project/serviceAccounts/{DEPLOYER}" in completed.stderr
+    assert grants_to(DEPLOYER, calls) == DEPLOYER_GRANTS
+    # The bucket `gcloud builds submit` uploads the source to: made once, private.
+    create = "storage buckets create gs://demo-project_cloudbuild --project=demo-project"
+    assert [call for call in calls if call.startswith(create)] == [
+        f"{create} --uniform-bucket-level-access --public-access-prevention"
+    ]
+    # Nothing broad: no role that covers every bucket, image repository or build of the project.
+    roles = {role for role, _ in grants_to(DEPLOYER, calls)}
+    assert not roles & {
+        "roles/storage.admin",
+        "roles/artifactregistry.admin",
+        "roles/cloudbuild.builds.editor",
+    }
+    assert "roles/secretmanager.secretAccessor" not in roles  # the build never reads a value
+    # Without --redis, no Redis Viewer; an address of another project is not created.
+    (state / "calls").unlink()
+    completed = run_script(
+        "setup.sh",
+        "--project=demo-project",
+        "--build-account=ci@tools.iam.gserviceaccount.com",
+        env=env,
+        stdin="\n\n",
+    )
+    assert completed.returncode == 0, completed.stderr
+    calls = gcloud_calls(state)
+    assert not any(call.startswith("iam service-accounts create ci ") for call in calls)
+    assert ("roles/redis.viewer", "project demo-project") not in grants_to(
+        "ci@tools.iam.gserviceaccount.com", calls
+    )
+    assert ("roles/run.admin", "project demo-project") in grants_to("ci@tools.iam.gserviceaccount.com", calls)
+
+
+def test_the_runbook_lists_the_roles_setup_gives_the_cloud_build_account() -> None:
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    section = docs[docs.index("## From Cloud Build") : docs.index("### Update the build's images")]
+    table = section[section.index("| role | on | for |") :].split("\n\n")[0]
+    documented = set(re.findall(r"^\| `(roles/[A-Za-z.]+)`", table, re.MULTILINE))
+    assert documented == {role for role, _ in DEPLOYER_GRANTS}
+    setup = (DEPLOY / "setup.sh").read_text()
+    declared = re.search(r"BUILD_ACCOUNT_ROLES=\(([^)]*)\)", setup)
+    assert declared is not None
+    assert set(declared.group(1).split()) <= documented
+    # Which account runs the build, and the exact command for its address, in the order of a walk.
+    steps = [
+        "deploy/setup.sh --build-account relay-deployer",
+        'gcloud iam service-accounts describe "relay-deployer@$PROJECT.iam.gserviceaccount.com"',
+        "gcloud builds submit",
+        '--service-account="projects/$PROJECT/serviceAccounts/$BUILD_ACCOUNT"',
+        "gcloud run services describe openai-stream-relay",
+    ]
+    positions = [section.index(step) for step in steps]
+    assert positions == sorted(positions)
+    assert "gcloud builds triggers create github" in section
+    for page in (
+        "https://cloud.google.com/build/docs/securing-builds/configure-user-specified-service-accounts",
+        "https://cloud.google.com/run/docs/configuring/services/build-service-account",
+        "https://cloud.google.com/functions/docs/reference/iam/roles",
+        "https://cloud.google.com/secret-manager/docs/view-secret-version",
+    ):
+        assert page in docs, page
+
+
+# The oldest gcloud that takes every flag the deploy scripts pass: deploy/function.sh's Direct VPC
+# egress (--network, --subnet, --direct-vpc-egress) came to `gcloud functions deploy` in 558.0.0.
+OLDEST_GCLOUD = (558, 0, 0)
+
+
+def test_cloudbuild_images_are_pinned_to_a_version() -> None:
+    build = yaml.safe_load((ROOT / "cloudbuild.yaml").read_text())
+    for step in build["steps"]:
+        image = step["name"]
+        repository, _, tag = image.rpartition(":")
+        assert repository and "/" not in tag, f"{image}: no tag"
+        assert tag != "latest" and not tag.startswith("latest"), image
+        assert re.match(r"\d+\.\d+\.\d+", tag), f"{image}: not a version"
+        assert "@" not in repository  # (a digest would do too, but says nothing a reader can check)
+    test, deploy = build["steps"]
+    assert re.fullmatch(r"python:3\.12\.\d+-trixie", test["name"])  # the deployed runtime: python312
+    version = re.fullmatch(
+        r"gcr\.io/google\.com/cloudsdktool/google-cloud-cli:(\d+)\.(\d+)\.(\d+)-slim", deploy["name"]
+    )
+    assert version, deploy["name"]  # -slim: it has python3, which the deploy's settings check runs
+    assert tuple(int(part) for part in version.groups()) >= OLDEST_GCLOUD
+    assert ":latest" not in (ROOT / "cloudbuild.yaml").read_text()
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    assert "### Update the build's images" in docs
+    assert deploy["name"].rpartition("/")[2] in docs and test["name"] in docs
 
 
 @pytest.mark.parametrize("target", ["function", "run"])
