@@ -32,6 +32,7 @@ MEMORY=${MEMORY:-2Gi}  # --concurrency streams as measured, with room; not all a
 MAX_INSTANCES=${MAX_INSTANCES:-10}
 # Flags only, so that nothing left in a shell turns them on: Memorystore and Direct VPC egress.
 DEFAULT_REDIS_INSTANCE=relay-limits
+DEFAULT_REDIS_NETWORK=default  # setup.sh --redis: the instance's VPC network unless --network
 REDIS_INSTANCE=""
 NETWORK=""
 SUBNET=""
@@ -221,25 +222,80 @@ read_extra_secrets() {
   done
 }
 
-# The names the deployment reads from Secret Manager: the key, the access tokens unless
+# The secrets the deployment reads, as VARIABLE=secret lines: the key, the access tokens unless
 # --no-access-tokens, and EXTRA_SECRETS.
-secret_names() {
+secret_pairs() {
   local pair
-  echo OPENAI_API_KEY
-  [ -z "$TOKENS_SECRET" ] || echo ACCESS_TOKENS
+  echo "OPENAI_API_KEY=$KEY_SECRET"
+  [ -z "$TOKENS_SECRET" ] || echo "ACCESS_TOKENS=$TOKENS_SECRET"
   for pair in ${EXTRA_PAIRS[@]+"${EXTRA_PAIRS[@]}"}; do
-    echo "${pair%%=*}"
+    echo "$pair"
   done
 }
 
-# --set-secrets value: the key, and the access tokens unless --no-access-tokens; never plain variables.
-secrets_flag() {
-  local secrets="OPENAI_API_KEY=$KEY_SECRET:latest" pair
-  [ -z "$TOKENS_SECRET" ] || secrets="$secrets,ACCESS_TOKENS=$TOKENS_SECRET:latest"
-  for pair in ${EXTRA_PAIRS[@]+"${EXTRA_PAIRS[@]}"}; do
-    secrets="$secrets,${pair%%=*}=${pair#*=}:latest"
-  done
-  echo "$secrets"
+# The variables the deployment reads from Secret Manager.
+secret_names() {
+  local pair
+  while read -r pair; do
+    echo "${pair%%=*}"
+  done < <(secret_pairs)
+}
+
+# The read-only lookup of a secret's newest enabled version (its resource name comes first).
+secret_version_lookup() {
+  SECRET_LOOKUP=(gcloud secrets versions list "$1" --project="$PROJECT" --filter=state:ENABLED
+    --sort-by=~createTime --format='value(name)')
+}
+
+# newest_enabled_version SECRET: the number of its newest enabled version. Returns 1 when the
+# versions cannot be listed (no such secret, or no right to list them), 2 when none is enabled.
+newest_enabled_version() {
+  local names newest
+  secret_version_lookup "$1"
+  names=$("${SECRET_LOOKUP[@]}" </dev/null) || return 1
+  newest=${names%%$'\n'*}  # projects/NUMBER/secrets/NAME/versions/N
+  newest=${newest##*/}
+  [[ "$newest" =~ ^[0-9]+$ ]] || return 2
+  echo "$newest"
+}
+
+# SECRETS, the --set-secrets value: each secret at the number of its newest enabled version, looked
+# up on every deploy (read-only, so even with --dry-run), never :latest. The platform reads a
+# secret into the environment when an instance starts, so with :latest each instance of a revision
+# would take whichever version was newest at its start: a new version would reach a running
+# revision as it scales, and rolling back would not bring the old value back. Pinned, a revision
+# keeps the values it was deployed with, as Google recommends for secrets in environment variables
+# (cloud.google.com/run/docs/configuring/secrets); rotating is a new version and a deploy
+# (docs/deploy.md, "Rotate a key or a token").
+pin_secret_versions() {
+  local pair name secret version status problem pinned=() shown=""
+  local look=true
+  if [ "$DRY_RUN" = true ] && ! command -v gcloud >/dev/null 2>&1; then
+    look=false
+    warn "gcloud is not here, so --dry-run shows each secret as :latest; a deploy mounts the number of its newest enabled version instead."
+  fi
+  while read -r pair; do
+    name=${pair%%=*} secret=${pair#*=} version=latest
+    if [ "$look" = true ]; then
+      secret_version_lookup "$secret"
+      [ "$DRY_RUN" = false ] || echo "# looked up (read-only, so run even with --dry-run): $(quoted "${SECRET_LOOKUP[@]}")"
+      status=0
+      version=$(newest_enabled_version "$secret") || status=$?
+      case "$status" in
+        0) shown+="${shown:+, }$name=$secret version $version" ;;
+        2) problem="the secret '$secret' ($name) has no enabled version in $PROJECT: add one (deploy/setup.sh, or gcloud secrets versions add $secret --data-file=- --project=$PROJECT), or enable one (gcloud secrets versions enable N --secret=$secret --project=$PROJECT)" ;;
+        *) problem="could not list the versions of the secret '$secret' ($name) in $PROJECT (above): it does not exist, or this account may not list them (Secret Manager Viewer, roles/secretmanager.viewer, which deploy/setup.sh --build-account grants the Cloud Build account)" ;;
+      esac
+      if [ "$status" -ne 0 ]; then
+        [ "$DRY_RUN" = true ] || die "$problem. Nothing was deployed."
+        warn "$problem. A deploy would stop here; --dry-run shows it as :latest."
+        version=latest
+      fi
+    fi
+    pinned+=("$name=$secret:$version")
+  done < <(secret_pairs)
+  SECRETS=$(IFS=,; echo "${pinned[*]}")
+  [ -z "$shown" ] || echo "Secret versions this deploy mounts (the newest enabled of each): $shown." >&2
 }
 
 # DEPLOY_ENV: the plain variables the deployment gets, as NAME=value: deploy/server.env, the
@@ -267,22 +323,31 @@ collect_deploy_env() {
   case "${UPSTREAMS:-[}" in '['*) ;; *) die "UPSTREAMS must be the JSON itself in a deployment, not the path of a file: a deploy uploads only main.py, relay/ and requirements.txt." ;; esac
 }
 
-# --allow-unauthenticated only when the relay checks access tokens itself, or when asked for.
-access_flag() {
+# Who may call the URL: with access tokens the relay refuses a request without one itself, so
+# the URL is public; without them it is private to IAM, unless --public; --private keeps IAM
+# either way. IS_PUBLIC says which; ACCESS_FLAGS are the calling script's gcloud flags for it
+# (PUBLIC_ACCESS_FLAGS or PRIVATE_ACCESS_FLAGS, which each script sets for its command).
+choose_access() {
   if [ "$PRIVATE" = true ]; then
-    echo "--no-allow-unauthenticated"
+    IS_PUBLIC=false
   elif [ -n "$TOKENS_SECRET" ]; then
-    echo "--allow-unauthenticated"
+    IS_PUBLIC=true
   elif [ "$PUBLIC" = true ]; then
     warn "--public without access tokens: ANYONE WHO FINDS THE URL CAN SPEND YOUR OPENAI KEY."
-    echo "--allow-unauthenticated"
+    IS_PUBLIC=true
   else
-    echo "--no-allow-unauthenticated"
+    IS_PUBLIC=false
+  fi
+  if [ "$IS_PUBLIC" = true ]; then
+    ACCESS_FLAGS=("${PUBLIC_ACCESS_FLAGS[@]}")
+  else
+    ACCESS_FLAGS=("${PRIVATE_ACCESS_FLAGS[@]}")
   fi
 }
 
 # The start every deploy script shares: flags, checks, and the platform settings it derives.
-# The script sets VPC_EGRESS_FLAG first: the name its gcloud command gives the Direct VPC egress setting.
+# The script sets first what its gcloud command calls things: VPC_EGRESS_FLAG, the Direct VPC
+# egress setting; PUBLIC_ACCESS_FLAGS and PRIVATE_ACCESS_FLAGS, a public and an IAM-private URL.
 prepare_deploy() {
   parse_flags "$@"
   require_gcloud
@@ -298,11 +363,12 @@ prepare_deploy() {
   read_extra_secrets
   collect_deploy_env
   ENV_VARS="^|^$(IFS='|'; echo "${DEPLOY_ENV[*]}")"
-  SECRETS=$(secrets_flag)
-  ACCESS=$(access_flag)
+  choose_access
   report_relay_settings
   check_relay_config
   check_requirements_lock
+  # After every check, so that a deploy refused by one runs no gcloud command at all.
+  pin_secret_versions
   vpc_flags
   # The same on both targets (tests/test_deploy.py checks them on each).
   SHARED_FLAGS=(
@@ -316,7 +382,7 @@ prepare_deploy() {
     ${VPC_FLAGS[@]+"${VPC_FLAGS[@]}"}
     --set-env-vars="$ENV_VARS"
     --set-secrets="$SECRETS"
-    "$ACCESS"
+    "${ACCESS_FLAGS[@]}"
     --quiet
   )
   cd "$ROOT_DIR" || exit 1
@@ -399,7 +465,7 @@ report_relay_settings() {
       warn "REDIS_URL is a private address, which the service reaches only through a VPC network: add --network (and --subnet) for Direct VPC egress (docs/deploy.md, 'Redis')."
     fi
   fi
-  if [ "$ACCESS" = --allow-unauthenticated ]; then
+  if [ "$IS_PUBLIC" = true ]; then
     [ -n "${ALLOWED_MODELS:-}" ] ||
       echo "suggestion: the URL is public and ALLOWED_MODELS is unset, so a token can spend the key on any model: --allowed-models 'gpt-4o-mini,gpt-4.1-mini*' (or ALLOWED_MODELS in deploy/relay.env)." >&2
     [ -n "${MAX_TOKENS_LIMIT:-}" ] ||

@@ -14,7 +14,7 @@
 #   --private                     require IAM authentication even with access tokens
 #   --runtime-account SA          the service account the function runs as (default: relay-runtime)
 #   --build-service-account SA    the service account that builds it (default: relay-build; deploy/setup.sh)
-#   --memory SIZE                 default: 512Mi;  --max-instances N  default: 10
+#   --memory SIZE                 default: $MEMORY or 2Gi;  --max-instances N  default: $MAX_INSTANCES or 10
 #   --allowed-models LIST         ALLOWED_MODELS for this deploy (e.g. 'gpt-4o-mini,gpt-4.1-mini*')
 #   --max-tokens-limit N          MAX_TOKENS_LIMIT for this deploy
 #   --allowed-origins LIST        ALLOWED_ORIGINS for this deploy (your page's origin)
@@ -36,6 +36,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 # gcloud functions deploy's name for the Direct VPC egress setting
 # (cloud.google.com/functions/docs/running/direct-vpc).
 VPC_EGRESS_FLAG=--direct-vpc-egress
+# gcloud functions deploy has no --no-invoker-iam-check (none up to gcloud 578.0.0): a public
+# function is one that grants Cloud Run Invoker to allUsers, which an organisation policy of
+# domain restricted sharing refuses. There, deploy/run.sh deploys the same function without that
+# grant (docs/deploy.md, "Who can call it").
+PUBLIC_ACCESS_FLAGS=(--allow-unauthenticated)
+PRIVATE_ACCESS_FLAGS=(--no-allow-unauthenticated)
 prepare_deploy "$@"
 run gcloud functions deploy "$SERVICE" \
   --gen2 \

@@ -13,7 +13,7 @@
 #   --private                     require IAM authentication even with access tokens
 #   --runtime-account SA          the service account the service runs as (default: relay-runtime)
 #   --build-service-account SA    the service account that builds it (default: relay-build; deploy/setup.sh)
-#   --memory SIZE                 default: 512Mi;  --max-instances N  default: 10
+#   --memory SIZE                 default: $MEMORY or 2Gi;  --max-instances N  default: $MAX_INSTANCES or 10
 #   --allowed-models LIST         ALLOWED_MODELS for this deploy (e.g. 'gpt-4o-mini,gpt-4.1-mini*')
 #   --max-tokens-limit N          MAX_TOKENS_LIMIT for this deploy
 #   --allowed-origins LIST        ALLOWED_ORIGINS for this deploy (your page's origin)
@@ -35,6 +35,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 # gcloud run deploy's name for the Direct VPC egress setting
 # (cloud.google.com/run/docs/configuring/vpc-direct-vpc).
 VPC_EGRESS_FLAG=--vpc-egress
+# A public URL: Cloud Run's invoker IAM check turned off, the way Google recommends, which also
+# works where an organisation policy (domain restricted sharing) forbids granting roles to allUsers
+# (cloud.google.com/run/docs/authenticating/public). A private one: the check on, and any allUsers
+# grant an older deploy made (--allow-unauthenticated) removed, so that neither leaves it public.
+PUBLIC_ACCESS_FLAGS=(--no-invoker-iam-check)
+PRIVATE_ACCESS_FLAGS=(--invoker-iam-check --no-allow-unauthenticated)
 prepare_deploy "$@"
 run gcloud run deploy "$SERVICE" \
   --project="$PROJECT" \

@@ -14,7 +14,9 @@
 #   --runtime-account NAME        the service account the relay runs as (default: relay-runtime)
 #   --build-service-account NAME  the service account that builds the relay from source on each
 #                                 deploy (default: relay-build)
-#   --build-account EMAIL         also let this account run the deploy scripts from Cloud Build (cloudbuild.yaml)
+#   --build-account ACCOUNT       the service account Cloud Build runs cloudbuild.yaml as, given the roles
+#                                 to deploy: a name (created in this project if missing, e.g. relay-deployer)
+#                                 or an email (docs/deploy.md, "From Cloud Build")
 #   --redis                       also create a Memorystore for Redis instance, relay-limits (small,
 #                                 basic tier), for per-caller rate limits shared by every instance
 #   --redis-instance NAME         the same, with this name
@@ -25,7 +27,8 @@
 #
 # It enables the APIs the deploy scripts use, creates the runtime service account and the build
 # service account (with the roles a source deploy needs to build), creates or updates the two
-# secrets in Secret Manager, and lets the runtime account read them.
+# secrets in Secret Manager, and lets the runtime account read them; with --build-account, it
+# gives that account what a deploy from Cloud Build needs, and nothing more.
 
 set -euo pipefail
 # shellcheck source=deploy/common.sh
@@ -43,6 +46,17 @@ parse_extra_flag() {
 # and for `gcloud functions deploy` the roles its custom build account page lists
 # (cloud.google.com/functions/docs/securing/build-custom-sa): build logs, images, the uploaded source.
 BUILD_ROLES=(roles/run.builder roles/logging.logWriter roles/artifactregistry.writer roles/storage.objectViewer)
+# What the account that runs cloudbuild.yaml (--build-account) needs on the project to run
+# deploy/run.sh or deploy/function.sh, from Google's pages (docs/deploy.md, "From Cloud Build", says
+# which needs each): deploy from source, and set who may call (Cloud Run Admin, for the invoker
+# check or the allUsers grant; Cloud Run Source Developer and Service Usage Consumer for
+# `gcloud run deploy --source`; roles/cloudfunctions.developer for `gcloud functions deploy`); write the
+# build's own logs, as options.logging CLOUD_LOGGING_ONLY asks of a user-specified account.
+# Besides these: Service Account User on the runtime and build accounts only, Secret Manager
+# Viewer on each secret the deploy mounts, Storage Object Viewer on the bucket
+# `gcloud builds submit` uploads to, and with --redis Redis Viewer.
+BUILD_ACCOUNT_ROLES=(roles/run.admin roles/run.sourceDeveloper roles/cloudfunctions.developer
+  roles/serviceusage.serviceUsageConsumer roles/logging.logWriter)
 # A grant to an account created a moment ago can fail until IAM sees the account; retried.
 GRANT_RETRY_SECONDS=${GRANT_RETRY_SECONDS:-10}
 
@@ -56,6 +70,9 @@ require_project
 read_extra_secrets  # checked before any step runs
 runtime_email=$(runtime_account_email)
 build_email=$(build_account_email)
+deployer_email=""
+[ -z "$BUILD_ACCOUNT" ] || deployer_email=$(account_email "$BUILD_ACCOUNT")
+readable_secrets=()  # the secrets the runtime account may read: those a deploy mounts
 
 # read_secret PROMPT: a line from standard input (asked for, unechoed, on a terminal).
 read_secret() {
@@ -117,6 +134,7 @@ grant() {
 grant_secret_access() {
   grant gcloud secrets add-iam-policy-binding "$1" --project="$PROJECT" \
     --member="serviceAccount:$runtime_email" --role=roles/secretmanager.secretAccessor --condition=None --quiet
+  readable_secrets+=("$1")
 }
 
 grant_project_role() {
@@ -195,7 +213,7 @@ done
 # 4. Optional: Memorystore for Redis, for counters every instance shares. Small (1 GiB, the
 # least), basic tier (no replica: a lost counter only resets a limit), on the given network.
 if [ -n "$REDIS_INSTANCE" ]; then
-  network=${NETWORK:-default}
+  network=${NETWORK:-$DEFAULT_REDIS_NETWORK}
   if [ "$DRY_RUN" = true ]; then
     echo "# if the instance does not exist yet (creating one takes several minutes):"
   fi
@@ -209,19 +227,46 @@ if [ -n "$REDIS_INSTANCE" ]; then
   grant_project_role "$runtime_email" roles/run.invoker
 fi
 
-# 5. Optional: what Cloud Build's account needs to run deploy/function.sh or deploy/run.sh.
-if [ -n "$BUILD_ACCOUNT" ]; then
-  for role in roles/run.admin roles/cloudfunctions.developer roles/cloudbuild.builds.editor \
-    roles/artifactregistry.admin roles/storage.admin; do
-    grant_project_role "$BUILD_ACCOUNT" "$role"
+# 5. Optional: the account Cloud Build runs cloudbuild.yaml as (a user-specified build service
+# account, as Google recommends), with what deploy/run.sh and deploy/function.sh need there.
+if [ -n "$deployer_email" ]; then
+  # A name, or an email of this project's: created if missing. Another's (or a default account) must exist.
+  case "$deployer_email" in *"@$PROJECT.iam.gserviceaccount.com")
+    ensure_account "$deployer_email" "OpenAI stream relay deploys from Cloud Build" ;;
+  esac
+  for role in "${BUILD_ACCOUNT_ROLES[@]}"; do
+    grant_project_role "$deployer_email" "$role"
   done
   # To look up the Memorystore instance's address on each deploy.
-  [ -z "$REDIS_INSTANCE" ] || grant_project_role "$BUILD_ACCOUNT" roles/redis.viewer
-  # To deploy a service that runs as the runtime account, built by the build account.
+  [ -z "$REDIS_INSTANCE" ] || grant_project_role "$deployer_email" roles/redis.viewer
+  # To deploy a service that runs as the runtime account and is built by the build account:
+  # acting as these two, and no other (not project-wide).
   for account in "$runtime_email" "$build_email"; do
     grant gcloud iam service-accounts add-iam-policy-binding "$account" --project="$PROJECT" \
-      --member="serviceAccount:$BUILD_ACCOUNT" --role=roles/iam.serviceAccountUser --quiet
+      --member="serviceAccount:$deployer_email" --role=roles/iam.serviceAccountUser --quiet
   done
+  # To look up, on each deploy, the newest enabled version of each secret it mounts: their
+  # metadata only, not their values.
+  for secret in ${readable_secrets[@]+"${readable_secrets[@]}"}; do
+    grant gcloud secrets add-iam-policy-binding "$secret" --project="$PROJECT" \
+      --member="serviceAccount:$deployer_email" --role=roles/secretmanager.viewer --condition=None --quiet
+  done
+  # To read the source `gcloud builds submit` uploads (gs://PROJECT_cloudbuild/source/...), which
+  # the build fetches as its own account: that bucket only. Made here unless it exists, as gcloud
+  # would make it on the first submit.
+  source_bucket="gs://${PROJECT}_cloudbuild"
+  if [ "$DRY_RUN" = true ]; then
+    echo "# if the bucket does not exist yet:"
+  fi
+  if [ "$DRY_RUN" = true ] || ! gcloud storage buckets describe "$source_bucket" --project="$PROJECT" >/dev/null 2>&1; then
+    run gcloud storage buckets create "$source_bucket" --project="$PROJECT" --uniform-bucket-level-access \
+      --public-access-prevention
+  fi
+  grant gcloud storage buckets add-iam-policy-binding "$source_bucket" --project="$PROJECT" \
+    --member="serviceAccount:$deployer_email" --role=roles/storage.objectViewer
 fi
 
 echo "Set up $PROJECT. Next: deploy/function.sh or deploy/run.sh (docs/deploy.md)." >&2
+if [ -n "$deployer_email" ]; then
+  echo "Cloud Build runs cloudbuild.yaml as $deployer_email: give it --service-account=projects/$PROJECT/serviceAccounts/$deployer_email (docs/deploy.md, 'From Cloud Build')." >&2
+fi

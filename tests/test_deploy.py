@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
 import re
@@ -9,6 +10,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,14 +25,25 @@ from tests.test_locks import edit_source, pins, strip_hashes
 DEPLOY = ROOT / "deploy"
 SCRIPTS = ["function.sh", "run.sh"]
 
+# Unless a test puts its own on PATH (a stand-in that answers, or none at all), the scripts find
+# this gcloud, which is never logged in: whether the machine has one, and whose, changes nothing.
+NOT_LOGGED_IN = Path(tempfile.mkdtemp(prefix="deploy-tests-bin-"))
+atexit.register(shutil.rmtree, NOT_LOGGED_IN, ignore_errors=True)
+(NOT_LOGGED_IN / "gcloud").write_text(
+    "#!/bin/sh\necho 'ERROR: (gcloud) You do not currently have an active account selected.' >&2\nexit 1\n"
+)
+(NOT_LOGGED_IN / "gcloud").chmod(0o755)
+
 
 def run_script(
     name: str, *args: str, env: dict[str, str] | None = None, stdin: str = ""
 ) -> subprocess.CompletedProcess[str]:
+    environ = base_environ()
+    environ["PATH"] = f"{NOT_LOGGED_IN}{os.pathsep}{environ['PATH']}"
     return subprocess.run(
         ["bash", str(DEPLOY / name), *args],
         cwd=ROOT,
-        env={**base_environ(), **(env or {})},
+        env={**environ, **(env or {})},
         input=stdin,
         capture_output=True,
         text=True,
@@ -152,12 +165,112 @@ def test_secrets_only_through_secret_manager(script: str) -> None:
     assert "sk-in-the-shell-123" not in completed.stdout + completed.stderr
     assert "tok-in-the-shell-456" not in completed.stdout + completed.stderr
     assert "is NOT deployed as a plain variable" in completed.stderr
-    deploy = shlex.split(completed.stdout.splitlines()[0])
+    deploy = commands(completed.stdout)[0]
+    # (The gcloud here is not logged in, so the versions cannot be looked up: --dry-run shows
+    # :latest, and says that a deploy would stop.)
     assert secrets(deploy) == {
         "OPENAI_API_KEY": "relay-openai-api-key:latest",
         "ACCESS_TOKENS": "relay-access-tokens:latest",
     }
+    assert completed.stderr.count("A deploy would stop here; --dry-run shows it as :latest.") == 2
     assert not {"OPENAI_API_KEY", "ACCESS_TOKENS"} & set(env_vars(deploy))
+
+
+@pytest.fixture
+def path_with_all_but_gcloud(tmp_path: Path) -> str:
+    """A PATH with every command this one has, but gcloud."""
+    bin_dir = tmp_path / "all-but-gcloud"
+    bin_dir.mkdir()
+    for folder in os.environ["PATH"].split(os.pathsep):
+        for found in sorted(Path(folder).glob("*")) if Path(folder).is_dir() else []:
+            link = bin_dir / found.name
+            if found.name != "gcloud" and not link.exists() and os.access(found, os.X_OK):
+                link.symlink_to(found)
+    return str(bin_dir)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_a_dry_run_without_gcloud_says_the_versions_were_not_looked_up(
+    script: str, path_with_all_but_gcloud: str
+) -> None:
+    completed = run_script(
+        script, "--dry-run", "--project=demo-project", env={"PATH": path_with_all_but_gcloud}
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "warning: gcloud is not here, so --dry-run shows each secret as :latest" in completed.stderr
+    assert set(secrets(commands(completed.stdout)[0]).values()) == {
+        "relay-openai-api-key:latest",
+        "relay-access-tokens:latest",
+    }
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("dry", [True, False], ids=["dry-run", "deploy"])
+def test_each_secret_is_mounted_at_its_newest_enabled_version(
+    script: str, dry: bool, fake_gcloud: tuple[dict[str, str], Path]
+) -> None:
+    env, state = fake_gcloud
+    # The key: versions 1 and 2 enabled, 3 disabled (a rotation undone); the tokens: one version.
+    seed_secrets(
+        state, **{"relay-openai-api-key": "ENABLED ENABLED DISABLED", "relay-x-key": "DISABLED ENABLED"}
+    )
+    shell = {**env, "EXTRA_SECRETS": "X_API_KEY=relay-x-key"}
+    completed = run_script(script, "--project=demo-project", *(["--dry-run"] if dry else []), env=shell)
+    assert completed.returncode == 0, completed.stderr
+    pinned = {
+        "OPENAI_API_KEY": "relay-openai-api-key:2",
+        "ACCESS_TOKENS": "relay-access-tokens:1",
+        "X_API_KEY": "relay-x-key:2",
+    }
+    if dry:
+        deploy = commands(completed.stdout)[0]
+    else:
+        deploy = [
+            "gcloud",
+            *shlex.split(next(call for call in gcloud_calls(state) if " deploy " in f" {call} ")),
+        ]
+    assert secrets(deploy) == pinned
+    assert ":latest" not in " ".join(deploy)
+    lookups = [secret_lookup(name) for name in ("relay-openai-api-key", "relay-access-tokens", "relay-x-key")]
+    assert [call for call in gcloud_calls(state) if call.startswith("secrets ")] == lookups
+    assert (
+        "Secret versions this deploy mounts (the newest enabled of each): "
+        "OPENAI_API_KEY=relay-openai-api-key version 2, ACCESS_TOKENS=relay-access-tokens version 1, "
+        "X_API_KEY=relay-x-key version 2." in completed.stderr
+    )
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize(
+    ("versions", "message"),
+    [
+        pytest.param({}, "could not list the versions of the secret 'relay-access-tokens'", id="missing"),
+        pytest.param(
+            {"relay-access-tokens": "DISABLED"},
+            "the secret 'relay-access-tokens' (ACCESS_TOKENS) has no enabled version in demo-project",
+            id="none-enabled",
+        ),
+    ],
+)
+def test_a_secret_without_an_enabled_version_deploys_nothing(
+    script: str, versions: dict[str, str], message: str, fake_gcloud: tuple[dict[str, str], Path]
+) -> None:
+    env, state = fake_gcloud
+    seed_secrets(state, **versions)
+    if not versions:
+        for path in state.glob("*relay-access-tokens"):
+            path.unlink()
+    completed = run_script(script, "--project=demo-project", env=env)
+    assert completed.returncode == 1
+    assert f"error: {message}" in completed.stderr
+    assert "Nothing was deployed." in completed.stderr
+    assert changes(state) == []  # only the read-only lookups ran
+    # --dry-run shows the rest of the command, and says that a deploy would stop there.
+    completed = run_script(script, "--project=demo-project", "--dry-run", env=env)
+    assert completed.returncode == 0, completed.stderr
+    assert f"warning: {message}" in completed.stderr
+    assert "A deploy would stop here; --dry-run shows it as :latest." in completed.stderr
+    assert secrets(commands(completed.stdout)[0])["ACCESS_TOKENS"] == "relay-access-tokens:latest"
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -172,16 +285,33 @@ def test_relay_settings_are_passed_on(script: str) -> None:
     assert {name: env_vars(deploy)[name] for name in settings} == settings
 
 
+# How each target's gcloud command makes the URL public, or private to IAM. Cloud Run's invoker IAM
+# check turned off is Google's recommended public service, and works where an organisation policy
+# forbids granting roles to allUsers; private turns it on and removes an allUsers grant an older
+# deploy made. `gcloud functions deploy` has no such flag: only the allUsers grant.
+ACCESS_FLAGS = {
+    "run.sh": {
+        "public": ["--no-invoker-iam-check"],
+        "private": ["--invoker-iam-check", "--no-allow-unauthenticated"],
+    },
+    "function.sh": {"public": ["--allow-unauthenticated"], "private": ["--no-allow-unauthenticated"]},
+}
+ALL_ACCESS_FLAGS = {
+    "--allow-unauthenticated",
+    "--no-allow-unauthenticated",
+    "--invoker-iam-check",
+    "--no-invoker-iam-check",
+}
+
+
 @pytest.mark.parametrize("script", SCRIPTS)
 @pytest.mark.parametrize(
     ("args", "access", "warned"),
     [
-        pytest.param([], "--allow-unauthenticated", False, id="tokens-public-url"),
-        pytest.param(["--private"], "--no-allow-unauthenticated", False, id="tokens-and-iam"),
-        pytest.param(["--no-access-tokens"], "--no-allow-unauthenticated", False, id="no-tokens-private"),
-        pytest.param(
-            ["--no-access-tokens", "--public"], "--allow-unauthenticated", True, id="no-tokens-public-asked"
-        ),
+        pytest.param([], "public", False, id="tokens-public-url"),
+        pytest.param(["--private"], "private", False, id="tokens-and-iam"),
+        pytest.param(["--no-access-tokens"], "private", False, id="no-tokens-private"),
+        pytest.param(["--no-access-tokens", "--public"], "public", True, id="no-tokens-public-asked"),
     ],
 )
 def test_public_access_only_with_tokens_or_when_asked(
@@ -189,11 +319,21 @@ def test_public_access_only_with_tokens_or_when_asked(
 ) -> None:
     completed = run_script(script, "--dry-run", "--project=demo-project", *args)
     assert completed.returncode == 0
-    deploy = shlex.split(completed.stdout.splitlines()[0])
-    assert access in deploy
-    assert ("--allow-unauthenticated" in deploy) != ("--no-allow-unauthenticated" in deploy)
+    deploy = commands(completed.stdout)[0]
+    assert [word for word in deploy if word in ALL_ACCESS_FLAGS] == ACCESS_FLAGS[script][access]
     assert ("ANYONE WHO FINDS THE URL CAN SPEND YOUR OPENAI KEY" in completed.stderr) == warned
     assert ("ACCESS_TOKENS" in secrets(deploy)) == ("--no-access-tokens" not in args)
+
+
+def test_a_public_cloud_run_url_grants_nothing_to_all_users() -> None:
+    """run.sh's public URL is the invoker check turned off, never a grant to allUsers."""
+    for args in ([], ["--no-access-tokens", "--public"]):
+        deploy = dry_run("run.sh", *args)[0]
+        assert "--no-invoker-iam-check" in deploy
+        assert "--allow-unauthenticated" not in deploy
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    assert "--no-invoker-iam-check" in docs
+    assert "https://cloud.google.com/run/docs/authenticating/public" in docs
 
 
 @pytest.fixture
@@ -306,12 +446,32 @@ esac
 case "$1 $2" in
   "config get-value") [ -z "${FAKE_GCLOUD_CONFIG_PROJECT:-}" ] || echo "$FAKE_GCLOUD_CONFIG_PROJECT" ;;
   "secrets describe") [ -e "$state/secret-$3" ] ;;
-  "secrets create") cat >"$state/secret-$3"; printf '%s\\n' "$3" >>"$state/stored" ;;
-  "secrets versions") cat >>"$state/secret-$4"; printf '%s\\n' "$4" >>"$state/stored" ;;
+  "secrets create")
+    cat >"$state/secret-$3"; printf '%s\\n' "$3" >>"$state/stored"; echo "1 ENABLED" >"$state/versions-$3" ;;
+  "secrets versions")
+    # versions-NAME: one "NUMBER STATE" line per version, oldest first.
+    case "$3" in
+      add)
+        cat >>"$state/secret-$4"; printf '%s\\n' "$4" >>"$state/stored"
+        echo "$(($(wc -l <"$state/versions-$4") + 1)) ENABLED" >>"$state/versions-$4" ;;
+      list)
+        if [ ! -e "$state/versions-$4" ]; then echo "ERROR: NOT_FOUND: Secret [$4] not found." >&2; exit 1; fi
+        # As gcloud would: all states unless --filter=state:ENABLED, oldest first unless --sort-by=~createTime.
+        wanted='.'; order=cat
+        case "$*" in *--filter=state:ENABLED*) wanted='ENABLED' ;; esac
+        case "$*" in *--sort-by=~createTime*) order='sort -rn' ;; esac
+        awk -v wanted="$wanted" '$2 ~ wanted {print $1}' "$state/versions-$4" | $order |
+          while read -r n; do printf 'projects/123456789/secrets/%s/versions/%s\\n' "$4" "$n"; done ;;
+    esac ;;
   "iam service-accounts")
     case "$3" in
       describe) [ -e "$state/account-${4%%@*}" ] ;;
       create) touch "$state/account-$4" ;;
+    esac ;;
+  "storage buckets")
+    case "$3" in
+      describe) [ -e "$state/bucket-${4#gs://}" ] ;;
+      create) touch "$state/bucket-${4#gs://}" ;;
     esac ;;
   "redis instances")
     case "$3" in
@@ -344,6 +504,36 @@ def gcloud_calls(state: Path) -> list[str]:
     """What the stand-in gcloud was asked, one call a line ("$*"), in order."""
     calls = state / "calls"
     return calls.read_text().splitlines() if calls.exists() else []
+
+
+def seed_secrets(state: Path, **versions: str) -> None:
+    """Secrets as setup.sh leaves them, for the stand-in gcloud: each name's versions, oldest first.
+
+    By default the key and the tokens, one enabled version each; a value such as
+    "ENABLED ENABLED DISABLED" gives a secret three versions in those states.
+    """
+    versions = {"relay-openai-api-key": "ENABLED", "relay-access-tokens": "ENABLED", **versions}
+    for name, states in versions.items():
+        (state / f"secret-{name}").write_text("value")
+        lines = [f"{number} {word}" for number, word in enumerate(states.split(), start=1)]
+        (state / f"versions-{name}").write_text("".join(line + "\n" for line in lines))
+
+
+def secret_lookup(name: str, project: str = "demo-project") -> str:
+    """The read-only call each deploy makes for a secret's newest enabled version."""
+    return (
+        f"secrets versions list {name} --project={project} --filter=state:ENABLED "
+        "--sort-by=~createTime --format=value(name)"
+    )
+
+
+def changes(state: Path) -> list[str]:
+    """The stand-in gcloud's calls less the read-only lookups (of secrets' versions, of Redis)."""
+    return [
+        call
+        for call in gcloud_calls(state)
+        if not call.startswith(("secrets versions list", "redis instances describe"))
+    ]
 
 
 def test_setup_is_safe_to_run_twice_and_keeps_secrets_off_the_command_line(
@@ -430,7 +620,7 @@ def test_cloudbuild_tests_then_deploys_with_the_deploy_scripts() -> None:
     # CI's own script: it installs what the tests drive (Chromium, Redis, Node), then runs that command.
     assert test["args"] == ["-c", ".ci/run"]
     assert (ROOT / ".ci" / "run").read_text().rstrip().endswith(readme_test_command)
-    assert deploy["name"] == "gcr.io/google.com/cloudsdktool/cloud-sdk"
+    assert deploy["name"].startswith("gcr.io/google.com/cloudsdktool/google-cloud-cli:")
     assert deploy["waitFor"] == [test["id"]]
     assert deploy["args"][0] == "deploy/${_TARGET}.sh"
     assert set(build["substitutions"]) == {
@@ -530,7 +720,7 @@ def test_committed_relay_settings_are_deployed_and_the_shell_wins(tmp_path: Path
         text=True,
         check=True,
     )
-    deployed = env_vars(shlex.split(completed.stdout.splitlines()[0]))
+    deployed = env_vars(commands(completed.stdout)[0])
     assert (deployed["ALLOWED_MODELS"], deployed["MAX_TOKENS_LIMIT"]) == ("gpt-4o-mini", "100")
 
     (copy / "deploy" / "relay.env").write_text("OPENAI_API_KEY=sk-in-a-file\n")
@@ -689,6 +879,7 @@ APIS_OF_GROUP = {
     "projects": {"cloudresourcemanager.googleapis.com"},
     "secrets": {"secretmanager.googleapis.com"},
     "redis": {"redis.googleapis.com"},
+    "storage": {"storage.googleapis.com"},
     "run": {"run.googleapis.com"},
     "functions": {"cloudfunctions.googleapis.com", "run.googleapis.com"},
 }
@@ -836,6 +1027,7 @@ def test_deploy_reports_each_setting_and_its_origin_before_any_gcloud_step(
     tmp_path: Path, fake_gcloud: tuple[dict[str, str], Path]
 ) -> None:
     env, state = fake_gcloud
+    seed_secrets(state)
     copy = repo_copy(tmp_path)
     (copy / "deploy" / "relay.env").write_text(
         "ALLOWED_MODELS=gpt-4o-mini\nMAX_TOKENS_LIMIT=4096\nSTREAM_USAGE=true\n"
@@ -869,7 +1061,12 @@ def test_deploy_reports_each_setting_and_its_origin_before_any_gcloud_step(
     checked = next(i for i, line in enumerate(lines) if line.startswith("Configuration ok: "))
     first_gcloud = next(i for i, line in enumerate(lines) if line.startswith("fake-gcloud: "))
     assert report < checked < first_gcloud
-    assert gcloud_calls(state)[0].startswith("run deploy openai-stream-relay ")
+    # Read-only lookups of the secrets' versions first, then the deploy: the first call that changes anything.
+    assert gcloud_calls(state)[:2] == [
+        secret_lookup("relay-openai-api-key"),
+        secret_lookup("relay-access-tokens"),
+    ]
+    assert changes(state)[0].startswith("run deploy openai-stream-relay ")
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -1083,6 +1280,65 @@ def test_every_option_is_in_the_usage_text() -> None:
     assert {flag for flag in for_setup if flag not in usage} == set()
 
 
+# The variable of deploy/common.sh that holds each option's default, as --help states it.
+DEFAULT_OF_OPTION = {
+    "--region": "REGION",
+    "--name": "SERVICE",
+    "--key-secret": "KEY_SECRET",
+    "--tokens-secret": "TOKENS_SECRET",
+    "--runtime-account": "RUNTIME_ACCOUNT",
+    "--build-service-account": "BUILD_SERVICE_ACCOUNT",
+    "--memory": "MEMORY",
+    "--max-instances": "MAX_INSTANCES",
+    "--network": "DEFAULT_REDIS_NETWORK",  # setup.sh --redis only
+}
+
+
+def stated_defaults(usage: str) -> dict[str, str]:
+    """Each option's default as a --help text states it: "--memory SIZE  default: $MEMORY or 2Gi"."""
+    stated = {}
+    for line in usage.splitlines():
+        # One option a clause: "--memory SIZE  default: ...;  --max-instances N  default: 10".
+        for clause in line.split(";"):
+            # (--project's default is a list of variables, not a value: not matched.)
+            match = re.match(r"\s*(--[a-z-]+)\b.*?\bdefault: (?:\$[A-Z_]+ or )?([^\s;,)$][^\s;,)]*)", clause)
+            if match:
+                stated[match.group(1)] = match.group(2)
+    return stated
+
+
+@pytest.mark.parametrize("script", ["setup.sh", *SCRIPTS])
+def test_every_default_in_the_help_is_the_one_deployed(script: str) -> None:
+    stated = stated_defaults(run_script(script, "--help").stdout)
+    # Every stated default is one this test knows where to find (a new one must be added above).
+    assert set(stated) <= set(DEFAULT_OF_OPTION), set(stated) - set(DEFAULT_OF_OPTION)
+    assert {"--region", "--key-secret", "--runtime-account"} <= set(stated)  # the parse works
+    actual = dict(
+        zip(
+            DEFAULT_OF_OPTION,
+            from_common_sh(" ".join(f'"${name}"' for name in DEFAULT_OF_OPTION.values())),
+            strict=True,
+        )
+    )
+    assert {flag: value for flag, value in stated.items()} == {flag: actual[flag] for flag in stated}
+    if script == "setup.sh":
+        return
+    assert {"--memory", "--max-instances", "--name", "--build-service-account"} <= set(stated)
+    # And what the deploy command carries, left to its defaults.
+    deploy = dry_run(script)[0]
+    options = flags(deploy)
+    assert options["--memory"] == stated["--memory"]
+    assert options["--max-instances"] == stated["--max-instances"]
+    assert options["--region"] == stated["--region"]
+    assert deploy[3] == stated["--name"]
+    assert options["--service-account"].startswith(stated["--runtime-account"] + "@")
+    assert options["--build-service-account"].endswith(
+        f"/{stated['--build-service-account']}@demo-project.iam.gserviceaccount.com"
+    )
+    mounted = {name: value.rpartition(":")[0] for name, value in secrets(deploy).items()}
+    assert mounted == {"OPENAI_API_KEY": stated["--key-secret"], "ACCESS_TOKENS": stated["--tokens-secret"]}
+
+
 # -- F: Redis for per-caller rate limits (issue 16) ---------------------------------------------
 
 EGRESS = {"run.sh": "--vpc-egress", "function.sh": "--direct-vpc-egress"}
@@ -1133,7 +1389,8 @@ def test_a_memorystore_instance_gives_redis_url_and_direct_vpc_egress(
     completed = run_script(script, "--dry-run", "--project=demo-project", *args, env=env)
     assert completed.returncode == 0, completed.stderr
     lookup = f"redis instances describe {instance} --project=demo-project --region=us-central1"
-    assert gcloud_calls(state) == [f"{lookup} --format=value(host,port,authorizedNetwork)"]
+    redis_calls = [call for call in gcloud_calls(state) if call.startswith("redis ")]
+    assert redis_calls == [f"{lookup} --format=value(host,port,authorizedNetwork)"]
     deploy = commands(completed.stdout)[0]
     assert env_vars(deploy)["REDIS_URL"] == "redis://10.20.30.40:6379"
     assert f"  REDIS_URL=redis://10.20.30.40:6379  (from --redis-instance {instance})" in completed.stderr
@@ -1175,7 +1432,9 @@ def test_redis_url_given_directly_needs_no_lookup(
         "relay-vpc",
         "private-ranges-only",
     )
-    assert gcloud_calls(state) == []  # no Memorystore lookup either way
+    assert [
+        call for call in gcloud_calls(state) if call.startswith("redis ")
+    ] == []  # no Memorystore lookup either way
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -1291,6 +1550,154 @@ def test_setup_lets_the_cloud_build_account_look_up_the_instance() -> None:
 # -- Cloud Build and the runbook ----------------------------------------------------------------
 
 
+DEPLOYER = "relay-deployer@demo-project.iam.gserviceaccount.com"
+# Every grant setup.sh --build-account makes, as (role, where), each from a Google page that asks
+# for it (docs/deploy.md, "From Cloud Build", says why each; its table lists the same roles).
+DEPLOYER_GRANTS = {
+    ("roles/run.admin", "project demo-project"),
+    ("roles/run.sourceDeveloper", "project demo-project"),
+    ("roles/serviceusage.serviceUsageConsumer", "project demo-project"),
+    ("roles/cloudfunctions.developer", "project demo-project"),
+    ("roles/logging.logWriter", "project demo-project"),
+    ("roles/iam.serviceAccountUser", "service account relay-runtime@demo-project.iam.gserviceaccount.com"),
+    ("roles/iam.serviceAccountUser", "service account relay-build@demo-project.iam.gserviceaccount.com"),
+    ("roles/secretmanager.viewer", "secret relay-openai-api-key"),
+    ("roles/secretmanager.viewer", "secret relay-access-tokens"),
+    ("roles/secretmanager.viewer", "secret relay-x-key"),
+    ("roles/storage.objectViewer", "bucket gs://demo-project_cloudbuild"),
+    ("roles/redis.viewer", "project demo-project"),  # with --redis only
+}
+
+
+def grants_to(member: str, calls: list[str]) -> set[tuple[str, str]]:
+    """The (role, where) of every add-iam-policy-binding call for `member` (an email)."""
+    where_of = {
+        "projects": "project",
+        "iam service-accounts": "service account",
+        "secrets": "secret",
+        "storage buckets": "bucket",
+    }
+    granted = set()
+    for call in calls:
+        words = shlex.split(call)
+        if "add-iam-policy-binding" not in words or f"--member=serviceAccount:{member}" not in words:
+            continue
+        at = words.index("add-iam-policy-binding")
+        granted.add((flags(words)["--role"], f"{where_of[' '.join(words[:at])]} {words[at + 1]}"))
+    return granted
+
+
+def test_setup_gives_the_cloud_build_account_exactly_the_documented_roles(
+    fake_gcloud: tuple[dict[str, str], Path],
+) -> None:
+    env, state = fake_gcloud
+    seed_secrets(state, **{"relay-x-key": "ENABLED"})
+    (state / "versions-relay-openai-api-key").unlink()  # the key and the tokens: made by setup
+    (state / "secret-relay-openai-api-key").unlink()
+    (state / "versions-relay-access-tokens").unlink()
+    (state / "secret-relay-access-tokens").unlink()
+    completed = run_script(
+        "setup.sh",
+        "--project=demo-project",
+        "--redis",
+        "--build-account=relay-deployer",
+        env={**env, "EXTRA_SECRETS": "X_API_KEY=relay-x-key"},
+        stdin="sk-KEY\ntok-0123456789abcdef\n",
+    )
+    assert completed.returncode == 0, completed.stderr
+    calls = gcloud_calls(state)
+    # A name: this project's account, made by setup; the build names it with --service-account.
+    assert "iam service-accounts create relay-deployer --project=demo-project" in " | ".join(calls)
+    assert f"--service-account=projects/demo-project/serviceAccounts/{DEPLOYER}" in completed.stderr
+    assert grants_to(DEPLOYER, calls) == DEPLOYER_GRANTS
+    # The bucket `gcloud builds submit` uploads the source to: made once, private.
+    create = "storage buckets create gs://demo-project_cloudbuild --project=demo-project"
+    assert [call for call in calls if call.startswith(create)] == [
+        f"{create} --uniform-bucket-level-access --public-access-prevention"
+    ]
+    # Nothing broad: no role that covers every bucket, image repository or build of the project.
+    roles = {role for role, _ in grants_to(DEPLOYER, calls)}
+    assert not roles & {
+        "roles/storage.admin",
+        "roles/artifactregistry.admin",
+        "roles/cloudbuild.builds.editor",
+    }
+    assert "roles/secretmanager.secretAccessor" not in roles  # the build never reads a value
+    # Without --redis, no Redis Viewer; an address of another project is not created.
+    (state / "calls").unlink()
+    completed = run_script(
+        "setup.sh",
+        "--project=demo-project",
+        "--build-account=ci@tools.iam.gserviceaccount.com",
+        env=env,
+        stdin="\n\n",
+    )
+    assert completed.returncode == 0, completed.stderr
+    calls = gcloud_calls(state)
+    assert not any(call.startswith("iam service-accounts create ci ") for call in calls)
+    assert ("roles/redis.viewer", "project demo-project") not in grants_to(
+        "ci@tools.iam.gserviceaccount.com", calls
+    )
+    assert ("roles/run.admin", "project demo-project") in grants_to("ci@tools.iam.gserviceaccount.com", calls)
+
+
+def test_the_runbook_lists_the_roles_setup_gives_the_cloud_build_account() -> None:
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    section = docs[docs.index("## From Cloud Build") : docs.index("### Update the build's images")]
+    table = section[section.index("| role | on | for |") :].split("\n\n")[0]
+    documented = set(re.findall(r"^\| `(roles/[A-Za-z.]+)`", table, re.MULTILINE))
+    assert documented == {role for role, _ in DEPLOYER_GRANTS}
+    setup = (DEPLOY / "setup.sh").read_text()
+    declared = re.search(r"BUILD_ACCOUNT_ROLES=\(([^)]*)\)", setup)
+    assert declared is not None
+    assert set(declared.group(1).split()) <= documented
+    # Which account runs the build, and the exact command for its address, in the order of a walk.
+    steps = [
+        "deploy/setup.sh --build-account relay-deployer",
+        'gcloud iam service-accounts describe "relay-deployer@$PROJECT.iam.gserviceaccount.com"',
+        "gcloud builds submit",
+        '--service-account="projects/$PROJECT/serviceAccounts/$BUILD_ACCOUNT"',
+        "gcloud run services describe openai-stream-relay",
+    ]
+    positions = [section.index(step) for step in steps]
+    assert positions == sorted(positions)
+    assert "gcloud builds triggers create github" in section
+    for page in (
+        "https://cloud.google.com/build/docs/securing-builds/configure-user-specified-service-accounts",
+        "https://cloud.google.com/run/docs/configuring/services/build-service-account",
+        "https://cloud.google.com/functions/docs/reference/iam/roles",
+        "https://cloud.google.com/secret-manager/docs/view-secret-version",
+    ):
+        assert page in docs, page
+
+
+# The oldest gcloud that takes every flag the deploy scripts pass: deploy/function.sh's Direct VPC
+# egress (--network, --subnet, --direct-vpc-egress) came to `gcloud functions deploy` in 558.0.0.
+OLDEST_GCLOUD = (558, 0, 0)
+
+
+def test_cloudbuild_images_are_pinned_to_a_version() -> None:
+    build = yaml.safe_load((ROOT / "cloudbuild.yaml").read_text())
+    for step in build["steps"]:
+        image = step["name"]
+        repository, _, tag = image.rpartition(":")
+        assert repository and "/" not in tag, f"{image}: no tag"
+        assert tag != "latest" and not tag.startswith("latest"), image
+        assert re.match(r"\d+\.\d+\.\d+", tag), f"{image}: not a version"
+        assert "@" not in repository  # (a digest would do too, but says nothing a reader can check)
+    test, deploy = build["steps"]
+    assert re.fullmatch(r"python:3\.12\.\d+-trixie", test["name"])  # the deployed runtime: python312
+    version = re.fullmatch(
+        r"gcr\.io/google\.com/cloudsdktool/google-cloud-cli:(\d+)\.(\d+)\.(\d+)-slim", deploy["name"]
+    )
+    assert version, deploy["name"]  # -slim: it has python3, which the deploy's settings check runs
+    assert tuple(int(part) for part in version.groups()) >= OLDEST_GCLOUD
+    assert ":latest" not in (ROOT / "cloudbuild.yaml").read_text()
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    assert "### Update the build's images" in docs
+    assert deploy["name"].rpartition("/")[2] in docs and test["name"] in docs
+
+
 @pytest.mark.parametrize("target", ["function", "run"])
 def test_cloudbuild_deploy_arguments_are_taken_by_the_script(target: str) -> None:
     build = yaml.safe_load((ROOT / "cloudbuild.yaml").read_text())
@@ -1321,3 +1728,20 @@ def test_the_runbook_names_what_setup_grants_the_build_service_account() -> None
     docs = (ROOT / "docs" / "deploy.md").read_text()
     assert {role for role in BUILD_ROLES if f"`{role}`" not in docs} == set()
     assert "https://cloud.google.com/run/docs/configuring/services/build-service-account" in docs
+
+
+def test_the_runbook_rotates_a_secret_by_adding_a_version_and_deploying() -> None:
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    rotate = docs[docs.index("## Rotate a key or a token") : docs.index("## Roll back")]
+    # The runbook's lookup is the deploy's own.
+    lookup = secret_lookup("relay-openai-api-key", project='"$PROJECT"').replace(
+        "value(name)", "'value(name)'"
+    )
+    assert f"gcloud {lookup}" in rotate
+    for step in (
+        "| deploy/setup.sh",
+        "deploy/run.sh",
+        "gcloud secrets versions disable N --secret=relay-openai-api-key",
+    ):
+        assert step in rotate, step
+    assert "https://cloud.google.com/run/docs/configuring/secrets" in docs
