@@ -489,7 +489,7 @@ secret_placeholder() {
 # the secrets: a value the relay would refuse stops the deploy here, instead of reaching a
 # revision that then fails to start.
 check_relay_config() {
-  local python=${PYTHON:-python3} name checked=()
+  local python=${PYTHON:-python3} name checked=() exported=()
   [ -f "$ROOT_DIR/relay/config/__main__.py" ] ||
     die "$ROOT_DIR/relay/config is missing: the settings are checked with the relay's own check (python3 -m relay.config) before deploying."
   command -v "$python" >/dev/null 2>&1 ||
@@ -498,8 +498,11 @@ check_relay_config() {
   while read -r name; do
     checked+=("$name=$(secret_placeholder "$name")")
   done < <(secret_names)
+  # The names exported in this shell, for their spelling only: MAX_TOKEN_LIMIT exported here was
+  # meant for the deployment, and would silently not reach it. Their values are not passed.
+  mapfile -t exported < <(compgen -e)
   # -B: no bytecode written into relay/ by a check.
-  if ! (cd "$ROOT_DIR" && env -i PATH="$PATH" "${checked[@]}" "$python" -B -m relay.config >&2); then
+  if ! (cd "$ROOT_DIR" && env -i PATH="$PATH" "${checked[@]}" "$python" -B -m relay.config --brief --shell-names "${exported[@]}" >&2); then
     die "the relay would refuse these settings at start-up (above); nothing was deployed."
   fi
 }

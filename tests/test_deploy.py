@@ -1099,6 +1099,24 @@ def test_a_value_the_relay_would_refuse_is_refused_before_deploying(
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize(
+    ("name", "meant"), [("MAX_TOKEN_LIMIT", "MAX_TOKENS_LIMIT"), ("ACESS_TOKENS", "ACCESS_TOKENS")]
+)
+def test_a_misspelt_setting_in_the_shell_is_refused_before_deploying(
+    script: str, name: str, meant: str, fake_gcloud: tuple[dict[str, str], Path]
+) -> None:
+    env, state = fake_gcloud
+    completed = run_script(script, "--project=demo-project", env={**env, name: "100", "OPENAI_LOG": "debug"})
+    assert completed.returncode == 1
+    assert (
+        f"Configuration error: {name} (exported in the shell that deploys) is not a setting of this relay: "
+        f"did you mean {meant}?"
+    ) in completed.stderr
+    assert "OPENAI_LOG" not in completed.stderr  # another program's: not refused
+    assert gcloud_calls(state) == []
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
 def test_the_check_sees_only_what_the_deployment_gets(script: str) -> None:
     # A route's key exported in the shell is not deployed: the relay would stop at start-up.
     upstreams = '[{"prefix": "x/", "base_url": "https://x.example/v1", "key_env": "X_API_KEY"}]'

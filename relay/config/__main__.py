@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 
 from relay.config import ConfigError, Settings, load_settings
 from relay.config.environment import masked_url
-from relay.config.known_settings import SETTINGS, foreign
+from relay.config.known_settings import SETTINGS, foreign, misspelt, refusal
 from relay.config.review import listing, notes, store_warning, warnings
 
 _ABOUT = """\
@@ -46,12 +46,24 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
     parser.add_argument(
         "--names", action="store_true", help="print every setting's name, one a line, and nothing else"
     )
+    parser.add_argument(
+        "--shell-names",
+        nargs="*",
+        default=[],
+        metavar="NAME",
+        help="names of the variables exported where a deploy runs: checked for misspellings only, since "
+        "their values are not what the deployment gets (the deploy scripts pass them)",
+    )
     options = parser.parse_args(argv)
     if options.names:
         sys.stdout.write("".join(f"{name}\n" for name in SETTINGS))
         return 0
     try:
         settings = load_settings(environ)
+        keys = {route.key_env for route in settings.routes if route.key_env}
+        found = misspelt(dict.fromkeys(options.shell_names, ""), also={*keys, *environ})
+        if found:
+            raise ConfigError(refusal(found, where=" (exported in the shell that deploys)"))
     except ConfigError as error:
         sys.stderr.write(f"Configuration error: {error}\n")
         return 1

@@ -79,10 +79,10 @@ def nearest(name: str) -> str:
     return max(SETTINGS, key=lambda setting: difflib.SequenceMatcher(None, name, setting).ratio())
 
 
-def refusal(found: list[tuple[str, str]]) -> str:
+def refusal(found: list[tuple[str, str]], where: str = "") -> str:
     """The start-up error for misspelt variables: each with the setting it is likely meant to be."""
     named = "; ".join(
-        f"{name} is not a setting of this relay: did you mean {meant}?" for name, meant in found
+        f"{name}{where} is not a setting of this relay: did you mean {meant}?" for name, meant in found
     )
     return (
         f"{named} (python3 -m relay.config --help lists every setting; docs/configuration.md describes each)"
