@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -113,6 +114,24 @@ def node() -> str:
             pytest.fail(why)
         pytest.skip(f"the Node client tests are skipped: {why}")
     return str(found)
+
+
+@pytest.fixture(scope="session")
+def agents() -> Path:
+    """The coding agents' binaries (tests/agents/node_modules/.bin: codex, claude), or a skip saying why.
+
+    Where RELAY_NODE_REQUIRED=1 (CI), missing ones are a failure, not a skip.
+    """
+    binaries = ROOT / "tests" / "agents" / "node_modules" / ".bin"
+    ready = shutil.which("node") is not None and all(
+        (binaries / name).exists() for name in ("codex", "claude")
+    )
+    if not ready:
+        why = "Node.js and tests/agents/node_modules (cd tests/agents && npm ci: Codex CLI, Claude Code) are needed"
+        if os.environ.get("RELAY_NODE_REQUIRED") == "1":
+            pytest.fail(why)
+        pytest.skip(f"the coding agent tests are skipped: {why}")
+    return binaries
 
 
 @pytest.fixture
