@@ -16,6 +16,7 @@ from relay.access.callers import InFlight, identify
 from relay.access.limiter import Limiter
 from relay.access.policy import check_access_token
 from relay.config import Settings
+from relay.endpoints.anthropic_messages import COUNT_TOKENS_PATH, MESSAGES_PATH, CountTokens, Messages
 from relay.endpoints.base import Call, Endpoint, Upstreams
 from relay.endpoints.chat_completions import ChatCompletions
 from relay.endpoints.embeddings import Embeddings
@@ -23,7 +24,15 @@ from relay.endpoints.models import MODEL_PATH, ModelEntry, ModelList
 from relay.endpoints.original_chat import OriginalChat
 from relay.endpoints.page_config import CONFIG_PATH, PageConfig
 from relay.endpoints.responses_api import Responses
-from relay.errors import ENDPOINTS_HINT, Forbidden, MethodNotAllowed, NotFound, RelayError, ShuttingDown
+from relay.errors import (
+    ENDPOINTS_HINT,
+    Dialect,
+    Forbidden,
+    MethodNotAllowed,
+    NotFound,
+    RelayError,
+    ShuttingDown,
+)
 from relay.page import Page
 from relay.serving.request_body import limit_body
 from relay.serving.request_log import REQUEST_ID_HEADER, RequestLog, trace_of
@@ -33,6 +42,13 @@ from relay.serving.writer import Written
 logger = logging.getLogger(__name__)
 
 PAGE_METHODS = ("GET", "HEAD")
+
+
+def dialect_of(path: str) -> Dialect:
+    """The API a path speaks: Anthropic's under /v1/messages, OpenAI's elsewhere on /v1/, or the original."""
+    if path == MESSAGES_PATH or path.startswith(MESSAGES_PATH + "/"):
+        return "anthropic"
+    return "openai" if path.startswith("/v1/") else "original"
 
 
 class ChatRelay:
@@ -51,6 +67,9 @@ class ChatRelay:
             "/v1/chat/completions": ChatCompletions(settings, upstreams, limiter),
             "/v1/responses": Responses(settings, upstreams, limiter),
             "/v1/embeddings": Embeddings(settings, upstreams, limiter),
+            # Anthropic's, for its SDKs and Claude Code
+            MESSAGES_PATH: Messages(settings, upstreams, limiter),
+            COUNT_TOKENS_PATH: CountTokens(settings, upstreams, limiter),
             "/v1/models": ModelList(settings, upstreams),
             CONFIG_PATH: PageConfig(settings),  # what a page may offer; served with or without the page
         }
@@ -82,8 +101,7 @@ class ChatRelay:
             ),
         )
         limit_body(request, self.settings.max_body_bytes)
-        openai = request.path.startswith("/v1/")
-        call = Call(request, log, self.settings)
+        call = Call(request, log, self.settings, dialect=dialect_of(request.path))
         try:
             if SHUTDOWN.draining:
                 raise ShuttingDown()  # another instance takes it at once
@@ -91,12 +109,12 @@ class ChatRelay:
         except RelayError as error:
             if error.outcome == "error":  # raised as a RelayError by the relay itself: still a bug
                 logger.error("Relay error while serving %s %s", request.method, request.path)
-            written = call.writer.error(error, openai=openai)
+            written = call.writer.error(error)
         except Exception:
             # A bug: say so in the log (type only) and give the caller a plain 500.
             logger.exception("Unexpected error while serving %s %s", request.method, request.path)
             failure = RelayError("Internal error in the relay; the request was not completed.")
-            written = call.writer.error(failure, openai=openai)
+            written = call.writer.error(failure)
         response = written.response
         response.headers[REQUEST_ID_HEADER] = log.request_id
         # Every answer to an allowed origin carries CORS headers, or the page cannot read it.
@@ -123,7 +141,11 @@ class ChatRelay:
             return self._preflight(call, endpoint, origin)
         if request.method not in endpoint.methods:
             raise MethodNotAllowed(request.method, request.path, self._methods(request.path, endpoint))
-        token_name = check_access_token(self.settings, call.authorization) if endpoint.needs_token else None
+        token_name = (
+            check_access_token(self.settings, call.authorization, call.api_key, call.dialect)
+            if endpoint.needs_token
+            else None
+        )
         caller = call.caller = identify(
             token_name,
             self.settings.client_ip_hops,

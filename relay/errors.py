@@ -20,11 +20,17 @@
         └── UpstreamTimeout    504: no connection or no answer in time
 
 Each class also says what the request's log line calls its end (`outcome`).
-One place (`relay.serving.writer.Writer.error`) renders them: plain text on the
-original endpoint, OpenAI's JSON error shape on /v1/, redacted as every answer is.
+One place (`relay.serving.writer.Writer.error`) renders them in the dialect of the path:
+plain text on the original endpoint, OpenAI's JSON error shape on /v1/, Anthropic's on
+/v1/messages, redacted as every answer is.
 """
 
 from __future__ import annotations
+
+from typing import Literal
+
+# The API a path speaks: how its errors are shaped, and where a caller's token or key may come from.
+Dialect = Literal["original", "openai", "anthropic"]
 
 
 class RelayError(Exception):
@@ -65,11 +71,11 @@ class MissingApiKey(BadRequest):
 class Unauthorized(ClientError):
     status = 401
 
-    def __init__(self, token_sent: bool) -> None:
-        how = (
-            'Send the header "Authorization: Bearer <token>" with one of the access tokens '
-            "its owner set in ACCESS_TOKENS."
-        )
+    def __init__(self, token_sent: bool, dialect: Dialect = "openai") -> None:
+        header = '"x-api-key: <token>" (or "Authorization: Bearer <token>")'
+        if dialect != "anthropic":
+            header = '"Authorization: Bearer <token>"'
+        how = f"Send the header {header} with one of the access tokens its owner set in ACCESS_TOKENS."
         if token_sent:
             super().__init__(f"Unauthorized: the access token sent is not valid for this relay. {how}")
         else:
@@ -88,10 +94,10 @@ class KeyRequired(ClientError):
 
     status = 401
 
-    def __init__(self) -> None:
+    def __init__(self, setting: str = "OPENAI_API_KEY") -> None:
         super().__init__(
             "You didn't provide an API key, and this relay has none for this model: send your key as "
-            "the SDK's api_key, or ask the relay's owner to set one (OPENAI_API_KEY, UPSTREAMS)."
+            f"the SDK's api_key, or ask the relay's owner to set one ({setting}, UPSTREAMS)."
         )
 
     def headers(self) -> dict[str, str]:
@@ -241,8 +247,9 @@ class UpstreamTimeout(UpstreamError):
 
 # Where a caller who reached a path the relay does not serve should go instead.
 ENDPOINTS_HINT = (
-    "The endpoints are POST /api/chat (or POST /), and the OpenAI API's POST /v1/chat/completions, "
-    "POST /v1/responses, POST /v1/embeddings and GET /v1/models."
+    "The endpoints are POST /api/chat (or POST /), the OpenAI API's POST /v1/chat/completions, "
+    "POST /v1/responses, POST /v1/embeddings and GET /v1/models, and Anthropic's POST /v1/messages "
+    "and POST /v1/messages/count_tokens."
 )
 
 
@@ -262,3 +269,31 @@ def openai_error(message: str, status: int) -> dict[str, object]:
     """An error in OpenAI's shape: {"error": {"message", "type", "param", "code"}}."""
     kind = _OPENAI_ERROR_TYPES.get(status, "api_error")
     return {"error": {"message": message, "type": kind, "param": None, "code": None}}
+
+
+# Anthropic's error types, by status, as its SDKs and Claude Code expect them
+# (https://platform.claude.com/docs/en/api/errors).
+_ANTHROPIC_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    408: "invalid_request_error",
+    409: "conflict_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+
+def anthropic_error_type(status: int) -> str:
+    return _ANTHROPIC_ERROR_TYPES.get(status, "invalid_request_error" if status < 500 else "api_error")
+
+
+def anthropic_error(message: str, status: int) -> dict[str, object]:
+    """An error in Anthropic's shape: {"type": "error", "error": {"type", "message"}}."""
+    return {"type": "error", "error": {"type": anthropic_error_type(status), "message": message}}

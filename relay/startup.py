@@ -30,7 +30,7 @@ def start(environ: Mapping[str, str]) -> ChatRelay:
     say_what_to_know(settings, environ)
     logger.info(
         "Relay ready: upstreams %s, %s worker, %s",
-        ", ".join(route.host for route in (settings.default_route, *settings.routes)),
+        ", ".join(route.host for route in settings.all_routes),
         settings.server_worker,
         f"{len(settings.access_tokens)} access token(s)" if settings.access_tokens else "no access tokens",
     )

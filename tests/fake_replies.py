@@ -1,5 +1,5 @@
-"""What the fake upstream (tests/fake_upstream.py) sends: a reply's steps, the OpenAI streams they
-are built from, and the replies for load, chosen by the model name.
+"""What the fake upstream (tests/fake_upstream.py) sends: a reply's steps, the OpenAI and Anthropic
+streams they are built from, and the replies for load, chosen by the model name.
 
 A `Reply` is a status, headers and a body of steps: bytes to send (each bytes step one write,
 framed as one HTTP chunk), and pauses, resets, closes and stalls between them. The load replies
@@ -213,6 +213,111 @@ def tokenize(text: str) -> list[str]:
 
 def error_reply(status: int, body: bytes, content_type: str = "application/json", **kw: Any) -> Reply:
     return Reply(status=status, headers={"Content-Type": content_type}, body=[body], **kw)
+
+
+# --- Anthropic's Messages API ---------------------------------------------------------------------
+
+ANTHROPIC_USAGE = {"input_tokens": 10, "output_tokens": 1, "cache_read_input_tokens": 5}
+# A tool call the fake makes: its name, and its input in the pieces it streams it in.
+Tool = tuple[str, list[str]]
+
+
+def anthropic_sse(payload: dict[str, Any]) -> bytes:
+    """One event as Anthropic sends it: named by its type (its SDKs drop an event without a name)."""
+    return b"event: " + str(payload["type"]).encode() + b"\n" + sse(payload)
+
+
+def anthropic_events(
+    tokens: Iterable[str],
+    *,
+    model: str = FAKE_MODEL,
+    thinking: str | None = None,
+    tool: Tool | None = None,
+    output_tokens: int = 4,
+) -> list[dict[str, Any]]:
+    """The events of a Messages stream: message_start, a thinking block, a text block (a ping inside it,
+    as Anthropic sends one), a tool_use block with its input in pieces, message_delta with the usage,
+    message_stop."""
+    message: dict[str, Any] = {
+        "id": "msg_fake", "type": "message", "role": "assistant", "model": model, "content": [],
+        "stop_reason": None, "stop_sequence": None, "usage": ANTHROPIC_USAGE,
+    }  # fmt: skip
+    events: list[dict[str, Any]] = [{"type": "message_start", "message": message}]
+    blocks: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
+    if thinking is not None:
+        deltas = [
+            {"type": "thinking_delta", "thinking": thinking},
+            {"type": "signature_delta", "signature": "SIG"},
+        ]
+        blocks.append(({"type": "thinking", "thinking": ""}, deltas))
+    texts = [{"type": "text_delta", "text": token} for token in tokens]
+    if texts:
+        blocks.append(({"type": "text", "text": ""}, texts))
+    if tool is not None:
+        name, pieces = tool
+        deltas = [{"type": "input_json_delta", "partial_json": piece} for piece in pieces]
+        blocks.append(({"type": "tool_use", "id": "toolu_fake", "name": name, "input": {}}, deltas))
+    for index, (block, deltas) in enumerate(blocks):
+        events.append({"type": "content_block_start", "index": index, "content_block": block})
+        if block["type"] == "text":
+            events.append({"type": "ping"})
+        events += [{"type": "content_block_delta", "index": index, "delta": delta} for delta in deltas]
+        events.append({"type": "content_block_stop", "index": index})
+    stop = "tool_use" if tool is not None else "end_turn"
+    events.append(
+        {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
+         "usage": {"output_tokens": output_tokens}}
+    )  # fmt: skip
+    events.append({"type": "message_stop"})
+    return events
+
+
+def anthropic_stream(tokens: Iterable[str], *, pace: float = 0.0, **kw: Any) -> list[Step]:
+    """A Messages stream's body, each event named, with `pace` seconds before each text delta."""
+    steps: list[Step] = []
+    for event in anthropic_events(tokens, **kw):
+        if pace and event.get("delta", {}).get("type") == "text_delta":
+            steps.append(Pause(pace))
+        steps.append(anthropic_sse(event))
+    return steps
+
+
+def anthropic_message(
+    text: str, *, model: str = FAKE_MODEL, tool: tuple[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """A whole Message, as Anthropic answers when not asked to stream."""
+    content: list[dict[str, Any]] = [{"type": "text", "text": text}]
+    if tool is not None:
+        content.append({"type": "tool_use", "id": "toolu_fake", "name": tool[0], "input": tool[1]})
+    return {
+        "id": "msg_fake", "type": "message", "role": "assistant", "model": model, "content": content,
+        "stop_reason": "tool_use" if tool else "end_turn", "stop_sequence": None,
+        "usage": {"input_tokens": 10, "output_tokens": 4, "cache_creation_input_tokens": 2},
+    }  # fmt: skip
+
+
+def anthropic_reply(text: str = DEMO_REPLY, **kw: Any) -> Reply:
+    """A whole Message as a reply."""
+    body = json.dumps(anthropic_message(text, **kw)).encode()
+    return Reply(headers={"Content-Type": "application/json", "request-id": "req_fake"}, body=[body])
+
+
+def anthropic_error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> Reply:
+    """An error answer in Anthropic's shape, {"type": "error", "error": {"type", "message"}}, with these headers."""
+    body = {"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_fake"}
+    sent = {"Content-Type": "application/json", **(headers or {})}
+    return Reply(status=status, headers=sent, body=[json.dumps(body).encode()])
+
+
+def anthropic_answer(request_path: str, body: Any) -> Reply:
+    """What the fake answers on /v1/messages when a test registered nothing: the demo reply, streamed or
+    whole as asked; on /v1/messages/count_tokens, a count of the body's characters by four."""
+    if request_path.split("?", maxsplit=1)[0].endswith("/count_tokens"):
+        counted = json.dumps({"input_tokens": len(json.dumps(body)) // 4}).encode()
+        return Reply(headers={"Content-Type": "application/json"}, body=[counted])
+    if isinstance(body, dict) and body.get("stream") is True:
+        return Reply(body=anthropic_stream(tokenize(DEMO_REPLY), model=str(body.get("model"))))
+    return anthropic_reply(model=str(body.get("model")) if isinstance(body, dict) else FAKE_MODEL)
 
 
 # --- replies for load, chosen by the model name ----------------------------------------------

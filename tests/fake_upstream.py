@@ -7,8 +7,9 @@ reset or an early close mid-stream, a stall, a body without `data: [DONE]`.
 A test registers a `Reply` for a model name (or for "*", any other model); a
 request for that model gets it. Otherwise a load model name gets its load reply
 (tests/fake_replies.py, `load_reply`: short, paced, bulk and error replies, cheap
-to send by the thousand), and any other name an ordinary OpenAI-style stream (the
-demo's reply). Every request is recorded with its headers and body, and the
+to send by the thousand), a request to Anthropic's /v1/messages (or its
+count_tokens) Anthropic's answer, and any other name an ordinary OpenAI-style
+stream (the demo's reply). Every request is recorded with its headers and body, and the
 server counts open connections and notes when a client closed its connection early.
 
 Each connection is an asyncio protocol that reads its requests itself: a load
@@ -46,6 +47,7 @@ from tests.fake_replies import (
     Reset,
     Stall,
     Step,
+    anthropic_answer,
     chunk,
     error_reply,
     load_reply,
@@ -157,9 +159,15 @@ class FakeUpstream:
 
     @property
     def base_url(self) -> str:
+        """As OPENAI_BASE_URL: the OpenAI SDKs join /chat/completions onto it."""
+        return self.origin + "/v1"
+
+    @property
+    def origin(self) -> str:
+        """As ANTHROPIC_BASE_URL: Anthropic's SDKs join /v1/messages onto it."""
         scheme = "https" if self.ssl_context else "http"
         host = "localhost" if self.ssl_context else self.host
-        return f"{scheme}://{host}:{self.port}/v1"
+        return f"{scheme}://{host}:{self.port}"
 
     def start(self) -> FakeUpstream:
         ready = threading.Event()
@@ -285,6 +293,12 @@ class FakeUpstream:
                 ],
             )
         reply = self.replies.get(model, self.replies.get("*"))  # "*": any model not listed
+        if reply is None and "/messages" in request.path:
+            try:
+                body = request.json
+            except ValueError:
+                body = None
+            return anthropic_answer(request.path, body)
         if reply is None:
             return load_reply(model) or Reply(body=openai_stream(tokenize(DEMO_REPLY), pace=0.05))
         return reply(request) if callable(reply) else reply

@@ -142,6 +142,13 @@ GOOD_ROUTE = {"prefix": "or/", "base_url": "https://openrouter.ai/api/v1", "key_
         ([{**GOOD_ROUTE, "key_env": "NOT_SET_ANYWHERE"}], r"names NOT_SET_ANYWHERE, which is not set"),
         ([{**GOOD_ROUTE, "headers": {"Authorization": "x"}}], r"may not set 'Authorization'"),
         ([{**GOOD_ROUTE, "headers": {"X-Title": "bad\nvalue"}}], r"must be a string of visible ASCII"),
+        (
+            [{**GOOD_ROUTE, "api": "gemini"}],
+            r'UPSTREAMS\[0\].api must be "openai" \(the default\) or "anthropic"',
+        ),
+        ([{**GOOD_ROUTE, "api": "anthropic", "headers": {"X-Api-Key": "x"}}], r"may not set 'X-Api-Key'"),
+        ([{**GOOD_ROUTE, "api": "anthropic", "responses": True}], r"speaks the Anthropic API: \"responses\""),
+        ([{**GOOD_ROUTE, "api": "anthropic", "stream_usage": False}], r"are for OpenAI routes"),
     ],
 )
 def test_bad_upstreams_fail_naming_the_route(routes: object, message: str) -> None:
@@ -162,6 +169,31 @@ def test_upstreams_from_a_file(tmp_path: Path) -> None:
     assert (openrouter.prefix, openrouter.api_key, openrouter.needs_key) == ("or/", "sk-or-123", True)
     assert (local.prefix, local.api_key, local.needs_key) == ("local/", None, False)
     assert "sk-or-123" not in repr(settings)
+
+
+def test_anthropics_default_route_and_routes_of_its_api() -> None:
+    settings = load_settings({})
+    route = settings.anthropic_route
+    assert route.url("/v1/messages") == "https://api.anthropic.com/v1/messages"  # as Anthropic's SDKs join it
+    assert (route.api, route.api_key, route.prefix) == ("anthropic", None, "")
+    routes = [
+        {"prefix": "work/", "base_url": "http://127.0.0.1:9", "key_env": "WORK_KEY", "api": "anthropic"}
+    ]
+    settings = load_settings(
+        {
+            "ANTHROPIC_API_KEY": "sk-ant-default-0123456789",
+            "ANTHROPIC_BASE_URL": "https://gateway.example/anthropic/",
+            "UPSTREAMS": json.dumps(routes),
+            "WORK_KEY": "sk-ant-work-0123456789",
+        }
+    )
+    assert settings.anthropic_route.url("/v1/messages") == "https://gateway.example/anthropic/v1/messages"
+    (work,) = settings.routes
+    assert (work.api, work.responses_api, work.stream_usage) == ("anthropic", False, False)
+    assert {"sk-ant-default-0123456789", "sk-ant-work-0123456789"} <= set(settings.secrets)
+    assert "sk-ant" not in repr(settings)
+    with pytest.raises(ConfigError, match="ANTHROPIC_BASE_URL must not carry a query"):
+        load_settings({"ANTHROPIC_BASE_URL": "https://api.anthropic.com?x=1"})
 
 
 @pytest.mark.parametrize(

@@ -73,8 +73,31 @@ def test_each_setting_with_its_source_and_its_value_secrets_by_length_only() -> 
     assert line_of(out, "SHUTDOWN_GRACE_SECONDS").split()[1:] == ["default", "8"]
     assert all(line_of(out, name) for name in SETTINGS)
     assert "(default) -> https://user:***@llm.example/v1: key from OPENAI_API_KEY" in out
-    assert out.splitlines()[-1] == "Configuration ok: upstreams llm.example; longest request 960 s."
+    last = "Configuration ok: upstreams llm.example, api.anthropic.com; longest request 960 s."
+    assert out.splitlines()[-1] == last
     assert "Warning:" not in out
+
+
+def test_anthropics_key_is_a_secret_and_its_routes_are_said_as_such() -> None:
+    routes = '[{"prefix": "work/", "base_url": "https://gateway.example", "key_env": "WORK_KEY", "api": "anthropic"}]'
+    out = report(
+        ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL="https://u:pa55word@claude.example", UPSTREAMS=routes,
+        WORK_KEY=KEY, ACCESS_TOKENS=TOKEN,
+    ).stdout  # fmt: skip
+    assert KEY not in out and "pa55word" not in out
+    assert line_of(out, "ANTHROPIC_API_KEY").split()[1:] == [
+        "environment",
+        "(set,",
+        f"{len(KEY)}",
+        "characters)",
+    ]
+    assert line_of(out, "ANTHROPIC_BASE_URL").split()[1:] == ["environment", "https://u:***@claude.example"]
+    assert (
+        "(default) -> https://u:***@claude.example: key from ANTHROPIC_API_KEY; "
+        "speaks the Anthropic Messages API (/v1/messages)"
+    ) in out
+    assert "work/ -> https://gateway.example: key from WORK_KEY; speaks the Anthropic Messages API" in out
+    assert "upstreams api.openai.com, claude.example, gateway.example;" in out.splitlines()[-1]
 
 
 def test_a_routes_key_is_said_by_its_variable() -> None:
@@ -99,6 +122,8 @@ def test_a_routes_key_is_said_by_its_variable() -> None:
          "SHUTDOWN_GRACE_SECONDS is 9.5: with the second gunicorn adds, longer than the 10 s Cloud Run waits"),
         ({"ACCESS_TOKENS": TOKEN},
          "OPENAI_API_KEY has not been provided"),
+        ({"ANTHROPIC_API_KEY": KEY, "K_SERVICE": "relay"},
+         "ANYONE WHO FINDS THIS URL CAN SPEND THE KEY"),
     ],
 )  # fmt: skip
 def test_what_a_reviewer_should_know_is_warned(environ: dict[str, str], warning: str) -> None:

@@ -77,6 +77,22 @@ def test_seven_characters_in_a_row_and_the_public_prefix_pass_unchanged(text: st
     assert redact(text, (KEY,)) == text
 
 
+ANTHROPIC_KEY = (
+    "sk-ant-api03-"
+    + "Zq8Rw2Ty6Ui0Op4As8Df2Gh6Jk0Lz4Xc8Vb2Nm6Qw0Er4Ty8Ui2Op6As0Df4Gh8Jk2Lz6Xc0Vb4Nm8Qw2Er6T-AbCdEfAA"
+)
+
+
+def test_an_anthropic_keys_public_prefix_stays_and_the_rest_goes() -> None:
+    text = f"Anthropic keys start sk-ant-api03-; yours was {ANTHROPIC_KEY} ({ANTHROPIC_KEY[13:21]}…)"
+    assert (
+        redact(text, (ANTHROPIC_KEY,))
+        == f"Anthropic keys start sk-ant-api03-; yours was {REDACTED} ({REDACTED}…)"
+    )
+    stream = Redactor((ANTHROPIC_KEY,)).stream()
+    assert stream.feed(f"key {ANTHROPIC_KEY}\n".encode()) + stream.flush() == b"key sk-ant-api03-[redacted]\n"
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -7,13 +7,14 @@ with the outcome, and then the request's ends. The end-to-end side is tests/test
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 
 import pytest
 
 from relay.access.usage import Usage
-from relay.errors import RateLimited, UpstreamHTTPError
+from relay.errors import Dialect, RateLimited, RelayError, ShuttingDown, UpstreamHTTPError, UpstreamTimeout
 from relay.serving import writer as writer_module
 from relay.serving.request_log import RequestLog
 from relay.serving.writer import EVENT_STREAM_UTF8, TEXT, WRITE_LIMIT, Writer, Written
@@ -30,10 +31,10 @@ class Ends:
         self.count += 1
 
 
-def made(log: RequestLog | None = None) -> tuple[Writer, RequestLog, Ends]:
+def made(log: RequestLog | None = None, dialect: Dialect = "openai") -> tuple[Writer, RequestLog, Ends]:
     log = log or RequestLog(method="POST", path="/v1/chat/completions", user_agent="test")
     ends = Ends()
-    return Writer(log, ends), log, ends
+    return Writer(log, ends, dialect), log, ends
 
 
 def body_of(written: Written) -> bytes:
@@ -105,26 +106,45 @@ def test_a_body_over_the_write_limit_is_a_502_and_logged_as_the_relays_error(
 
 
 def test_an_error_is_plain_text_or_openais_json_with_its_headers() -> None:
-    writer, _, _ = made()
+    writer, _, _ = made(dialect="original")
     writer.keep_secret(KEY)
     error = UpstreamHTTPError(429, f"OpenAI API error: 429 Too Many Requests quoting {KEY}", "7")
-    response = writer.error(error, openai=False).response
-    assert (
-        body_of(writer.error(error, openai=False))
-        == b"OpenAI API error: 429 Too Many Requests quoting [redacted]"
-    )
+    response = writer.error(error).response
+    assert body_of(writer.error(error)) == b"OpenAI API error: 429 Too Many Requests quoting [redacted]"
     assert (response.status_code, response.headers["Retry-After"]) == (429, "7")
     assert response.headers["Content-Type"] == TEXT
     assert response.headers["Cache-Control"] == "no-store"
     other, log, _ = made()
     limited = RateLimited("Rate limit: over", 30, waiting_helps=True)
-    response = other.error(limited, openai=True).response
-    assert body_of(other.error(limited, openai=True)).startswith(b'{"error":{"message":"Rate limit: over"')
+    response = other.error(limited).response
+    assert body_of(other.error(limited)).startswith(b'{"error":{"message":"Rate limit: over"')
     assert response.headers["x-should-retry"] == "true"
     assert log.upstream_status is None
     upstream, log, _ = made()
-    upstream.error(error, openai=True)
+    upstream.error(error)
     assert log.upstream_status == 429
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (RateLimited("Rate limit: over", 30, waiting_helps=True), "rate_limit_error"),
+        (ShuttingDown(), "overloaded_error"),
+        (UpstreamTimeout("Anthropic API error: api.anthropic.com did not answer"), "timeout_error"),
+        (UpstreamHTTPError(401, f"bad key {KEY}"), "authentication_error"),
+    ],
+)
+def test_an_error_on_anthropics_endpoints_is_in_anthropics_shape(error: RelayError, kind: str) -> None:
+    writer, _, _ = made(dialect="anthropic")
+    writer.keep_secret(KEY)
+    written = writer.error(error)
+    body = json.loads(body_of(written))
+    assert body == {
+        "type": "error",
+        "error": {"type": kind, "message": error.message.replace(KEY, "[redacted]")},
+    }
+    assert written.response.status_code == error.status
+    assert written.response.headers["Content-Type"] == "application/json"
 
 
 def test_a_reply_that_reached_the_upstream_logs_what_it_cost(caplog: pytest.LogCaptureFixture) -> None:

@@ -7,17 +7,23 @@ import hmac
 from fnmatch import fnmatchcase
 
 from relay.config import HEADER_TOKEN, Route, Settings
-from relay.errors import BadRequest, MissingApiKey, Unauthorized
+from relay.errors import BadRequest, Dialect, MissingApiKey, Unauthorized
 from relay.formats import jsoncodec
 
 
-def check_access_token(settings: Settings, authorization: str | None) -> str | None:
-    """With ACCESS_TOKENS set, require `Authorization: Bearer <one of them>`; return its name."""
+def check_access_token(
+    settings: Settings, authorization: str | None, api_key: str | None = None, dialect: Dialect = "openai"
+) -> str | None:
+    """With ACCESS_TOKENS set, require `Authorization: Bearer <one of them>`; return its name.
+
+    On Anthropic's endpoints `api_key`, the x-api-key header, may carry it instead (Claude Code
+    sends it there; the Anthropic SDKs since 2.0 send Bearer), and wins where both come.
+    """
     if not settings.access_tokens:
         return None
-    token = bearer_token(authorization)
+    token = key_header_token(api_key) or bearer_token(authorization)
     if token is None:
-        raise Unauthorized(token_sent=bool(authorization))
+        raise Unauthorized(token_sent=bool(authorization or api_key), dialect=dialect)
     sent = token.encode()
     # Compare with every token, in constant time, so timing tells nothing about any of them.
     matched: str | None = None
@@ -34,6 +40,12 @@ def bearer_token(authorization: str | None) -> str | None:
     scheme, _, token = (authorization or "").strip().partition(" ")
     token = token.strip()
     return token if scheme.lower() == "bearer" and token else None
+
+
+def key_header_token(api_key: str | None) -> str | None:
+    """The token or key of an `x-api-key` header, if it holds one."""
+    token = (api_key or "").strip()
+    return token or None
 
 
 def model_allowed(settings: Settings, model: str) -> bool:
@@ -99,6 +111,22 @@ def bearer_key(settings: Settings, authorization: str | None) -> str | None:
         return None
     if not HEADER_TOKEN.fullmatch(token):
         raise BadRequest("The API key in the Authorization header must be visible ASCII characters.")
+    return token
+
+
+def anthropic_key(settings: Settings, authorization: str | None, api_key: str | None) -> str | None:
+    """On Anthropic's endpoints, the caller's own key, if any: x-api-key, else the bearer.
+
+    The same rules as `bearer_key`: with ACCESS_TOKENS either header carries the access token,
+    not a key; with ALLOW_CLIENT_KEYS=false it is ignored; a Google identity token is no key.
+    """
+    if settings.access_tokens or not settings.allow_client_keys:
+        return None
+    token = key_header_token(api_key)
+    if token is None:
+        return bearer_key(settings, authorization)
+    if not HEADER_TOKEN.fullmatch(token):
+        raise BadRequest("The API key in the x-api-key header must be visible ASCII characters.")
     return token
 
 

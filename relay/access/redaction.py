@@ -38,7 +38,7 @@ GRAM = 4  # the bytes of a native unsigned int: memoryview.cast("I") cuts a writ
 _REDACTED = REDACTED.encode()
 # A key's public prefix: short lower-case segments, each ended by "-" or "_" (at most PREFIX_LIMIT).
 _PUBLIC_PREFIX = re.compile(rb"(?:[a-z][a-z0-9]{0,7}[-_])+")
-PREFIX_LIMIT = 12
+PREFIX_LIMIT = 13  # Anthropic's sk-ant-api03- is the longest in use
 # A masked key: what shows of its start, the mask, what shows of its end.
 _MASK = re.compile(rb"([A-Za-z0-9_\-]*)(?:\*{3,}|\.{3,}|\xe2\x80\xa6)([A-Za-z0-9_\-]*)")
 _MASKS = (b"***", b"...", b"\xe2\x80\xa6")

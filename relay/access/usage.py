@@ -1,18 +1,21 @@
 """What a reply cost in tokens: the upstream's own count where it gives one, else an estimate.
 
-`Usage` watches a reply go by (chat completion chunks, Responses events, or a whole answer of
-either) and keeps the upstream's usage object and the length of everything the model wrote:
-every choice's text, refusals and reasoning, tool calls' names and arguments, the Responses
-API's deltas of each kind. Where the upstream reports no usage (most OpenAI-compatible servers
+`Usage` watches a reply go by (chat completion chunks, Responses events, Anthropic's Messages
+events, or a whole answer of any of them) and keeps the upstream's usage object and the length
+of everything the model wrote: every choice's text, refusals and reasoning, tool calls' names
+and arguments, the Responses API's deltas of each kind, Anthropic's text, thinking and tool
+input. Where the upstream reports no usage (most OpenAI-compatible servers
 unless asked), the tokens are estimated at CHARS_PER_TOKEN characters a token, the request and
 the reply together (docs/limits.md, "Counting tokens"). Every field is read by its JSON type.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
+from relay.formats import jsoncodec
 from relay.formats.chat_chunks import completion_as_chunks, reasoning_of
 from relay.formats.responses_passthrough import ENDS
 
@@ -29,21 +32,33 @@ def most_tokens(prompt_bytes: int, most_output: int | None) -> int:
     )
 
 
+# The parts of a usage without a total that make its tokens.
+COUNTED = (
+    "prompt_tokens",
+    "completion_tokens",
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+)
+
+
 def _whole(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def tokens_of(usage: Any) -> int | None:
-    """The tokens a reply cost, from an upstream's usage (chat completions', the Responses API's)."""
+    """The tokens a reply cost, from an upstream's usage: chat completions', the Responses API's, Anthropic's.
+
+    Anthropic's has no total, and counts the prompt's cached tokens apart from its input_tokens:
+    all are counted, as OpenAI's prompt_tokens counts its cached ones.
+    """
     if not isinstance(usage, dict):
         return None
     total = _whole(usage.get("total_tokens"))
     if total is not None:
         return total
-    parts = [
-        _whole(usage.get(name))
-        for name in ("prompt_tokens", "completion_tokens", "input_tokens", "output_tokens")
-    ]
+    parts = [_whole(usage.get(name)) for name in COUNTED]
     counted = [part for part in parts if part is not None]
     return sum(counted) if counted else None
 
@@ -123,6 +138,37 @@ class Usage:
             if isinstance(item, dict):
                 self.written += _item_length(item)
 
+    def messages_event(self, event: dict[str, Any]) -> None:
+        """One of Anthropic's Messages events: usage in message_start, then message_delta's counts."""
+        kind = event.get("type")
+        if kind == "content_block_delta":
+            delta = event.get("delta")
+            if isinstance(delta, dict):
+                self.written += sum(
+                    _text_length(delta.get(name)) for name in ("text", "thinking", "partial_json")
+                )
+        elif kind == "content_block_start":
+            block = event.get("content_block")
+            if isinstance(block, dict):
+                self.written += _block_length(block)
+        elif kind == "message_start":
+            message = event.get("message")
+            usage = message.get("usage") if isinstance(message, dict) else None
+            if isinstance(usage, dict):
+                self.reported = dict(usage)
+        elif kind == "message_delta" and isinstance(event.get("usage"), dict):
+            # Its counts are the reply's so far, not increments: they replace message_start's.
+            self.reported = {**(self.reported or {}), **event["usage"]}
+
+    def message_object(self, message: dict[str, Any]) -> None:
+        """A whole Message (Anthropic's answer when not streamed)."""
+        if isinstance(message.get("usage"), dict):
+            self.reported = message["usage"]
+        content = message.get("content")
+        for block in content if isinstance(content, list) else ():
+            if isinstance(block, dict):
+                self.written += _block_length(block)
+
     def tokens(self, prompt_bytes: int) -> tuple[int, str]:
         """The tokens to count, and whether the upstream told them ("upstream") or guessed ("estimated")."""
         counted = tokens_of(self.reported)
@@ -138,4 +184,14 @@ def _item_length(item: dict[str, Any]) -> int:
         for part in parts if isinstance(parts, list) else ():
             if isinstance(part, dict):
                 length += _text_length(part.get("text")) + _text_length(part.get("refusal"))
+    return length
+
+
+def _block_length(block: dict[str, Any]) -> int:
+    """Characters the model wrote in an Anthropic content block: text, thinking, a tool and its input."""
+    length = sum(_text_length(block.get(name)) for name in ("text", "thinking", "name"))
+    given = block.get("input")
+    if isinstance(given, dict) and given:
+        with contextlib.suppress(ValueError):  # nested too deeply to write back: nothing counted
+            length += len(jsoncodec.dumps(given))
     return length

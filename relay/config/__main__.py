@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
             "Not settings of this relay (other programs may read them): "
             + ", ".join(f"{name} (did you mean {meant}?)" for name, meant in others)
         )
-    routes = ", ".join(route.host for route in (settings.default_route, *settings.routes))
+    routes = ", ".join(route.host for route in settings.all_routes)
     lines.append(
         f"Configuration ok: upstreams {routes}; longest request {settings.longest_request_seconds:g} s."
     )
@@ -99,19 +99,24 @@ def _settings(environ: Mapping[str, str], settings: Settings) -> list[str]:
 
 
 def _upstreams(settings: Settings) -> list[str]:
-    lines = ["Upstreams (a model goes to the first route whose prefix it has, else to the default):"]
-    for route in (settings.default_route, *settings.routes):
+    lines = ["Upstreams (a model goes to the first route whose prefix it has, else to its API's default):"]
+    for route in settings.all_routes:
         if route.api_key:
-            key = f"key from {route.key_env or 'OPENAI_API_KEY'}"
+            default_key = "ANTHROPIC_API_KEY" if route.api == "anthropic" else "OPENAI_API_KEY"
+            key = f"key from {route.key_env or default_key}"
         elif route.needs_key:
             key = "no key: only callers who send their own" if settings.allow_client_keys else "no key"
         else:
             key = "takes no key"
         headers = ", ".join(name for name, _ in route.headers)
+        if route.api == "anthropic":
+            speaks = "; speaks the Anthropic Messages API (/v1/messages)"
+        else:
+            speaks = "; speaks the Responses API" if route.responses_api else "; /v1/responses translated"
         lines.append(
             f"  {route.prefix or '(default)'} -> {masked_url(route.base_url)}: {key}"
             + (f"; headers {headers}" if headers else "")
-            + ("; speaks the Responses API" if route.responses_api else "; /v1/responses translated")
+            + speaks
         )
     return lines
 

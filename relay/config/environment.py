@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+# Anthropic's, as its SDKs read ANTHROPIC_BASE_URL: they join /v1/messages onto it.
+DEFAULT_ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 
 # What may stand alone in an HTTP header value such as a key or a token: visible ASCII,
 # no spaces (RFC 6750's b64token, widened so that any generated secret fits).
@@ -111,9 +113,9 @@ def whole_number(value: str, name: str, *, zero_allowed: bool) -> int:
     return number
 
 
-def base_url(environ: Mapping[str, str], name: str) -> str:
+def base_url(environ: Mapping[str, str], name: str, default: str = DEFAULT_BASE_URL) -> str:
     value = text(environ, name)
-    return DEFAULT_BASE_URL if value is None else checked_base_url(value, name)
+    return default if value is None else checked_base_url(value, name)
 
 
 def checked_base_url(value: object, what: str) -> str:

@@ -22,6 +22,8 @@ SETTINGS: dict[str, bool] = {
     "OPENAI_ORG_ID": False,
     "OPENAI_PROJECT_ID": False,
     "OPENAI_RESPONSES_API": False,
+    "ANTHROPIC_API_KEY": True,
+    "ANTHROPIC_BASE_URL": False,  # may hold a password: shown masked (masked_url)
     "UPSTREAMS": False,  # its routes' headers may be secrets: shown by route, headers masked
     "UPSTREAM_RETRIES": False,
     "UPSTREAM_RETRY_MAX_WAIT": False,

@@ -26,7 +26,7 @@ STORE_CHECK_SECONDS = 2.0
 
 def shown(name: str, value: str) -> str:
     """A setting's value as the report shows it: a secret by its length only, a URL without its password."""
-    if name in ("OPENAI_BASE_URL", "REDIS_URL", "PUBLIC_URL"):
+    if name in ("OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "REDIS_URL", "PUBLIC_URL"):
         return masked_url(value)
     if SETTINGS.get(name):
         return f"(set, {len(value)} characters)"
@@ -56,6 +56,8 @@ def in_effect(settings: Settings) -> dict[str, str]:
         "OPENAI_ORG_ID": s.openai_org_id,
         "OPENAI_PROJECT_ID": s.openai_project_id,
         "OPENAI_RESPONSES_API": f"{_text(route.responses_api)} (by host)",
+        "ANTHROPIC_API_KEY": None,
+        "ANTHROPIC_BASE_URL": masked_url(s.anthropic_base_url),
         "UPSTREAMS": None,
         "UPSTREAM_RETRIES": s.retries,
         "UPSTREAM_RETRY_MAX_WAIT": s.retry_max_wait,
@@ -110,8 +112,7 @@ def _text(value: object) -> str:
 def warnings(settings: Settings) -> list[str]:
     """The risks in these settings, in words an owner can act on; empty when there is none."""
     said = []
-    routes = (settings.default_route, *settings.routes)
-    paid = [route for route in routes if route.api_key or not route.needs_key]  # what the relay pays for
+    paid = [route for route in settings.all_routes if route.api_key or not route.needs_key]  # the relay pays
     if not settings.openai_api_key:
         said.append(
             "OPENAI_API_KEY has not been provided in this deployment environment. "
@@ -124,7 +125,8 @@ def warnings(settings: Settings) -> list[str]:
             else ""
         )
         said.append(
-            "!!! A server key is set (OPENAI_API_KEY or an UPSTREAMS route's) and ACCESS_TOKENS is not"
+            "!!! A server key is set (OPENAI_API_KEY, ANTHROPIC_API_KEY or an UPSTREAMS route's) and "
+            "ACCESS_TOKENS is not"
             f"{public}: ANYONE WHO FINDS THIS URL CAN SPEND THE KEY. Set ACCESS_TOKENS to one or more long "
             "random secrets and send one as 'Authorization: Bearer <token>' "
             "(docs/configuration.md, 'A private deployment')."
@@ -159,7 +161,7 @@ def notes(settings: Settings) -> list[str]:
     return [
         f"The key of {route.host} looks like a placeholder, not a secret (under {MIN_SECRET} characters, or "
         "a word such as 'ollama'): it is sent as it is, and replies that mention it are not redacted."
-        for route in (settings.default_route, *settings.routes)
+        for route in settings.all_routes
         if route.api_key and not is_secret(route.api_key)
     ]
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from relay.config import environment as env
-from relay.config.environment import DEFAULT_BASE_URL, ConfigError
+from relay.config.environment import DEFAULT_ANTHROPIC_BASE_URL, DEFAULT_BASE_URL, ConfigError
 from relay.config.known_settings import misspelt, refusal
 from relay.config.limit_settings import LimitSettings, read_limits
 from relay.config.upstreams import Route, read_upstreams, speaks_responses, takes_stream_usage
@@ -35,6 +35,8 @@ class Settings:
     openai_org_id: str | None = None
     openai_project_id: str | None = None
     openai_responses_api: bool | None = None  # OPENAI_RESPONSES_API; unset: known by OPENAI_BASE_URL's host
+    anthropic_api_key: str | None = field(default=None, repr=False)
+    anthropic_base_url: str = DEFAULT_ANTHROPIC_BASE_URL
     access_tokens: tuple[str, ...] = field(default=(), repr=False)
     token_names: tuple[str, ...] = ()  # each access token's name, for logs and limits (never the token)
     allow_client_keys: bool = True
@@ -92,10 +94,24 @@ class Settings:
         )
 
     @property
+    def anthropic_route(self) -> Route:
+        """ANTHROPIC_BASE_URL with ANTHROPIC_API_KEY: where a model no Anthropic route's prefix claims
+        goes from /v1/messages."""
+        return Route(
+            prefix="", base_url=self.anthropic_base_url, api_key=self.anthropic_api_key, api="anthropic"
+        )
+
+    @property
+    def all_routes(self) -> tuple[Route, ...]:
+        """Every upstream the relay may call: the two default routes, then UPSTREAMS."""
+        return (self.default_route, self.anthropic_route, *self.routes)
+
+    @property
     def secrets(self) -> tuple[str | None, ...]:
         """Every key and token the relay holds: none may reach a response or a log line."""
         return (
             self.openai_api_key,
+            self.anthropic_api_key,
             *self.access_tokens,
             *(secret for route in self.routes for secret in route.secrets),
             self.limits.redis_password,
@@ -135,6 +151,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         openai_org_id=env.header_value(environ, "OPENAI_ORG_ID"),
         openai_project_id=env.header_value(environ, "OPENAI_PROJECT_ID"),
         openai_responses_api=env.optional_boolean(environ, "OPENAI_RESPONSES_API"),
+        anthropic_api_key=env.header_value(environ, "ANTHROPIC_API_KEY"),
+        anthropic_base_url=env.base_url(environ, "ANTHROPIC_BASE_URL", DEFAULT_ANTHROPIC_BASE_URL),
         access_tokens=tokens,
         token_names=token_names,
         allow_client_keys=env.boolean(environ, "ALLOW_CLIENT_KEYS", d.allow_client_keys),

@@ -1,12 +1,15 @@
-"""UPSTREAMS: the OpenAI-compatible APIs beside the default one, each chosen by a model-name prefix.
+"""UPSTREAMS: the APIs beside the default ones, each chosen by a model-name prefix.
 
 UPSTREAMS is JSON, or the path of a JSON file, listing routes:
 
     [{"prefix": "openrouter/", "base_url": "https://openrouter.ai/api/v1",
       "key_env": "OPENROUTER_API_KEY", "headers": {"X-Title": "My chat"}},
-     {"prefix": "local/", "base_url": "http://localhost:11434/v1", "key_env": null}]
+     {"prefix": "local/", "base_url": "http://localhost:11434/v1", "key_env": null},
+     {"prefix": "work/", "base_url": "https://api.anthropic.com", "key_env": "WORK_ANTHROPIC_KEY",
+      "api": "anthropic"}]
 
-A route's key is read once, from the variable `key_env` names, and only ever sent
+A route speaks the OpenAI API (the default) or, with "api": "anthropic", Anthropic's Messages
+API. A route's key is read once, from the variable `key_env` names, and only ever sent
 to its own host; `key_env: null` is a server that needs no key (a local one).
 """
 
@@ -17,6 +20,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from relay.config.environment import (
@@ -28,19 +32,26 @@ from relay.config.environment import (
     text,
 )
 
-ROUTE_FIELDS = frozenset({"prefix", "base_url", "key_env", "headers", "responses", "stream_usage"})
+ROUTE_FIELDS = frozenset({"prefix", "base_url", "key_env", "headers", "responses", "stream_usage", "api"})
+# The APIs a route may speak: what its upstream is sent, and which endpoints may use it.
+Api = Literal["openai", "anthropic"]
+APIS: tuple[Api, ...] = ("openai", "anthropic")
+# How each is named in messages, and the setting that holds its default route's base URL.
+API_NAMES: dict[Api, str] = {"openai": "OpenAI API", "anthropic": "Anthropic API"}
+BASE_URL_SETTINGS: dict[Api, str] = {"openai": "OPENAI_BASE_URL", "anthropic": "ANTHROPIC_BASE_URL"}
 # Upstreams known to speak the Responses API (POST /responses); any other speaks chat completions
 # only, unless its route says "responses": true.
 RESPONSES_HOSTS = frozenset({"api.openai.com"})
-# Headers a route may not set: the key travels only through key_env.
+# Headers a route may not set: the key travels only through key_env (Anthropic's in x-api-key).
 RESERVED_HEADERS = frozenset({"authorization", "host", "content-length"})
+RESERVED_ANTHROPIC_HEADERS = RESERVED_HEADERS | {"x-api-key"}
 
 
 @dataclass(frozen=True)
 class Route:
     """One upstream: where models with this prefix go, with which key and headers."""
 
-    prefix: str  # "" for the default route (OPENAI_BASE_URL)
+    prefix: str  # "" for a default route (OPENAI_BASE_URL, ANTHROPIC_BASE_URL)
     base_url: str
     api_key: str | None = field(default=None, repr=False)
     needs_key: bool = True  # False: a server that takes no key
@@ -48,6 +59,7 @@ class Route:
     headers: tuple[tuple[str, str], ...] = ()
     responses_api: bool = False  # it speaks the Responses API; else /v1/responses is translated
     stream_usage: bool = False  # it takes stream_options.include_usage (token counts at a stream's end)
+    api: Api = "openai"  # the API it speaks: OpenAI's, or Anthropic's Messages API
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -63,8 +75,18 @@ class Route:
         """The upstream's host and port, safe to show in a message."""
         return urlsplit(self.base_url).netloc.rpartition("@")[2]
 
+    @property
+    def api_name(self) -> str:
+        """The API, as messages name it: "OpenAI API error: ..." """
+        return API_NAMES[self.api]
+
+    @property
+    def base_url_setting(self) -> str:
+        """Where its base URL is set, for messages that say to check it."""
+        return f"{BASE_URL_SETTINGS[self.api]} (or the route's base_url)"
+
     def url(self, path: str) -> str:
-        """`path` (such as "/chat/completions") under the base URL, as the OpenAI SDKs join it."""
+        """`path` (such as "/chat/completions") under the base URL, as the API's SDKs join it."""
         return self.base_url.rstrip("/") + path
 
 
@@ -115,13 +137,17 @@ def _route(
         api_key = header_value(environ, key_env)
         if api_key is None:
             raise ConfigError(f"{where}.key_env names {key_env}, which is not set.")
+    api = entry.get("api", "openai")
+    if api not in APIS:
+        raise ConfigError(f'{where}.api must be "openai" (the default) or "anthropic" (the Messages API).')
     headers = entry.get("headers") or {}
     if not isinstance(headers, dict):
         raise ConfigError(f"{where}.headers must be an object of header names to strings.")
+    reserved = RESERVED_ANTHROPIC_HEADERS if api == "anthropic" else RESERVED_HEADERS
     for header, value in headers.items():
         if not isinstance(value, str) or not HEADER_TEXT.fullmatch(value):
             raise ConfigError(f"{where}.headers[{header!r}] must be a string of visible ASCII.")
-        if not HEADER_TOKEN.fullmatch(header) or header.lower() in RESERVED_HEADERS:
+        if not HEADER_TOKEN.fullmatch(header) or header.lower() in reserved:
             raise ConfigError(f"{where}.headers may not set {header!r} (the key goes in key_env).")
     responses = entry.get("responses")
     if responses is not None and not isinstance(responses, bool):
@@ -129,6 +155,11 @@ def _route(
     usage = entry.get("stream_usage")
     if usage is not None and not isinstance(usage, bool):
         raise ConfigError(f"{where}.stream_usage must be true or false (whether it takes include_usage).")
+    anthropic = api == "anthropic"
+    if anthropic and (responses is not None or usage is not None):
+        raise ConfigError(
+            f'{where} speaks the Anthropic API: "responses" and "stream_usage" are for OpenAI routes.'
+        )
     return Route(
         prefix=prefix,
         base_url=base_url,
@@ -136,8 +167,10 @@ def _route(
         needs_key=key_env is not None,
         key_env=key_env,
         headers=tuple(headers.items()),
-        responses_api=speaks_responses(base_url) if responses is None else responses,
-        stream_usage=takes_stream_usage(base_url, stream_usage) if usage is None else usage,
+        responses_api=not anthropic and (speaks_responses(base_url) if responses is None else responses),
+        stream_usage=not anthropic
+        and (takes_stream_usage(base_url, stream_usage) if usage is None else usage),
+        api="anthropic" if anthropic else "openai",
     )
 
 

@@ -20,6 +20,8 @@ import httpx
 from relay.access.callers import Caller
 from relay.access.policy import check_model
 from relay.config import Route, Settings
+from relay.config.upstreams import Api
+from relay.errors import Dialect
 from relay.formats.encoding import Encoder
 from relay.serving.client_connection import ClientWatch
 from relay.serving.request_body import read_request_body
@@ -41,12 +43,13 @@ class Call:
     log: RequestLog
     settings: Settings
     caller: Caller | None = None  # known once the access token is checked
+    dialect: Dialect = "openai"  # the API its path speaks: its errors' shape, where its token may be
     writer: Writer = field(init=False, repr=False)
     _client: ClientWatch | None = field(default=None, repr=False)
     _ends: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
-        self.writer = Writer(self.log, self._end)
+        self.writer = Writer(self.log, self._end, self.dialect)
 
     @property
     def client(self) -> ClientWatch:
@@ -79,6 +82,11 @@ class Call:
     def authorization(self) -> str | None:
         return self.request.headers.get("Authorization")
 
+    @property
+    def api_key(self) -> str | None:
+        """Anthropic's x-api-key header, on its endpoints only: a caller's access token or own key."""
+        return self.request.headers.get("x-api-key") if self.dialect == "anthropic" else None
+
     def body(self) -> bytes:
         """The request body, read whole within MAX_BODY_BYTES and REQUEST_BODY_TIMEOUT."""
         return read_request_body(self.request, self.settings.max_body_bytes, self.settings.body_timeout)
@@ -97,7 +105,8 @@ class Endpoint(Protocol):
 class Encoding:
     """How an endpoint's answer is encoded for its caller: everything that differs between endpoints."""
 
-    upstream: Literal["chat", "responses", "embeddings"]  # what the upstream answers: how to read its events
+    # What the upstream answers: how to read its events and its whole answer.
+    upstream: Literal["chat", "responses", "embeddings", "messages"]
     encoder: Callable[[], Encoder] | None = None  # a stream's encoder (relay/formats)
     content_type: str = JSON  # of a streamed answer
     # The caller's whole answer made from the upstream's (a JSON object); None: passed on as it came.
@@ -108,6 +117,7 @@ class Encoding:
     # The relay retries an upstream's 429 and 5xx itself, for callers that do not (the 2023 client);
     # else they reach the caller at once, whose SDK retries them as the upstream's Retry-After says.
     retry_statuses: bool = False
+    free: bool = False  # the upstream bills nothing for it (count_tokens): no tokens reserved or counted
 
 
 @dataclass(frozen=True)
@@ -122,6 +132,7 @@ class Outgoing:
     stream: bool  # the caller asked for a stream
     encoding: Encoding
     most_output: int | None = None  # the reply's tokens at most, as asked or capped (None: not said)
+    headers: tuple[tuple[str, str], ...] = ()  # the caller's headers the upstream needs (anthropic-version)
 
     @property
     def accept(self) -> str:
@@ -132,17 +143,17 @@ class Upstreams:
     """Every route's upstream, and the choice of route for a model."""
 
     def __init__(self, settings: Settings) -> None:
-        self.router = Router(settings.default_route, settings.routes)
-        self._by_prefix = {route.prefix: Upstream(settings, route) for route in self.router.all}
+        self.router = Router(settings.default_route, settings.routes, settings.anthropic_route)
+        self._by_route = {(route.api, route.prefix): Upstream(settings, route) for route in self.router.every}
 
-    def route(self, call: Call, model: str) -> tuple[Route, str]:
+    def route(self, call: Call, model: str, api: Api = "openai") -> tuple[Route, str]:
         """The route for a model the owner allows, and the model's name there; the model is logged."""
         call.log.model = model
         check_model(call.settings, model)
-        return self.router.route(model)
+        return self.router.route(model, api)
 
     def of(self, route: Route) -> Upstream:
-        return self._by_prefix[route.prefix]
+        return self._by_route[route.api, route.prefix]
 
     def send(self, call: Call, outgoing: Outgoing) -> httpx.Response:
         """Send; if the client leaves during the wait for the answer, stop waiting (ClientGone)."""
@@ -154,6 +165,7 @@ class Upstreams:
                 outgoing.body,
                 accept=outgoing.accept,
                 retry_statuses=outgoing.encoding.retry_statuses,
+                headers=outgoing.headers,
             )
         call.log.upstream_status = response.status_code
         return response

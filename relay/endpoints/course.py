@@ -9,6 +9,8 @@ to the Writer, the limits (`admit`), `send`, and `answer`, which decides once be
   encoder (relay/serving/relayed_stream.py); a whole answer, as the chunks of its stream;
 - a whole answer: the upstream's as it came, or as the endpoint makes it (its stream, where it
   sent one, made whole first); or passed on as it arrives (embeddings).
+The upstream may speak the OpenAI API or Anthropic's (/v1/messages): what differs is in the
+Encoding (how its events and answers are read) and the route (how its errors are named).
 Every answer is made by the request's Writer; what the reply cost is watched on the way.
 """
 
@@ -22,18 +24,19 @@ import httpx
 
 from relay.access.limiter import Limiter
 from relay.access.usage import Usage, most_tokens
-from relay.config import Settings
+from relay.config import Route, Settings
 from relay.endpoints.base import Call, Encoding, Outgoing, Upstreams
 from relay.errors import UpstreamError, UpstreamHTTPError, UpstreamUnreachable
 from relay.formats import jsoncodec
+from relay.formats.anthropic_events import message_as_events, message_of
 from relay.formats.chat_chunks import chunks_as_completion, completion_as_chunks
 from relay.formats.encoding import DONE
 from relay.formats.responses_passthrough import ENDS
 from relay.formats.sse import EventTooLarge, SSEDecoder
 from relay.serving.passed_body import PassedBody
 from relay.serving.relayed_stream import RelayedStream
-from relay.serving.writer import Written, json_error_body
-from relay.upstream.bodies import JSON, Answer, body_kind, passed_headers, read_answer, read_error
+from relay.serving.writer import Written
+from relay.upstream.bodies import JSON, OPENAI_API, Answer, body_kind, passed_headers, read_answer, read_error
 
 
 class UpstreamEndpoint:
@@ -70,7 +73,8 @@ class UpstreamEndpoint:
         is sent (429 where it does not fit), what it cost settled when it ends."""
         if call.caller is None or not self.settings.limits.any:
             return
-        most = most_tokens(len(outgoing.body), outgoing.most_output)
+        # A request the upstream bills nothing for (count_tokens) counts as a request, and no tokens.
+        most = 0 if outgoing.encoding.free else most_tokens(len(outgoing.body), outgoing.most_output)
         reservation = self.limiter.admit(call.caller, outgoing.model, most)
         if reservation.held:
             # What it cost (relay/serving/writer.py counts it as the log line is written); nothing
@@ -80,15 +84,20 @@ class UpstreamEndpoint:
 
 def answer(call: Call, outgoing: Outgoing, response: httpx.Response) -> Written:
     """The caller's answer to the upstream's response, made by the request's Writer."""
-    encoding = outgoing.encoding
+    encoding, route = outgoing.encoding, outgoing.route
     kind = body_kind(response)
     if not response.is_success or kind == "other":
-        return refused(call, encoding, read_error_while_there(call, response))
-    usage = call.writer.usage = Usage()
+        return refused(call, encoding, read_error_while_there(call, response), route)
+    usage = Usage()
+    if not encoding.free:  # else nothing is counted: the log line has no tokens, the limits none
+        call.writer.usage = usage
     headers = passed_headers(response.headers) if encoding.sdk_headers else ()
-    if outgoing.stream and encoding.encoder is not None and (kind == "stream" or encoding.upstream == "chat"):
-        # A whole answer where a stream was asked (an upstream that ignored `stream`): its chunks.
-        whole = None if kind == "stream" else whole_as_events(read_while_there(call, response).body)
+    made_stream = encoding.upstream in ("chat", "messages")  # a whole answer of theirs can be made a stream
+    if outgoing.stream and encoding.encoder is not None and (kind == "stream" or made_stream):
+        # A whole answer where a stream was asked (an upstream that ignored `stream`): its events.
+        whole = None
+        if kind != "stream":
+            whole = whole_as_events(read_while_there(call, response, route.api_name).body, encoding.upstream)
         source = RelayedStream(
             response,
             encoding.encoder(),
@@ -103,20 +112,22 @@ def answer(call: Call, outgoing: Outgoing, response: httpx.Response) -> Written:
         deadline = call.log.started + call.settings.stream_max_seconds
         passed = PassedBody(response, client=call.client, deadline=deadline)
         return call.writer.stream(passed, JSON, headers)
-    whole_answer = read_while_there(call, response)
+    whole_answer = read_while_there(call, response, route.api_name)
     value = answer_value(whole_answer.body, kind, encoding)
     if isinstance(value, dict):
         if encoding.upstream == "chat":
             usage.chat_completion(value)
         elif encoding.upstream == "responses":
             usage.response_object(value)
+        elif encoding.upstream == "messages":
+            usage.message_object(value)
     body = whole_answer.body if kind == "json" and encoding.whole is None else None
     if body is None and value is not None:
         made = value if encoding.whole is None else encoding.whole(value)
         body = None if made is None else jsoncodec.dumps(made)
     if body is None:
         raise UpstreamUnreachable(
-            f"OpenAI API error: {whole_answer.host} answered {whole_answer.status} with "
+            f"{route.api_name} error: {whole_answer.host} answered {whole_answer.status} with "
             f"{whole_answer.content_type.split(';')[0]} that holds no reply."
         )
     return call.writer.fixed(whole_answer.status, body, JSON, whole_answer.headers, outcome="ok")
@@ -124,13 +135,15 @@ def answer(call: Call, outgoing: Outgoing, response: httpx.Response) -> Written:
 
 def observer(encoding: Encoding, usage: Usage) -> Callable[[dict[str, Any]], None]:
     """What sees each of the upstream's events on its way: the reply's usage, in the upstream's words."""
+    if encoding.upstream == "messages":
+        return usage.messages_event
     return usage.chat_chunk if encoding.upstream == "chat" else usage.responses_event
 
 
-def read_while_there(call: Call, response: httpx.Response) -> Answer:
+def read_while_there(call: Call, response: httpx.Response, api: str = OPENAI_API) -> Answer:
     """The upstream's whole answer, read while the client is there and the request has time left."""
     with call.client.interruptible():
-        return read_answer(response, call.seconds_left())
+        return read_answer(response, call.seconds_left(), api)
 
 
 def read_error_while_there(call: Call, response: httpx.Response) -> Answer:
@@ -139,16 +152,19 @@ def read_error_while_there(call: Call, response: httpx.Response) -> Answer:
         return read_error(response)
 
 
-def whole_as_events(body: bytes) -> list[bytes]:
-    """A whole chat answer as the events of its stream: a completion's chunks, or an error as it came."""
+def whole_as_events(body: bytes, upstream: str = "chat") -> list[bytes]:
+    """A whole answer as the events of its stream: a completion's chunks or a Message's events, or an
+    error as it came."""
     try:
         value = jsoncodec.loads(body)
     except jsoncodec.JSONDecodeError:
         return [body]  # skipped, and logged by size, as a stream's data that is no JSON is
     if isinstance(value, dict) and value.get("error") is not None:
         return [body]
-    chunks = completion_as_chunks(value) if isinstance(value, dict) else None
-    return [jsoncodec.dumps(chunk) for chunk in chunks or ()]
+    if not isinstance(value, dict):
+        return []
+    events = message_as_events(value) if upstream == "messages" else completion_as_chunks(value)
+    return [jsoncodec.dumps(event) for event in events or ()]
 
 
 def answer_value(body: bytes, kind: str, encoding: Encoding) -> dict[str, Any] | None:
@@ -168,6 +184,8 @@ def answer_value(body: bytes, kind: str, encoding: Encoding) -> dict[str, Any] |
     objects = [value for value in events if value is not None]
     if encoding.upstream == "chat":
         return chunks_as_completion(objects)
+    if encoding.upstream == "messages":
+        return message_of(objects)
     ends = [value.get("response") for value in objects if str(value.get("type")) in ENDS]
     return ends[-1] if ends and isinstance(ends[-1], dict) else None
 
@@ -175,27 +193,33 @@ def answer_value(body: bytes, kind: str, encoding: Encoding) -> dict[str, Any] |
 # -- an upstream that refused, told in the caller's terms --
 
 
-def refused(call: Call, encoding: Encoding, refusal: Answer) -> Written:
+def refused(call: Call, encoding: Encoding, refusal: Answer, route: Route) -> Written:
     if encoding.refusal == "text":
         raise in_original_words(refusal)
-    return passed_on(call, refusal)
+    return passed_on(call, refusal, route.base_url_setting)
 
 
-def passed_on(call: Call, refusal: Answer) -> Written:
-    """The upstream's error as it came, so the SDKs raise their usual errors; JSON even where it sent none."""
+def passed_on(
+    call: Call, refusal: Answer, base_url: str = "OPENAI_BASE_URL (or the route's base_url)"
+) -> Written:
+    """The upstream's error as it came, so the SDKs raise their usual errors; JSON even where it sent none.
+
+    JSON the relay makes is in the shape of the request's API (OpenAI's, or Anthropic's);
+    `base_url`: the setting to check when the upstream's answer says it is likely wrong.
+    """
     status, content_type, body = refusal.status, refusal.content_type, refusal.body
     if not (200 <= status < 300 or 400 <= status <= 599):
         # A redirect, or a status no client knows: the base URL likely points somewhere else.
         status, content_type = 502, JSON
-        body = json_error_body(
+        body = call.writer.error_body(
             f"The upstream ({refusal.host}) answered {refusal.status}, which the relay cannot pass on; "
-            "check OPENAI_BASE_URL (or the route's base_url).",
+            f"check {base_url}.",
             status,
         )
     elif not content_type.lower().startswith(JSON) or not body:
         # An HTML error page or the like, or a body too long or too slow to quote.
         status = status if status >= 400 else 502
-        body = json_error_body(
+        body = call.writer.error_body(
             f"The upstream ({refusal.host}) answered {refusal.status} without a JSON body.", status
         )
         content_type = JSON

@@ -25,7 +25,7 @@ from werkzeug.exceptions import HTTPException
 
 from relay.access.redaction import Redactor, redactor_for
 from relay.access.usage import Usage
-from relay.errors import ENDPOINTS_HINT, RelayError, openai_error
+from relay.errors import ENDPOINTS_HINT, Dialect, RelayError, anthropic_error, openai_error
 from relay.formats import jsoncodec
 from relay.formats.original_text import encode_text
 from relay.serving.request_log import RequestLog
@@ -76,15 +76,21 @@ class Source(Protocol):
         """The last write of a stream the relay cuts, in the caller's format (b"" for none)."""
 
 
-def json_error_body(message: str, status: int) -> bytes:
-    return jsoncodec.dumps(openai_error(message, status))
+def json_error_body(message: str, status: int, dialect: Dialect = "openai") -> bytes:
+    """An error as JSON: Anthropic's shape on its endpoints, OpenAI's on every other."""
+    shaped = anthropic_error if dialect == "anthropic" else openai_error
+    return jsoncodec.dumps(shaped(message, status))
 
 
 class Writer:
-    """One request's answer and log line; see the module's docstring."""
+    """One request's answer and log line; see the module's docstring.
 
-    def __init__(self, log: RequestLog, ended: Callable[[], None]) -> None:
+    `dialect`: the API the request's path speaks, which shapes its errors.
+    """
+
+    def __init__(self, log: RequestLog, ended: Callable[[], None], dialect: Dialect = "openai") -> None:
         self.log = log
+        self.dialect = dialect
         self._ended = ended
         self._secrets: tuple[str | None, ...] = ()
         self._redactor = NO_SECRETS
@@ -133,17 +139,21 @@ class Writer:
         self.finish(status, outcome)
         return Written(response)
 
-    def error(self, error: RelayError, *, openai: bool) -> Written:
-        """Any RelayError: its status, its message (plain text, or OpenAI's JSON on /v1/), its headers."""
+    def error(self, error: RelayError) -> Written:
+        """Any RelayError: its status, its message (plain text, or the API's JSON on /v1/), its headers."""
         if error.upstream_status is not None:
             self.log.upstream_status = error.upstream_status
-        if openai:
-            body, content_type = json_error_body(error.message, error.status), JSON
+        if self.dialect != "original":
+            body, content_type = self.error_body(error.message, error.status), JSON
         else:
             # The message may quote the caller's input, a lone surrogate included ("x\ud83d").
             body, content_type = encode_text(error.message), TEXT
         headers = {**ERROR_HEADERS, **error.headers()}
         return self.fixed(error.status, body, content_type, headers.items(), outcome=error.outcome)
+
+    def error_body(self, message: str, status: int) -> bytes:
+        """An error's JSON body, in the shape the request's API gives its errors."""
+        return json_error_body(message, status, self.dialect)
 
     # -- answers written as they are made --
 

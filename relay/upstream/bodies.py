@@ -26,7 +26,8 @@ ERROR_BODY_SECONDS = 10.0
 # logprobs is a few MiB; more would let one upstream fill an instance's memory.
 WHOLE_BODY_LIMIT = 8 * 1024 * 1024
 # The upstream's headers an SDK acts on, passed on with its answer: these names only, each
-# value short and printable, so an upstream cannot fill or break the caller's head.
+# value short and printable, so an upstream cannot fill or break the caller's head. OpenAI's,
+# then Anthropic's (its SDKs read `request-id`; Claude Code shows the rate limits).
 PASSED_HEADERS = frozenset(
     {
         "retry-after",
@@ -40,8 +41,15 @@ PASSED_HEADERS = frozenset(
             for kind in ("limit", "remaining", "reset")
             for unit in ("requests", "tokens")
         ),
+        "request-id",
+        *(
+            f"anthropic-ratelimit-{unit}-{kind}"
+            for kind in ("limit", "remaining", "reset")
+            for unit in ("requests", "tokens", "input-tokens", "output-tokens")
+        ),
     }
 )
+OPENAI_API = "OpenAI API"  # how a message names the upstream's API, unless told another
 PASSED_VALUE_LIMIT = 256
 _PRINTABLE = re.compile(r"[\x20-\x7e]*")
 
@@ -55,27 +63,27 @@ def body_kind(response: httpx.Response) -> str:
     return "stream" if content_type.startswith(EVENT_STREAM) else "other"
 
 
-def read_bounded(response: httpx.Response, limit: int, seconds: float) -> bytes:
+def read_bounded(response: httpx.Response, limit: int, seconds: float, api: str = OPENAI_API) -> bytes:
     """A whole body, up to `limit` bytes in all and within `seconds`; a failure is an UpstreamError."""
     host = response.request.url.host
     parts: list[bytes] = []
     size = 0
-    late = UpstreamTimeout(f"OpenAI API error: {host} took too long to send its whole answer.")
+    late = UpstreamTimeout(f"{api} error: {host} took too long to send its whole answer.")
     try:
         with within(seconds, late):
             for chunk in response.iter_raw():
                 size += len(chunk)
                 if size > limit:
                     raise UpstreamUnreachable(
-                        f"OpenAI API error: the answer of {host} is larger than the relay passes on "
+                        f"{api} error: the answer of {host} is larger than the relay passes on "
                         f"({limit // 1024} KiB)."
                     )
                 parts.append(chunk)
     except httpx.TimeoutException:
-        raise UpstreamTimeout(f"OpenAI API error: {host} stopped sending its answer part way.") from None
+        raise UpstreamTimeout(f"{api} error: {host} stopped sending its answer part way.") from None
     except httpx.HTTPError:
         raise UpstreamUnreachable(
-            f"OpenAI API error: {host} closed the connection part way through its answer."
+            f"{api} error: {host} closed the connection part way through its answer."
         ) from None
     return b"".join(parts)
 
@@ -92,10 +100,10 @@ class Answer:
     headers: tuple[tuple[str, str], ...]  # the ones an SDK acts on (PASSED_HEADERS)
 
 
-def read_answer(response: httpx.Response, seconds: float) -> Answer:
+def read_answer(response: httpx.Response, seconds: float, api: str = OPENAI_API) -> Answer:
     """Read a whole answer (within WHOLE_BODY_LIMIT and `seconds`) and close the response."""
     try:
-        body = read_bounded(response, WHOLE_BODY_LIMIT, seconds)
+        body = read_bounded(response, WHOLE_BODY_LIMIT, seconds, api)
     finally:
         response.close()
     return _answer(response, body)

@@ -27,7 +27,7 @@ USER_AGENT = "openai-stream-relay/0.1 (+httpx)"
 
 
 class Upstream:
-    """One OpenAI-compatible API: its pools, and sending to it with retries."""
+    """One upstream API (OpenAI-compatible, or Anthropic's): its pools, and sending to it with retries."""
 
     def __init__(self, settings: Settings, route: Route) -> None:
         self.settings = settings
@@ -46,6 +46,7 @@ class Upstream:
         body: bytes | None,
         accept: str,
         retry_statuses: bool = False,
+        headers: tuple[tuple[str, str], ...] = (),
     ) -> httpx.Response:
         """Send a request; return the (streaming) response, whatever its status.
 
@@ -55,6 +56,7 @@ class Upstream:
         sent twice, and no SDK can see it to retry. An upstream's 429 or 5xx is retried only with
         `retry_statuses` (for callers that do not retry, the 2023 client): an SDK retries those
         itself, as the upstream's Retry-After says. A failure that remains is an UpstreamError.
+        `headers`: the caller's headers this request needs besides the route's (anthropic-version).
         """
         settings = self.settings
         # One budget for every attempt: the wait of a single one (relay/config counts on it).
@@ -62,7 +64,7 @@ class Upstream:
         attempt = 0
         while True:
             try:
-                response = self._send_once(method, path, api_key, body, accept, deadline)
+                response = self._send_once(method, path, api_key, body, accept, deadline, headers=headers)
             except UpstreamError as failure:
                 wait = retry_wait(attempt, settings.retries, settings.retry_max_wait, None, failure.retryable)
                 if wait is None or time.monotonic() + wait >= deadline - MIN_ATTEMPT_SECONDS:
@@ -88,7 +90,15 @@ class Upstream:
             attempt += 1
 
     def _send_once(  # noqa: PLR0917 - send's arguments, and its deadline
-        self, method: str, path: str, api_key: str | None, body: bytes | None, accept: str, deadline: float
+        self,
+        method: str,
+        path: str,
+        api_key: str | None,
+        body: bytes | None,
+        accept: str,
+        deadline: float,
+        *,
+        headers: tuple[tuple[str, str], ...],
     ) -> httpx.Response:
         settings = self.settings
         remaining = max(deadline - time.monotonic(), MIN_ATTEMPT_SECONDS)
@@ -96,28 +106,28 @@ class Upstream:
         if url is None:
             url = self._urls[path] = httpx.URL(self.route.url(path))
         # Host is the request's own (httpx adds it only to bodies it builds itself).
-        headers = {"Host": url.netloc.decode("ascii"), **self._headers, "Accept": accept}
+        sent = {"Host": url.netloc.decode("ascii"), **self._headers, **dict(headers), "Accept": accept}
         content = None
         if body is not None:
-            headers["Content-Type"] = "application/json"
-            headers["Content-Length"] = str(len(body))
+            sent["Content-Type"] = "application/json"
+            sent["Content-Length"] = str(len(body))
             content = SentOnce(body)
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
+        if api_key and self.route.api == "anthropic":
+            sent["x-api-key"] = api_key  # as Anthropic's API takes it
+        elif api_key:
+            sent["Authorization"] = f"Bearer {api_key}"
         timeouts = {
             "connect": min(settings.connect_timeout, remaining),
             "read": min(settings.first_byte_timeout, remaining),  # until the status line
             "write": min(settings.connect_timeout, remaining),
             "pool": min(settings.connect_timeout, remaining),
         }
-        request = httpx.Request(
-            method, url, headers=headers, stream=content, extensions={"timeout": timeouts}
-        )
+        request = httpx.Request(method, url, headers=sent, stream=content, extensions={"timeout": timeouts})
         # Each read has its timeout; the whole wait for the head has this one (an upstream can send
         # informational 1xx heads, each within the read timeout, for ever).
         late = UpstreamTimeout(
-            f"OpenAI API error: {self.route.host} did not answer within {settings.first_byte_timeout:g} s "
-            "(UPSTREAM_FIRST_BYTE_TIMEOUT)."
+            f"{self.route.api_name} error: {self.route.host} did not answer within "
+            f"{settings.first_byte_timeout:g} s (UPSTREAM_FIRST_BYTE_TIMEOUT)."
         )
         try:
             with within(remaining, late):
@@ -130,8 +140,8 @@ class Upstream:
         if encoding not in ("", "identity"):
             response.close()
             raise UpstreamUnreachable(
-                f"OpenAI API error: {self.route.host} answered with a compressed body (Content-Encoding: "
-                f"{encoding[:40]}), which the relay did not ask for and does not decompress."
+                f"{self.route.api_name} error: {self.route.host} answered with a compressed body (Content-"
+                f"Encoding: {encoding[:40]}), which the relay did not ask for and does not decompress."
             )
         # From here on, the longest silence between two reads of the body: httpcore takes the
         # request's timeouts when the body's iteration begins, which is after this.

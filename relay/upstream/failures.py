@@ -22,32 +22,32 @@ def describe_transport_error(
     error: httpx.TransportError, route: Route, settings: Settings, secrets: tuple[str | None, ...]
 ) -> UpstreamError:
     """What happened, in words an operator can act on; `retryable` says whether to try again."""
-    failure = _described(error, route.host, settings)
+    failure = _described(error, route.host, settings, route.api_name)
     failure.message = redact(failure.message, secrets)
     failure.retryable = isinstance(error, CONNECTION_FAILURES)
     return failure
 
 
-def _described(error: httpx.TransportError, host: str, settings: Settings) -> UpstreamError:
+def _described(error: httpx.TransportError, host: str, settings: Settings, api: str) -> UpstreamError:
     if isinstance(error, httpx.ConnectTimeout):
         return UpstreamTimeout(
-            f"OpenAI API error: could not connect to {host} within {settings.connect_timeout:g} s."
+            f"{api} error: could not connect to {host} within {settings.connect_timeout:g} s."
         )
     if isinstance(error, httpx.PoolTimeout):
         return UpstreamTimeout(
-            f"OpenAI API error: no free connection to {host} within {settings.connect_timeout:g} s "
+            f"{api} error: no free connection to {host} within {settings.connect_timeout:g} s "
             "(UPSTREAM_MAX_CONNECTIONS reached)."
         )
     if isinstance(error, httpx.TimeoutException):
         return UpstreamTimeout(
-            f"OpenAI API error: {host} did not answer within {settings.first_byte_timeout:g} s "
+            f"{api} error: {host} did not answer within {settings.first_byte_timeout:g} s "
             "(UPSTREAM_FIRST_BYTE_TIMEOUT)."
         )
     if isinstance(error, httpx.RemoteProtocolError):
-        return UpstreamUnreachable(f"OpenAI API error: {host} closed the connection without answering.")
+        return UpstreamUnreachable(f"{api} error: {host} closed the connection without answering.")
     if isinstance(error, httpx.ConnectError):
-        return UpstreamUnreachable(f"OpenAI API error: could not connect to {host}: {_reason(error)}.")
-    return UpstreamUnreachable(f"OpenAI API error: the request to {host} failed: {_reason(error)}.")
+        return UpstreamUnreachable(f"{api} error: could not connect to {host}: {_reason(error)}.")
+    return UpstreamUnreachable(f"{api} error: the request to {host} failed: {_reason(error)}.")
 
 
 def _reason(error: Exception) -> str:
