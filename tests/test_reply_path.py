@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import RelayFactory
-from tests.fake_replies import named_sse
+from tests.fake_replies import anthropic_events, anthropic_message, anthropic_sse, named_sse
 from tests.fake_upstream import FakeUpstream, RecordedRequest, Reply, Step, chunk, sse
 from tests.relay_server import ROOT, RelayServer
 
@@ -50,8 +50,10 @@ def leaked(data: bytes) -> list[bytes]:
 def echo_text(request: RecordedRequest) -> str:
     """Everything the upstream was sent that it should keep to itself, as an upstream could echo it."""
     bearer = request.headers.get("authorization", "")
-    key = bearer.removeprefix("Bearer ")
-    route_header = request.headers.get("x-api-key", "")
+    # An Anthropic route's key comes in x-api-key, its secret header in X-Route-Token.
+    anthropic = "/messages" in request.path
+    key = request.headers.get("x-api-key", "") if anthropic else bearer.removeprefix("Bearer ")
+    route_header = request.headers.get("x-route-token" if anthropic else "x-api-key", "")
     return (
         f"auth {bearer} | key {key} | header {route_header} | title {request.headers.get('x-title')} | "
         f"b64 {base64.b64encode(bearer.encode()).decode()} | b64url {base64.urlsafe_b64encode(b'x' + key.encode()).decode()} "
@@ -71,6 +73,8 @@ def echoing(request: RecordedRequest) -> Reply:
             status=401, headers={"Content-Type": "application/json", **echoed}, body=[refusal.encode()]
         )
     call = {"index": 0, "id": "call_1", "type": "function", "function": {"name": text, "arguments": text}}
+    if "/messages" in request.path:
+        return anthropic_echo(request, wanted, text, echoed)
     if request.path.endswith("/embeddings"):
         embedded = json.dumps({"object": "list", "data": [{"embedding": [0.1], "index": 0}], "model": text})
         return Reply(headers={"Content-Type": "application/json", **echoed}, body=[embedded.encode()])
@@ -104,6 +108,23 @@ def echoing(request: RecordedRequest) -> Reply:
     )
 
 
+def anthropic_echo(
+    request: RecordedRequest, wanted: dict[str, Any], text: str, echoed: dict[str, str]
+) -> Reply:
+    """Anthropic's answers, each echoing what the upstream was sent: a count, a stream, a whole Message."""
+    json_headers = {"Content-Type": "application/json", **echoed, "request-id": echoed["x-request-id"]}
+    if request.path.startswith("/v1/messages/count_tokens"):
+        return Reply(headers=json_headers, body=[json.dumps({"input_tokens": 3, "echo": text}).encode()])
+    if wanted.get("stream"):
+        events = anthropic_events([text], thinking=text, tool=(text, [json.dumps({"q": text})]))
+        return Reply(
+            headers={"Content-Type": "text/event-stream", **echoed}, body=[anthropic_sse(e) for e in events]
+        )
+    return Reply(
+        headers=json_headers, body=[json.dumps(anthropic_message(text, tool=(text, {"q": text}))).encode()]
+    )
+
+
 @pytest.fixture
 def echo_relay(fake: FakeUpstream, relay_factory: RelayFactory) -> RelayServer:
     headers = {"X-Api-Key": ROUTE_SECRET, "X-Title": PUBLIC_HEADER}
@@ -115,6 +136,13 @@ def echo_relay(fake: FakeUpstream, relay_factory: RelayFactory) -> RelayServer:
             "key_env": "ECHO_KEY",
             "headers": headers,
             "responses": True,
+        },
+        {
+            "prefix": "echoa/",
+            "base_url": fake.origin,
+            "key_env": "ECHO_KEY",
+            "headers": {"X-Route-Token": ROUTE_SECRET, "X-Title": PUBLIC_HEADER},
+            "api": "anthropic",
         },
     ]
     fake.replies["*"] = echoing
@@ -154,6 +182,10 @@ ASKED: list[tuple[str, str, dict[str, Any] | None]] = [
     ("responses whole", "/v1/responses", {"model": "echor/m", "input": "hi"}),
     ("embeddings", "/v1/embeddings", {"model": "echo/m", "input": "hi"}),
     ("embeddings refused", "/v1/embeddings", {"model": "echo/refuse", "input": "hi"}),
+    ("anthropic stream", "/v1/messages", {"model": "echoa/m", "messages": CHAT, "stream": True}),
+    ("anthropic whole", "/v1/messages", {"model": "echoa/m", "messages": CHAT, "max_tokens": 5}),
+    ("anthropic refused", "/v1/messages", {"model": "echoa/refuse", "messages": CHAT}),
+    ("anthropic tokens counted", "/v1/messages/count_tokens", {"model": "echoa/m", "messages": CHAT}),
     ("model list", "/v1/models", None),
     ("one model", "/v1/models/echo/x", None),
 ]

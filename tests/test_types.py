@@ -27,12 +27,14 @@ from relay.app import ChatRelay
 from relay.config import load_settings
 from relay.endpoints.base import Encoding
 from relay.endpoints.course import answer_value, whole_as_events
+from relay.formats.anthropic_events import MessagesPassThrough, message_as_events, message_of
 from relay.formats.chat_chunks import chunks_as_completion, completion_as_chunks
 from relay.formats.chat_events import ChatEvents
 from relay.formats.encoding import Encoder, Tally, encode
 from relay.formats.original_text import TextStream
 from relay.formats.responses_events import ChatToResponses, as_response
 from relay.formats.responses_passthrough import ResponsesPassThrough
+from tests.fake_replies import anthropic_events, anthropic_message
 from tests.fake_upstream import chunk, responses_stream
 
 json_scalars = (
@@ -112,6 +114,28 @@ BODIES: dict[str, dict[str, Any]] = {
         "stream": True,
     },
     "/v1/embeddings": {"model": "m", "input": ["a", "b"]},
+    "/v1/messages": {
+        "model": "m",
+        "max_tokens": 10,
+        "system": [{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "ok"}]},
+            {"role": "system", "content": "# Environment"},
+        ],
+        "tools": [
+            {"name": "f", "input_schema": {"type": "object"}},
+            {"type": "bash_20250124", "name": "bash"},
+        ],
+        "tool_choice": {"type": "auto"},
+        "thinking": {"type": "enabled", "budget_tokens": 5},
+        "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+        "service_tier": "auto",
+        "speed": "standard",
+        "stream": True,
+    },
+    "/v1/messages/count_tokens": {"model": "m", "messages": [{"role": "user", "content": "hi"}], "tools": []},
 }
 
 
@@ -121,6 +145,8 @@ def app(request: pytest.FixtureRequest) -> Iterator[ChatRelay]:
     environ = {
         "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
         "OPENAI_API_KEY": "sk-test",
+        "ANTHROPIC_BASE_URL": "http://127.0.0.1:9",
+        "ANTHROPIC_API_KEY": "sk-ant-test",
         "UPSTREAM_RETRIES": "0",
     }
     yield ChatRelay(load_settings({**environ, **request.param}))
@@ -269,3 +295,46 @@ def test_any_type_anywhere_in_a_responses_stream_is_passed_on_without_a_failure(
     for event in events:
         response = event.get("response") if isinstance(event, dict) else None
         Usage().response_object(response if isinstance(response, dict) else {})
+
+
+MESSAGES_EVENTS = anthropic_events(["Hi", " there"], thinking="hm", tool=("f", ['{"a"', ": 1}"]))
+
+
+def check_named_events(writes: list[bytes]) -> None:
+    """Anthropic's stream as its SDKs read it: each event named by its type, data that parses."""
+    for event in b"".join(writes).split(b"\n\n")[:-1]:
+        name, _, data = event.partition(b"\n")
+        assert name.startswith(b"event: ") or name.startswith(b"data: "), event
+        if name.startswith(b"event: ") and data.startswith(b"data: {"):
+            assert json.loads(data.replace(b"\ndata: ", b"\n")[6:])["type"] == name[7:].decode()
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_any_type_anywhere_in_a_messages_stream_is_passed_on_without_a_failure(data: st.DataObject) -> None:
+    events = data.draw(mutated(MESSAGES_EVENTS))
+    encoder = MessagesPassThrough()
+    out: list[bytes] = []
+    usage = Usage()
+    encode(encoder, [json.dumps(event).encode() for event in events], out, Tally(), usage.messages_event)
+    encoder.end(out)
+    encoder.note("cut", out)
+    usage.tokens(1)
+    check_named_events(out)
+    message_of([event for event in events if isinstance(event, dict)])
+    answer_value(b"".join(out), "stream", Encoding("messages"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_any_type_anywhere_in_a_whole_message_is_read_without_a_failure(data: st.DataObject) -> None:
+    message = data.draw(mutated(anthropic_message("hi", tool=("f", {"a": [1]}))))
+    Usage().message_object(message)
+    message_as_events(message)
+    body = json.dumps(message).encode()
+    encoder = MessagesPassThrough()  # a whole answer where a stream was asked
+    out: list[bytes] = []
+    encode(encoder, whole_as_events(body, "messages"), out, Tally(), Usage().messages_event)
+    encoder.end(out)
+    check_named_events(out)
+    answer_value(body, "json", Encoding("messages"))
