@@ -20,7 +20,7 @@ SERVER_KEY = "sk-server-SECRET-7f3a9c1e5b"
 CLIENT_KEY = "sk-client-SECRET-2d8b6e4f0a"
 ACCESS_TOKEN = "tok-ACCESS-SECRET-9c4e1a7b3d5f"
 OTHER_ACCESS_TOKEN = "tok-ACCESS-SECRET-other-0e2c4a6b8d"
-ANTHROPIC_KEY = "sk-ant-api03-SECRET-5e1b9d3f7a2c"  # ANTHROPIC_API_KEY, where a test sets it
+ANTHROPIC_KEY = "sk-ant-api03-SECRET-5e1b9d3f7a2c"  # ANTHROPIC_API_KEY
 SECRETS = (SERVER_KEY, CLIENT_KEY, ACCESS_TOKEN, OTHER_ACCESS_TOKEN, ANTHROPIC_KEY)
 
 
@@ -79,7 +79,7 @@ def relay_factory(fake: FakeUpstream) -> Iterator[RelayFactory]:
 
     Servers are shared by every test that asks for the same settings; a value of
     None removes a default (e.g. OPENAI_API_KEY=None for a server without a key). Anthropic's
-    API is the fake too (ANTHROPIC_BASE_URL), with no key unless a test sets ANTHROPIC_API_KEY.
+    API is the fake too (ANTHROPIC_BASE_URL), with its own key.
     """
     servers: dict[frozenset[tuple[str, str]], RelayServer] = {}
 
@@ -88,6 +88,7 @@ def relay_factory(fake: FakeUpstream) -> Iterator[RelayFactory]:
             "OPENAI_BASE_URL": fake.base_url,
             "OPENAI_API_KEY": SERVER_KEY,
             "ANTHROPIC_BASE_URL": fake.origin,
+            "ANTHROPIC_API_KEY": ANTHROPIC_KEY,
             **overrides,
         }
         settings = {name: value for name, value in env.items() if value is not None}

@@ -294,7 +294,8 @@ def test_who_pays(
         assert sent_to_upstream(fake.requests[0]) == ("/v1/messages", upstream_key, None)
 
 
-def test_no_key_at_all_names_anthropics_setting(fake: FakeUpstream, relay: RelayServer) -> None:
+def test_no_key_at_all_names_anthropics_setting(fake: FakeUpstream, relay_factory: RelayFactory) -> None:
+    relay = relay_factory(ANTHROPIC_API_KEY=None)
     response = httpx.post(relay.url + "/v1/messages", json={"model": "claude-test", "messages": USER})
     assert response.status_code == 401
     assert (

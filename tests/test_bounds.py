@@ -22,7 +22,8 @@ import httpx
 import pytest
 
 from tests.chat_client import USER, chat
-from tests.conftest import ACCESS_TOKEN, SERVER_KEY, RelayFactory
+from tests.conftest import ACCESS_TOKEN, ANTHROPIC_KEY, SERVER_KEY, RelayFactory
+from tests.fake_replies import anthropic_sse
 from tests.fake_upstream import (
     PACKET,
     FakeUpstream,
@@ -280,7 +281,7 @@ def test_informational_heads_without_end_are_cut_at_the_first_byte_deadline(
     assert time.monotonic() - started < 5  # 2 s, where the unbounded wait lasted all 20 s
 
 
-@pytest.mark.parametrize("path", ["/api/chat", "/v1/chat/completions"])
+@pytest.mark.parametrize("path", ["/api/chat", "/v1/chat/completions", "/v1/messages"])
 def test_a_whole_answer_trickled_after_the_client_left_is_let_go(
     fake: FakeUpstream, relay_factory: RelayFactory, path: str
 ) -> None:
@@ -333,7 +334,7 @@ def test_upstream_headers_are_passed_on_only_well_formed_and_few(
 
 def leaked(text: str, secret: str = SERVER_KEY, window: int = 5) -> list[str]:
     """Every run of `window` characters of the secret's random part that `text` holds."""
-    secret_part = secret.removeprefix("sk-server-")
+    secret_part = secret.removeprefix("sk-server-").removeprefix("sk-ant-api03-")
     return [
         secret_part[i : i + window]
         for i in range(len(secret_part) - window + 1)
@@ -438,6 +439,58 @@ def test_the_key_in_any_event_of_a_stream_is_redacted(
     assert leaked(body) == [] and body.count("[redacted]") == 2
     reply = chat(client, relay.url)
     assert leaked(reply.text) == [] and "text sk-server-[redacted]" in reply.text
+
+
+ANTHROPIC_ESCAPED = "".join(f"\\u{ord(c):04x}" for c in ANTHROPIC_KEY)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(
+            error_reply(401, json.dumps({"type": "error", "error": {"type": "authentication_error",
+                        "message": f"invalid x-api-key: {ANTHROPIC_KEY[:16]}...{ANTHROPIC_KEY[-4:]}"}}).encode()),
+            id="masked-in-an-error",
+        ),
+        pytest.param(
+            Reply(headers={"Content-Type": "application/json"},
+                  body=[json.dumps({"type": "message", "content": [{"type": "text", "text": "ok"}],
+                                    "debug": f"sent with {ANTHROPIC_KEY}"}).encode()
+                        .replace(ANTHROPIC_KEY.encode(), ANTHROPIC_ESCAPED.encode())]),
+            id="escaped-in-a-whole-answer",
+        ),
+        pytest.param(
+            Reply(body=[anthropic_sse({"type": "message_start", "message": {"id": f"msg {ANTHROPIC_KEY}"}}),
+                        anthropic_sse({"type": "message_stop"})]),
+            id="in-an-event",
+        ),
+        pytest.param(
+            Reply(headers={"Content-Type": "text/event-stream", "request-id": f"req-{ANTHROPIC_KEY}"},
+                  body=[anthropic_sse({"type": "message_stop"})]),
+            id="in-a-header",
+        ),
+    ],
+)  # fmt: skip
+def test_an_anthropic_upstream_quoting_its_key_in_any_form_gets_none_of_it_out(
+    fake: FakeUpstream, relay_factory: RelayFactory, answer: Reply
+) -> None:
+    relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, UPSTREAM_RETRIES="0")
+    fake.replies["claude-test"] = answer
+    response = httpx.post(
+        relay.url + "/v1/messages",
+        json={
+            "model": "claude-test",
+            "messages": USER,
+            "stream": answer.headers["Content-Type"] != "application/json",
+        },
+        headers={"x-api-key": ACCESS_TOKEN},
+    )
+    received = response.text + repr(response.headers.raw)
+    if response.headers["content-type"] == "application/json":  # as a client reads it: escapes undone
+        received += json.dumps(response.json(), ensure_ascii=False)
+    assert leaked(received, ANTHROPIC_KEY, window=4) == [], received
+    assert fake.requests[0].headers["x-api-key"] == ANTHROPIC_KEY
+    assert "request-id" not in response.headers
 
 
 # -- MAX_TOKENS_LIMIT on /v1/: every field that sets a length or a price ----------------------------
@@ -666,7 +719,7 @@ def test_an_embeddings_answer_is_cut_at_the_stream_cap(
     assert fake.wait_for(lambda: fake.requests[0].client_closed is not None)
 
 
-@pytest.mark.parametrize("path", ["/api/chat", "/v1/chat/completions"])
+@pytest.mark.parametrize("path", ["/api/chat", "/v1/chat/completions", "/v1/messages"])
 def test_an_error_body_trickled_after_the_client_left_is_let_go(
     fake: FakeUpstream, relay_factory: RelayFactory, path: str
 ) -> None:

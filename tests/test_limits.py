@@ -21,6 +21,7 @@ import pytest
 
 from tests.chat_client import USER, chat
 from tests.conftest import SERVER_KEY, assert_no_secret
+from tests.fake_replies import anthropic_stream
 from tests.fake_upstream import FakeUpstream, Reply, openai_stream, sse
 from tests.redis_server import Redis, require_redis_server
 from tests.relay_server import RelayServer, stop_all
@@ -68,7 +69,7 @@ def relays(fake: FakeUpstream) -> Iterator[Relays]:
 
 
 def ask(relay: RelayServer, token: str, path: str = "/api/chat", **fields: Any) -> httpx.Response:
-    body = {"model": "gpt-test", "messages": USER, **fields}
+    body = {"model": "gpt-test", "messages": USER, **fields}  # also a body of Anthropic's Messages API
     with httpx.Client(timeout=30) as client:
         response = client.post(relay.url + path, json=body, headers={"Authorization": f"Bearer {token}"})
         response.read()
@@ -412,6 +413,36 @@ def test_reservations_are_given_back_after_short_replies(
     key = "LIMITS:LIMITER/tokens/token:alice/1000/3600/second"
     # The last reply's reservation is settled just after its client has its last byte.
     assert fake.wait_for(lambda: redis.command("GET", key) == b"$3\r\n300\r\n", timeout=5)
+
+
+def test_anthropics_replies_reserve_max_tokens_and_settle_with_their_usage(
+    fake: FakeUpstream, redis: Redis, relays: Relays
+) -> None:
+    # Each reserves its prompt's estimate and its max_tokens (about 210 of 1,000), and costs what
+    # message_start and message_delta said: 10 in, 5 read from the cache, 4 out. Counting tokens
+    # costs none. Over the budget: Anthropic's 429, before anything is sent.
+    fake.replies["claude-test"] = lambda request: (
+        Reply(headers={"Content-Type": "application/json"}, body=[b'{"input_tokens": 3}'])
+        if request.path.endswith("/count_tokens")
+        else Reply(body=anthropic_stream(["ok"]))
+    )
+    (relay,) = relays(
+        REDIS_URL=redis.url, RATE_LIMIT_TOKENS="1000/hour", ANTHROPIC_BASE_URL=fake.origin,
+        ANTHROPIC_API_KEY="sk-ant-api03-limits-SECRET-3b5d7f9a1c",
+    )  # fmt: skip
+    for path in ("/v1/messages", "/v1/messages/count_tokens") * 10:
+        assert (
+            ask(relay, ALICE, path=path, model="claude-test", stream=True, max_tokens=200).status_code == 200
+        )
+    key = "LIMITS:LIMITER/tokens/token:alice/1000/3600/second"
+    assert fake.wait_for(lambda: redis.command("GET", key) == b"$3\r\n190\r\n", timeout=5)
+    sent = len(fake.requests)
+    refused = ask(relay, ALICE, path="/v1/messages", model="claude-test", max_tokens=900)
+    assert refused.status_code == 429 and refused.headers["retry-after"]
+    assert refused.json()["type"] == "error" and refused.json()["error"]["type"] == "rate_limit_error"
+    assert len(fake.requests) == sent
+    entry = relay.log_of(refused.headers["x-relay-request-id"])
+    assert (entry["outcome"], entry["caller"]) == ("limited", "alice")
 
 
 def test_a_tool_call_reply_is_charged_for_its_arguments(fake: FakeUpstream, relays: Relays) -> None:

@@ -1,7 +1,7 @@
 """A rollout loses no stream without a word: SIGTERM, then the platform's SIGKILL 10 s later (Cloud Run).
 
-With the server settings the deploy ships, 20 slow streams on each endpoint (and requests still
-waiting for the upstream's head): on SIGTERM the relay takes no new request, lets those in
+With the server settings the deploy ships, 20 slow streams on each endpoint, Anthropic's too (and
+requests still waiting for the upstream's head): on SIGTERM the relay takes no new request, lets those in
 progress go on for SHUTDOWN_GRACE_SECONDS (8), then ends each in its own format; every client has
 a proper ending before the kill, every request its log line, every upstream connection is closed,
 and the server is gone before the 10 s are up.
@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import RelayFactory
+from tests.fake_replies import anthropic_stream
 from tests.fake_upstream import FakeUpstream, Reply, openai_stream
 from tests.relay_server import RelayServer, shipped_server_env
 
@@ -29,6 +30,7 @@ ASKED: dict[str, tuple[str, dict[str, Any]]] = {
     "chat": ("/v1/chat/completions", {"model": "gpt-slow", "messages": [{"role": "user", "content": "x"}], "stream": True}),
     "responses": ("/v1/responses", {"model": "gpt-slow", "input": "x", "stream": True}),
     "waiting": ("/v1/chat/completions", {"model": "gpt-silent", "messages": [{"role": "user", "content": "x"}]}),
+    "messages": ("/v1/messages", {"model": "claude-slow", "messages": [{"role": "user", "content": "x"}], "stream": True}),
 }  # fmt: skip
 
 
@@ -63,11 +65,14 @@ def test_sigterm_ends_every_request_properly_before_the_platforms_kill(
         {
             "OPENAI_BASE_URL": fake.base_url,
             "OPENAI_API_KEY": "sk-shutdown-SECRET-3e5g7i9k1m",
+            "ANTHROPIC_BASE_URL": fake.origin,
+            "ANTHROPIC_API_KEY": "sk-ant-api03-SECRET-4f6h8j0l2n1p",
             **shipped_server_env(),
         }
     ).start()
     fake.replies["gpt-slow"] = Reply(body=openai_stream([f" t{i}" for i in range(600)], pace=0.05))  # 30 s
     fake.replies["gpt-silent"] = Reply(delay_headers=60.0, body=openai_stream(["late"]))
+    fake.replies["claude-slow"] = Reply(body=anthropic_stream([f" t{i}" for i in range(600)], pace=0.05))
     results: dict[str, list[dict[str, Any]]] = {kind: [{} for _ in range(STREAMS)] for kind in ASKED}
     threads = [
         started_stream(relay, path, body, into)
@@ -117,6 +122,14 @@ def test_sigterm_ends_every_request_properly_before_the_platforms_kill(
         assert events[-1]["type"] == "response.failed"
         assert events[-1]["response"]["error"]["message"] == RESTARTING
         assert [event["sequence_number"] for event in events] == list(range(len(events)))
+    for result in results["messages"]:
+        # Anthropic's error event, which its SDKs raise and Claude Code retries.
+        name, data = result["body"].decode().strip().split("\n\n")[-1].split("\n")
+        assert name == "event: error"
+        assert json.loads(data.removeprefix("data: ")) == {
+            "type": "error",
+            "error": {"type": "api_error", "message": RESTARTING},
+        }
     for result in results["waiting"]:
         assert result["status"] == 503 and b"The server is restarting" in result["body"]
 
