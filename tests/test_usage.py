@@ -1,7 +1,7 @@
 """What a reply cost (relay/access/usage.py): the upstream's usage, else the characters the model wrote.
 
 Usage sees every event the relay reads (as `observe` in relay/formats/encoding.py), or a whole
-answer, of either API; the log line's tokens come from it. No network.
+answer, of each API (Anthropic's too); the log line's tokens come from it. No network.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import pytest
 from relay.access.usage import CHARS_PER_TOKEN, Usage, tokens_of, written_length
 from relay.formats.chat_events import ChatEvents
 from relay.formats.encoding import Tally, encode
+from tests.fake_replies import anthropic_events, anthropic_message
 
 
 def chunk_of(*deltas: Any, usage: Any = None) -> dict[str, Any]:
@@ -306,7 +307,55 @@ def test_the_upstreams_usage_is_counted_where_it_gives_one(reported: dict[str, A
         pytest.param({"prompt_tokens": 1, "completion_tokens": 2, "input_tokens": 3, "output_tokens": 4}, 10,
                      id="every-part"),
         pytest.param({"prompt_tokens": 0}, 0, id="zero-is-a-count"),
+        pytest.param({"input_tokens": 3, "output_tokens": 4, "cache_creation_input_tokens": 5,
+                      "cache_read_input_tokens": 6, "server_tool_use": {"web_search_requests": 1}}, 18,
+                     id="anthropics-with-its-cache"),
     ],
 )  # fmt: skip
 def test_tokens_of(value: Any, tokens: int | None) -> None:
     assert tokens_of(value) == tokens
+
+
+# -- Anthropic's Messages API -------------------------------------------------------------------------
+
+
+def test_anthropics_stream_counts_message_starts_usage_then_message_deltas() -> None:
+    usage = Usage()
+    for event in anthropic_events(
+        ["Hel", "lo"], thinking="hmm", tool=("get", ['{"a":', " 1}"]), output_tokens=9
+    ):
+        usage.messages_event(event)
+    # message_delta's count replaces message_start's (it is the reply's so far, not an increment).
+    assert usage.reported == {"input_tokens": 10, "output_tokens": 9, "cache_read_input_tokens": 5}
+    assert usage.tokens(100) == (24, "upstream")
+    assert usage.written == len("Hello") + len("hmm") + len('{"a": 1}') + len("get")
+
+
+@pytest.mark.parametrize(
+    ("event", "chars"),
+    [
+        pytest.param({"type": "content_block_delta", "delta": {"type": "text_delta", "text": "abc"}}, 3, id="text"),
+        pytest.param({"type": "content_block_delta", "delta": {"type": "citations_delta", "citation": {}}}, 0, id="citation"),
+        pytest.param({"type": "content_block_delta", "delta": "abc"}, 0, id="delta-not-an-object"),
+        pytest.param({"type": "content_block_start", "content_block": {"type": "server_tool_use", "name": "web_search",
+                      "input": {"query": "q"}}}, len("web_search") + len('{"query":"q"}'), id="a-block-whole-at-its-start"),
+        pytest.param({"type": "message_start", "message": {"usage": [1]}}, 0, id="usage-not-an-object"),
+        pytest.param({"type": "message_delta", "usage": None}, 0, id="no-usage"),
+        pytest.param({"type": 7}, 0, id="type-not-a-string"),
+    ],
+)  # fmt: skip
+def test_anthropics_events_of_any_shape(event: dict[str, Any], chars: int) -> None:
+    usage = Usage()
+    usage.messages_event(event)
+    assert (usage.reported, usage.written) == (None, chars)
+
+
+def test_a_whole_message_counts_its_usage_and_what_it_holds() -> None:
+    usage = Usage()
+    usage.message_object(anthropic_message("four", tool=("get", {"a": 1})))
+    assert usage.reported == {"input_tokens": 10, "output_tokens": 4, "cache_creation_input_tokens": 2}
+    assert usage.tokens(0) == (16, "upstream")
+    assert usage.written == len("four") + len("get") + len('{"a":1}')
+    nothing = Usage()
+    nothing.message_object({"content": "x", "usage": "y"})
+    assert (nothing.reported, nothing.written) == (None, 0)
