@@ -46,7 +46,7 @@ MIN_TOKEN_LENGTH=16
 # The relay's own settings, passed on to the deployment when set (never the secrets). Each comes
 # from the shell, a flag, or deploy/relay.env; FROM_<NAME> says which, for the deploy's report.
 RELAY_SETTINGS=(
-  OPENAI_BASE_URL OPENAI_ORG_ID OPENAI_PROJECT_ID
+  OPENAI_BASE_URL OPENAI_ORG_ID OPENAI_PROJECT_ID ANTHROPIC_BASE_URL
   ALLOW_CLIENT_KEYS ALLOWED_ORIGINS ALLOWED_MODELS MAX_TOKENS_LIMIT MAX_BODY_BYTES
   UPSTREAM_CONNECT_TIMEOUT UPSTREAM_FIRST_BYTE_TIMEOUT UPSTREAM_IDLE_TIMEOUT STREAM_MAX_SECONDS REQUEST_BODY_TIMEOUT
   UPSTREAM_MAX_CONNECTIONS UPSTREAM_RETRIES UPSTREAM_RETRY_MAX_WAIT STREAM_USAGE SERVE_PAGE UPSTREAMS
@@ -442,7 +442,7 @@ report_relay_settings() {
     from=$(setting_source "$name")
     echo "  $name=$(shown_value "$value")  (from $from)" >&2
     case "$from" in "this shell"*)
-      case "$name" in OPENAI_BASE_URL | ALLOWED_ORIGINS | UPSTREAMS)
+      case "$name" in OPENAI_BASE_URL | ANTHROPIC_BASE_URL | ALLOWED_ORIGINS | UPSTREAMS)
         if [[ "$value" =~ (localhost|127\.0\.0\.1|\[::1\]|0\.0\.0\.0) ]]; then
           what="the deployment would call its own instance, not the server on your machine"
           [ "$name" != ALLOWED_ORIGINS ] || what="the deployment would admit pages served from a developer's machine"
@@ -578,8 +578,12 @@ vpc_flags() {
 
 warn_about_plain_secrets() {
   local name
-  for name in OPENAI_API_KEY ACCESS_TOKENS; do
-    if [ -n "${!name-}" ]; then
+  for name in OPENAI_API_KEY ACCESS_TOKENS ANTHROPIC_API_KEY; do
+    [ -n "${!name-}" ] || continue
+    if [ "$name" = ANTHROPIC_API_KEY ] && [[ ",${EXTRA_SECRETS// /}," != *",$name="* ]]; then
+      # Anthropic's key comes from Secret Manager as a route's key does: named in EXTRA_SECRETS.
+      warn "$name is set in this shell and is NOT deployed as a plain variable; store it in Secret Manager and name it in EXTRA_SECRETS ($name=relay-anthropic-api-key) (docs/anthropic.md, 'Deploy')."
+    else
       warn "$name is set in this shell and is NOT deployed as a plain variable; the deployment reads it from Secret Manager (deploy/setup.sh)."
     fi
   done

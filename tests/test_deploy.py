@@ -1182,6 +1182,9 @@ def variables_the_relay_reads() -> set[str]:
 
 # Set by the platform itself on every revision (Cloud Run's K_SERVICE), never by a deploy.
 SET_BY_THE_PLATFORM = {"K_SERVICE"}
+# Secrets a deployment that wants them names in EXTRA_SECRETS, as it does a route's key (the
+# tests below deploy each).
+FROM_EXTRA_SECRETS = {"ANTHROPIC_API_KEY"}
 
 
 def test_every_variable_the_relay_reads_can_be_deployed() -> None:
@@ -1195,7 +1198,9 @@ def test_every_variable_the_relay_reads_can_be_deployed() -> None:
     settings = set(from_common_sh('"${RELAY_SETTINGS[@]}"'))
     deploy = dry_run("run.sh")[0]
     platform = set(env_vars(deploy))  # deploy/server.env and GOOGLE_CLOUD_PROJECT
-    assert reads - settings - set(secrets(deploy)) - platform - SET_BY_THE_PLATFORM == set()
+    assert (
+        reads - settings - set(secrets(deploy)) - platform - SET_BY_THE_PLATFORM - FROM_EXTRA_SECRETS == set()
+    )
     # And the other way: nothing passed on that the relay would ignore.
     assert settings - reads == set()
 
@@ -1763,3 +1768,62 @@ def test_the_runbook_rotates_a_secret_by_adding_a_version_and_deploying() -> Non
     ):
         assert step in rotate, step
     assert "https://cloud.google.com/run/docs/configuring/secrets" in docs
+
+
+# -- Anthropic's key, from Secret Manager as a route's key comes (docs/anthropic.md, "Deploy") ------
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_anthropics_key_is_mounted_from_secret_manager_at_its_newest_version(
+    script: str, fake_gcloud: tuple[dict[str, str], Path]
+) -> None:
+    env, state = fake_gcloud
+    seed_secrets(state, **{"relay-anthropic-api-key": "ENABLED ENABLED"})
+    shell = {
+        **env,
+        "EXTRA_SECRETS": "ANTHROPIC_API_KEY=relay-anthropic-api-key",
+        "ANTHROPIC_API_KEY": "sk-ant-in-the-shell-789",
+        "ANTHROPIC_BASE_URL": "https://gateway.example/anthropic",
+    }
+    completed = run_script(script, "--project=demo-project", env=shell)
+    assert completed.returncode == 0, completed.stderr
+    assert "sk-ant-in-the-shell-789" not in completed.stdout + completed.stderr + "".join(gcloud_calls(state))
+    assert (
+        "ANTHROPIC_API_KEY is set in this shell and is NOT deployed as a plain variable" in completed.stderr
+    )
+    deploy = ["gcloud", *shlex.split(next(call for call in gcloud_calls(state) if " deploy " in f" {call} "))]
+    assert secrets(deploy)["ANTHROPIC_API_KEY"] == "relay-anthropic-api-key:2"
+    assert "ANTHROPIC_API_KEY" not in env_vars(deploy)
+    assert env_vars(deploy)["ANTHROPIC_BASE_URL"] == "https://gateway.example/anthropic"  # a plain setting
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_anthropics_key_in_the_shell_alone_is_not_deployed_and_the_warning_says_how(script: str) -> None:
+    completed = run_script(
+        script, "--dry-run", "--project=demo-project", env={"ANTHROPIC_API_KEY": "sk-ant-in-the-shell-789"}
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "sk-ant-in-the-shell-789" not in completed.stdout + completed.stderr
+    assert (
+        "ANTHROPIC_API_KEY is set in this shell and is NOT deployed as a plain variable; store it in Secret "
+        "Manager and name it in EXTRA_SECRETS (ANTHROPIC_API_KEY=relay-anthropic-api-key)"
+    ) in completed.stderr
+    deploy = commands(completed.stdout)[0]
+    assert "ANTHROPIC_API_KEY" not in env_vars(deploy) and "ANTHROPIC_API_KEY" not in secrets(deploy)
+
+
+def test_setup_lets_the_runtime_read_anthropics_key(fake_gcloud: tuple[dict[str, str], Path]) -> None:
+    env, state = fake_gcloud
+    (state / "secret-relay-anthropic-api-key").write_text("sk-ant")  # made beforehand, as the runbook says
+    completed = run_script(
+        "setup.sh",
+        "--project=demo-project",
+        stdin="sk-openai-key\ntok-0123456789abcdef\n",
+        env={**env, "EXTRA_SECRETS": "ANTHROPIC_API_KEY=relay-anthropic-api-key"},
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert any(
+        call.startswith("secrets add-iam-policy-binding relay-anthropic-api-key")
+        and "roles/secretmanager.secretAccessor" in call
+        for call in gcloud_calls(state)
+    ), gcloud_calls(state)

@@ -27,8 +27,8 @@ from relay.validation.json_values import (
 # whose cost the cap on max_tokens bounds (relay/validation/chat_body.py says why an allowlist).
 # Not here, so refused unless the owner allows them: `container` and `mcp_servers` (run and
 # billed by the upstream beyond the tokens), `inference_geo` (priced higher), and any field
-# Anthropic adds next. `thinking` is bounded by max_tokens (its budget must be below it);
-# `context_management` and `cache_control` are checked below or billed as tokens.
+# Anthropic adds next. `thinking` is bounded by max_tokens, which bounds all a reply writes;
+# `context_management` is checked below; `cache_control` is billed as tokens.
 MESSAGES_FIELDS = frozenset(
     {
         "model", "messages", "max_tokens", "stream", "system", "metadata", "stop_sequences",
@@ -39,8 +39,8 @@ MESSAGES_FIELDS = frozenset(
 # Values of the priced fields that cost no more than the tokens: a field's other values are
 # refused under the cap (the fast mode costs several times the tokens' price).
 PRICED_VALUES = {"service_tier": frozenset({"auto", "standard_only"}), "speed": frozenset({"standard"})}
-# Context edits that only take from what the model reads (cheaper); a compaction would have the
-# upstream write a summary beyond the reply's max_tokens.
+# Context edits that only take from what the model reads (cheaper); a compaction has the upstream
+# write a summary, billed besides the reply.
 CLEARING_EDIT = re.compile(r"clear_[a-z_]+_\d{8}")
 # Tools the model calls and the caller runs: a tool of its own (input_schema, no type or
 # "custom"), and Anthropic's client tools (bash, the text editor, computer use, memory), each
