@@ -84,6 +84,9 @@ headers = st.fixed_dictionaries(
     optional={
         "Origin": st.sampled_from([APP, "https://evil.example", "null"]) | header_text,
         "Authorization": st.sampled_from([f"Bearer {ACCESS_TOKEN}", "Bearer nope", "Basic x"]) | header_text,
+        "x-api-key": st.sampled_from([ACCESS_TOKEN, "nope", "sk-fuzz-client"]) | header_text,  # Anthropic's
+        "anthropic-version": st.sampled_from(["2023-06-01", ""]) | header_text,
+        "anthropic-beta": header_text,
         "Content-Type": st.sampled_from(["application/json", "text/plain", "multipart/form-data"])
         | header_text,
         "Access-Control-Request-Headers": header_text,
@@ -95,8 +98,19 @@ methods = st.sampled_from(
     ["POST", "POST", "POST", "GET", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "PROPFIND"]
 )
 paths = st.sampled_from(
-    ["/", "/api/chat", "/api/chat/", "/chat.js", "/v1/chat/completions", "/v1/models", "/favicon.ico"]
-) | st.text(alphabet=string.ascii_letters + string.digits + "/-_.%", max_size=20).map(lambda path: "/" + path)
+    [
+        "/",
+        "/api/chat",
+        "/api/chat/",
+        "/chat.js",
+        "/v1/chat/completions",
+        "/v1/models",
+        "/favicon.ico",
+        "/v1/messages",
+        "/v1/messages/count_tokens",
+        "/v1/messages?beta=true",
+    ]
+)  # fmt: skip | st.text(alphabet=string.ascii_letters + string.digits + "/-_.%", max_size=20).map(lambda path: "/" + path)
 
 
 def answer_as_asked(request: RecordedRequest) -> Reply:
@@ -148,7 +162,7 @@ def test_fuzz(
         assert reached_upstream == 0, note
         if method != "HEAD":
             if openai_path and response.headers["content-type"] == "application/json":
-                message = response.json()["error"]["message"]  # OpenAI's error shape
+                message = response.json()["error"]["message"]  # OpenAI's error shape, or Anthropic's
             else:
                 assert response.headers["content-type"] == "text/plain; charset=utf-8", note
                 message = response.text

@@ -340,6 +340,7 @@ EXPOSED = {
     "X-Ratelimit-Remaining-Tokens",
     "X-Ratelimit-Reset-Requests",
     "X-Ratelimit-Reset-Tokens",
+    "Request-Id",  # Anthropic's, which its SDKs read
 }
 
 

@@ -10,12 +10,14 @@ ALLOWED_METHODS = ("GET", "POST", "OPTIONS")  # what a page may call: the endpoi
 ALWAYS_ALLOWED_HEADERS = ("Content-Type", "Authorization")
 # Chromium caps a cached preflight at two hours; asking for more gains nothing.
 MAX_AGE_SECONDS = "7200"
-# What a page may read of an answer: when to retry, and the rate-limit headers of /v1.
+# What a page may read of an answer: when to retry, the rate-limit headers of /v1, the request's
+# id (the upstream's: OpenAI's X-Request-Id, Anthropic's Request-Id; the relay's own).
 EXPOSED_HEADERS = ", ".join(
     [
         "Retry-After",
         "Retry-After-Ms",
         "X-Request-Id",
+        "Request-Id",
         "X-Relay-Request-Id",
         "X-Should-Retry",
         *(
