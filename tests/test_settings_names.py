@@ -45,6 +45,8 @@ DOCS = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
         ("OPENAI_ORG", "OPENAI_ORG_ID"),
         ("SERVE_PAGES", "SERVE_PAGE"),
         ("REDIS_URI", "REDIS_URL"),
+        ("ANTHROPIC_BASEURL", "ANTHROPIC_BASE_URL"),
+        ("ANTHROPIC_APIKEY", "ANTHROPIC_API_KEY"),
     ],
 )
 def test_a_misspelt_setting_is_refused_naming_the_setting_it_was_meant_to_be(name: str, meant: str) -> None:
@@ -70,6 +72,9 @@ def test_every_misspelt_setting_is_named_at_once() -> None:
         "LOG_EXECUTION_ID", "HOME", "PATH", "HOSTNAME", "PYTHONUNBUFFERED", "HTTPS_PROXY", "NO_PROXY", "SSL_CERT_FILE",
         # other programs' (the OpenAI SDK's, a Redis client's)
         "OPENAI_LOG", "OPENAI_API_BASE", "ANTHROPIC_LOG", "REDIS_HOST", "REDIS_PORT",
+        # Claude Code's, which a developer's shell holds
+        "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_MODEL", "ANTHROPIC_CUSTOM_HEADERS", "ANTHROPIC_BETAS",
+        "ANTHROPIC_SMALL_FAST_MODEL", "CLAUDE_CODE_MAX_OUTPUT_TOKENS", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
         # the test suite's own
         "RELAY_BROWSER_REQUIRED", "RELAY_REDIS_REQUIRED",
     ],
