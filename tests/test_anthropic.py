@@ -20,7 +20,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relay.access.usage import Usage
-from relay.formats.anthropic_events import KEEPALIVE, MessagesPassThrough, message_as_events, message_of
+from relay.formats.anthropic_events import (
+    KEEPALIVE,
+    MessagesPassThrough,
+    message_as_events,
+    message_of,
+    named,
+)
 from relay.formats.encoding import Tally, encode
 from tests.conftest import ACCESS_TOKEN, ANTHROPIC_KEY, CLIENT_KEY, SERVER_KEY, RelayFactory
 from tests.fake_replies import (
@@ -109,6 +115,18 @@ def test_a_stream_with_thinking_and_its_usage(
     # message_start's usage, then message_delta's counts: 10 in, 5 read from the cache, 4 out.
     assert entry["usage"] == {"input_tokens": 10, "output_tokens": 4, "cache_read_input_tokens": 5}
     assert (entry["outcome"], entry["tokens"], entry["usage_source"]) == ("ok", 19, "upstream")
+
+
+def test_the_logs_first_token_is_the_models_first_delta_not_message_start(
+    fake: FakeUpstream, private: RelayServer
+) -> None:
+    events = [anthropic_sse(event) for event in anthropic_events(["late"])]
+    fake.replies["claude-test"] = Reply(
+        body=[*events[:3], Pause(0.5), *events[3:]]
+    )  # start, block, ping; then
+    response = post(private, {"model": "claude-test", "messages": USER, "stream": True})
+    assert response.content == b"".join(events)
+    assert private.log_of(response.headers["x-relay-request-id"])["first_token_ms"] >= 500
 
 
 def test_the_stream_is_passed_on_event_by_event_as_it_came(fake: FakeUpstream, private: RelayServer) -> None:
@@ -666,9 +684,16 @@ def test_each_read_is_one_write_of_named_events_and_message_stop_ends_it() -> No
     start, *rest = anthropic_events(["a", "b"])
     out, encoder = passed_on([start], rest, [{"type": "content_block_delta", "index": 0}])
     assert out[0] == b"event: message_start\ndata: " + json.dumps(start).encode() + b"\n\n"
-    assert len(out) == 2 and out[1].count(b"\n\n") == len(rest)  # what came after message_stop is not read
-    assert out[1].endswith(b'event: message_stop\ndata: {"type": "message_stop"}\n\n')
+    # The read where the model's first delta comes is two writes: what came before it (not yet the
+    # reply, for the log's first_token_ms), then the rest; what came after message_stop is not read.
+    lead, reply = out[1:]
+    assert lead == b"".join(named(event["type"], json.dumps(event).encode()) for event in rest[:2])
+    assert encoder.packet is lead
+    assert reply.startswith(b"event: content_block_delta\n") and reply.count(b"\n\n") == len(rest) - 2
+    assert reply.endswith(b'event: message_stop\ndata: {"type": "message_stop"}\n\n')
     assert (encoder.finished, encoder.replied, encoder.error) == (True, True, None)
+    out, encoder = passed_on([start, *rest])  # in one read
+    assert len(out) == 2 and out[0] is encoder.packet and out[1].startswith(b"event: content_block_delta")
 
 
 def test_data_passes_byte_for_byte_and_several_lines_stay_several() -> None:

@@ -43,29 +43,44 @@ def error_event(message: str, status: int = 500) -> bytes:
 class MessagesPassThrough:
     """Re-frames the upstream's Messages events for the caller (an Encoder)."""
 
-    __slots__ = ("error", "finished", "packet", "replied")
+    __slots__ = ("_begun", "error", "finished", "packet", "replied")
 
     def __init__(self) -> None:
-        self.packet: bytes | None = None  # this format has none
+        # What came before the model's first delta (message_start, a block's start, pings): not yet
+        # the reply, so the log's first_token_ms is the time to the first thing the model wrote.
+        self.packet: bytes | None = None
+        self._begun = False  # a content_block_delta was passed on
         self.finished = False  # an ending event was passed on
         self.error: str | None = None  # the reply ended in an error, told in the caller's format
         self.replied = False  # an event was passed on
 
     def events(self, events: Sequence[Event], out: list[bytes]) -> None:
-        """One write for all the events of one upstream read, each as it came."""
+        """One write for all the events of one upstream read, each as it came (two for the read where
+        the model's first delta comes: what came before it, then the rest)."""
         framed: list[bytes] = []
         for payload, value in events:
             kind = value.get("type")
             kind = kind if isinstance(kind, str) else None
             if kind == "error" and self.error is None:
                 self.error = "error event in the stream"
+            if kind == "content_block_delta" and not self._begun:
+                if framed:
+                    self._write(framed, out)  # the packet: what came before
+                    framed = []
+                self._begun = True
             framed.append(named(kind, payload))
             if kind in ENDS:
                 self.finished = True
                 break
         if framed:
-            self.replied = True
-            out.append(b"".join(framed))
+            self._write(framed, out)
+
+    def _write(self, framed: list[bytes], out: list[bytes]) -> None:
+        write = b"".join(framed)
+        if not self._begun:
+            self.packet = write
+        self.replied = True
+        out.append(write)
 
     def done(self, out: list[bytes]) -> None:
         """A [DONE], which is not Anthropic's: the end of the upstream's reply, as its body's end is."""
