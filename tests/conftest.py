@@ -13,6 +13,7 @@ import httpx2  # the openai SDK's HTTP client
 import pytest
 
 from tests.fake_upstream import FakeUpstream
+from tests.long_silence import LONG_SILENCE
 from tests.relay_server import ROOT, RelayServer, stop_all
 
 # Distinctive values, so a leak into a response or a log line is found by a plain search.
@@ -57,6 +58,16 @@ def assert_no_secret(text: str | bytes, where: str) -> None:
 
 
 RelayFactory = Callable[..., RelayServer]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The three-minute silence runs beside the rest of the suite, from its start (tests/long_silence.py)."""
+    if any(item.nodeid.startswith("tests/test_long_silence.py") for item in items):
+        LONG_SILENCE.start()
+
+
+def pytest_sessionfinish() -> None:
+    LONG_SILENCE.stop()
 
 
 @pytest.fixture(scope="session")

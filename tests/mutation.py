@@ -50,10 +50,12 @@ MODULES: dict[str, list[str]] = {
     "relay/access/policy.py": ["tests/test_policy.py"],
     "relay/access/cors.py": ["tests/test_policy.py"],
     "relay/access/redaction.py": ["tests/test_redaction.py"],
+    "relay/access/secret_forms.py": ["tests/test_redaction.py"],
     "relay/access/callers.py": ["tests/test_policy.py"],
     "relay/upstream/retry.py": ["tests/test_retry.py"],
     "relay/config/limit_settings.py": ["tests/test_limiter.py"],
     "relay/access/limiter.py": ["tests/test_limiter.py"],
+    "relay/access/limits_store.py": ["tests/test_limiter.py"],
 }
 
 

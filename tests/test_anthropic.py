@@ -624,16 +624,30 @@ def test_a_client_that_leaves_mid_stream_frees_the_upstream(fake: FakeUpstream, 
     assert entry["outcome"] == "client_gone"
 
 
-def test_the_keep_alive_is_anthropics_ping_which_the_sdk_skips(
-    fake: FakeUpstream, sdk: anthropic.Anthropic
+def test_a_silent_stream_gets_anthropics_ping_which_the_sdk_skips(
+    fake: FakeUpstream, relay_factory: RelayFactory
 ) -> None:
-    # The stream loop's keep-alive for this format (relay/formats/anthropic_events.py), sent while the
-    # upstream is slow: an SDK that reads it among the events skips it, as it skips Anthropic's own.
+    # After STREAM_KEEPALIVE_SECONDS without a write the stream loop writes this format's keep-alive,
+    # Anthropic's own ping (not an SSE comment): the SDK skips it, as it skips Anthropic's.
+    relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, STREAM_KEEPALIVE_SECONDS="0.5")
     assert KEEPALIVE == b'event: ping\ndata: {"type": "ping"}\n\n'
     events = [anthropic_sse(event) for event in anthropic_events(["kept ", "alive"])]
-    fake.replies["claude-test"] = Reply(body=[events[0], KEEPALIVE, Pause(0.05), KEEPALIVE, *events[1:]])
-    with sdk.messages.stream(model="claude-test", max_tokens=5, messages=USER) as stream:
+    fake.replies["claude-test"] = Reply(
+        body=[Pause(1.2), events[0], Pause(1.2), *events[1:]]
+    )  # thinks, twice
+    with (
+        sdk_client(relay) as sdk,
+        sdk.messages.stream(model="claude-test", max_tokens=5, messages=USER) as stream,
+    ):
         assert "".join(stream.text_stream) == "kept alive"
+    response = post(relay, {"model": "claude-test", "messages": USER, "stream": True})
+    assert response.content.count(KEEPALIVE) >= 3 and b": keep-alive" not in response.content
+    # Between events, never inside one (the upstream's own ping is the same bytes).
+    assert response.content.replace(KEEPALIVE, b"") == b"".join(
+        event for event in events if event != KEEPALIVE
+    )
+    # Before the model's first word: the log's first token is not a ping.
+    assert relay.log_of(response.headers["x-relay-request-id"])["first_token_ms"] >= 2000
 
 
 def test_the_openai_endpoints_keep_their_own_error_shape_and_token_header(

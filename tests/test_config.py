@@ -17,7 +17,8 @@ def test_defaults() -> None:
     assert settings.openai_api_key is None
     assert settings.default_route.url("/chat/completions") == "https://api.openai.com/v1/chat/completions"
     assert settings.connect_timeout == 10.0
-    assert settings.idle_timeout == 60.0
+    assert settings.idle_timeout == 300.0  # minutes: a reasoning model thinks before its first token
+    assert settings.keepalive == 15.0
     # The rest of docs/configuration.md's timeouts and retries, as written there.
     assert (settings.first_byte_timeout, settings.stream_max_seconds) == (120.0, 900.0)
     assert (settings.retries, settings.retry_max_wait) == (2, 8.0)

@@ -73,7 +73,7 @@ def test_each_setting_with_its_source_and_its_value_secrets_by_length_only() -> 
     assert line_of(out, "SHUTDOWN_GRACE_SECONDS").split()[1:] == ["default", "8"]
     assert all(line_of(out, name) for name in SETTINGS)
     assert "(default) -> https://user:***@llm.example/v1: key from OPENAI_API_KEY" in out
-    last = "Configuration ok: upstreams llm.example, api.anthropic.com; longest request 960 s."
+    last = "Configuration ok: upstreams llm.example, api.anthropic.com; longest request 1200 s."
     assert out.splitlines()[-1] == last
     assert "Warning:" not in out
 

@@ -380,6 +380,27 @@ def test_a_client_that_leaves_while_the_upstream_thinks_frees_it_at_once(
     assert [entry["outcome"] for entry in relay.request_logs_of(agent)] == ["client_gone"]
 
 
+def test_under_gthread_a_client_that_leaves_mid_stream_frees_the_upstream_at_the_next_read(
+    fake: FakeUpstream, relay_factory: RelayFactory
+) -> None:
+    # A thread cannot be interrupted, but it peeks at the client's socket at each upstream read.
+    # The upstream sends only comments for 10 s (a model "thinking" as OpenRouter shows it): no
+    # write to the client would fail, so only the peek can tell that it left.
+    relay = relay_factory(SERVER_WORKER="gthread", THREADS="4")
+    thinking = [step for _ in range(200) for step in (Pause(0.05), b": thinking\n\n")]
+    stream = openai_stream(["done"])
+    fake.replies["gpt-test"] = Reply(body=[stream[0], *thinking, *stream[1:]])
+    body = {"model": "gpt-test", "messages": USER, "stream": True}
+    agent = "hardening/gthread-leaves-mid-stream"
+    left = send_then_leave(relay.port, "/v1/chat/completions", body, agent, after=0.5)
+    assert fake.wait_for(
+        lambda: bool(fake.requests) and fake.requests[0].client_closed is not None, timeout=8
+    ), "the upstream was read on after the client left"
+    closed = fake.requests[0].client_closed
+    assert closed is not None and closed - left < 2, f"freed {closed - left:.2f} s after the client left"
+    assert [entry["outcome"] for entry in relay.request_logs_of(agent)] == ["client_gone"]
+
+
 def test_a_client_that_leaves_during_a_retry_wait_gets_no_retry(
     fake: FakeUpstream, relay: RelayServer
 ) -> None:

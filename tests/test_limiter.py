@@ -17,7 +17,7 @@ import gevent.event  # type: ignore[import-untyped]
 import pytest
 from limits.storage import MemoryStorage
 
-import relay.access.limiter as limits_module
+from relay.access import limits_store
 from relay.access.callers import Caller
 from relay.access.limiter import Limiter, Reservation, StoreUnavailable, _duration
 from relay.config.environment import ConfigError
@@ -288,7 +288,7 @@ def test_the_counters_are_kept_under_the_keys_the_docs_name() -> None:
     )  # fmt: skip
     limits.settle(limits.admit(ALICE, "gpt-4o", 20), 7)
     limits.admit(Caller("ip:203.0.113.9", "203.0.113.9"), "other", 3)
-    storage = limits._limiter().storage
+    storage = limits.store.windows().storage
     assert isinstance(storage, MemoryStorage)
     assert {key: int(count) for key, count in storage.storage.items()} == {
         "LIMITER/requests/token:alice/2/60/second": 1,
@@ -401,9 +401,9 @@ def test_a_store_slower_than_usual_but_within_its_timeout_still_counts(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Under the gevent worker the calls are waited for up to LIMITS_STORE_TIMEOUT, together.
-    monkeypatch.setattr(limits_module, "under_gevent", lambda: True)
+    monkeypatch.setattr(limits_store, "under_gevent", lambda: True)
     limits = limiter(RATE_LIMIT_REQUESTS="1/minute", RATE_LIMIT_TOKENS="5/day", LIMITS_STORE_TIMEOUT="5")
-    windows = limits._limiter()
+    windows = limits.store.windows()
     hit = windows.hit
 
     def slowly(call: Callable[..., bool]) -> Callable[..., bool]:
@@ -416,7 +416,7 @@ def test_a_store_slower_than_usual_but_within_its_timeout_still_counts(
 
 def test_the_calls_run_on_greenlets_under_the_gevent_worker(monkeypatch: pytest.MonkeyPatch) -> None:
     # As in a deployed worker: the store calls of one request run at once, each on its own greenlet.
-    monkeypatch.setattr(limits_module, "under_gevent", lambda: True)
+    monkeypatch.setattr(limits_store, "under_gevent", lambda: True)
     limits = limiter(
         RATE_LIMIT_REQUESTS="3/minute",
         RATE_LIMIT_TOKENS="20/day",
@@ -521,13 +521,13 @@ def test_a_store_call_that_hangs_under_the_gevent_worker_is_given_up_at_its_dead
     # This process's sockets are not gevent's, so a silent Redis would be cut by the socket's
     # own timeout; the hang is a greenlet's wait instead, which only the deadline ends. One
     # limit or several: each request's wait is the store's timeout.
-    monkeypatch.setattr(limits_module, "under_gevent", lambda: True)
+    monkeypatch.setattr(limits_store, "under_gevent", lambda: True)
     for limit in (
         {"RATE_LIMIT_REQUESTS": "1/day"},
         {"RATE_LIMIT_REQUESTS": "1/day", "BUDGET_TOKENS": "9/day"},
     ):
         limits = limiter(LIMITS_STORE_TIMEOUT="0.2", **limit)
-        windows = limits._limiter()
+        windows = limits.store.windows()
         monkeypatch.setattr(windows, "hit", lambda *args, **kwargs: gevent.event.Event().wait())
         started = time.monotonic()
         assert limits.admit(ALICE, "gpt-test", 1) == Reservation(0)

@@ -55,8 +55,10 @@ def relays(fake: FakeUpstream) -> Iterator[Relays]:
     started: list[RelayServer] = []
 
     def start(count: int = 1, **settings: str) -> list[RelayServer]:
+        # A store wait of 5 s: on a loaded machine a first call (which connects) can take over the
+        # default 0.5 s, and a request then goes on uncounted. The tests of a slow store set their own.
         env = {"OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": SERVER_KEY, "ACCESS_TOKENS": TOKENS,
-               "UPSTREAM_RETRIES": "0", **settings}  # fmt: skip
+               "UPSTREAM_RETRIES": "0", "LIMITS_STORE_TIMEOUT": "5", **settings}  # fmt: skip
         servers = [RelayServer(env).start() for _ in range(count)]
         started.extend(servers)
         return servers

@@ -869,6 +869,26 @@ def test_hostile_markdown_stays_text(fake: FakeUpstream, relay: RelayServer, pag
     assert problems == []
 
 
+def test_the_users_own_message_is_text_never_html(fake: FakeUpstream, relay: RelayServer, page: Page) -> None:
+    # Pasted markup, a link and a script: shown as typed, in the turn and after a reload.
+    dialogs: list[str] = []
+    page.on("dialog", lambda opened: (dialogs.append(opened.message), opened.dismiss()))
+    fake.replies["gpt-4o-mini"] = Reply(body=openai_stream(["ok"]))
+    typed = "<img src=x onerror=alert(1)> <b>bold</b> <script>alert(2)</script> [a](javascript:alert(3))"
+    page.goto(relay.url + "/")
+    send(page, typed)
+    wait_for_reply(page, 1)
+    for shown in (page, None):
+        if shown is None:
+            page.reload()
+            wait_for_reply(page, 1)
+        mine = page.locator(".turn.user .text").last
+        assert mine.inner_text() == typed
+        assert mine.evaluate("node => node.children.length") == 0  # no element: text only
+    page.wait_for_timeout(300)
+    assert dialogs == []
+
+
 # Each case is rendered in the page; none may take long, whatever its size.
 BOUNDED_WORK = """async () => {
   const { renderMarkdown } = await import("/markdown.js");

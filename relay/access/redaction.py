@@ -24,54 +24,29 @@ places, a GRAM-long piece of a secret: the pieces are looked up in a set, as int
 
 from __future__ import annotations
 
-import base64
 import re
 import struct
 from collections.abc import Iterable
 
+from relay.access.secret_forms import (
+    ESCAPED,
+    KEY_CHARACTERS,
+    MARKED,
+    MARKS,
+    MASK,
+    MASKS,
+    RUN,
+    base64_forms,
+    pieces,
+    public_prefix,
+    unescape,
+)
 from relay.config.placeholders import is_secret
 
 REDACTED = "[redacted]"
-RUN = 8
 GRAM = 4  # the bytes of a native unsigned int: memoryview.cast("I") cuts a write into its pieces
 
 _REDACTED = REDACTED.encode()
-# A key's public prefix: short lower-case segments, each ended by "-" or "_" (at most PREFIX_LIMIT).
-_PUBLIC_PREFIX = re.compile(rb"(?:[a-z][a-z0-9]{0,7}[-_])+")
-PREFIX_LIMIT = 13  # Anthropic's sk-ant-api03- is the longest in use
-# A masked key: what shows of its start, the mask, what shows of its end.
-_MASK = re.compile(rb"([A-Za-z0-9_\-]*)(?:\*{3,}|\.{3,}|\xe2\x80\xa6)([A-Za-z0-9_\-]*)")
-_MASKS = (b"***", b"...", b"\xe2\x80\xa6")
-# Anything that an escape or a mask starts with; then, exactly, an escape or a mask.
-_MARKS = re.compile(rb"[\\%*.\xe2]")
-_MARKED = re.compile(rb"\\u00[2-7]|%[2-7][0-9a-fA-F]|\*\*\*|\.\.\.|\xe2\x80\xa6")
-# Escapes of the characters a key is made of, which an upstream may use instead of them.
-# (Not after a backslash: "\\\\u0073" is an escaped backslash, then text.)
-_ESCAPED = re.compile(rb"(?<!\\)\\u00([2-7][0-9a-fA-F])|%([2-7][0-9a-fA-F])")
-_KEY_CHARACTERS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~+/=:")
-_URL_SAFE = bytes.maketrans(b"+/", b"-_")
-
-
-def public_prefix(secret: bytes) -> int:
-    """The length of the secret's public prefix (`sk-proj-`), 0 if it has none."""
-    prefix = _PUBLIC_PREFIX.match(secret)
-    if prefix is None or prefix.end() > PREFIX_LIMIT or len(secret) - prefix.end() < RUN:
-        return 0
-    return prefix.end()
-
-
-def base64_forms(secret: bytes) -> set[bytes]:
-    """The secret as base64 shows it, wherever it stands in what is encoded: 3 alignments, 2 alphabets."""
-    forms = set()
-    for skip in range(3):
-        encoded = base64.b64encode(b"\0" * skip + secret + b"\0\0")
-        form = encoded[(8 * skip + 5) // 6 : 8 * (skip + len(secret)) // 6]  # the secret's bits alone
-        forms |= {form, form.translate(_URL_SAFE)}
-    return forms
-
-
-def _pieces(forms: Iterable[bytes], size: int) -> set[bytes]:
-    return {form[i : i + size] for form in forms for i in range(len(form) - size + 1)}
 
 
 class Redactor:
@@ -85,11 +60,11 @@ class Redactor:
         self._secrets = tuple((secret, public_prefix(secret)) for secret in real)
         forms = {secret[prefix:] for secret, prefix in self._secrets}
         forms |= {form for secret in real for form in base64_forms(secret)}
-        self._windows = _pieces(forms, RUN)
-        self._grams = _pieces(forms, GRAM)
+        self._windows = pieces(forms, RUN)
+        self._grams = pieces(forms, GRAM)
         # What may end a write and still begin a run in the next one: a stream's carry.
         self._hold = {
-            piece for size in range(1, RUN) for piece in _pieces(forms, size) if set(piece) <= _KEY_CHARACTERS
+            piece for size in range(1, RUN) for piece in pieces(forms, size) if set(piece) <= KEY_CHARACTERS
         }
         # The same pieces as native unsigned ints, as memoryview.cast("I") reads them from a write.
         self._numbers = frozenset(struct.unpack("=I", piece)[0] for piece in self._grams) if real else None
@@ -106,7 +81,7 @@ class Redactor:
             return False
         if not numbers.isdisjoint(memoryview(data)[: len(data) - len(data) % GRAM].cast("I")):
             return True
-        return _MARKS.search(data) is not None and _MARKED.search(data) is not None
+        return MARKS.search(data) is not None and MARKED.search(data) is not None
 
     def redact(self, text: str) -> str:
         """`text` with every run, masked form and whole of a secret replaced by [redacted]."""
@@ -130,11 +105,11 @@ class Redactor:
         """Escaped and masked forms of a secret: unescaped where that shows one, masks redacted."""
         text = data
         if b"\\u00" in text or b"%" in text:
-            unescaped = _ESCAPED.sub(_unescape, text)
+            unescaped = ESCAPED.sub(unescape, text)
             if unescaped != text and self._covered(unescaped):
                 text = unescaped  # the escapes hid a secret: show the unescaped text, redacted
-        if any(mask in text for mask in _MASKS):
-            text = _MASK.sub(self._masked, text)
+        if any(mask in text for mask in MASKS):
+            text = MASK.sub(self._masked, text)
         return text
 
     def stream(self) -> StreamRedaction:
@@ -143,7 +118,7 @@ class Redactor:
 
     def held(self, data: bytes) -> int:
         """How many of the last bytes to hold back: the longest end that could begin a run (< RUN)."""
-        if not data or data[-1] not in _KEY_CHARACTERS:
+        if not data or data[-1] not in KEY_CHARACTERS:
             return 0  # the usual end of a write: a newline, a quote, a space
         for size in range(min(RUN - 1, len(data)), 0, -1):
             if data[-size:] in self._hold:
@@ -247,11 +222,6 @@ class StreamRedaction:
     def _keep(self, sent: bytes, held: bytes) -> None:
         self._context = (self._context + sent)[-(RUN - 1) :]
         self._held = held
-
-
-def _unescape(match: re.Match[bytes]) -> bytes:
-    character = int(match.group(1) or match.group(2), 16)
-    return bytes((character,)) if character in _KEY_CHARACTERS else match.group(0)
 
 
 _CACHE: dict[tuple[str | None, ...], Redactor] = {}

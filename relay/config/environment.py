@@ -90,6 +90,14 @@ def seconds(environ: Mapping[str, str], name: str, default: float) -> float:
     return number
 
 
+def seconds_or_off(environ: Mapping[str, str], name: str, default: float | None) -> float | None:
+    """A positive number of seconds, or None for `0` or `off`."""
+    value = text(environ, name)
+    if value is None:
+        return default
+    return None if value.lower() in ("0", "off") else seconds(environ, name, 0.0)
+
+
 def positive_int(environ: Mapping[str, str], name: str, default: int | None) -> int | None:
     """A whole number above zero, or `default` when unset."""
     value = text(environ, name)

@@ -52,6 +52,7 @@ SETTINGS: dict[str, bool] = {
     "UPSTREAM_IDLE_TIMEOUT": False,
     "STREAM_MAX_SECONDS": False,
     "REQUEST_BODY_TIMEOUT": False,
+    "STREAM_KEEPALIVE_SECONDS": False,
     "SERVER_WORKER": False,
     "WORKERS": False,
     "THREADS": False,

@@ -86,6 +86,7 @@ def in_effect(settings: Settings) -> dict[str, str]:
         "UPSTREAM_IDLE_TIMEOUT": s.idle_timeout,
         "STREAM_MAX_SECONDS": s.stream_max_seconds,
         "REQUEST_BODY_TIMEOUT": s.body_timeout,
+        "STREAM_KEEPALIVE_SECONDS": "off" if s.keepalive is None else s.keepalive,
         "SHUTDOWN_GRACE_SECONDS": s.shutdown_grace,
         "SERVER_WORKER": s.server_worker,
         "WORKERS": s.workers,

@@ -49,9 +49,14 @@ class Settings:
     allowed_fields: tuple[str, ...] = ()  # passed on /v1/ besides the known ones, under MAX_TOKENS_LIMIT
     connect_timeout: float = 10.0
     first_byte_timeout: float = 120.0
-    idle_timeout: float = 60.0
+    # Minutes, not seconds: a reasoning model may think for minutes before its first token, and the
+    # keep-alives below hold the client's side of such a silence open (docs/configuration.md).
+    idle_timeout: float = 300.0
     stream_max_seconds: float = 900.0
     body_timeout: float = 30.0  # the longest the whole request body may take to arrive
+    # An event stream's keep-alive comment after this long without a write to the client, so that
+    # proxies and client watchdogs do not take a thinking model for a dead connection. None: off.
+    keepalive: float | None = 15.0
     max_body_bytes: int = 1024 * 1024
     stream_usage: bool | None = None  # STREAM_USAGE; unset: per route, by its host (OpenAI's takes it)
     serve_page: bool = True
@@ -168,6 +173,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         idle_timeout=env.seconds(environ, "UPSTREAM_IDLE_TIMEOUT", d.idle_timeout),
         stream_max_seconds=env.seconds(environ, "STREAM_MAX_SECONDS", d.stream_max_seconds),
         body_timeout=env.seconds(environ, "REQUEST_BODY_TIMEOUT", d.body_timeout),
+        keepalive=env.seconds_or_off(environ, "STREAM_KEEPALIVE_SECONDS", d.keepalive),
         max_body_bytes=env.positive_int(environ, "MAX_BODY_BYTES", d.max_body_bytes) or d.max_body_bytes,
         stream_usage=stream_usage,
         serve_page=env.boolean(environ, "SERVE_PAGE", d.serve_page),

@@ -19,7 +19,7 @@ from relay.endpoints.chat_completions import most_output
 from relay.endpoints.course import UpstreamEndpoint
 from relay.errors import BadRequest, KeyRequired, MissingApiKey
 from relay.formats import jsoncodec
-from relay.formats.anthropic_events import MessagesPassThrough
+from relay.formats.anthropic_events import KEEPALIVE, MessagesPassThrough
 from relay.serving.writer import EVENT_STREAM_UTF8
 from relay.validation.messages_body import MessagesRequest, check_messages_fields, parse_messages
 
@@ -34,7 +34,8 @@ DEFAULT_VERSION = "2023-06-01"
 # Characters of one such header, all its lines joined; Claude Code's betas are about 250.
 REQUEST_HEADER_LIMIT = 2048
 
-STREAMED = Encoding("messages", MessagesPassThrough, content_type=EVENT_STREAM_UTF8)
+# Its keep-alive is Anthropic's own ping: the SDKs skip it, Claude Code's stream watchdog counts it.
+STREAMED = Encoding("messages", MessagesPassThrough, content_type=EVENT_STREAM_UTF8, keepalive=KEEPALIVE)
 COUNTED = Encoding("messages", free=True)  # count_tokens: the upstream bills nothing for it
 
 

@@ -22,8 +22,8 @@ from relay.access.policy import check_model
 from relay.config import Route, Settings
 from relay.config.upstreams import Api
 from relay.errors import Dialect
-from relay.formats.encoding import Encoder
-from relay.serving.client_connection import ClientWatch
+from relay.formats.encoding import KEEPALIVE_COMMENT, Encoder
+from relay.serving.client_connection import CLIENT_WRITE_SECONDS, ClientWatch
 from relay.serving.request_body import read_request_body
 from relay.serving.request_log import RequestLog
 from relay.serving.shutdown import SHUTDOWN
@@ -56,7 +56,11 @@ class Call:
         """The watch on the client's socket; made once the request body has been read."""
         if self._client is None:
             socket = self.request.environ.get("gunicorn.socket")  # None under another server
-            self._client = ClientWatch(socket, write_timeout=self.settings.idle_timeout)
+            # A write to a client that stopped reading waits no longer than a silent upstream would,
+            # and at most a minute: the upstream's silence may be minutes (a thinking model), a
+            # client's has no such reason.
+            write_timeout = min(self.settings.idle_timeout, CLIENT_WRITE_SECONDS)
+            self._client = ClientWatch(socket, write_timeout=write_timeout)
             SHUTDOWN.watch(self._client)  # ended, told why, if the instance stops first
         return self._client
 
@@ -117,6 +121,9 @@ class Encoding:
     # The relay retries an upstream's 429 and 5xx itself, for callers that do not (the 2023 client);
     # else they reach the caller at once, whose SDK retries them as the upstream's Retry-After says.
     retry_statuses: bool = False
+    # Written when a stream has been silent for STREAM_KEEPALIVE_SECONDS: an SSE comment, or the
+    # format's own (Anthropic's ping event). None: never (the original format's body is the text).
+    keepalive: bytes | None = KEEPALIVE_COMMENT
     free: bool = False  # the upstream bills nothing for it (count_tokens): no tokens reserved or counted
 
 

@@ -106,6 +106,7 @@ def answer(call: Call, outgoing: Outgoing, response: httpx.Response) -> Written:
             client=call.client,
             settings=call.settings,
             whole=whole,
+            keepalive=encoding.keepalive,
         )
         return call.writer.stream(source, encoding.content_type, headers)
     if encoding.as_it_arrives and kind == "json":

@@ -35,6 +35,7 @@ class OriginalChat(UpstreamEndpoint):
             refusal="text",
             sdk_headers=False,
             retry_statuses=True,
+            keepalive=None,  # its body is the model's text: nothing else may be in it
         )
         most = max_tokens or DEFAULT_MAX_TOKENS
         return Outgoing(

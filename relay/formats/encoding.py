@@ -15,6 +15,9 @@ from typing import Any, Protocol
 from relay.formats import jsoncodec
 
 DONE = b"[DONE]"
+# An event stream's keep-alive: a comment, which every SSE reader skips (WHATWG: a line that
+# begins with a colon), so that no SDK sees it.
+KEEPALIVE_COMMENT = b": keep-alive\n\n"
 
 # An event as encoders get it: the upstream's data as it came, and that data parsed.
 Event = tuple[bytes, dict[str, Any]]

@@ -7,7 +7,9 @@ wait for the network) while the request's greenlet relays: each time it comes ba
 it takes all that arrived meanwhile, as one. A paced stream's token is still relayed the
 moment it arrives; a burst becomes one write. The reader holds at most HOLD_BYTES: a client
 that reads slowly slows the reading of the upstream, never grows the relay's memory.
-(Under gthread each chunk is its own batch, read when the relay asks for it.)
+With a `tick`, an empty batch comes after that long without one, so that the relay can
+write a keep-alive while a model thinks in silence. (Under gthread each chunk is its own batch,
+read when the relay asks for it, and there is no tick: a blocked read cannot be interrupted.)
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ HOLD_BYTES = 256 * 1024
 class Batches:
     """Iterate for the body's bytes, a batch at a time; `finish` and `close` end the reading."""
 
-    def __init__(self, chunks: Iterator[bytes], client: ClientWatch) -> None:
+    def __init__(self, chunks: Iterator[bytes], client: ClientWatch, tick: float | None = None) -> None:
         self._chunks = chunks
         self._client = client
+        self._tick = tick  # an empty batch after this long without one (a chance for a keep-alive)
         self._arrived: list[bytes] = []
         self._held = 0
         self._ended = False
@@ -60,20 +63,22 @@ class Batches:
         if self._reader is None:
             yield from self._unbatched()
             return
-        ready, room, client = self._ready, self._room, self._client
+        ready, room, client, tick = self._ready, self._room, self._client, self._tick
         while True:
             if client.left:
                 raise ClientGone()
             if client.ended_by is not None:
                 raise client.ended_by  # the server is shutting down
             client.waiting = True  # a client that leaves now, or the server's end, interrupts the wait
-            ready.wait()
+            ready.wait(tick)
             client.waiting = False
             ready.clear()
             arrived, self._arrived, self._held = self._arrived, [], 0
             room.set()
             if arrived:
                 yield arrived[0] if len(arrived) == 1 else b"".join(arrived)
+            elif not self._ended:
+                yield b""  # `tick` seconds and nothing: the relay may keep the client's connection alive
             if self._ended and not self._arrived:
                 if self._failure is not None:
                     raise self._failure

@@ -34,6 +34,11 @@ _PEEK = socket.MSG_PEEK | getattr(socket, "MSG_DONTWAIT", 0)
 _TIMEVAL = "ll"  # struct timeval: seconds, microseconds
 
 
+# The longest one write to a client may wait (at most UPSTREAM_IDLE_TIMEOUT): a client that stops
+# reading is let go after it, and its upstream closed.
+CLIENT_WRITE_SECONDS = 60.0
+
+
 class ClientWatch:
     """Watches one client's socket from the end of its request body to the end of its reply."""
 

@@ -59,6 +59,7 @@ class RelayedStream:
         client: ClientWatch,
         settings: Settings,
         whole: Sequence[bytes] | None = None,
+        keepalive: bytes | None = None,
     ) -> None:
         self._response = response
         self._encoder = encoder
@@ -68,9 +69,14 @@ class RelayedStream:
         self._settings = settings
         self._deadline = log.started + settings.stream_max_seconds
         self._tally = Tally()
+        # Written after STREAM_KEEPALIVE_SECONDS without a write (the format's comment or ping).
+        self._keepalive = keepalive if settings.keepalive is not None else None
+        self._keepalive_seconds = settings.keepalive or 0.0
+        self._written = time.monotonic()  # the last write to the client
         self._batches: Batches | None = None
         if whole is None:
-            self._batches = Batches(response.iter_raw(), client)
+            tick = settings.keepalive if self._keepalive is not None else None
+            self._batches = Batches(response.iter_raw(), client, tick)
             self._reads: Iterator[Sequence[bytes]] = event_reads(self._batches)
         else:  # a whole answer, read already: its events as one read
             self._reads = iter((whole,))
@@ -135,6 +141,11 @@ class RelayedStream:
                 yield from self._take(out)
                 if encoder.finished:
                     break
+            if self._keepalive is not None and time.monotonic() - self._written >= self._keepalive_seconds:
+                # Silent so long (a model thinking, or only what is not passed on): a proxy or a
+                # client's watchdog would take the stream for a dead one. Not the reply: no first token.
+                self._written = time.monotonic()
+                yield self._keepalive
             if time.monotonic() > self._deadline:
                 limit = self._settings.stream_max_seconds
                 yield from self._failed(
@@ -166,6 +177,8 @@ class RelayedStream:
         """The writes made so far; the first that is the reply (not a packet, not a note) is timed."""
         writes = out[:]
         out.clear()
+        if writes:
+            self._written = time.monotonic()
         if reply and any(write is not self._encoder.packet for write in writes):
             self._log.mark_first_token()
         return iter(writes)

@@ -100,7 +100,7 @@ def unpatch_idle_connection_check() -> None:
     connection of the pool whether the server closed it, with `select.poll()` and a
     zero timeout. gevent's patched poll turns each of those into a trip through its
     event loop: with a few hundred idle connections after a burst, a request cost
-    8.5 ms of CPU instead of 2 (bench/results/profile-idle-check.txt). The
+    several times the CPU (the profile: bench/results/profile-idle-check.txt). The
     operating system's poll with a zero timeout never blocks, so it is safe in a
     gevent worker and costs a system call. httpcore reads `select` from its module
     at each call; the pinned httpcore (requirements.txt) is what this was written for.
