@@ -14,6 +14,7 @@ import pytest
 
 from tests.fake_upstream import FakeUpstream
 from tests.long_silence import LONG_SILENCE
+from tests.redis_server import Redis, require_redis_server
 from tests.relay_server import ROOT, RelayServer, stop_all
 
 # Distinctive values, so a leak into a response or a log line is found by a plain search.
@@ -147,6 +148,15 @@ def agents() -> Path:
             pytest.fail(why)
         pytest.skip(f"the coding agent tests are skipped: {why}")
     return binaries
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[Redis]:
+    """Debian's redis-server on a free port for the module's tests (a skip, or in CI a failure, without it)."""
+    require_redis_server()
+    server = Redis().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

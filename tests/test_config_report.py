@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 
@@ -175,14 +174,6 @@ def test_an_unreachable_store_is_warned_by_its_host_never_its_password() -> None
         f"Warning: REDIS_URL at 127.0.0.1:{port} did not answer within 2 s: ConnectionRefusedError: until it "
         "does, each request is served uncounted (LIMITS_ON_STORE_ERROR=allow)."
     ) in completed.stdout
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[Redis]:
-    require_redis_server()
-    server = Redis().start()
-    yield server
-    server.stop()
 
 
 def test_a_store_that_answers_is_said_so(redis_server: Redis) -> None:

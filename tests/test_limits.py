@@ -31,14 +31,6 @@ TOKENS = f"alice:{ALICE},bob:{BOB}"
 USAGE = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
 
 
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[Redis]:
-    require_redis_server()
-    server = Redis().start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def redis(redis_server: Redis) -> Redis:
     """The module's Redis, emptied: each test counts from zero."""

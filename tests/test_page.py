@@ -872,7 +872,12 @@ def test_hostile_markdown_stays_text(fake: FakeUpstream, relay: RelayServer, pag
 def test_the_users_own_message_is_text_never_html(fake: FakeUpstream, relay: RelayServer, page: Page) -> None:
     # Pasted markup, a link and a script: shown as typed, in the turn and after a reload.
     dialogs: list[str] = []
-    page.on("dialog", lambda opened: (dialogs.append(opened.message), opened.dismiss()))
+
+    def dialog(opened: Dialog) -> None:
+        dialogs.append(opened.message)
+        opened.dismiss()
+
+    page.on("dialog", dialog)
     fake.replies["gpt-4o-mini"] = Reply(body=openai_stream(["ok"]))
     typed = "<img src=x onerror=alert(1)> <b>bold</b> <script>alert(2)</script> [a](javascript:alert(3))"
     page.goto(relay.url + "/")

@@ -22,6 +22,24 @@ from tests.relay_server import (
 )
 
 
+def refused_start(name: str, value: str) -> str:
+    """What the function printed when it would not start with this setting (it must not start)."""
+    completed = subprocess.run(
+        [*framework_command(), "--port", "0"],
+        cwd=ROOT,
+        env={**base_environ(), "OPENAI_API_KEY": SERVER_KEY, name: value},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode != 0
+    output = completed.stdout + completed.stderr
+    assert "Traceback" not in output
+    assert SERVER_KEY not in output
+    return output
+
+
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
@@ -45,20 +63,7 @@ from tests.relay_server import (
     ],
 )  # fmt: skip
 def test_malformed_setting_stops_the_process_naming_it(name: str, value: str, message: str) -> None:
-    completed = subprocess.run(
-        [*framework_command(), "--port", "0"],
-        cwd=ROOT,
-        env={**base_environ(), "OPENAI_API_KEY": SERVER_KEY, name: value},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert completed.returncode != 0
-    output = completed.stdout + completed.stderr
-    assert f"Configuration error: {message}" in output
-    assert "Traceback" not in output
-    assert SERVER_KEY not in output
+    assert f"Configuration error: {message}" in refused_start(name, value)
 
 
 def warnings_of(relay_factory: RelayFactory, **settings: str | None) -> list[str]:
@@ -149,19 +154,8 @@ def test_gthread_worker_still_serves(
      ("OPENAI_BASEURL", "OPENAI_BASE_URL"), ("ACESS_TOKENS", "ACCESS_TOKENS")],
 )  # fmt: skip
 def test_a_misspelt_setting_stops_the_process_naming_the_setting(name: str, meant: str) -> None:
-    completed = subprocess.run(
-        [*framework_command(), "--port", "0"],
-        cwd=ROOT,
-        env={**base_environ(), "OPENAI_API_KEY": SERVER_KEY, name: "100"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert completed.returncode != 0
-    output = completed.stdout + completed.stderr
+    output = refused_start(name, "100")
     assert f"Configuration error: {name} is not a setting of this relay: did you mean {meant}?" in output
-    assert "Traceback" not in output and SERVER_KEY not in output
 
 
 def test_an_unreachable_store_is_said_at_start_up_and_in_each_failure_by_its_host(
