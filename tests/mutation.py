@@ -36,6 +36,8 @@ MODULES: dict[str, list[str]] = {
     "relay/formats/responses_events.py": ["tests/test_responses_translation.py"],
     "relay/formats/responses_object.py": ["tests/test_responses_translation.py"],
     "relay/formats/responses_items.py": ["tests/test_responses_translation.py"],
+    "relay/formats/anthropic_events.py": ["tests/test_anthropic_wire.py"],
+    "relay/formats/error_shapes.py": ["tests/test_anthropic_wire.py", "tests/test_writer.py"],
     "relay/serving/writer.py": ["tests/test_writer.py"],
     "relay/access/usage.py": ["tests/test_usage.py"],
     "relay/validation/json_values.py": [
@@ -47,6 +49,7 @@ MODULES: dict[str, list[str]] = {
     "relay/validation/chat_body.py": ["tests/test_openai_body.py"],
     "relay/validation/responses_body.py": ["tests/test_responses_translation.py"],
     "relay/validation/responses_to_chat.py": ["tests/test_responses_translation.py"],
+    "relay/validation/messages_body.py": ["tests/test_anthropic_wire.py"],
     "relay/access/policy.py": ["tests/test_policy.py"],
     "relay/access/cors.py": ["tests/test_policy.py"],
     "relay/access/redaction.py": ["tests/test_redaction.py"],

@@ -3,6 +3,7 @@ package (2.17) and by raw requests as Claude Code sends them, against the real s
 
 The fake upstream speaks Anthropic's API here (tests/fake_replies.py: named events, whole Messages,
 Anthropic's errors); every relay of the suite points ANTHROPIC_BASE_URL at it (tests/conftest.py).
+The same without a network, byte by byte and field by field: tests/test_anthropic_wire.py.
 """
 
 from __future__ import annotations
@@ -10,24 +11,16 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import anthropic
 import httpx
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from relay.access.usage import Usage
 from relay.formats.anthropic_events import (
     KEEPALIVE,
-    MessagesPassThrough,
-    message_as_events,
-    message_of,
-    named,
 )
-from relay.formats.encoding import Tally, encode
 from tests.conftest import ACCESS_TOKEN, ANTHROPIC_KEY, CLIENT_KEY, SERVER_KEY, RelayFactory
 from tests.fake_replies import (
     anthropic_error,
@@ -675,125 +668,3 @@ def test_anthropic_message_is_what_the_sdk_parses() -> None:
     # The fake's whole Message is one the SDK takes as it is (so the tests above test the relay).
     message = anthropic.types.Message.model_validate(anthropic_message("x", tool=("f", {"a": 1})))
     assert [block.type for block in message.content] == ["text", "tool_use"]
-
-
-# -- the format, pure: events in, bytes out ------------------------------------------------------------
-
-
-def passed_on(*reads: Sequence[dict[str, Any] | bytes]) -> tuple[list[bytes], MessagesPassThrough]:
-    """What the encoder writes for these upstream reads (each a list of events), then the body's end,
-    read as the stream loop reads them: no more once the reply is finished."""
-    encoder, out = MessagesPassThrough(), list[bytes]()
-    for read in reads:
-        payloads = [event if isinstance(event, bytes) else json.dumps(event).encode() for event in read]
-        encode(encoder, payloads, out, Tally(), Usage().messages_event)
-        if encoder.finished:
-            break
-    if not encoder.finished:
-        encoder.end(out)
-    return out, encoder
-
-
-def test_each_read_is_one_write_of_named_events_and_message_stop_ends_it() -> None:
-    start, *rest = anthropic_events(["a", "b"])
-    out, encoder = passed_on([start], rest, [{"type": "content_block_delta", "index": 0}])
-    assert out[0] == b"event: message_start\ndata: " + json.dumps(start).encode() + b"\n\n"
-    # The read where the model's first delta comes is two writes: what came before it (not yet the
-    # reply, for the log's first_token_ms), then the rest; what came after message_stop is not read.
-    lead, reply = out[1:]
-    assert lead == b"".join(named(event["type"], json.dumps(event).encode()) for event in rest[:2])
-    assert encoder.packet is lead
-    assert reply.startswith(b"event: content_block_delta\n") and reply.count(b"\n\n") == len(rest) - 2
-    assert reply.endswith(b'event: message_stop\ndata: {"type": "message_stop"}\n\n')
-    assert (encoder.finished, encoder.replied, encoder.error) == (True, True, None)
-    out, encoder = passed_on([start, *rest])  # in one read
-    assert len(out) == 2 and out[0] is encoder.packet and out[1].startswith(b"event: content_block_delta")
-
-
-def test_data_passes_byte_for_byte_and_several_lines_stay_several() -> None:
-    payload = b'{"type": "content_block_delta",\n "delta": {"type": "text_delta", "text": "\xe2\x80\xa8 x"}}'
-    out, _ = passed_on([payload])
-    assert (
-        out[0]
-        == b'event: content_block_delta\ndata: {"type": "content_block_delta",\ndata:  "delta": {"type": "text_delta", "text": "\xe2\x80\xa8 x"}}\n\n'
-    )
-
-
-@pytest.mark.parametrize("kind", [7, None, "a\nb", "caf\u00e9"])
-def test_an_event_whose_type_cannot_name_it_goes_unnamed(kind: Any) -> None:
-    out, _ = passed_on([{"type": kind, "x": 1}])
-    assert out[0].startswith(b"data: {")
-
-
-def test_a_stream_without_message_stop_ends_with_an_error_event_and_one_with_nothing_says_nothing() -> None:
-    out, encoder = passed_on(anthropic_events(["a"])[:4])
-    assert out[-1] == (
-        b'event: error\ndata: {"type":"error","error":{"type":"api_error","message":'
-        b'"the upstream\'s stream ended before message_stop; the reply is incomplete"}}\n\n'
-    )
-    assert encoder.error == "stream ended before message_stop"
-    out, encoder = passed_on()
-    assert (out, encoder.replied) == ([], False)  # the stream loop says there was nothing
-    encoder = MessagesPassThrough()
-    out = []
-    encode(
-        encoder,
-        [json.dumps({"type": "message_start"}).encode(), b"[DONE]"],
-        out,
-        Tally(),
-        Usage().messages_event,
-    )
-    assert encoder.finished and out[-1].startswith(b"event: error\n")  # [DONE] is no message_stop
-
-
-def test_an_upstream_error_event_ends_the_reply_as_it_came() -> None:
-    error = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
-    out, encoder = passed_on([anthropic_events(["a"])[0], error, {"type": "ping"}])
-    assert out[0].endswith(b"event: error\ndata: " + json.dumps(error).encode() + b"\n\n")
-    assert (encoder.finished, encoder.error) == (True, "error event in the stream")
-
-
-blocks = st.one_of(
-    st.builds(lambda text: {"type": "text", "text": text}, st.text(min_size=1)),
-    st.builds(
-        lambda text, signature: {"type": "thinking", "thinking": text, "signature": signature},
-        st.text(min_size=1),
-        st.text(min_size=1),
-    ),
-    st.builds(
-        lambda name, given: {"type": "tool_use", "id": "toolu_1", "name": name, "input": given},
-        st.text(min_size=1),
-        st.dictionaries(st.text(), st.none() | st.integers() | st.text() | st.lists(st.booleans())),
-    ),
-    st.just({"type": "redacted_thinking", "data": "opaque"}),
-    st.just({"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "q"}}),
-)
-
-
-@settings(max_examples=200, deadline=None)
-@given(content=st.lists(blocks, max_size=5), stop=st.sampled_from(["end_turn", "tool_use", "max_tokens"]))
-def test_a_whole_message_as_its_stream_and_back_is_the_same_message(
-    content: list[dict[str, Any]], stop: str
-) -> None:
-    message = {**anthropic_message("x"), "content": content, "stop_reason": stop}
-    events = message_as_events(message)
-    assert events is not None
-    assert message_of(json.loads(json.dumps(events))) == message
-    anthropic.types.Message.model_validate(message)  # a message the SDK takes, so these are its events
-    out, encoder = passed_on([*events])
-    assert encoder.error is None and out[0].startswith(b"event: message_start\n")
-
-
-def test_what_is_no_message_makes_no_stream_and_a_stream_without_one_no_message() -> None:
-    assert message_as_events({"type": "error", "error": {}}) is None
-    assert message_as_events({"type": "message", "content": "text"}) is None
-    assert (
-        message_of([{"type": "ping"}, {"type": "content_block_start", "index": 0, "content_block": {}}])
-        is None
-    )
-    begun = anthropic_events(["a"])
-    assert message_of([*begun[:3], {"type": "error", "error": {"type": "api_error"}}]) is None
-    cut = message_of([*begun[:-2], {"type": "content_block_delta", "index": 9, "delta": {"text": "lost?"}}])
-    assert cut is not None and cut["content"] == [{"type": "text", "text": "a"}]
-    broken = message_of(anthropic_events([], tool=("f", ['{"a": '])))
-    assert broken is not None and broken["content"][0]["input"] == '{"a": '  # kept as it came, never lost

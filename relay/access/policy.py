@@ -31,7 +31,7 @@ def check_access_token(
         if hmac.compare_digest(sent, allowed.encode()) and matched is None:
             matched = name
     if matched is None:
-        raise Unauthorized(token_sent=True)
+        raise Unauthorized(token_sent=True, dialect=dialect)
     return matched
 
 

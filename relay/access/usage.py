@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Callable
 from typing import Any
 
 from relay.formats import jsoncodec
@@ -168,6 +169,20 @@ class Usage:
         for block in content if isinstance(content, list) else ():
             if isinstance(block, dict):
                 self.written += _block_length(block)
+
+    def watcher(self, upstream: str) -> Callable[[dict[str, Any]], None]:
+        """What sees each of an upstream's events on their way, in its API's words (Encoding.upstream)."""
+        return {"chat": self.chat_chunk, "messages": self.messages_event}.get(upstream, self.responses_event)
+
+    def whole(self, upstream: str, answer: dict[str, Any]) -> None:
+        """A whole answer in its API's words: a chat completion, a Response object, a Message."""
+        read = {
+            "chat": self.chat_completion,
+            "responses": self.response_object,
+            "messages": self.message_object,
+        }
+        if upstream in read:
+            read[upstream](answer)
 
     def tokens(self, prompt_bytes: int) -> tuple[int, str]:
         """The tokens to count, and whether the upstream told them ("upstream") or guessed ("estimated")."""

@@ -17,7 +17,6 @@ Every answer is made by the request's Writer; what the reply cost is watched on 
 from __future__ import annotations
 
 import http
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -101,7 +100,7 @@ def answer(call: Call, outgoing: Outgoing, response: httpx.Response) -> Written:
         source = RelayedStream(
             response,
             encoding.encoder(),
-            observer(encoding, usage),
+            usage.watcher(encoding.upstream),
             log=call.log,
             client=call.client,
             settings=call.settings,
@@ -116,12 +115,7 @@ def answer(call: Call, outgoing: Outgoing, response: httpx.Response) -> Written:
     whole_answer = read_while_there(call, response, route.api_name)
     value = answer_value(whole_answer.body, kind, encoding)
     if isinstance(value, dict):
-        if encoding.upstream == "chat":
-            usage.chat_completion(value)
-        elif encoding.upstream == "responses":
-            usage.response_object(value)
-        elif encoding.upstream == "messages":
-            usage.message_object(value)
+        usage.whole(encoding.upstream, value)
     body = whole_answer.body if kind == "json" and encoding.whole is None else None
     if body is None and value is not None:
         made = value if encoding.whole is None else encoding.whole(value)
@@ -132,13 +126,6 @@ def answer(call: Call, outgoing: Outgoing, response: httpx.Response) -> Written:
             f"{whole_answer.content_type.split(';')[0]} that holds no reply."
         )
     return call.writer.fixed(whole_answer.status, body, JSON, whole_answer.headers, outcome="ok")
-
-
-def observer(encoding: Encoding, usage: Usage) -> Callable[[dict[str, Any]], None]:
-    """What sees each of the upstream's events on its way: the reply's usage, in the upstream's words."""
-    if encoding.upstream == "messages":
-        return usage.messages_event
-    return usage.chat_chunk if encoding.upstream == "chat" else usage.responses_event
 
 
 def read_while_there(call: Call, response: httpx.Response, api: str = OPENAI_API) -> Answer:

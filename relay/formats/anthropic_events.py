@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from relay.errors import anthropic_error
 from relay.formats import jsoncodec
 from relay.formats.encoding import Event
+from relay.formats.error_shapes import anthropic_error
 
 # What Anthropic sends while a reply is slow to come, and its clients ignore (the SDKs skip it,
 # Claude Code's stream watchdog counts it as life): the stream loop's keep-alive for this format.
@@ -35,9 +35,9 @@ def named(kind: str | None, payload: bytes) -> bytes:
     return (b"event: " + name + b"\n" if name else b"") + b"data: " + payload + b"\n\n"
 
 
-def error_event(message: str, status: int = 500) -> bytes:
-    """Anthropic's error event: `api_error` for a failure of the relay's or the upstream's mid-stream."""
-    return named("error", jsoncodec.dumps(anthropic_error(message, status)))
+def error_event(message: str) -> bytes:
+    """Anthropic's error event, an `api_error`: a failure of the relay's or the upstream's mid-stream."""
+    return named("error", jsoncodec.dumps(anthropic_error(message, 500)))
 
 
 class MessagesPassThrough:

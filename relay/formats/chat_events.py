@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from relay.errors import openai_error
 from relay.formats import jsoncodec
 from relay.formats.encoding import Event
+from relay.formats.error_shapes import openai_error
 
 DONE_EVENT = b"data: [DONE]\n\n"
 

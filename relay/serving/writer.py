@@ -25,8 +25,9 @@ from werkzeug.exceptions import HTTPException
 
 from relay.access.redaction import Redactor, redactor_for
 from relay.access.usage import Usage
-from relay.errors import ENDPOINTS_HINT, Dialect, RelayError, anthropic_error, openai_error
+from relay.errors import ENDPOINTS_HINT, Dialect, RelayError
 from relay.formats import jsoncodec
+from relay.formats.error_shapes import anthropic_error, openai_error
 from relay.formats.original_text import encode_text
 from relay.serving.request_log import RequestLog
 from relay.upstream.bodies import EVENT_STREAM, JSON, WHOLE_BODY_LIMIT
