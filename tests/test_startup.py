@@ -87,7 +87,11 @@ def test_server_key_with_tokens_does_not(relay_factory: RelayFactory) -> None:
 def test_a_routes_key_without_tokens_warns_too(fake: FakeUpstream, relay_factory: RelayFactory) -> None:
     routes = [{"prefix": "or/", "base_url": fake.base_url, "key_env": "ROUTE_KEY"}]
     warnings = warnings_of(
-        relay_factory, OPENAI_API_KEY=None, UPSTREAMS=json.dumps(routes), ROUTE_KEY="sk-route-SECRET-1"
+        relay_factory,
+        OPENAI_API_KEY=None,
+        ANTHROPIC_API_KEY=None,  # the route's key alone
+        UPSTREAMS=json.dumps(routes),
+        ROUTE_KEY="sk-route-SECRET-1",
     )
     assert any("ANYONE WHO FINDS THIS URL CAN SPEND THE KEY" in line for line in warnings)
 
@@ -96,14 +100,13 @@ def test_a_keyless_local_route_is_not_every_request_refused(
     fake: FakeUpstream, relay_factory: RelayFactory
 ) -> None:
     routes = [{"prefix": "local/", "base_url": fake.base_url, "key_env": None}]
-    warnings = warnings_of(
-        relay_factory, OPENAI_API_KEY=None, UPSTREAMS=json.dumps(routes), ALLOW_CLIENT_KEYS="false"
-    )
+    keyless = {"OPENAI_API_KEY": None, "ANTHROPIC_API_KEY": None, "ALLOW_CLIENT_KEYS": "false"}
+    warnings = warnings_of(relay_factory, **keyless, UPSTREAMS=json.dumps(routes))
     assert not any("every chat request will be refused" in line for line in warnings)
-    assert any(
-        "every chat request will be refused" in line
-        for line in warnings_of(relay_factory, OPENAI_API_KEY=None, ALLOW_CLIENT_KEYS="false")
-    )
+    assert any("every chat request will be refused" in line for line in warnings_of(relay_factory, **keyless))
+    # Anthropic's key alone serves /v1/messages: not every request is refused.
+    anthropic_only = warnings_of(relay_factory, OPENAI_API_KEY=None, ALLOW_CLIENT_KEYS="false")
+    assert not any("every chat request will be refused" in line for line in anthropic_only)
 
 
 def test_short_token_warns(relay_factory: RelayFactory) -> None:
