@@ -1325,7 +1325,7 @@ def test_a_request_becomes_a_chat_completions_request() -> None:
             "metadata": {"ignored": "by a chat upstream"},
         },
         "max_tokens",
-    )
+    ).body
     assert chat == {
         "model": "m",
         "messages": [
@@ -1363,7 +1363,7 @@ def test_a_request_becomes_a_chat_completions_request() -> None:
 )  # fmt: skip
 def test_what_chat_completions_cannot_carry_is_refused_by_name(fields: dict[str, Any], named: str) -> None:
     with pytest.raises(BadRequest) as caught:
-        as_chat_completions({"model": "m", "input": "Hi", **fields}, "max_tokens")
+        as_chat_completions({"model": "m", "input": "Hi", **fields}, "max_tokens", "refuse")
     assert named in caught.value.message
 
 
@@ -1376,7 +1376,7 @@ def test_what_chat_completions_cannot_carry_is_refused_by_name(fields: dict[str,
         pytest.param([{"type": "function", "name": "f"}, {"type": "image_generation"}], ("tools",),
                      '"tools[1].type" is "image_generation": a tool the upstream runs itself, billed beyond the '
                      "tokens this relay caps (MAX_TOKENS_LIMIT). Its owner can allow that type (ALLOWED_FIELDS); "
-                     '"function" and "custom" tools pass.', id="built-in"),
+                     '"function" and "custom" tools, and namespaces of them, pass.', id="built-in"),
         pytest.param([{"name": "f"}], (), '"tools[0].type" is missing: a tool', id="type-missing"),
         pytest.param({"type": "function"}, (), '"tools" must be a list of tools, got an object.', id="not-a-list"),
         pytest.param([["function"]], (), '"tools[0]" must be a tool object, got a list.', id="tool-not-an-object"),
@@ -1394,14 +1394,15 @@ def test_under_a_token_cap_only_tools_that_cost_tokens_pass(
     assert caught.value.message.startswith(message)
 
 
-def chat_of(**fields: Any) -> dict[str, Any]:
+def chat_of(unsupported_tools: str = "omit", **fields: Any) -> dict[str, Any]:
     """The chat completions body for a request with these fields (model "m", input "Hi" unless given)."""
-    return as_chat_completions({"model": "m", "input": "Hi", **fields}, "max_completion_tokens")
+    data = {"model": "m", "input": "Hi", **fields}
+    return as_chat_completions(data, "max_completion_tokens", unsupported_tools).body
 
 
 def refusal(**fields: Any) -> str:
     with pytest.raises(BadRequest) as caught:
-        chat_of(**fields)
+        chat_of("refuse", **fields)
     assert caught.value.status == 400
     return caught.value.message
 
@@ -1426,7 +1427,7 @@ LONG = "x" * 100
         pytest.param({"input": ["Hi"]}, '"input[0]" must be an input item object, got a string.', id="item-not-object"),
         pytest.param({"input": [{"type": "file_search_call"}]}, '"input[0].type" is "file_search_call", which has no '
                      "equivalent in chat completions (this model's upstream speaks only those); send messages, "
-                     "function calls and their outputs.", id="item-type"),
+                     "tool calls and their outputs.", id="item-type"),
         pytest.param({"input": [{"role": "tool", "content": "x"}]}, '"input[0].role" must be one of assistant, '
                      "developer, system, user.", id="role"),
         pytest.param({"input": [{"role": "user"}]}, '"input[0].content" must be a string or a list of content '
@@ -1462,10 +1463,12 @@ LONG = "x" * 100
                      'text and image parts only ("input_text", "input_image").', id="output-part"),
         pytest.param({"tools": {"type": "function"}}, '"tools" must be a list of tools, got an object.', id="tools-not-a-list"),
         pytest.param({"tools": [{"type": "function", "name": "f"}, {"type": "web_search"}]},
-                     "\"tools[1].type\" is \"web_search\"; this model's upstream speaks only chat completions, "
-                     'which take "function" tools only.', id="built-in-tool"),
-        pytest.param({"tools": [{"type": 5, "name": "f"}]}, "\"tools[0].type\" is a number; this model's upstream "
-                     'speaks only chat completions, which take "function" tools only.', id="tool-type-a-number"),
+                     "\"tools[1].type\" is \"web_search\": a tool the upstream runs itself, which this model's "
+                     "upstream (it speaks only chat completions) cannot run. Leave the tool out: this relay's owner "
+                     "refuses such a request rather than send it without the tool (UNSUPPORTED_TOOLS=refuse).",
+                     id="built-in-tool"),
+        pytest.param({"tools": [{"type": 5, "name": "f"}]}, "\"tools[0].type\" is a number; a tool's type is a "
+                     'string such as "function", "custom" or "namespace".', id="tool-type-a-number"),
         pytest.param({"tools": [{"type": "function"}]}, '"tools[0].name" must be a string, got null.', id="tool-name"),
         pytest.param({"tool_choice": {"type": "function"}}, '"tool_choice" must be "auto", "none", "required" or '
                      '{"type": "function", "name": ...} here.', id="tool-choice-without-name"),
@@ -1479,13 +1482,15 @@ LONG = "x" * 100
                      "json_schema.", id="format-not-an-object"),
         # What a caller sent is quoted at most 64 characters long.
         pytest.param({"input": [{"type": LONG}]}, f'"input[0].type" is "{LONG[:64]}", which has no equivalent in '
-                     "chat completions (this model's upstream speaks only those); send messages, function calls "
+                     "chat completions (this model's upstream speaks only those); send messages, tool calls "
                      "and their outputs.", id="long-item-type-cut"),
         pytest.param({"input": [{"role": "user", "content": [{"type": LONG}]}]}, f'"input[0].content[0].type" is '
                      f"\"{LONG[:64]}\"; this model's upstream (chat completions) takes text and image parts only "
                      '("input_text", "input_image").', id="long-part-type-cut"),
-        pytest.param({"tools": [{"type": LONG}]}, f'"tools[0].type" is "{LONG[:64]}"; this model\'s upstream speaks '
-                     'only chat completions, which take "function" tools only.', id="long-tool-type-cut"),
+        pytest.param({"tools": [{"type": LONG}]}, f'"tools[0].type" is "{LONG[:64]}": a tool the upstream runs '
+                     "itself, which this model's upstream (it speaks only chat completions) cannot run. Leave the "
+                     "tool out: this relay's owner refuses such a request rather than send it without the tool "
+                     "(UNSUPPORTED_TOOLS=refuse).", id="long-tool-type-cut"),
     ],
 )  # fmt: skip
 def test_a_refusal_names_the_field_and_says_what_to_do(fields: dict[str, Any], message: str) -> None:
@@ -1555,7 +1560,7 @@ def test_what_chat_completions_can_carry_is_carried(fields: dict[str, Any], adde
 
 def test_the_token_field_is_the_one_the_route_takes() -> None:
     data = {"model": "m", "input": "Hi", "max_output_tokens": 9}
-    assert as_chat_completions(data, "max_tokens")["max_tokens"] == 9
+    assert as_chat_completions(data, "max_tokens").body["max_tokens"] == 9
 
 
 def user(*parts: dict[str, Any]) -> dict[str, Any]:

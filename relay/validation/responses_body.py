@@ -3,7 +3,9 @@
 A route whose upstream speaks the Responses API gets the body as it is; for a
 chat-only upstream relay/validation/responses_to_chat.py translates it. Under
 MAX_TOKENS_LIMIT only RESPONSES_FIELDS pass, and `check_tools` keeps to the tools
-that cost only tokens (on a passed-through route built-in tools would run upstream).
+that cost only tokens (on a passed-through route built-in tools would run upstream):
+the caller's own (functions, custom tools, namespaces of them, a tool search it runs
+itself), wherever the request offers them (`tools`, or an `additional_tools` input item).
 """
 
 from __future__ import annotations
@@ -29,11 +31,16 @@ RESPONSES_FIELDS = frozenset(
         "temperature", "top_p", "tools", "tool_choice", "parallel_tool_calls", "text", "reasoning",
         "user", "safety_identifier", "prompt_cache_key", "metadata", "store", "include",
         "truncation", "service_tier", "previous_response_id", "top_logprobs",
+        # Codex's own labels for its turns (thread, turn, installation): the upstream keeps them with
+        # the request, asks nothing of the model for them.
+        "client_metadata",
     }
 )  # fmt: skip
-# Tools the model calls and the caller runs: they cost tokens only. Every other tool type
-# (web_search, file_search, code_interpreter, image_generation, mcp, computer_use...) is run
-# by the upstream itself and billed beyond the tokens MAX_TOKENS_LIMIT caps.
+# Tools the model calls and the caller runs: they cost tokens only. A namespace groups such tools
+# (its members are checked too); a tool search with "execution": "client" is run by the caller.
+# Every other tool type (web_search, file_search, code_interpreter, image_generation, mcp,
+# computer_use, a tool search the upstream runs...) is run by the upstream itself and billed beyond
+# the tokens MAX_TOKENS_LIMIT caps.
 TOKEN_ONLY_TOOLS = frozenset({"function", "custom"})
 
 
@@ -66,18 +73,32 @@ def parse_responses(body: bytes) -> ResponsesRequest:
 
 def check_tools(data: dict[str, Any], allowed: tuple[str, ...]) -> None:
     """Under MAX_TOKENS_LIMIT: refuse a tool the upstream runs itself unless ALLOWED_FIELDS names its type."""
-    tools = data.get("tools")
-    if tools is None:
+    _check_tool_list(data.get("tools"), "tools", allowed, inside=False)
+    given = data.get("input")
+    for index, item in enumerate(given if isinstance(given, list) else ()):
+        if isinstance(item, dict) and item.get("type") == "additional_tools":
+            _check_tool_list(item.get("tools"), f"input[{index}].tools", allowed, inside=False)
+
+
+def _check_tool_list(tools: Any, where: str, allowed: tuple[str, ...], *, inside: bool) -> None:
+    if tools is None and not inside:
         return
     if not isinstance(tools, list):
-        raise BadRequest(f'"tools" must be a list of tools, got {kind(tools)}.')
+        raise BadRequest(f'"{where}" must be a list of tools, got {kind(tools)}.')
     for index, tool in enumerate(tools):
+        at = f"{where}[{index}]"
         if not isinstance(tool, dict):
-            raise BadRequest(f'"tools[{index}]" must be a tool object, got {kind(tool)}.')
+            raise BadRequest(f'"{at}" must be a tool object, got {kind(tool)}.')
         tool_type = tool.get("type")
-        if not (isinstance(tool_type, str) and (tool_type in TOKEN_ONLY_TOOLS or tool_type in allowed)):
+        if tool_type == "namespace" and not inside:
+            _check_tool_list(tool.get("tools"), f"{at}.tools", allowed, inside=True)
+            continue
+        callers = isinstance(tool_type, str) and (
+            tool_type in TOKEN_ONLY_TOOLS or (tool_type == "tool_search" and tool.get("execution") == "client")
+        )
+        if not (callers or (isinstance(tool_type, str) and tool_type in allowed)):
             raise BadRequest(
-                f'"tools[{index}].type" is {quoted_type(tool_type)}: a tool the upstream runs itself, billed '
+                f'"{at}.type" is {quoted_type(tool_type)}: a tool the upstream runs itself, billed '
                 "beyond the tokens this relay caps (MAX_TOKENS_LIMIT). Its owner can allow that type "
-                '(ALLOWED_FIELDS); "function" and "custom" tools pass.'
+                '(ALLOWED_FIELDS); "function" and "custom" tools, and namespaces of them, pass.'
             )
