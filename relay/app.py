@@ -121,6 +121,10 @@ class ChatRelay:
 
     def _serve(self, call: Call, origin: str | None, allowed: bool) -> Written:
         request = call.request
+        if request.headers.get("Upgrade", "").strip().lower() == "websocket":
+            # Codex tries a WebSocket first: a 426 sends it to POST at once (other answers cost it
+            # seconds of retries, or end it). On any path, before the token: it costs nothing.
+            raise UpgradeRequired(request.path)
         page = self.page is not None and self.page.serves(request.path)
         if page and request.method in PAGE_METHODS:
             return self.page.serve(request.path, call.writer)  # type: ignore[union-attr]
@@ -135,10 +139,6 @@ class ChatRelay:
             raise Forbidden(f"Origin {origin} is not allowed to use this relay (ALLOWED_ORIGINS).")
         if request.method == "OPTIONS":
             return self._preflight(call, endpoint, origin)
-        if request.headers.get("Upgrade", "").strip().lower() == "websocket":
-            # Codex tries a WebSocket first: a 426 sends it to POST at once (other answers cost it
-            # seconds of retries, or end it). Before the token: it costs nothing, and tells nothing.
-            raise UpgradeRequired(request.path)
         if request.method not in endpoint.methods:
             raise MethodNotAllowed(request.method, request.path, self._methods(request.path, endpoint))
         token_name = check_access_token(self.settings, call.authorization) if endpoint.needs_token else None

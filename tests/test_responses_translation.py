@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
@@ -31,7 +32,7 @@ from relay.formats.responses_object import (
 )
 from relay.formats.responses_tools import NAME_LIMIT, ToolNames, ToolRef
 from relay.formats.sse import MAX_EVENT_BYTES, SSEDecoder
-from relay.validation.responses_body import check_tools, parse_responses
+from relay.validation.responses_body import leave_out_billed_tools, parse_responses
 from relay.validation.responses_to_chat import as_chat_completions
 
 
@@ -1381,31 +1382,70 @@ def test_what_chat_completions_cannot_carry_is_refused_by_name(fields: dict[str,
     assert named in caught.value.message
 
 
+FUNCTION = {"type": "function", "name": "f"}
+CODEX_NAMESPACE = {"type": "namespace", "name": "ns", "tools": [FUNCTION, {"type": "custom", "name": "g"}]}
+
+
 @pytest.mark.parametrize(
-    ("tools", "allowed", "message"),
+    ("fields", "allowed", "sent", "omitted"),
     [
-        pytest.param([{"type": "function", "name": "f"}, {"type": "custom", "name": "g"}], (), None, id="token-only"),
-        pytest.param(None, (), None, id="no-tools"),
-        pytest.param([{"type": "code_interpreter"}], ("code_interpreter",), None, id="allowed-by-type"),
-        pytest.param([{"type": "function", "name": "f"}, {"type": "image_generation"}], ("tools",),
-                     '"tools[1].type" is "image_generation": a tool the upstream runs itself, billed beyond the '
-                     "tokens this relay caps (MAX_TOKENS_LIMIT). Its owner can allow that type (ALLOWED_FIELDS); "
-                     '"function" and "custom" tools, and namespaces of them, pass.', id="built-in"),
-        pytest.param([{"name": "f"}], (), '"tools[0].type" is missing: a tool', id="type-missing"),
-        pytest.param({"type": "function"}, (), '"tools" must be a list of tools, got an object.', id="not-a-list"),
-        pytest.param([["function"]], (), '"tools[0]" must be a tool object, got a list.', id="tool-not-an-object"),
+        pytest.param({"tools": [FUNCTION, {"type": "custom", "name": "g"}]}, (), None, [], id="token-only"),
+        pytest.param({}, (), None, [], id="no-tools"),
+        pytest.param({"tools": [{"type": "code_interpreter"}]}, ("code_interpreter",), None, [], id="allowed-by-type"),
+        pytest.param({"tools": [CODEX_NAMESPACE, {"type": "tool_search", "execution": "client"}]}, (), None, [],
+                     id="namespace-and-a-search-the-caller-runs"),
+        pytest.param({"tools": [FUNCTION, {"type": "web_search"}], "tool_choice": {"type": "web_search"}}, (),
+                     {"tools": [FUNCTION]}, ["web_search"], id="built-in-and-its-tool-choice"),
+        pytest.param({"tools": [{"type": "tool_search"}, {"type": "tool_search", "execution": "server"}]}, (),
+                     {"tools": []}, ["tool_search"], id="a-search-the-upstream-runs"),
+        pytest.param({"tools": [{"type": "namespace", "name": "ns", "tools": [FUNCTION, {"type": "mcp"}]}]}, (),
+                     {"tools": [{"type": "namespace", "name": "ns", "tools": [FUNCTION]}]}, ["mcp"], id="in-a-namespace"),
+        pytest.param({"tools": [{"type": "namespace", "name": "ns", "tools": [CODEX_NAMESPACE]}]}, (),
+                     {"tools": [{"type": "namespace", "name": "ns", "tools": []}]}, ["namespace"],
+                     id="a-namespace-in-a-namespace"),
+        pytest.param({"input": [{"type": "additional_tools", "tools": [FUNCTION, {"type": "image_generation"}]}]}, (),
+                     {"input": [{"type": "additional_tools", "tools": [FUNCTION]}]}, ["image_generation"],
+                     id="in-the-input"),
     ],
 )  # fmt: skip
-def test_under_a_token_cap_only_tools_that_cost_tokens_pass(
-    tools: Any, allowed: tuple[str, ...], message: str | None
+def test_under_a_token_cap_a_tool_that_costs_beyond_tokens_is_left_out_or_refused(
+    fields: dict[str, Any], allowed: tuple[str, ...], sent: dict[str, Any] | None, omitted: list[str]
 ) -> None:
-    data = {"model": "m", "input": "Hi", "tools": tools}
-    if message is None:
-        check_tools(data, allowed)
-        return
-    with pytest.raises(BadRequest) as caught:
-        check_tools(data, allowed)
-    assert caught.value.message.startswith(message)
+    data = {"model": "m", "input": "Hi", **fields}
+    assert (
+        leave_out_billed_tools(copy.deepcopy(data), allowed, "refuse" if not omitted else "omit") == omitted
+    )
+    left = copy.deepcopy(data)
+    leave_out_billed_tools(left, allowed, "omit")
+    expected = {**data, **(sent or {})}
+    if omitted:
+        expected.pop("tool_choice", None)  # it named a tool left out
+    assert left == expected
+    if omitted:
+        with pytest.raises(BadRequest) as caught:
+            leave_out_billed_tools(copy.deepcopy(data), allowed, "refuse")
+        assert caught.value.message.endswith(
+            "a tool the upstream runs itself, billed beyond the tokens this relay caps (MAX_TOKENS_LIMIT). Its "
+            'owner can allow that type (ALLOWED_FIELDS); "function" and "custom" tools, and namespaces of them, pass.'
+        )
+
+
+@pytest.mark.parametrize(
+    ("tools", "message"),
+    [
+        pytest.param([{"name": "f"}], '"tools[0].type" is missing; a tool\'s type is a string such as "function".',
+                     id="type-missing"),
+        pytest.param({"type": "function"}, '"tools" must be a list of tools, got an object.', id="not-a-list"),
+        pytest.param([["function"]], '"tools[0]" must be a tool object, got a list.', id="tool-not-an-object"),
+        pytest.param([{"type": "namespace", "tools": 5}], '"tools[0].tools" must be a list of tools, got a number.',
+                     id="namespace-tools-not-a-list"),
+    ],
+)  # fmt: skip
+def test_under_a_token_cap_a_malformed_tool_is_refused_whatever_the_setting(tools: Any, message: str) -> None:
+    for unsupported in ("omit", "refuse"):
+        with pytest.raises(BadRequest) as caught:
+            leave_out_billed_tools({"model": "m", "input": "Hi", "tools": tools}, (), unsupported)
+        assert caught.value.message == message
 
 
 def chat_of(unsupported_tools: str = "omit", **fields: Any) -> dict[str, Any]:

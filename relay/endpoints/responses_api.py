@@ -27,7 +27,13 @@ from relay.serving.writer import EVENT_STREAM_UTF8
 from relay.upstream.bodies import WHOLE_BODY_LIMIT
 from relay.validation.chat_body import check_fields
 from relay.validation.json_values import check_depth, model_name, parse_json_object
-from relay.validation.responses_body import RESPONSES_FIELDS, ResponsesRequest, check_tools, parse_responses
+from relay.validation.responses_body import (
+    RESPONSES_FIELDS,
+    ResponsesRequest,
+    leave_out_billed_tools,
+    note_omitted,
+    parse_responses,
+)
 from relay.validation.responses_to_chat import as_chat_completions
 
 COMPACT_PATH = "/v1/responses/compact"
@@ -38,7 +44,8 @@ class Responses(UpstreamEndpoint):
         settings = self.settings
         request = parse_responses(call.body())
         route, upstream_model = self.upstreams.route(call, request.model)
-        self._limit_tokens(request)
+        omitted = self._limit_tokens(request)
+        call.log.omitted_tools = omitted
         api_key = key_or_401(settings, bearer_key(settings, call.authorization), route)
         data = {**request.data, "model": upstream_model}
         most = most_output(data, ("max_output_tokens",))
@@ -49,7 +56,8 @@ class Responses(UpstreamEndpoint):
             body = jsoncodec.dumps(data)
             return Outgoing(route, "/responses", api_key, body, request.model, request.stream, encoding, most)
         translation = as_chat_completions(data, token_field(route), settings.unsupported_tools)
-        call.log.omitted_tools = translation.omitted
+        for tool_type in translation.omitted:
+            note_omitted(omitted, tool_type)
         chat = translation.body
         if request.stream and route.stream_usage:
             chat["stream_options"] = {"include_usage": True}
@@ -71,16 +79,19 @@ class Responses(UpstreamEndpoint):
             route, "/chat/completions", api_key, body, request.model, request.stream, encoding, most
         )
 
-    def _limit_tokens(self, request: ResponsesRequest) -> None:
-        """MAX_TOKENS_LIMIT caps max_output_tokens, and sets it where the caller set none."""
-        limit = self.settings.max_tokens_limit
+    def _limit_tokens(self, request: ResponsesRequest) -> list[str]:
+        """MAX_TOKENS_LIMIT caps max_output_tokens, and sets it where the caller set none; the fields that
+        pass are RESPONSES_FIELDS and the tools that cost tokens only. The types of tools left out."""
+        settings = self.settings
+        limit = settings.max_tokens_limit
         if limit is None:
-            return
-        check_fields(request.data, RESPONSES_FIELDS, self.settings.allowed_fields)
-        check_tools(request.data, self.settings.allowed_fields)
+            return []
+        check_fields(request.data, RESPONSES_FIELDS, settings.allowed_fields)
+        omitted = leave_out_billed_tools(request.data, settings.allowed_fields, settings.unsupported_tools)
         request.data["max_output_tokens"] = token_cap(
             limit, "max_output_tokens", request.asked_tokens(), None
         )
+        return omitted
 
 
 class ResponsesCompact(UpstreamEndpoint):

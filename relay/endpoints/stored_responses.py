@@ -33,8 +33,9 @@ from relay.serving.writer import EVENT_STREAM_UTF8
 STORED_PATH = "/v1/responses/"
 # What OpenAI's response ids are made of ("resp_" and hex), with room for other upstreams' ids.
 RESPONSE_ID = re.compile(r"[A-Za-z0-9_-]{1,256}")
-# A GET's query, passed on as it came: URL-encoded names and values, nothing that ends or splits it.
-QUERY = re.compile(rb"[A-Za-z0-9._~%&=+,\[\]-]{0,1024}")
+# A GET's query, passed on as it came: what RFC 3986 allows in one (no "#", no space or control
+# character: nothing that ends it or splits the request), at most this long.
+QUERY = re.compile(rb"[A-Za-z0-9._~%!$&'()*+,;=:@/?\[\]-]{0,1024}")
 # {id} and what may follow it: the methods each takes.
 ACTIONS: dict[str, tuple[str, ...]] = {"": ("GET", "DELETE"), "cancel": ("POST",), "input_items": ("GET",)}
 
@@ -45,6 +46,11 @@ class StoredResponse(UpstreamEndpoint):
     def prepare(self, call: Call) -> Outgoing:
         request = call.request
         response_id, _, action = request.path.removeprefix(STORED_PATH).partition("/")
+        if not RESPONSE_ID.fullmatch(response_id):
+            raise BadRequest(
+                "The response id in the path must be 1 to 256 letters, digits, '_' or '-' (such as "
+                '"resp_67ccd2bed1ec8190"), as the Responses API gives them.'
+            )
         if action not in ACTIONS:
             raise NotFound(
                 f"Not found: {request.path[:256]}. A stored response's paths are /v1/responses/{{id}}, "
@@ -52,11 +58,6 @@ class StoredResponse(UpstreamEndpoint):
             )
         if request.method not in ACTIONS[action]:
             raise MethodNotAllowed(request.method, request.path[:256], (*ACTIONS[action], "OPTIONS"))
-        if not RESPONSE_ID.fullmatch(response_id):
-            raise BadRequest(
-                "The response id in the path must be 1 to 256 letters, digits, '_' or '-' (such as "
-                '"resp_67ccd2bed1ec8190"), as the Responses API gives them.'
-            )
         query = request.query_string if request.method == "GET" else b""
         if not QUERY.fullmatch(query):
             raise BadRequest(

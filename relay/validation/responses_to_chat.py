@@ -32,16 +32,13 @@ from typing import Any
 from relay.errors import BadRequest
 from relay.formats.responses_tools import ToolNames, ToolRef, custom_arguments, custom_parameters
 from relay.validation.json_values import kind, quoted_type
+from relay.validation.responses_body import note_omitted
 
 # State kept by the upstream between requests: a chat-only upstream keeps none.
 STATEFUL = ("previous_response_id", "conversation", "prompt", "background")
 ROLES = frozenset({"user", "assistant", "system", "developer"})
 # Tools the caller runs, which a chat upstream can call: functions, and what becomes one.
 CALLER_TOOLS = frozenset({"function", "custom"})
-# The types of tools left out of one request that its log line names, each cut to TYPE_LIMIT: more
-# would only be the same names again (a request may offer hundreds of tools).
-OMITTED_LIMIT = 8
-TYPE_LIMIT = 64
 
 
 @dataclass
@@ -53,9 +50,7 @@ class ChatTranslation:
     omitted: list[str] = field(default_factory=list)  # types of tools the upstream would run, left out
 
     def omit(self, tool_type: str) -> None:
-        named = tool_type[:TYPE_LIMIT]
-        if named not in self.omitted and len(self.omitted) < OMITTED_LIMIT:
-            self.omitted.append(named)
+        note_omitted(self.omitted, tool_type)
 
 
 def as_chat_completions(
