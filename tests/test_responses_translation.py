@@ -30,7 +30,7 @@ from relay.formats.responses_object import (
     TooLarge,
     response_usage,
 )
-from relay.formats.responses_tools import NAME_LIMIT, ToolNames, ToolRef
+from relay.formats.responses_tools import NAME_LIMIT, ToolNames, ToolRef, custom_parameters
 from relay.formats.sse import MAX_EVENT_BYTES, SSEDecoder
 from relay.validation.responses_body import leave_out_billed_tools, parse_responses
 from relay.validation.responses_to_chat import as_chat_completions
@@ -1394,6 +1394,8 @@ CODEX_NAMESPACE = {"type": "namespace", "name": "ns", "tools": [FUNCTION, {"type
         pytest.param({"tools": [{"type": "code_interpreter"}]}, ("code_interpreter",), None, [], id="allowed-by-type"),
         pytest.param({"tools": [CODEX_NAMESPACE, {"type": "tool_search", "execution": "client"}]}, (), None, [],
                      id="namespace-and-a-search-the-caller-runs"),
+        pytest.param({"tools": [{"type": "local_shell"}, {"type": "apply_patch"}]}, (), None, [],
+                     id="openais-tools-the-caller-runs"),
         pytest.param({"tools": [FUNCTION, {"type": "web_search"}], "tool_choice": {"type": "web_search"}}, (),
                      {"tools": [FUNCTION]}, ["web_search"], id="built-in-and-its-tool-choice"),
         pytest.param({"tools": [{"type": "tool_search"}, {"type": "tool_search", "execution": "server"}]}, (),
@@ -1803,6 +1805,41 @@ def test_a_made_name_never_meets_another_tools_and_fits_what_chat_completions_ta
         ToolRef("y" * 300, "x" * 300, custom=True), ToolRef("y" * 299 + "z", "x" * 300, custom=True),
     ]  # fmt: skip
     assert max(map(len, names)) == NAME_LIMIT
+
+
+def test_a_made_name_of_the_longest_length_is_kept_whole() -> None:
+    names = ToolNames()
+    exactly = names.chat_name(ToolRef("t" * 32, "n" * 30))
+    assert exactly == "n" * 30 + "__" + "t" * 32  # 64 characters: it fits
+    longer = names.chat_name(ToolRef("t" * 33, "n" * 30))
+    assert len(longer) == 64 and longer.startswith("n" * 30 + "__" + "t" * 23 + "_")
+
+
+@pytest.mark.parametrize(
+    ("form", "said"),
+    [
+        pytest.param({"type": "grammar", "syntax": "lark", "definition": "start: /x/"},
+                     "The tool's input, as plain text (this is a freeform tool). It must follow this lark grammar:\n"
+                     "start: /x/", id="grammar"),
+        pytest.param({"type": "grammar", "syntax": 5, "definition": "start: /x/"},
+                     "The tool's input, as plain text (this is a freeform tool). It must follow this grammar:\n"
+                     "start: /x/", id="grammar-of-a-syntax-not-a-string"),
+        pytest.param({"type": "grammar", "definition": "start: /x/"},
+                     "The tool's input, as plain text (this is a freeform tool). It must follow this grammar:\n"
+                     "start: /x/", id="grammar-of-no-syntax"),
+        pytest.param({"type": "text"}, "The tool's input, as plain text (this is a freeform tool).", id="text"),
+        pytest.param(None, "The tool's input, as plain text (this is a freeform tool).", id="none"),
+        pytest.param({"type": "grammar", "definition": 5}, "The tool's input, as plain text (this is a freeform tool).",
+                     id="grammar-not-a-string"),
+    ],
+)  # fmt: skip
+def test_a_custom_tool_is_a_function_of_one_string_its_format_said_in_words(form: Any, said: str) -> None:
+    assert custom_parameters(form) == {
+        "type": "object",
+        "properties": {"input": {"type": "string", "description": said}},
+        "required": ["input"],
+        "additionalProperties": False,
+    }
 
 
 def test_the_made_names_are_the_same_in_every_turn() -> None:

@@ -64,6 +64,9 @@ class StoredResponse(UpstreamEndpoint):
                 "The query string must be URL-encoded names and values (such as stream=true), at most "
                 "1024 characters."
             )
+        # Read (within MAX_BODY_BYTES and REQUEST_BODY_TIMEOUT, as every body is) and dropped: none of
+        # these takes one, and a body left unread would be the framework's to read, unbounded.
+        call.body()
         route = self._route()
         api_key = key_or_401(
             self.settings,

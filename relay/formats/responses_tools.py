@@ -65,7 +65,7 @@ class ToolNames:
             made = ref.name  # a custom tool keeps its name: tools of one request have distinct names
         else:
             made = _fitted(ref.namespace + SEPARATOR + ref.name)
-            if len(made) > NAME_LIMIT or made in self._taken or made in self._refs:
+            if len(made) > NAME_LIMIT or made in self._taken:
                 digest = hashlib.sha256(f"{ref.namespace}\0{ref.name}".encode()).hexdigest()
                 made = made[: NAME_LIMIT - HASH_CHARACTERS - 1] + "_" + digest[:HASH_CHARACTERS]
         self._names[key] = made
@@ -92,8 +92,9 @@ def custom_parameters(form: Any) -> dict[str, Any]:
     """
     said = "The tool's input, as plain text (this is a freeform tool)."
     if isinstance(form, dict) and form.get("type") == "grammar" and isinstance(form.get("definition"), str):
-        syntax = form.get("syntax") if isinstance(form.get("syntax"), str) else "grammar"
-        said += f" It must follow this {syntax} grammar:\n{form['definition']}"
+        syntax = form.get("syntax")
+        grammar = f"{syntax} grammar" if isinstance(syntax, str) and syntax else "grammar"
+        said += f" It must follow this {grammar}:\n{form['definition']}"
     return {
         "type": "object",
         "properties": {CUSTOM_INPUT: {"type": "string", "description": said}},

@@ -39,12 +39,13 @@ RESPONSES_FIELDS = frozenset(
         "client_metadata",
     }
 )  # fmt: skip
-# Tools the model calls and the caller runs: they cost tokens only. A namespace groups such tools
-# (its members are checked too); a tool search with "execution": "client" is run by the caller.
-# Every other tool type (web_search, file_search, code_interpreter, image_generation, mcp,
-# computer_use, a tool search the upstream runs...) is run by the upstream itself and billed beyond
-# the tokens MAX_TOKENS_LIMIT caps.
-TOKEN_ONLY_TOOLS = frozenset({"function", "custom"})
+# Tools the model calls and the caller runs: they cost tokens only. Besides functions and custom
+# tools, OpenAI's own tools that the caller runs (`local_shell` commands, `apply_patch` diffs, on the
+# caller's machine). A namespace groups such tools (its members are checked too); a tool search with
+# "execution": "client" is run by the caller. Every other tool type (web_search, file_search,
+# code_interpreter, image_generation, mcp, computer_use, a tool search the upstream runs...) is run
+# by the upstream itself and billed beyond the tokens MAX_TOKENS_LIMIT caps.
+TOKEN_ONLY_TOOLS = frozenset({"function", "custom", "local_shell", "apply_patch"})
 # The types of tools left out of one request that its log line names, each cut to TYPE_LIMIT: more
 # would only be the same names again (a request may offer hundreds of tools).
 OMITTED_LIMIT = 8
