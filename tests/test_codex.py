@@ -276,3 +276,32 @@ def test_codex_applies_a_patch_written_for_its_freeform_tool(
             "name": "apply_patch",
             "arguments": json.dumps({"input": PATCH}, separators=(",", ":")),
         }
+
+
+@pytest.mark.parametrize("route", ["passed", "translated"])
+def test_codex_runs_code_through_the_tools_of_its_newer_models(
+    agents: Path, fake: FakeUpstream, relay_factory: RelayFactory, tmp_path: Path, route: str
+) -> None:
+    """ "Responses Lite" (gpt-5.6-*): Codex offers its tools in an additional_tools input item, among them
+    `functions.exec`, a freeform tool in a namespace that runs JavaScript."""
+    relay = relay_for(relay_factory, route)
+    fake.replies["*"] = model_turns(
+        route,
+        [custom_call_item("call_x", "exec", "text('hello from exec')", namespace="functions")],
+        [message_item("it ran")],
+    )
+    run = codex(agents, relay, tmp_path, "run it", model="gpt-5.6-luna")
+    assert run.returncode == 0, run.stderr
+    assert "it ran" in run.stdout
+    first, second = sent_to_upstream(fake)
+    (result,) = tool_results(second)
+    assert "hello from exec" in result and "unsupported call" not in result
+    if route == "translated":
+        assert "functions__exec" in [tool["function"]["name"] for tool in first.json["tools"]]
+        assert second.json["messages"][-2]["tool_calls"][0]["function"] == {
+            "name": "functions__exec",
+            "arguments": json.dumps({"input": "text('hello from exec')"}, separators=(",", ":")),
+        }
+    else:
+        assert first.json["input"][0]["type"] == "additional_tools"
+        assert "tools" not in first.json
