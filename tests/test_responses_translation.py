@@ -1793,14 +1793,21 @@ def test_a_made_name_never_meets_another_tools_and_fits_what_chat_completions_ta
         {"type": "namespace", "name": "n_s", "tools": [{"type": "function", "name": "f"}]},  # so is this one
         {"type": "namespace", "name": "x" * 300, "tools": [{"type": "custom", "name": "y" * 300}]},
         {"type": "namespace", "name": "x" * 300, "tools": [{"type": "custom", "name": "y" * 299 + "z"}]},
+        {"type": "namespace", "name": "cx", "tools": [{"type": "function", "name": "y"}]},
+        {
+            "type": "custom",
+            "name": "cx__y",
+        },  # a custom tool's own name, after the namespace that would make it
     ]
     translation = as_chat_completions({"model": "m", "input": "Hi", "tools": tools}, "max_tokens")
     names = [tool["function"]["name"] for tool in translation.body["tools"]]
-    assert len(set(names)) == len(names) == 6
-    assert names[0] == "ns__f" and names[2] == "n_s__f"
+    assert len(set(names)) == len(names) == 8
+    assert names[0] == "ns__f" and names[2] == "n_s__f" and names[7] == "cx__y"
+    assert names[6].startswith("cx__y_") and translation.tools.ref(names[6]) == ToolRef("y", "cx")
+    assert translation.tools.ref("cx__y") == ToolRef("cx__y", custom=True)
     for name in names:
         assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name), name
-    assert [translation.tools.ref(name) for name in names[1:]] == [
+    assert [translation.tools.ref(name) for name in names[1:6]] == [
         ToolRef("f", "ns"), ToolRef("f", "n.s"), ToolRef("f", "n_s"),
         ToolRef("y" * 300, "x" * 300, custom=True), ToolRef("y" * 299 + "z", "x" * 300, custom=True),
     ]  # fmt: skip

@@ -92,7 +92,9 @@ class Draft:
         self.text: Item | None = None  # the message item text goes to, while open
         self.reasoning: Item | None = None  # the reasoning item its summary goes to, while open
         self.calls: dict[int, Item] = {}  # chat tool-call index -> its function_call (or custom) item
-        self.tools = tools or ToolNames()  # what the functions the relay made stand for
+        self.tools = (
+            tools if tools is not None else ToolNames()
+        )  # what the functions the relay made stand for
         self.finish: str | None = None
         self.usage: dict[str, Any] | None = None
         # What the output may still take, so that the last event stays within `limit`.

@@ -77,9 +77,6 @@ class ToolNames:
         """The caller's tool a chat function name stands for, if the relay made that name."""
         return self._refs.get(chat_name)
 
-    def __bool__(self) -> bool:
-        return bool(self._refs)
-
 
 def _fitted(name: str) -> str:
     return _UNFIT.sub("_", name)

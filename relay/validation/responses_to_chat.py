@@ -56,7 +56,11 @@ class ChatTranslation:
 def as_chat_completions(
     data: dict[str, Any], token_field: str, unsupported_tools: str = "omit"
 ) -> ChatTranslation:
-    """The chat completions request that asks a chat-only upstream what `data` asks; BadRequest otherwise."""
+    """The chat completions request that asks a chat-only upstream what `data` asks; BadRequest otherwise.
+
+    `unsupported_tools` (UNSUPPORTED_TOOLS): "omit" leaves a tool the upstream would run itself out
+    (named in `omitted`), "refuse" refuses the request naming it.
+    """
     for name in STATEFUL:
         if data.get(name) not in (None, False):
             raise BadRequest(
@@ -149,8 +153,8 @@ def _tools(
         else:
             _unsupported(where, tool_type, translation, unsupported)
     names = translation.tools
-    for entry in found:  # a function's own name first: a name the relay makes must not be one of them
-        if entry.namespace is None and entry.tool["type"] == "function":
+    for entry in found:  # the tools' own names first: a name the relay makes must not be one of them
+        if entry.namespace is None:
             names.reserve(_text(entry.tool, "name", entry.where))
     return [_chat_tool(entry, names) for entry in found]
 
