@@ -36,6 +36,7 @@ MODULES: dict[str, list[str]] = {
     "relay/formats/responses_events.py": ["tests/test_responses_translation.py"],
     "relay/formats/responses_object.py": ["tests/test_responses_translation.py"],
     "relay/formats/responses_items.py": ["tests/test_responses_translation.py"],
+    "relay/formats/responses_tools.py": ["tests/test_responses_translation.py"],
     "relay/serving/writer.py": ["tests/test_writer.py"],
     "relay/access/usage.py": ["tests/test_usage.py"],
     "relay/validation/json_values.py": [

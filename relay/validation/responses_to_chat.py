@@ -1,32 +1,66 @@
 """A Responses API request, translated for an upstream that speaks only chat completions.
 
-Most OpenAI-compatible servers speak only chat completions; for them the request
-becomes a chat completions request: `instructions` a system message, `input`
-messages (text and image parts, function calls and their outputs), function tools,
-the text format as `response_format`. What such an upstream cannot honour (stored
-state, built-in tools, files by id) is refused with a 400 that names the field,
-never dropped. Not sent, because they have no chat equivalent and ask nothing of the
-reply: `metadata` (repeated in the Response object), `include`, `truncation`,
-`service_tier`, `safety_identifier`, `prompt_cache_key`, `stream_options`, `store:
-false`, `text.verbosity`, `reasoning.summary`, and any field the Responses API does
-not have. Reasoning items of an earlier reply are left out too: a chat upstream
-never made them and cannot read them.
+Most OpenAI-compatible servers speak only chat completions; for them the request becomes
+a chat completions request: `instructions` a system message, `input` messages (text and
+image parts, tool calls and their outputs), the caller's tools as functions, the text
+format as `response_format`.
+
+Tools. Function tools pass as they are. `namespace` and `custom` tools, which the caller
+runs as it runs functions (Codex offers both), become functions too, named and shaped by
+relay/formats/responses_tools.py, which tells their calls back; so do the tools an
+`additional_tools` input item offers ("Responses Lite"), and the calls and outputs of
+earlier turns in `input`. A tool the upstream itself would run (`web_search`,
+`file_search`, `code_interpreter`, ...) cannot run on a chat upstream: it is left out and
+named in the request's log line, or, where the owner set UNSUPPORTED_TOOLS=refuse, the
+request is refused with a 400 that names it.
+
+What such an upstream cannot honour otherwise (stored state, files by id, an input item of
+another kind) is refused with a 400 that names the field, never dropped. Not sent, because
+they have no chat equivalent and ask nothing of the reply: `metadata` (repeated in the
+Response object), `include`, `truncation`, `service_tier`, `safety_identifier`,
+`prompt_cache_key`, `client_metadata`, `stream_options`, `store: false`, `text.verbosity`,
+`reasoning.summary`, and any field the Responses API does not have. Reasoning items of an
+earlier reply are left out too: a chat upstream never made them and cannot read them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from relay.errors import BadRequest
+from relay.formats.responses_tools import ToolNames, ToolRef, custom_arguments, custom_parameters
 from relay.validation.json_values import kind, quoted_type
+from relay.validation.responses_body import note_omitted
 
 # State kept by the upstream between requests: a chat-only upstream keeps none.
 STATEFUL = ("previous_response_id", "conversation", "prompt", "background")
 ROLES = frozenset({"user", "assistant", "system", "developer"})
+# Tools the caller runs, which a chat upstream can call: functions, and what becomes one.
+CALLER_TOOLS = frozenset({"function", "custom"})
 
 
-def as_chat_completions(data: dict[str, Any], token_field: str) -> dict[str, Any]:
-    """The chat completions body that asks a chat-only upstream what `data` asks; BadRequest otherwise."""
+@dataclass
+class ChatTranslation:
+    """The chat completions body, what its function names stand for, and the tools left out of it."""
+
+    body: dict[str, Any]
+    tools: ToolNames = field(default_factory=ToolNames)
+    omitted: list[str] = field(default_factory=list)  # types of tools the upstream would run, left out
+
+    def omit(self, tool_type: str) -> None:
+        note_omitted(self.omitted, tool_type)
+
+
+def as_chat_completions(
+    data: dict[str, Any], token_field: str, unsupported_tools: str = "omit"
+) -> ChatTranslation:
+    """The chat completions request that asks a chat-only upstream what `data` asks; BadRequest otherwise.
+
+    `unsupported_tools` (UNSUPPORTED_TOOLS): "omit" leaves a tool the upstream would run itself out
+    (named in `omitted`), "refuse" refuses the request naming it.
+    """
     for name in STATEFUL:
         if data.get(name) not in (None, False):
             raise BadRequest(
@@ -38,7 +72,10 @@ def as_chat_completions(data: dict[str, Any], token_field: str) -> dict[str, Any
             '"store": true needs an upstream that keeps responses (the Responses API); this model\'s '
             "upstream speaks only chat completions. Leave it out, or set it to false."
         )
-    chat: dict[str, Any] = {"model": data["model"], "messages": _messages(data)}
+    translation = ChatTranslation({"model": data["model"]})
+    tools = _tools(_offered(data), translation, unsupported_tools)
+    chat = translation.body
+    chat["messages"] = _messages(data, translation.tools)
     if data.get("stream") is True:
         chat["stream"] = True
     if data.get("max_output_tokens") is not None:
@@ -48,21 +85,151 @@ def as_chat_completions(data: dict[str, Any], token_field: str) -> dict[str, Any
             chat[name] = data[name]
     if data.get("top_logprobs") is not None:
         chat["logprobs"] = True
-    tools = _tools(data.get("tools"))
     if tools:
         chat["tools"] = tools
     if data.get("tool_choice") is not None:
-        chat["tool_choice"] = _tool_choice(data["tool_choice"])
+        choice = _tool_choice(data["tool_choice"], translation, unsupported_tools)
+        if choice is not None:
+            chat["tool_choice"] = choice
     response_format = _response_format(data.get("text"))
     if response_format is not None:
         chat["response_format"] = response_format
     reasoning = data.get("reasoning")
     if isinstance(reasoning, dict) and reasoning.get("effort") is not None:
         chat["reasoning_effort"] = reasoning["effort"]
-    return chat
+    return translation
 
 
-def _messages(data: dict[str, Any]) -> list[dict[str, Any]]:
+# -- tools -----------------------------------------------------------------------------------------
+
+
+def _offered(data: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    """Every tool the request offers, with where it is: `tools`, then `additional_tools` input items."""
+    tools = data.get("tools")
+    if tools is not None:
+        if not isinstance(tools, list):
+            raise BadRequest(f'"tools" must be a list of tools, got {kind(tools)}.')
+        yield from ((f"tools[{index}]", tool) for index, tool in enumerate(tools))
+    given = data.get("input")
+    for index, item in enumerate(given if isinstance(given, list) else ()):
+        if isinstance(item, dict) and item.get("type") == "additional_tools":
+            more = item.get("tools")
+            if not isinstance(more, list):
+                raise BadRequest(f'"input[{index}].tools" must be a list of tools, got {kind(more)}.')
+            yield from ((f"input[{index}].tools[{number}]", tool) for number, tool in enumerate(more))
+
+
+@dataclass(frozen=True)
+class _Tool:
+    """A tool the caller runs, found where `where` says, under `namespace` if it is in one."""
+
+    where: str
+    tool: dict[str, Any]
+    namespace: str | None = None
+    about: str | None = None  # the namespace's description
+
+
+def _tools(
+    offered: Iterator[tuple[str, Any]], translation: ChatTranslation, unsupported: str
+) -> list[dict[str, Any]]:
+    """The chat tools for the caller's: its functions as they are, the others made functions."""
+    found: list[_Tool] = []
+    for where, tool in offered:
+        tool_type = _tool_type(tool, where)
+        if tool_type in CALLER_TOOLS:
+            found.append(_Tool(where, tool))
+        elif tool_type == "namespace":
+            namespace = _text(tool, "name", where)
+            about = tool.get("description") if isinstance(tool.get("description"), str) else None
+            inner = tool.get("tools")
+            if not isinstance(inner, list):
+                raise BadRequest(f'"{where}.tools" must be a list of tools, got {kind(inner)}.')
+            for index, member in enumerate(inner):
+                at = f"{where}.tools[{index}]"
+                if _tool_type(member, at) in CALLER_TOOLS:
+                    found.append(_Tool(at, member, namespace, about or None))
+                else:
+                    _unsupported(at, member["type"], translation, unsupported)
+        else:
+            _unsupported(where, tool_type, translation, unsupported)
+    names = translation.tools
+    for entry in found:  # the tools' own names first: a name the relay makes must not be one of them
+        if entry.namespace is None:
+            names.reserve(_text(entry.tool, "name", entry.where))
+    return [_chat_tool(entry, names) for entry in found]
+
+
+def _tool_type(tool: Any, where: str) -> str:
+    if not isinstance(tool, dict):
+        raise BadRequest(f'"{where}" must be a tool object, got {kind(tool)}.')
+    tool_type = tool.get("type")
+    if not isinstance(tool_type, str):
+        raise BadRequest(
+            f'"{where}.type" is {quoted_type(tool_type)}; a tool\'s type is a string such as "function", '
+            '"custom" or "namespace".'
+        )
+    return tool_type
+
+
+def _unsupported(where: str, tool_type: str, translation: ChatTranslation, unsupported: str) -> None:
+    """A tool the upstream would run itself: left out (and logged), or the request refused."""
+    if unsupported == "refuse":
+        raise BadRequest(
+            f'"{where}.type" is {quoted_type(tool_type)}: a tool the upstream runs itself, which this '
+            "model's upstream (it speaks only chat completions) cannot run. Leave the tool out: this "
+            "relay's owner refuses such a request rather than send it without the tool "
+            "(UNSUPPORTED_TOOLS=refuse)."
+        )
+    translation.omit(tool_type)
+
+
+def _chat_tool(entry: _Tool, names: ToolNames) -> dict[str, Any]:
+    tool, where = entry.tool, entry.where
+    name = _text(tool, "name", where)
+    custom = tool["type"] == "custom"
+    if entry.namespace is None and not custom:
+        function: dict[str, Any] = {"name": name}
+        for field_name in ("description", "parameters", "strict"):
+            if tool.get(field_name) is not None:
+                function[field_name] = tool[field_name]
+        return {"type": "function", "function": function}
+    function = {"name": names.chat_name(ToolRef(name, entry.namespace, custom))}
+    said = [text for text in (entry.about, tool.get("description")) if isinstance(text, str) and text]
+    if said:
+        function["description"] = "\n\n".join(said)
+    if custom:
+        function["parameters"] = custom_parameters(tool.get("format"))
+    else:
+        for field_name in ("parameters", "strict"):
+            if tool.get(field_name) is not None:
+                function[field_name] = tool[field_name]
+    return {"type": "function", "function": function}
+
+
+def _tool_choice(choice: Any, translation: ChatTranslation, unsupported: str) -> Any:
+    if isinstance(choice, str):
+        return choice  # "auto", "none", "required"
+    chosen = choice.get("type") if isinstance(choice, dict) else None
+    chosen = chosen if isinstance(chosen, str) else None
+    name = choice.get("name") if isinstance(choice, dict) else None
+    if chosen in CALLER_TOOLS and isinstance(name, str):
+        namespace = choice.get("namespace")
+        if chosen == "custom" or isinstance(namespace, str):
+            ref = ToolRef(name, namespace if isinstance(namespace, str) else None, chosen == "custom")
+            name = translation.tools.chat_name(ref)
+        return {"type": "function", "function": {"name": name}}
+    if chosen is not None and chosen not in (*CALLER_TOOLS, "allowed_tools") and unsupported == "omit":
+        translation.omit(chosen)  # it names a tool left out: the upstream chooses among the others
+        return None
+    raise BadRequest(
+        '"tool_choice" must be "auto", "none", "required" or {"type": "function", "name": ...} here.'
+    )
+
+
+# -- input -----------------------------------------------------------------------------------------
+
+
+def _messages(data: dict[str, Any], names: ToolNames) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     instructions = data.get("instructions")
     if instructions is not None:
@@ -80,21 +247,9 @@ def _messages(data: dict[str, Any]) -> list[dict[str, Any]]:
         item_type = item.get("type", "message")
         if item_type == "message":
             messages.append(_message(item, where))
-        elif item_type == "function_call":
-            call = {
-                "id": _text(item, "call_id", where),
-                "type": "function",
-                "function": {
-                    "name": _text(item, "name", where),
-                    "arguments": _text(item, "arguments", where),
-                },
-            }
-            last = messages[-1] if messages else None
-            if last is not None and last["role"] == "assistant" and "tool_calls" in last:
-                last["tool_calls"].append(call)  # calls made in one turn stay one turn
-            else:
-                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
-        elif item_type == "function_call_output":
+        elif item_type in ("function_call", "custom_tool_call"):
+            _add_call(messages, _call(item, where, names))
+        elif item_type in ("function_call_output", "custom_tool_call_output"):
             output = item.get("output")
             if not isinstance(output, str):
                 output = _parts(output, f"{where}.output", "user") if isinstance(output, list) else None
@@ -103,14 +258,44 @@ def _messages(data: dict[str, Any]) -> list[dict[str, Any]]:
             messages.append(
                 {"role": "tool", "tool_call_id": _text(item, "call_id", where), "content": output}
             )
-        elif item_type == "reasoning":
-            continue  # an earlier reply's reasoning: a chat-only upstream neither made nor reads it
+        elif item_type in ("reasoning", "additional_tools"):
+            # An earlier reply's reasoning: a chat-only upstream neither made nor reads it. Tools
+            # offered in the input are among the request's tools.
+            continue
         else:
             raise BadRequest(
                 f'"{where}.type" is "{str(item_type)[:64]}", which has no equivalent in chat completions '
-                "(this model's upstream speaks only those); send messages, function calls and their outputs."
+                "(this model's upstream speaks only those); send messages, tool calls and their outputs."
             )
     return messages
+
+
+def _call(item: dict[str, Any], where: str, names: ToolNames) -> dict[str, Any]:
+    """An earlier call, as a chat tool call: by the function name its tool is offered under."""
+    name = _text(item, "name", where)
+    namespace = item.get("namespace")
+    if namespace is not None and not isinstance(namespace, str):
+        raise BadRequest(f'"{where}.namespace" must be a string, got {kind(namespace)}.')
+    if item["type"] == "custom_tool_call":
+        name = names.chat_name(ToolRef(name, namespace, custom=True))
+        arguments = custom_arguments(_text(item, "input", where))
+    else:
+        if namespace is not None:
+            name = names.chat_name(ToolRef(name, namespace))
+        arguments = _text(item, "arguments", where)
+    return {
+        "id": _text(item, "call_id", where),
+        "type": "function",
+        "function": {"name": name, "arguments": arguments},
+    }
+
+
+def _add_call(messages: list[dict[str, Any]], call: dict[str, Any]) -> None:
+    last = messages[-1] if messages else None
+    if last is not None and last["role"] == "assistant" and "tool_calls" in last:
+        last["tool_calls"].append(call)  # calls made in one turn stay one turn
+    else:
+        messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
 
 
 def _message(item: dict[str, Any], where: str) -> dict[str, Any]:
@@ -158,39 +343,6 @@ def _parts(content: list[Any], where: str, role: str) -> list[dict[str, Any]]:
                 'text and image parts only ("input_text", "input_image").'
             )
     return parts
-
-
-def _tools(tools: Any) -> list[dict[str, Any]]:
-    if tools is None:
-        return []
-    if not isinstance(tools, list):
-        raise BadRequest(f'"tools" must be a list of tools, got {kind(tools)}.')
-    converted = []
-    for index, tool in enumerate(tools):
-        if not isinstance(tool, dict):
-            raise BadRequest(f'"tools[{index}]" must be a tool object, got {kind(tool)}.')
-        tool_type = tool.get("type")
-        if tool_type != "function":
-            raise BadRequest(
-                f'"tools[{index}].type" is {quoted_type(tool_type)}; this model\'s upstream speaks only chat '
-                'completions, which take "function" tools only.'
-            )
-        function = {"name": _text(tool, "name", f"tools[{index}]")}
-        for name in ("description", "parameters", "strict"):
-            if tool.get(name) is not None:
-                function[name] = tool[name]
-        converted.append({"type": "function", "function": function})
-    return converted
-
-
-def _tool_choice(choice: Any) -> Any:
-    if isinstance(choice, str):
-        return choice  # "auto", "none", "required"
-    if isinstance(choice, dict) and choice.get("type") == "function" and isinstance(choice.get("name"), str):
-        return {"type": "function", "function": {"name": choice["name"]}}
-    raise BadRequest(
-        '"tool_choice" must be "auto", "none", "required" or {"type": "function", "name": ...} here.'
-    )
 
 
 def _response_format(text: Any) -> dict[str, Any] | None:
