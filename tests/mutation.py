@@ -48,6 +48,8 @@ MODULES: dict[str, list[str]] = {
     "relay/validation/chat_body.py": ["tests/test_openai_body.py"],
     "relay/validation/responses_body.py": ["tests/test_responses_translation.py"],
     "relay/validation/responses_to_chat.py": ["tests/test_responses_translation.py"],
+    "relay/validation/offered_tools.py": ["tests/test_responses_translation.py"],
+    "relay/validation/responses_input.py": ["tests/test_responses_translation.py"],
     "relay/access/policy.py": ["tests/test_policy.py"],
     "relay/access/cors.py": ["tests/test_policy.py"],
     "relay/access/redaction.py": ["tests/test_redaction.py"],
