@@ -11,6 +11,7 @@ import functions_framework
 from werkzeug.exceptions import HTTPException
 
 from relay.app import ChatRelay
+from relay.serving.server import route_websocket_handshakes
 from relay.serving.writer import framework_error_response
 from relay.startup import start
 
@@ -26,3 +27,5 @@ def chat(request: flask.Request) -> flask.Response:
 # functions-framework answers /favicon.ico and /robots.txt itself, with an HTML 404;
 # make those, like every other answer, plain text.
 functions_framework.errorhandler(HTTPException)(framework_error_response)
+# A WebSocket handshake (Codex tries one) reaches the function, to be answered 426, not werkzeug's 400.
+route_websocket_handshakes()

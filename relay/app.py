@@ -23,7 +23,8 @@ from relay.endpoints.embeddings import Embeddings
 from relay.endpoints.models import MODEL_PATH, ModelEntry, ModelList
 from relay.endpoints.original_chat import OriginalChat
 from relay.endpoints.page_config import CONFIG_PATH, PageConfig
-from relay.endpoints.responses_api import Responses
+from relay.endpoints.responses_api import COMPACT_PATH, Responses, ResponsesCompact
+from relay.endpoints.stored_responses import STORED_PATH, StoredResponse
 from relay.errors import (
     ENDPOINTS_HINT,
     Dialect,
@@ -32,6 +33,7 @@ from relay.errors import (
     NotFound,
     RelayError,
     ShuttingDown,
+    UpgradeRequired,
 )
 from relay.page import Page
 from relay.serving.request_body import limit_body
@@ -66,6 +68,7 @@ class ChatRelay:
             "/api/chat": original,
             "/v1/chat/completions": ChatCompletions(settings, upstreams, limiter),
             "/v1/responses": Responses(settings, upstreams, limiter),
+            COMPACT_PATH: ResponsesCompact(settings, upstreams, limiter),
             "/v1/embeddings": Embeddings(settings, upstreams, limiter),
             # Anthropic's, for its SDKs and Claude Code
             MESSAGES_PATH: Messages(settings, upstreams, limiter),
@@ -74,12 +77,16 @@ class ChatRelay:
             CONFIG_PATH: PageConfig(settings),  # what a page may offer; served with or without the page
         }
         self.model_entry = ModelEntry(settings, upstreams)  # /v1/models/{model}
+        self.stored_response = StoredResponse(settings, upstreams, limiter)  # /v1/responses/{id}...
         self.page = Page(settings) if settings.serve_page else None
 
     def endpoint(self, path: str) -> Endpoint | None:
         if path.startswith(MODEL_PATH) and len(path) > len(MODEL_PATH):
             return self.model_entry
-        return self.endpoints.get(path)
+        found = self.endpoints.get(path)
+        if found is None and path.startswith(STORED_PATH) and len(path) > len(STORED_PATH):
+            return self.stored_response
+        return found
 
     def __call__(self, request: flask.Request) -> flask.Response:
         log = RequestLog(
@@ -125,6 +132,10 @@ class ChatRelay:
 
     def _serve(self, call: Call, origin: str | None, allowed: bool) -> Written:
         request = call.request
+        if request.headers.get("Upgrade", "").strip().lower() == "websocket":
+            # Codex tries a WebSocket first: a 426 sends it to POST at once (other answers cost it
+            # seconds of retries, or end it). On any path, before the token: it costs nothing.
+            raise UpgradeRequired(request.path)
         page = self.page is not None and self.page.serves(request.path)
         if page and request.method in PAGE_METHODS:
             return self.page.serve(request.path, call.writer)  # type: ignore[union-attr]

@@ -11,6 +11,7 @@
     │   ├── MethodNotAllowed   405, with the methods the path allows
     │   ├── BodyTimeout        408: the request body stopped arriving
     │   ├── PayloadTooLarge    413
+    │   ├── UpgradeRequired    426: a WebSocket handshake; the relay speaks HTTP only
     │   ├── RateLimited        429: over a limit the owner set (TooManyAtOnce: its share of a worker)
     │   └── ClientGone         the client left before its answer (logged as client_gone)
     ├── ShuttingDown           503: the server is restarting (SIGTERM); send the request again
@@ -189,6 +190,22 @@ class PayloadTooLarge(ClientError):
         )
 
 
+class UpgradeRequired(ClientError):
+    """426 to a WebSocket handshake: the client is to send its request over plain HTTP instead.
+
+    Codex tries a WebSocket on /v1/responses first: a 426 makes it fall back to POST at once,
+    where any other refusal costs it seconds of retries (400 ends it). No `Upgrade` header offers
+    a protocol to switch to: there is none, and one naming websocket would invite another try.
+    """
+
+    status = 426
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"This relay does not speak WebSocket: send the request to {path[:256]} over HTTP (POST) instead."
+        )
+
+
 class ShuttingDown(RelayError):
     """503: this instance is restarting (the platform's SIGTERM); another serves the request sent again."""
 
@@ -248,6 +265,6 @@ class UpstreamTimeout(UpstreamError):
 # Where a caller who reached a path the relay does not serve should go instead.
 ENDPOINTS_HINT = (
     "The endpoints are POST /api/chat (or POST /), the OpenAI API's POST /v1/chat/completions, "
-    "POST /v1/responses, POST /v1/embeddings and GET /v1/models, and Anthropic's POST /v1/messages "
-    "and POST /v1/messages/count_tokens."
+    "POST /v1/responses (and /v1/responses/compact, /v1/responses/{id}), POST /v1/embeddings and "
+    "GET /v1/models, and Anthropic's POST /v1/messages and POST /v1/messages/count_tokens."
 )

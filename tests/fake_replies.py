@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache, cached_property, lru_cache
 from http import HTTPStatus
@@ -201,6 +201,190 @@ def named_sse(payload: dict[str, Any], sequence: int) -> bytes:
     payload = {**payload, "sequence_number": sequence}
     name: str = payload["type"]
     return b"event: " + name.encode() + b"\n" + sse(payload)
+
+
+# --- what a coding agent's turns get: output items, tool calls, replies by turn ---------------
+
+
+def chat_stream(
+    text: str = "",
+    *,
+    reasoning: str = "",
+    reasoning_field: str = "reasoning_content",
+    calls: Iterable[tuple[str, str, str]] = (),
+    usage: dict[str, Any] | None = None,
+    model: str = FAKE_MODEL,
+) -> list[Step]:
+    """A chat completions stream as a reasoning model with tools sends it: its reasoning first (in
+    `reasoning_field`: DeepSeek's and vLLM's `reasoning_content`, OpenRouter's `reasoning` or
+    `reasoning_details`), then its text, then each tool call (call id, function name, arguments, the
+    arguments in two pieces), its finish, the usage (if any), [DONE]."""
+
+    def piece(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return sse({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1700000000,
+                    "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})  # fmt: skip
+
+    steps: list[Step] = [piece({"role": "assistant", "content": ""})]
+    for word in tokenize(reasoning) if reasoning else ():
+        if reasoning_field == "reasoning_details":
+            steps.append(piece({"reasoning_details": [{"type": "reasoning.text", "text": word}]}))
+        else:
+            steps.append(piece({reasoning_field: word}))
+    steps += [piece({"content": word}) for word in (tokenize(text) if text else ())]
+    calls = list(calls)
+    for number, (call_id, name, arguments) in enumerate(calls):
+        half = len(arguments) // 2
+        first = {
+            "index": number,
+            "id": call_id,
+            "type": "function",
+            "function": {"name": name, "arguments": ""},
+        }
+        steps.append(piece({"tool_calls": [first]}))
+        for part in (arguments[:half], arguments[half:]):
+            steps.append(piece({"tool_calls": [{"index": number, "function": {"arguments": part}}]}))
+    steps.append(piece({}, "tool_calls" if calls else "stop"))
+    if usage is not None:
+        steps.append(sse({"id": "chatcmpl-fake", "model": model, "choices": [], "usage": usage}))
+    steps.append(sse("[DONE]"))
+    return steps
+
+
+def message_item(text: str, item_id: str = "msg_fake") -> dict[str, Any]:
+    return {"type": "message", "id": item_id, "status": "completed", "role": "assistant",
+            "content": [{"type": "output_text", "text": text, "annotations": []}]}  # fmt: skip
+
+
+def reasoning_item(summary: str, item_id: str = "rs_fake") -> dict[str, Any]:
+    return {"type": "reasoning", "id": item_id, "summary": [{"type": "summary_text", "text": summary}]}
+
+
+def function_call_item(
+    call_id: str, name: str, arguments: str, namespace: str | None = None, item_id: str = "fc_fake"
+) -> dict[str, Any]:
+    item = {"type": "function_call", "id": item_id, "call_id": call_id, "name": name,
+            "arguments": arguments, "status": "completed"}  # fmt: skip
+    return item if namespace is None else {**item, "namespace": namespace}
+
+
+def custom_call_item(
+    call_id: str, name: str, given: str, namespace: str | None = None, item_id: str = "ctc_fake"
+) -> dict[str, Any]:
+    item = {"type": "custom_tool_call", "id": item_id, "call_id": call_id, "name": name, "input": given,
+            "status": "completed"}  # fmt: skip
+    return item if namespace is None else {**item, "namespace": namespace}
+
+
+RESPONSES_USAGE = {
+    "input_tokens": 11,
+    "input_tokens_details": {"cached_tokens": 0},
+    "output_tokens": 7,
+    "output_tokens_details": {"reasoning_tokens": 3},
+    "total_tokens": 18,
+}
+
+
+def response_object(
+    items: list[dict[str, Any]], *, model: str = FAKE_MODEL, usage: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The Response object a Responses API upstream answers with these output items, completed."""
+    return {"id": "resp_fake", "object": "response", "created_at": 1700000000, "status": "completed",
+            "model": model, "output": items, "usage": usage or RESPONSES_USAGE, "error": None,
+            "incomplete_details": None, "tools": [], "tool_choice": "auto", "parallel_tool_calls": True}  # fmt: skip
+
+
+def responses_events(
+    items: list[dict[str, Any]], *, model: str = FAKE_MODEL, usage: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The events a Responses API upstream streams for these output items, as OpenAI sends them: each
+    item added, its content in two deltas and done, then the item done; the reply completed."""
+    whole = response_object(items, model=model, usage=usage)
+    started = {**whole, "status": "in_progress", "output": [], "usage": None}
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": started},
+        {"type": "response.in_progress", "response": started},
+    ]
+    for index, item in enumerate(items):
+        where = {"item_id": item["id"], "output_index": index}
+        kind = item["type"]
+        if kind == "message":
+            text = item["content"][0]["text"]
+            part = {"type": "output_text", "text": "", "annotations": []}
+            events += [
+                {"type": "response.output_item.added", "output_index": index,
+                 "item": {**item, "status": "in_progress", "content": []}},
+                {"type": "response.content_part.added", **where, "content_index": 0, "part": part},
+                *({"type": "response.output_text.delta", **where, "content_index": 0, "delta": half,
+                   "logprobs": []} for half in _halves(text)),
+                {"type": "response.output_text.done", **where, "content_index": 0, "text": text, "logprobs": []},
+                {"type": "response.content_part.done", **where, "content_index": 0, "part": {**part, "text": text}},
+            ]  # fmt: skip
+        elif kind == "reasoning":
+            text = item["summary"][0]["text"]
+            part = {"type": "summary_text", "text": ""}
+            events += [
+                {"type": "response.output_item.added", "output_index": index, "item": {**item, "summary": []}},
+                {"type": "response.reasoning_summary_part.added", **where, "summary_index": 0, "part": part},
+                *({"type": "response.reasoning_summary_text.delta", **where, "summary_index": 0, "delta": half}
+                  for half in _halves(text)),
+                {"type": "response.reasoning_summary_text.done", **where, "summary_index": 0, "text": text},
+                {"type": "response.reasoning_summary_part.done", **where, "summary_index": 0,
+                 "part": {**part, "text": text}},
+            ]  # fmt: skip
+        else:
+            field_name, event = (
+                ("input", "custom_tool_call_input") if kind == "custom_tool_call"
+                else ("arguments", "function_call_arguments")
+            )  # fmt: skip
+            events += [
+                {"type": "response.output_item.added", "output_index": index,
+                 "item": {**item, field_name: "", "status": "in_progress"}},
+                *({"type": f"response.{event}.delta", **where, "delta": half} for half in _halves(item[field_name])),
+                {"type": f"response.{event}.done", **where, field_name: item[field_name]},
+            ]  # fmt: skip
+        events.append({"type": "response.output_item.done", "output_index": index, "item": item})
+    events.append({"type": "response.completed", "response": whole})
+    return events
+
+
+def responses_reply(items: list[dict[str, Any]], **kw: Any) -> Reply:
+    """A Responses API upstream's stream of these output items (named, numbered events, no [DONE])."""
+    return Reply(
+        body=[named_sse(event, number) for number, event in enumerate(responses_events(items, **kw))]
+    )
+
+
+def _halves(text: str) -> list[str]:
+    half = len(text) // 2
+    return [part for part in (text[:half], text[half:]) if part]
+
+
+def tool_outputs(request: Any) -> int:
+    """How many tool results a request carries: a chat request's `tool` messages, a Responses request's
+    `function_call_output` and `custom_tool_call_output` items. An agent's turn is that many calls in."""
+    try:
+        body = json.loads(request.body)
+    except ValueError:
+        return 0
+    if not isinstance(body, dict):
+        return 0
+    listed = body.get("messages") if isinstance(body.get("messages"), list) else body.get("input")
+    kinds = ("function_call_output", "custom_tool_call_output")
+    return sum(
+        isinstance(entry, dict) and (entry.get("role") == "tool" or entry.get("type") in kinds)
+        for entry in (listed if isinstance(listed, list) else ())
+    )
+
+
+def by_turn(*replies: Reply) -> Callable[[Any], Reply]:
+    """Replies scripted by turn: the Nth reply to a request that carries N - 1 tool results (the last
+    for any later turn). By what the request holds, not by how many came: an agent's retries and
+    warm-up requests get the same reply as the first try."""
+
+    def reply(request: Any) -> Reply:
+        return replies[min(tool_outputs(request), len(replies) - 1)]
+
+    return reply
 
 
 def tokenize(text: str) -> list[str]:

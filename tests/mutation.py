@@ -38,6 +38,7 @@ MODULES: dict[str, list[str]] = {
     "relay/formats/responses_items.py": ["tests/test_responses_translation.py"],
     "relay/formats/anthropic_events.py": ["tests/test_anthropic_wire.py"],
     "relay/formats/error_shapes.py": ["tests/test_anthropic_wire.py", "tests/test_writer.py"],
+    "relay/formats/responses_tools.py": ["tests/test_responses_translation.py"],
     "relay/serving/writer.py": ["tests/test_writer.py"],
     "relay/access/usage.py": ["tests/test_usage.py"],
     "relay/validation/json_values.py": [
@@ -50,6 +51,8 @@ MODULES: dict[str, list[str]] = {
     "relay/validation/responses_body.py": ["tests/test_responses_translation.py"],
     "relay/validation/responses_to_chat.py": ["tests/test_responses_translation.py"],
     "relay/validation/messages_body.py": ["tests/test_anthropic_wire.py"],
+    "relay/validation/offered_tools.py": ["tests/test_responses_translation.py"],
+    "relay/validation/responses_input.py": ["tests/test_responses_translation.py"],
     "relay/access/policy.py": ["tests/test_policy.py"],
     "relay/access/cors.py": ["tests/test_policy.py"],
     "relay/access/redaction.py": ["tests/test_redaction.py"],

@@ -753,3 +753,92 @@ def test_the_callers_own_key_pays_for_embeddings_too(fake: FakeUpstream, relay: 
     )
     assert response.status_code == 200
     assert fake.requests[0].headers["authorization"] == "Bearer sk-client-own-key-0123456789abcdef"
+
+
+# -- the Responses API's other paths, and what agents offer ------------------------------------------
+
+
+def leave_after(port: int, request: bytes, after: float) -> float:
+    """Send a request on a raw socket, close the connection `after` seconds later; return when."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(request)
+        time.sleep(after)
+    return time.monotonic()
+
+
+@pytest.mark.parametrize(
+    ("request_line", "body", "status"),
+    [
+        pytest.param(
+            b"POST /v1/responses/compact", b'{"model": "gpt-test", "input": "x"}', 200, id="compaction"
+        ),
+        pytest.param(b"GET /v1/responses/resp_1", b"", 200, id="stored"),
+        pytest.param(b"GET /v1/responses/resp_1/input_items", b"", 400, id="stored-refused"),
+    ],
+)
+def test_a_whole_answer_or_error_trickled_after_the_client_left_is_let_go_on_the_responses_paths(
+    fake: FakeUpstream, relay_factory: RelayFactory, request_line: bytes, body: bytes, status: int
+) -> None:
+    relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, OPENAI_RESPONSES_API="true", UPSTREAM_RETRIES="0")
+    fake.replies["*"] = Reply(
+        status=status,
+        headers={"Content-Type": "application/json"},
+        body=[b"{", *[step for _ in range(200) for step in (Pause(0.1), b" ")]],
+    )
+    head = (
+        request_line + b" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + ACCESS_TOKEN.encode() + b"\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    left = leave_after(relay.port, head + body, after=0.5)  # the upstream has begun its answer
+    assert fake.wait_for(
+        lambda: bool(fake.requests) and fake.requests[0].client_closed is not None, timeout=5
+    )
+    assert fake.requests[0].client_closed - left < 2  # type: ignore[operator]  # not the answer's 20 s
+
+
+def test_a_stored_responses_id_and_query_are_bounded_before_they_reach_a_url(
+    fake: FakeUpstream, relay_factory: RelayFactory
+) -> None:
+    relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN, OPENAI_RESPONSES_API="true")
+    headers = {"Authorization": f"Bearer {ACCESS_TOKEN}"}
+    for path in (
+        "/v1/responses/" + "r" * 257,
+        "/v1/responses/resp_1?" + "a=1&" * 300,
+        "/v1/responses/%2e%2e",
+    ):
+        refused = httpx.get(relay.url + path, headers=headers)
+        assert refused.status_code == 400, path
+    longest = httpx.get(
+        relay.url + "/v1/responses/" + "r" * 3900, headers=headers
+    )  # near the request line's 4094
+    assert longest.status_code == 400
+    assert fake.requests == []
+
+
+def test_what_a_request_offers_is_bounded_in_what_the_relay_makes_of_it(
+    fake: FakeUpstream, relay_factory: RelayFactory, client: httpx.Client
+) -> None:
+    """Hundreds of tools of other types, namespaces with names far over any limit: the made names fit,
+    and the log line names a few of the tools left out, each cut."""
+    relay = relay_factory(ACCESS_TOKENS=ACCESS_TOKEN)
+    fake.replies["gpt-test"] = Reply(body=openai_stream(["ok"]))
+    hosted = [{"type": f"hosted_{number}_" + "x" * 500} for number in range(400)]
+    namespaces = [
+        {
+            "type": "namespace",
+            "name": "n" * 2000 + str(number),
+            "tools": [{"type": "function", "name": "f" * 2000}],
+        }
+        for number in range(200)
+    ]
+    response = client.post(
+        relay.url + "/v1/responses",
+        json={"model": "gpt-test", "input": "Hi", "tools": [*hosted, *namespaces]},
+        headers={"Authorization": f"Bearer {ACCESS_TOKEN}"},
+    )
+    assert response.status_code == 200
+    names = [tool["function"]["name"] for tool in fake.requests[0].json["tools"]]
+    assert len(set(names)) == 200 and max(map(len, names)) == 64
+    entry = relay.log_of(response.headers["X-Relay-Request-Id"])
+    assert len(entry["omitted_tools"].split(",")) == 8
+    assert len(entry["omitted_tools"]) <= 512

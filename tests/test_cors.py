@@ -39,7 +39,7 @@ def test_preflight_from_a_listed_origin(listed: RelayServer, client: httpx.Clien
     assert response.content == b""
     assert "content-type" not in response.headers
     assert response.headers["access-control-allow-origin"] == origin
-    assert response.headers["access-control-allow-methods"] == "GET, POST, OPTIONS"
+    assert response.headers["access-control-allow-methods"] == "GET, POST, DELETE, OPTIONS"
     allowed = [name.strip().lower() for name in response.headers["access-control-allow-headers"].split(",")]
     assert {"content-type", "authorization", "x-stainless-os", "x-stainless-lang"} <= set(allowed)
     assert len(allowed) == len(set(allowed))

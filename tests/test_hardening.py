@@ -41,6 +41,31 @@ def status_line(port: int, head: bytes, timeout: float = 5.0) -> bytes:
         pytest.param(
             b"POST /api/chat", f"Authorization: Bearer {ACCESS_TOKEN}\r\n".encode(), b"413", id="too-large"
         ),
+        pytest.param(b"POST /v1/responses/compact", b"", b"401", id="compaction-no-token"),
+        pytest.param(
+            b"POST /v1/responses/compact",
+            f"Authorization: Bearer {ACCESS_TOKEN}\r\n".encode(),
+            b"413",
+            id="compaction-too-large",
+        ),
+        pytest.param(
+            b"POST /v1/responses/resp_1/cancel",
+            f"Authorization: Bearer {ACCESS_TOKEN}\r\n".encode(),
+            b"413",
+            id="cancel-too-large",
+        ),
+        pytest.param(
+            b"PUT /v1/responses/resp_1",
+            f"Authorization: Bearer {ACCESS_TOKEN}\r\n".encode(),
+            b"405",
+            id="stored-wrong-method",
+        ),
+        pytest.param(
+            b"GET /v1/responses/resp_1",
+            b"Upgrade: websocket\r\nConnection: Upgrade\r\n",
+            b"426",
+            id="websocket",
+        ),
     ],
 )
 def test_a_refused_request_is_answered_without_reading_its_body(

@@ -21,7 +21,7 @@ import pytest
 
 from tests.chat_client import USER, chat
 from tests.conftest import SERVER_KEY, assert_no_secret
-from tests.fake_replies import anthropic_stream
+from tests.fake_replies import anthropic_stream, chat_stream
 from tests.fake_upstream import FakeUpstream, Reply, openai_stream, sse
 from tests.redis_server import Redis, require_redis_server
 from tests.relay_server import RelayServer, stop_all
@@ -458,6 +458,49 @@ def test_a_tool_call_reply_is_charged_for_its_arguments(fake: FakeUpstream, rela
     assert entry["usage_source"] == "estimated"
     # About four characters a token, OpenAI's rule of thumb (25,000 here); within 2x of it either way.
     assert 12_500 <= entry["tokens"] <= 50_000, entry["tokens"]
+
+
+def test_a_translated_codex_turn_and_a_compaction_are_settled_and_a_stored_response_takes_nothing(
+    fake: FakeUpstream, redis: Redis, relays: Relays
+) -> None:
+    """The Responses API's paths: what a turn cost (from the upstream's usage, its reasoning included)
+    is settled against the caller's tokens across instances; reading a stored response is not counted."""
+    usage = {"prompt_tokens": 30, "completion_tokens": 10, "total_tokens": 40,
+             "completion_tokens_details": {"reasoning_tokens": 4}}  # fmt: skip
+    kept = {"prefix": "oa/", "base_url": fake.base_url, "key_env": None, "responses": True}
+    one, two = relays(2, REDIS_URL=redis.url, RATE_LIMIT_TOKENS="100000/day", RATE_LIMIT_REQUESTS="3/minute",
+                      STREAM_USAGE="true", UPSTREAMS=json.dumps([kept]))  # fmt: skip
+    fake.replies["gpt-test"] = Reply(body=chat_stream("hi", reasoning="hm", usage=usage))
+    compacted = {"id": "resp_c", "object": "response.compaction", "output": [],
+                 "usage": {"input_tokens": 50, "output_tokens": 20, "total_tokens": 70}}  # fmt: skip
+    fake.replies["*"] = Reply(
+        headers={"Content-Type": "application/json"}, body=[json.dumps(compacted).encode()]
+    )
+    headers = {"Authorization": f"Bearer {ALICE}"}
+    with httpx.Client(timeout=30) as client:
+        turn = client.post(one.url + "/v1/responses", headers=headers,
+                           json={"model": "gpt-test", "input": "Hi", "stream": True, "tools": [{"type": "web_search"}]})  # fmt: skip
+        assert turn.status_code == 200 and "response.completed" in turn.text
+        compaction = client.post(two.url + "/v1/responses/compact", headers=headers,
+                                 json={"model": "oa/gpt-x", "input": "A long conversation."})  # fmt: skip
+        assert compaction.status_code == 200
+        for relay in (one, two, one):
+            assert client.get(relay.url + "/v1/responses/resp_1", headers=headers).status_code == 200
+        assert (
+            client.post(
+                two.url + "/v1/responses", headers=headers, json={"model": "gpt-test", "input": "Hi"}
+            ).status_code
+            == 200
+        )
+        refused = client.post(
+            one.url + "/v1/responses", headers=headers, json={"model": "gpt-test", "input": "Hi"}
+        )
+    assert refused.status_code == 429  # the fourth request that made something, in the minute
+    assert one.log_of(turn.headers["x-relay-request-id"])["tokens"] == 40
+    assert two.log_of(compaction.headers["x-relay-request-id"])["tokens"] == 70
+    key = "LIMITS:LIMITER/tokens/token:alice/100000/86400/second"
+    # 40, 70 and 40: what is settled is what each cost, not what was reserved.
+    assert fake.wait_for(lambda: redis.command("GET", key) == b"$3\r\n150\r\n", timeout=5)
 
 
 class TricklingStore:

@@ -356,7 +356,7 @@ def test_response_headers_name_the_origin_and_expose_retry_and_rate_limit_header
 def test_preflight_without_requested_headers() -> None:
     assert preflight_headers(LISTED, APP, None, private_network=False) == {
         **response_headers(APP),
-        "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+        "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
         "Access-Control-Allow-Headers": "Content-Type, Authorization",
         "Access-Control-Max-Age": "7200",
     }

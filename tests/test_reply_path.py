@@ -78,11 +78,11 @@ def echoing(request: RecordedRequest) -> Reply:
     if request.path.endswith("/embeddings"):
         embedded = json.dumps({"object": "list", "data": [{"embedding": [0.1], "index": 0}], "model": text})
         return Reply(headers={"Content-Type": "application/json", **echoed}, body=[embedded.encode()])
-    if request.path.endswith("/responses"):
+    if "/responses" in request.path:  # a reply, a compaction, a stored response (streamed: ?stream=true)
         item = {"type": "message", "id": "m", "status": "completed", "role": "assistant",
                 "content": [{"type": "output_text", "text": text}]}  # fmt: skip
         response = {"id": "r", "object": "response", "status": "completed", "output": [item], "model": text}
-        if not wanted.get("stream"):
+        if not (wanted.get("stream") or request.path.endswith("stream=true")):
             return Reply(
                 headers={"Content-Type": "application/json", **echoed}, body=[json.dumps(response).encode()]
             )
@@ -157,7 +157,7 @@ def echo_relay(fake: FakeUpstream, relay_factory: RelayFactory) -> RelayServer:
 
 
 CHAT = [{"role": "user", "content": "hi"}]
-# (what is asked, the body): each endpoint, each kind of answer.
+# (what is asked, the body): each endpoint, each kind of answer. No body: a GET.
 ASKED: list[tuple[str, str, dict[str, Any] | None]] = [
     ("original stream", "/api/chat", {"model": "echo/m", "messages": CHAT}),
     ("original made from a whole answer", "/api/chat", {"model": "echo/whole", "messages": CHAT}),
@@ -188,6 +188,14 @@ ASKED: list[tuple[str, str, dict[str, Any] | None]] = [
     ("anthropic tokens counted", "/v1/messages/count_tokens", {"model": "echoa/m", "messages": CHAT}),
     ("model list", "/v1/models", None),
     ("one model", "/v1/models/echo/x", None),
+    ("compaction", "/v1/responses/compact", {"model": "echor/m", "input": "hi"}),
+    ("compaction refused", "/v1/responses/compact", {"model": "echor/refuse", "input": "hi"}),
+    # A stored response's paths go to the one route that speaks the Responses API (echor/).
+    ("stored response", "/v1/responses/resp_1", None),
+    ("stored response streamed", "/v1/responses/resp_1?stream=true", None),
+    ("stored response's input items", "/v1/responses/resp_1/input_items?limit=2", None),
+    ("stored response cancelled", "/v1/responses/resp_1/cancel", {}),
+    ("stored response deleted", "DELETE /v1/responses/resp_1", None),
 ]
 
 
@@ -195,7 +203,9 @@ ASKED: list[tuple[str, str, dict[str, Any] | None]] = [
 def test_no_answer_carries_what_the_upstream_was_sent_and_each_has_its_log_line(
     echo_relay: RelayServer, client: httpx.Client, what: str, path: str, body: dict[str, Any] | None
 ) -> None:
-    if body is None:
+    if path.startswith("DELETE "):
+        response = client.delete(echo_relay.url + path.removeprefix("DELETE "))
+    elif body is None:
         response = client.get(echo_relay.url + path)
     else:
         response = client.post(echo_relay.url + path, json=body)

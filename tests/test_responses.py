@@ -223,7 +223,6 @@ def test_images_and_turns_are_translated(fake: FakeUpstream, client: openai.Open
     [
         pytest.param({"previous_response_id": "resp_1"}, "previous_response_id", id="previous-response"),
         pytest.param({"store": True}, "store", id="store"),
-        pytest.param({"tools": [{"type": "web_search"}]}, "tools[0]", id="built-in-tool"),
         pytest.param({"background": True}, "background", id="background"),
         pytest.param(
             {"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0].type", id="item-reference"
@@ -275,30 +274,43 @@ def test_the_token_cap_holds_on_max_output_tokens(fake: FakeUpstream, relay_fact
 # -- an upstream that speaks the Responses API: passed through ----------------------------------------
 
 
-def test_the_token_cap_refuses_tools_the_upstream_runs_unless_allowed(
+def test_the_token_cap_keeps_tools_the_upstream_runs_from_it_unless_allowed(
     fake: FakeUpstream, relay_factory: RelayFactory
 ) -> None:
-    """A web search or a code container is billed beyond the tokens MAX_TOKENS_LIMIT caps."""
+    """A web search or a code container is billed beyond the tokens MAX_TOKENS_LIMIT caps: left out
+    (and logged), or refused where the owner says so; sent where the owner allows its type."""
     capped = {"ACCESS_TOKENS": ACCESS_TOKEN, "OPENAI_RESPONSES_API": "true", "MAX_TOKENS_LIMIT": "100"}
     fake.replies["gpt-test"] = Reply(body=responses_stream(["ok"]))
-    with sdk(relay_factory(**capped)) as client:
+    with sdk(relay_factory(**capped, UNSUPPORTED_TOOLS="refuse")) as client:
         with pytest.raises(openai.BadRequestError) as caught:
             client.responses.create(model="gpt-test", input="Hi", tools=[TOOL, {"type": "web_search"}])
         assert caught.value.message == (
             'Error code: 400 - "tools[1].type" is "web_search": a tool the upstream runs itself, billed '
             "beyond the tokens this relay caps (MAX_TOKENS_LIMIT). Its owner can allow that type "
-            '(ALLOWED_FIELDS); "function" and "custom" tools pass.'
+            '(ALLOWED_FIELDS); "function" and "custom" tools, and namespaces of them, pass.'
         )
         assert fake.requests == []
         list(client.responses.create(model="gpt-test", input="Hi", tools=[TOOL], stream=True))
     assert fake.requests[0].json["tools"] == [TOOL]
+    relay = relay_factory(**capped)
+    with sdk(relay) as client:
+        stream = client.responses.create(  # type: ignore[call-overload]
+            model="gpt-test",
+            input="Hi",
+            tools=[TOOL, {"type": "web_search"}],
+            tool_choice="auto",
+            stream=True,
+        )
+        list(stream)
+    assert fake.requests[1].json["tools"] == [TOOL]
+    assert relay.log_of(stream.response.headers["x-relay-request-id"])["omitted_tools"] == "web_search"
     with sdk(relay_factory(**capped, ALLOWED_FIELDS="web_search")) as allowed:
         list(
             allowed.responses.create(
                 model="gpt-test", input="Hi", tools=[{"type": "web_search"}], stream=True
             )
         )
-    assert fake.requests[1].json["tools"] == [{"type": "web_search"}]
+    assert fake.requests[2].json["tools"] == [{"type": "web_search"}]
 
 
 def test_a_responses_upstream_gets_the_request_and_its_events_pass_on(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
@@ -29,8 +30,9 @@ from relay.formats.responses_object import (
     TooLarge,
     response_usage,
 )
+from relay.formats.responses_tools import NAME_LIMIT, ToolNames, ToolRef, custom_parameters
 from relay.formats.sse import MAX_EVENT_BYTES, SSEDecoder
-from relay.validation.responses_body import check_tools, parse_responses
+from relay.validation.responses_body import leave_out_billed_tools, parse_responses
 from relay.validation.responses_to_chat import as_chat_completions
 
 
@@ -115,6 +117,8 @@ def check_sequence(events: list[dict[str, Any]], *, told: bool = True) -> None:
             assert item["content"][0]["text"] == content
         elif item["type"] == "reasoning":
             assert item["summary"][0]["text"] == content
+        elif item["type"] == "custom_tool_call":
+            assert item["input"] == content
         else:
             assert item["arguments"] == content
 
@@ -273,7 +277,7 @@ def test_a_failure_is_an_error_event_then_failed_once() -> None:
 
 # -- the events, exactly as OpenAI sends them ---------------------------------------------------
 
-GENERATED_ID = re.compile(r"(resp|msg|fc|call|rs)_[0-9a-f]{24}")
+GENERATED_ID = re.compile(r"(resp|msg|fc|ctc|call|rs)_[0-9a-f]{24}")
 
 
 def normalised(value: Any, ids: dict[str, str], since: int) -> Any:
@@ -314,11 +318,15 @@ class Translation:
     """A ChatToResponses fed JSON payloads as the relay feeds it, its output parsed with ids and times made comparable."""
 
     def __init__(
-        self, request: dict[str, Any] | None = None, model: str = "my-model", limit: int = MAX_EVENT_BYTES
+        self,
+        request: dict[str, Any] | None = None,
+        model: str = "my-model",
+        limit: int = MAX_EVENT_BYTES,
+        tools: ToolNames | None = None,
     ) -> None:
         self.since = int(time.time())
         self.ids: dict[str, str] = {}
-        self.translator = ChatToResponses(model, request or {}, limit)
+        self.translator = ChatToResponses(model, request or {}, limit, tools)
         self.tally = Tally()
         self.usage = Usage()
 
@@ -1027,6 +1035,7 @@ def mostly(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 
 
 _text = mostly(st.text(max_size=4))
+TOLD_NAMES = ["exec_command", "apply_patch", "multi_agent_v1__close_agent", "multi_agent_v1__script"]
 _call = mostly(
     st.fixed_dictionaries(
         {},
@@ -1034,7 +1043,13 @@ _call = mostly(
             "index": mostly(st.integers(0, 2)),
             "id": _text,
             "type": _text,
-            "function": mostly(st.fixed_dictionaries({}, optional={"name": _text, "arguments": _text})),
+            "function": mostly(
+                st.fixed_dictionaries(
+                    {},
+                    # Names of the caller's tools too: a custom tool's, a namespaced function's.
+                    optional={"name": st.one_of(_text, st.sampled_from(TOLD_NAMES)), "arguments": _text},
+                )
+            ),
         },
     )
 )
@@ -1096,7 +1111,7 @@ def test_whatever_the_upstream_sends_the_sequence_is_whole_and_numbered(
     reads: list[list[dict[str, Any]]], ending: str, error: Any
 ) -> None:
     """Every field read by its type: never a crash, and the caller gets a whole, numbered sequence."""
-    reply = Translation()
+    reply = Translation(tools=codex_names())
     events: list[dict[str, Any]] = []
     for read in reads:
         events += reply.feed(*read)
@@ -1325,7 +1340,7 @@ def test_a_request_becomes_a_chat_completions_request() -> None:
             "metadata": {"ignored": "by a chat upstream"},
         },
         "max_tokens",
-    )
+    ).body
     assert chat == {
         "model": "m",
         "messages": [
@@ -1363,45 +1378,87 @@ def test_a_request_becomes_a_chat_completions_request() -> None:
 )  # fmt: skip
 def test_what_chat_completions_cannot_carry_is_refused_by_name(fields: dict[str, Any], named: str) -> None:
     with pytest.raises(BadRequest) as caught:
-        as_chat_completions({"model": "m", "input": "Hi", **fields}, "max_tokens")
+        as_chat_completions({"model": "m", "input": "Hi", **fields}, "max_tokens", "refuse")
     assert named in caught.value.message
 
 
+FUNCTION = {"type": "function", "name": "f"}
+CODEX_NAMESPACE = {"type": "namespace", "name": "ns", "tools": [FUNCTION, {"type": "custom", "name": "g"}]}
+
+
 @pytest.mark.parametrize(
-    ("tools", "allowed", "message"),
+    ("fields", "allowed", "sent", "omitted"),
     [
-        pytest.param([{"type": "function", "name": "f"}, {"type": "custom", "name": "g"}], (), None, id="token-only"),
-        pytest.param(None, (), None, id="no-tools"),
-        pytest.param([{"type": "code_interpreter"}], ("code_interpreter",), None, id="allowed-by-type"),
-        pytest.param([{"type": "function", "name": "f"}, {"type": "image_generation"}], ("tools",),
-                     '"tools[1].type" is "image_generation": a tool the upstream runs itself, billed beyond the '
-                     "tokens this relay caps (MAX_TOKENS_LIMIT). Its owner can allow that type (ALLOWED_FIELDS); "
-                     '"function" and "custom" tools pass.', id="built-in"),
-        pytest.param([{"name": "f"}], (), '"tools[0].type" is missing: a tool', id="type-missing"),
-        pytest.param({"type": "function"}, (), '"tools" must be a list of tools, got an object.', id="not-a-list"),
-        pytest.param([["function"]], (), '"tools[0]" must be a tool object, got a list.', id="tool-not-an-object"),
+        pytest.param({"tools": [FUNCTION, {"type": "custom", "name": "g"}]}, (), None, [], id="token-only"),
+        pytest.param({}, (), None, [], id="no-tools"),
+        pytest.param({"tools": [{"type": "code_interpreter"}]}, ("code_interpreter",), None, [], id="allowed-by-type"),
+        pytest.param({"tools": [CODEX_NAMESPACE, {"type": "tool_search", "execution": "client"}]}, (), None, [],
+                     id="namespace-and-a-search-the-caller-runs"),
+        pytest.param({"tools": [{"type": "local_shell"}, {"type": "apply_patch"}]}, (), None, [],
+                     id="openais-tools-the-caller-runs"),
+        pytest.param({"tools": [FUNCTION, {"type": "web_search"}], "tool_choice": {"type": "web_search"}}, (),
+                     {"tools": [FUNCTION]}, ["web_search"], id="built-in-and-its-tool-choice"),
+        pytest.param({"tools": [{"type": "tool_search"}, {"type": "tool_search", "execution": "server"}]}, (),
+                     {"tools": []}, ["tool_search"], id="a-search-the-upstream-runs"),
+        pytest.param({"tools": [{"type": "namespace", "name": "ns", "tools": [FUNCTION, {"type": "mcp"}]}]}, (),
+                     {"tools": [{"type": "namespace", "name": "ns", "tools": [FUNCTION]}]}, ["mcp"], id="in-a-namespace"),
+        pytest.param({"tools": [{"type": "namespace", "name": "ns", "tools": [CODEX_NAMESPACE]}]}, (),
+                     {"tools": [{"type": "namespace", "name": "ns", "tools": []}]}, ["namespace"],
+                     id="a-namespace-in-a-namespace"),
+        pytest.param({"input": [{"type": "additional_tools", "tools": [FUNCTION, {"type": "image_generation"}]}]}, (),
+                     {"input": [{"type": "additional_tools", "tools": [FUNCTION]}]}, ["image_generation"],
+                     id="in-the-input"),
     ],
 )  # fmt: skip
-def test_under_a_token_cap_only_tools_that_cost_tokens_pass(
-    tools: Any, allowed: tuple[str, ...], message: str | None
+def test_under_a_token_cap_a_tool_that_costs_beyond_tokens_is_left_out_or_refused(
+    fields: dict[str, Any], allowed: tuple[str, ...], sent: dict[str, Any] | None, omitted: list[str]
 ) -> None:
-    data = {"model": "m", "input": "Hi", "tools": tools}
-    if message is None:
-        check_tools(data, allowed)
-        return
-    with pytest.raises(BadRequest) as caught:
-        check_tools(data, allowed)
-    assert caught.value.message.startswith(message)
+    data = {"model": "m", "input": "Hi", **fields}
+    assert (
+        leave_out_billed_tools(copy.deepcopy(data), allowed, "refuse" if not omitted else "omit") == omitted
+    )
+    left = copy.deepcopy(data)
+    leave_out_billed_tools(left, allowed, "omit")
+    expected = {**data, **(sent or {})}
+    if omitted:
+        expected.pop("tool_choice", None)  # it named a tool left out
+    assert left == expected
+    if omitted:
+        with pytest.raises(BadRequest) as caught:
+            leave_out_billed_tools(copy.deepcopy(data), allowed, "refuse")
+        assert caught.value.message.endswith(
+            "a tool the upstream runs itself, billed beyond the tokens this relay caps (MAX_TOKENS_LIMIT). Its "
+            'owner can allow that type (ALLOWED_FIELDS); "function" and "custom" tools, and namespaces of them, pass.'
+        )
 
 
-def chat_of(**fields: Any) -> dict[str, Any]:
+@pytest.mark.parametrize(
+    ("tools", "message"),
+    [
+        pytest.param([{"name": "f"}], '"tools[0].type" is missing; a tool\'s type is a string such as "function".',
+                     id="type-missing"),
+        pytest.param({"type": "function"}, '"tools" must be a list of tools, got an object.', id="not-a-list"),
+        pytest.param([["function"]], '"tools[0]" must be a tool object, got a list.', id="tool-not-an-object"),
+        pytest.param([{"type": "namespace", "tools": 5}], '"tools[0].tools" must be a list of tools, got a number.',
+                     id="namespace-tools-not-a-list"),
+    ],
+)  # fmt: skip
+def test_under_a_token_cap_a_malformed_tool_is_refused_whatever_the_setting(tools: Any, message: str) -> None:
+    for unsupported in ("omit", "refuse"):
+        with pytest.raises(BadRequest) as caught:
+            leave_out_billed_tools({"model": "m", "input": "Hi", "tools": tools}, (), unsupported)
+        assert caught.value.message == message
+
+
+def chat_of(unsupported_tools: str = "omit", **fields: Any) -> dict[str, Any]:
     """The chat completions body for a request with these fields (model "m", input "Hi" unless given)."""
-    return as_chat_completions({"model": "m", "input": "Hi", **fields}, "max_completion_tokens")
+    data = {"model": "m", "input": "Hi", **fields}
+    return as_chat_completions(data, "max_completion_tokens", unsupported_tools).body
 
 
 def refusal(**fields: Any) -> str:
     with pytest.raises(BadRequest) as caught:
-        chat_of(**fields)
+        chat_of("refuse", **fields)
     assert caught.value.status == 400
     return caught.value.message
 
@@ -1426,7 +1483,7 @@ LONG = "x" * 100
         pytest.param({"input": ["Hi"]}, '"input[0]" must be an input item object, got a string.', id="item-not-object"),
         pytest.param({"input": [{"type": "file_search_call"}]}, '"input[0].type" is "file_search_call", which has no '
                      "equivalent in chat completions (this model's upstream speaks only those); send messages, "
-                     "function calls and their outputs.", id="item-type"),
+                     "tool calls and their outputs.", id="item-type"),
         pytest.param({"input": [{"role": "tool", "content": "x"}]}, '"input[0].role" must be one of assistant, '
                      "developer, system, user.", id="role"),
         pytest.param({"input": [{"role": "user"}]}, '"input[0].content" must be a string or a list of content '
@@ -1462,10 +1519,12 @@ LONG = "x" * 100
                      'text and image parts only ("input_text", "input_image").', id="output-part"),
         pytest.param({"tools": {"type": "function"}}, '"tools" must be a list of tools, got an object.', id="tools-not-a-list"),
         pytest.param({"tools": [{"type": "function", "name": "f"}, {"type": "web_search"}]},
-                     "\"tools[1].type\" is \"web_search\"; this model's upstream speaks only chat completions, "
-                     'which take "function" tools only.', id="built-in-tool"),
-        pytest.param({"tools": [{"type": 5, "name": "f"}]}, "\"tools[0].type\" is a number; this model's upstream "
-                     'speaks only chat completions, which take "function" tools only.', id="tool-type-a-number"),
+                     "\"tools[1].type\" is \"web_search\": a tool the upstream runs itself, which this model's "
+                     "upstream (it speaks only chat completions) cannot run. Leave the tool out: this relay's owner "
+                     "refuses such a request rather than send it without the tool (UNSUPPORTED_TOOLS=refuse).",
+                     id="built-in-tool"),
+        pytest.param({"tools": [{"type": 5, "name": "f"}]}, "\"tools[0].type\" is a number; a tool's type is a "
+                     'string such as "function", "custom" or "namespace".', id="tool-type-a-number"),
         pytest.param({"tools": [{"type": "function"}]}, '"tools[0].name" must be a string, got null.', id="tool-name"),
         pytest.param({"tool_choice": {"type": "function"}}, '"tool_choice" must be "auto", "none", "required" or '
                      '{"type": "function", "name": ...} here.', id="tool-choice-without-name"),
@@ -1479,13 +1538,15 @@ LONG = "x" * 100
                      "json_schema.", id="format-not-an-object"),
         # What a caller sent is quoted at most 64 characters long.
         pytest.param({"input": [{"type": LONG}]}, f'"input[0].type" is "{LONG[:64]}", which has no equivalent in '
-                     "chat completions (this model's upstream speaks only those); send messages, function calls "
+                     "chat completions (this model's upstream speaks only those); send messages, tool calls "
                      "and their outputs.", id="long-item-type-cut"),
         pytest.param({"input": [{"role": "user", "content": [{"type": LONG}]}]}, f'"input[0].content[0].type" is '
                      f"\"{LONG[:64]}\"; this model's upstream (chat completions) takes text and image parts only "
                      '("input_text", "input_image").', id="long-part-type-cut"),
-        pytest.param({"tools": [{"type": LONG}]}, f'"tools[0].type" is "{LONG[:64]}"; this model\'s upstream speaks '
-                     'only chat completions, which take "function" tools only.', id="long-tool-type-cut"),
+        pytest.param({"tools": [{"type": LONG}]}, f'"tools[0].type" is "{LONG[:64]}": a tool the upstream runs '
+                     "itself, which this model's upstream (it speaks only chat completions) cannot run. Leave the "
+                     "tool out: this relay's owner refuses such a request rather than send it without the tool "
+                     "(UNSUPPORTED_TOOLS=refuse).", id="long-tool-type-cut"),
     ],
 )  # fmt: skip
 def test_a_refusal_names_the_field_and_says_what_to_do(fields: dict[str, Any], message: str) -> None:
@@ -1555,7 +1616,7 @@ def test_what_chat_completions_can_carry_is_carried(fields: dict[str, Any], adde
 
 def test_the_token_field_is_the_one_the_route_takes() -> None:
     data = {"model": "m", "input": "Hi", "max_output_tokens": 9}
-    assert as_chat_completions(data, "max_tokens")["max_tokens"] == 9
+    assert as_chat_completions(data, "max_tokens").body["max_tokens"] == 9
 
 
 def user(*parts: dict[str, Any]) -> dict[str, Any]:
@@ -1664,3 +1725,383 @@ def test_a_token_count_that_is_not_one_is_refused() -> None:
     request = parse_responses(b'{"model": "m", "input": "Hi", "max_output_tokens": 0}')
     with pytest.raises(BadRequest, match='"max_output_tokens" must be a positive whole number, got 0'):
         request.asked_tokens()
+
+
+# -- the caller's own tools, as functions: namespaces, custom tools; tools the upstream runs ---------
+
+NAMESPACE = {
+    "type": "namespace",
+    "name": "multi_agent_v1",
+    "description": "Sub-agents.",
+    "tools": [
+        {"type": "function", "name": "close_agent", "description": "Close one.", "strict": False,
+         "parameters": {"type": "object", "properties": {"target": {"type": "string"}}}},
+        {"type": "custom", "name": "script", "description": "Run a script.",
+         "format": {"type": "grammar", "syntax": "lark", "definition": "start: /.+/"}},
+    ],
+}  # fmt: skip
+APPLY_PATCH = {
+    "type": "custom",
+    "name": "apply_patch",
+    "description": "Patch files.",
+    "format": {"type": "text"},
+}
+SHELL = {"type": "function", "name": "exec_command", "parameters": {"type": "object"}}
+CODEX_TOOLS = [SHELL, NAMESPACE, APPLY_PATCH, {"type": "web_search", "external_web_access": False}]
+FREEFORM = {"type": "string"}  # the one parameter's type, its description aside
+
+
+def function_tools(chat: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {tool["function"]["name"]: tool["function"] for tool in chat["tools"]}
+
+
+def test_codexs_tools_become_functions_a_chat_upstream_can_call() -> None:
+    translation = as_chat_completions({"model": "m", "input": "Hi", "tools": CODEX_TOOLS}, "max_tokens")
+    functions = function_tools(translation.body)
+    assert list(functions) == [
+        "exec_command",
+        "multi_agent_v1__close_agent",
+        "multi_agent_v1__script",
+        "apply_patch",
+    ]
+    assert functions["exec_command"] == {"name": "exec_command", "parameters": {"type": "object"}}
+    assert functions["multi_agent_v1__close_agent"] == {
+        "name": "multi_agent_v1__close_agent", "description": "Sub-agents.\n\nClose one.", "strict": False,
+        "parameters": {"type": "object", "properties": {"target": {"type": "string"}}},
+    }  # fmt: skip
+    script = functions["multi_agent_v1__script"]["parameters"]
+    assert script["required"] == ["input"] and script["additionalProperties"] is False
+    assert script["properties"]["input"]["type"] == "string"
+    assert "lark grammar:\nstart: /.+/" in script["properties"]["input"]["description"]
+    patch = functions["apply_patch"]
+    assert patch["description"] == "Patch files."
+    assert "grammar" not in patch["parameters"]["properties"]["input"]["description"]
+    # Each function name tells back the caller's tool.
+    names = translation.tools
+    assert names.ref("multi_agent_v1__close_agent") == ToolRef("close_agent", "multi_agent_v1")
+    assert names.ref("multi_agent_v1__script") == ToolRef("script", "multi_agent_v1", custom=True)
+    assert names.ref("apply_patch") == ToolRef("apply_patch", custom=True)
+    assert names.ref("exec_command") is None  # a plain function is called by its own name
+    assert translation.omitted == ["web_search"]
+
+
+def test_a_made_name_never_meets_another_tools_and_fits_what_chat_completions_takes() -> None:
+    tools = [
+        {"type": "function", "name": "ns__f"},  # the name "ns" and "f" would make
+        {"type": "namespace", "name": "ns", "tools": [{"type": "function", "name": "f"}]},
+        {"type": "namespace", "name": "n.s", "tools": [{"type": "function", "name": "f"}]},  # fitted: n_s__f
+        {"type": "namespace", "name": "n_s", "tools": [{"type": "function", "name": "f"}]},  # so is this one
+        {"type": "namespace", "name": "x" * 300, "tools": [{"type": "custom", "name": "y" * 300}]},
+        {"type": "namespace", "name": "x" * 300, "tools": [{"type": "custom", "name": "y" * 299 + "z"}]},
+        {"type": "namespace", "name": "cx", "tools": [{"type": "function", "name": "y"}]},
+        {
+            "type": "custom",
+            "name": "cx__y",
+        },  # a custom tool's own name, after the namespace that would make it
+    ]
+    translation = as_chat_completions({"model": "m", "input": "Hi", "tools": tools}, "max_tokens")
+    names = [tool["function"]["name"] for tool in translation.body["tools"]]
+    assert len(set(names)) == len(names) == 8
+    assert names[0] == "ns__f" and names[2] == "n_s__f" and names[7] == "cx__y"
+    assert names[6].startswith("cx__y_") and translation.tools.ref(names[6]) == ToolRef("y", "cx")
+    assert translation.tools.ref("cx__y") == ToolRef("cx__y", custom=True)
+    for name in names:
+        assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name), name
+    assert [translation.tools.ref(name) for name in names[1:6]] == [
+        ToolRef("f", "ns"), ToolRef("f", "n.s"), ToolRef("f", "n_s"),
+        ToolRef("y" * 300, "x" * 300, custom=True), ToolRef("y" * 299 + "z", "x" * 300, custom=True),
+    ]  # fmt: skip
+    assert max(map(len, names)) == NAME_LIMIT
+
+
+def test_a_made_name_of_the_longest_length_is_kept_whole() -> None:
+    names = ToolNames()
+    exactly = names.chat_name(ToolRef("t" * 32, "n" * 30))
+    assert exactly == "n" * 30 + "__" + "t" * 32  # 64 characters: it fits
+    longer = names.chat_name(ToolRef("t" * 33, "n" * 30))
+    assert len(longer) == 64 and longer.startswith("n" * 30 + "__" + "t" * 23 + "_")
+
+
+@pytest.mark.parametrize(
+    ("form", "said"),
+    [
+        pytest.param({"type": "grammar", "syntax": "lark", "definition": "start: /x/"},
+                     "The tool's input, as plain text (this is a freeform tool). It must follow this lark grammar:\n"
+                     "start: /x/", id="grammar"),
+        pytest.param({"type": "grammar", "syntax": 5, "definition": "start: /x/"},
+                     "The tool's input, as plain text (this is a freeform tool). It must follow this grammar:\n"
+                     "start: /x/", id="grammar-of-a-syntax-not-a-string"),
+        pytest.param({"type": "grammar", "definition": "start: /x/"},
+                     "The tool's input, as plain text (this is a freeform tool). It must follow this grammar:\n"
+                     "start: /x/", id="grammar-of-no-syntax"),
+        pytest.param({"type": "text"}, "The tool's input, as plain text (this is a freeform tool).", id="text"),
+        pytest.param(None, "The tool's input, as plain text (this is a freeform tool).", id="none"),
+        pytest.param({"type": "grammar", "definition": 5}, "The tool's input, as plain text (this is a freeform tool).",
+                     id="grammar-not-a-string"),
+    ],
+)  # fmt: skip
+def test_a_custom_tool_is_a_function_of_one_string_its_format_said_in_words(form: Any, said: str) -> None:
+    assert custom_parameters(form) == {
+        "type": "object",
+        "properties": {"input": {"type": "string", "description": said}},
+        "required": ["input"],
+        "additionalProperties": False,
+    }
+
+
+def test_the_made_names_are_the_same_in_every_turn() -> None:
+    """An agent sends its tools again each turn: a call of an earlier turn keeps the name it was made with."""
+    first = as_chat_completions({"model": "m", "input": "Hi", "tools": CODEX_TOOLS}, "max_tokens")
+    again = as_chat_completions({"model": "m", "input": "Hi", "tools": CODEX_TOOLS}, "max_tokens")
+    assert first.body == again.body
+
+
+def test_tools_offered_in_the_input_are_offered_too() -> None:
+    """Responses Lite: Codex offers the tools of newer models in an additional_tools input item."""
+    offered = {"type": "additional_tools", "id": "at_1", "role": "developer", "tools": [NAMESPACE, SHELL]}
+    translation = as_chat_completions(
+        {"model": "m", "input": [offered, {"role": "user", "content": "Hi"}]}, "max_tokens"
+    )
+    assert list(function_tools(translation.body)) == [
+        "multi_agent_v1__close_agent", "multi_agent_v1__script", "exec_command",
+    ]  # fmt: skip
+    assert translation.body["messages"] == [{"role": "user", "content": "Hi"}]
+
+
+def test_earlier_calls_of_the_callers_tools_are_told_by_their_function_names() -> None:
+    history = [
+        {"role": "user", "content": "Go."},
+        {"type": "reasoning", "id": "rs_1", "summary": [], "content": None, "encrypted_content": None},
+        {"type": "function_call", "id": "fc_1", "call_id": "c1", "name": "close_agent",
+         "namespace": "multi_agent_v1", "arguments": '{"target": "a"}', "status": "completed"},
+        {"type": "custom_tool_call", "id": "ctc_1", "call_id": "c2", "name": "apply_patch",
+         "input": "*** Begin Patch\n*** End Patch\n", "status": "completed"},
+        {"type": "custom_tool_call", "call_id": "c3", "name": "script", "namespace": "multi_agent_v1",
+         "input": 'print("hi")'},
+        {"type": "function_call_output", "call_id": "c1", "output": "closed"},
+        {"type": "custom_tool_call_output", "id": "ctco_1", "call_id": "c2",
+         "output": [{"type": "input_text", "text": "Done!"}]},
+        {"type": "custom_tool_call_output", "call_id": "c3", "output": "hi"},
+    ]  # fmt: skip
+    chat = as_chat_completions({"model": "m", "input": history, "tools": CODEX_TOOLS}, "max_tokens").body
+    assert chat["messages"] == [
+        {"role": "user", "content": "Go."},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function",
+             "function": {"name": "multi_agent_v1__close_agent", "arguments": '{"target": "a"}'}},
+            {"id": "c2", "type": "function",
+             "function": {"name": "apply_patch", "arguments": '{"input":"*** Begin Patch\\n*** End Patch\\n"}'}},
+            {"id": "c3", "type": "function",
+             "function": {"name": "multi_agent_v1__script", "arguments": '{"input":"print(\\"hi\\")"}'}},
+        ]},
+        {"role": "tool", "tool_call_id": "c1", "content": "closed"},
+        {"role": "tool", "tool_call_id": "c2", "content": [{"type": "text", "text": "Done!"}]},
+        {"role": "tool", "tool_call_id": "c3", "content": "hi"},
+    ]  # fmt: skip
+
+
+def test_an_earlier_call_of_a_tool_no_longer_offered_still_has_a_name() -> None:
+    call = {"type": "function_call", "call_id": "c1", "name": "gone", "namespace": "old", "arguments": "{}"}
+    translation = as_chat_completions({"model": "m", "input": [call]}, "max_tokens")
+    assert translation.body["messages"][0]["tool_calls"][0]["function"]["name"] == "old__gone"
+    assert translation.tools.ref("old__gone") == ToolRef("gone", "old")
+
+
+@pytest.mark.parametrize(
+    ("choice", "chosen"),
+    [
+        pytest.param({"type": "custom", "name": "apply_patch"}, "apply_patch", id="custom"),
+        pytest.param({"type": "function", "name": "close_agent", "namespace": "multi_agent_v1"},
+                     "multi_agent_v1__close_agent", id="namespaced-function"),
+        pytest.param({"type": "custom", "name": "script", "namespace": "multi_agent_v1"},
+                     "multi_agent_v1__script", id="namespaced-custom"),
+    ],
+)  # fmt: skip
+def test_a_tool_choice_names_the_function_its_tool_became(choice: dict[str, Any], chosen: str) -> None:
+    chat = chat_of(tools=CODEX_TOOLS, tool_choice=choice)
+    assert chat["tool_choice"] == {"type": "function", "function": {"name": chosen}}
+
+
+@pytest.mark.parametrize(
+    ("fields", "omitted", "where"),
+    [
+        pytest.param({"tools": [SHELL, {"type": "web_search"}, {"type": "file_search", "vector_store_ids": ["v"]},
+                                {"type": "web_search"}]}, ["web_search", "file_search"], "tools[1]", id="built-in"),
+        pytest.param({"tools": [{"type": "namespace", "name": "ns", "tools": [SHELL, {"type": "mcp"}]}]},
+                     ["mcp"], "tools[0].tools[1]", id="in-a-namespace"),
+        pytest.param({"tools": [{"type": "tool_search", "execution": "client"}, SHELL]}, ["tool_search"],
+                     "tools[0]", id="tool-search"),
+        pytest.param({"input": [{"type": "additional_tools", "tools": [{"type": "code_interpreter"}]},
+                                {"role": "user", "content": "Hi"}]},
+                     ["code_interpreter"], "input[0].tools[0]", id="in-the-input"),
+        pytest.param({"tools": [SHELL, {"type": "web_search"}], "tool_choice": {"type": "web_search"}},
+                     ["web_search"], "tools[1]", id="and-the-tool-choice-naming-it"),
+    ],
+)  # fmt: skip
+def test_a_tool_the_upstream_would_run_is_left_out_or_refused_by_name(
+    fields: dict[str, Any], omitted: list[str], where: str
+) -> None:
+    data = {"model": "m", "input": "Hi", **fields}
+    translation = as_chat_completions(data, "max_tokens")
+    assert translation.omitted == omitted
+    assert "tool_choice" not in translation.body
+    for tool in translation.body.get("tools", ()):
+        assert tool["type"] == "function"
+    with pytest.raises(BadRequest) as caught:
+        as_chat_completions(data, "max_tokens", "refuse")
+    assert caught.value.message.startswith(
+        f'"{where}.type" is "{omitted[0]}": a tool the upstream runs itself'
+    )
+    assert caught.value.message.endswith("(UNSUPPORTED_TOOLS=refuse).")
+
+
+def test_the_tools_left_out_are_named_a_few_times_at_most() -> None:
+    tools = [{"type": f"hosted_tool_{number}_" + "x" * 100} for number in range(50)]
+    omitted = as_chat_completions({"model": "m", "input": "Hi", "tools": tools}, "max_tokens").omitted
+    assert len(omitted) == 8
+    assert all(len(name) == 64 for name in omitted)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        pytest.param({"tools": [{"type": "namespace", "tools": []}]}, '"tools[0].name" must be a string, got null.',
+                     id="namespace-without-name"),
+        pytest.param({"tools": [{"type": "namespace", "name": "ns", "tools": "f"}]},
+                     '"tools[0].tools" must be a list of tools, got a string.', id="namespace-tools-not-a-list"),
+        pytest.param({"tools": [{"type": "namespace", "name": "ns", "tools": [5]}]},
+                     '"tools[0].tools[0]" must be a tool object, got a number.', id="namespace-member-not-an-object"),
+        pytest.param({"tools": [{"type": "custom"}]}, '"tools[0].name" must be a string, got null.', id="custom-without-name"),
+        pytest.param({"input": [{"type": "additional_tools", "tools": None}]},
+                     '"input[0].tools" must be a list of tools, got null.', id="additional-tools-not-a-list"),
+        pytest.param({"input": [{"type": "custom_tool_call", "call_id": "c", "name": "f", "input": 5}]},
+                     '"input[0].input" must be a string, got a number.', id="custom-call-input"),
+        pytest.param({"input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}",
+                                 "namespace": 5}]}, '"input[0].namespace" must be a string, got a number.',
+                     id="call-namespace"),
+        pytest.param({"input": [{"type": "custom_tool_call_output", "call_id": "c"}]},
+                     '"input[0].output" must be a string or a list of content parts.', id="custom-output"),
+        pytest.param({"tool_choice": {"type": "allowed_tools", "mode": "auto", "tools": []}},
+                     '"tool_choice" must be "auto", "none", "required" or {"type": "function", "name": ...} here.',
+                     id="allowed-tools"),
+    ],
+)  # fmt: skip
+def test_a_malformed_tool_is_refused_by_name_whatever_the_setting(
+    fields: dict[str, Any], message: str
+) -> None:
+    for unsupported in ("omit", "refuse"):
+        with pytest.raises(BadRequest) as caught:
+            chat_of(unsupported, **fields)
+        assert caught.value.message == message
+
+
+def codex_names() -> ToolNames:
+    return as_chat_completions({"model": "m", "input": "Hi", "tools": CODEX_TOOLS}, "max_tokens").tools
+
+
+def test_a_call_of_a_namespaced_function_is_told_with_its_namespace() -> None:
+    reply = Translation(tools=codex_names())
+    events = reply.feed(
+        chunk(call_delta(0, call_id="call_a", name="multi_agent_v1__close_agent", arguments='{"target"')),
+        chunk(call_delta(0, arguments=': "a"}')),
+        chunk(call_delta(1, call_id="call_b", name="exec_command", arguments='{"cmd": "ls"}')),
+        chunk({}, finish="tool_calls"),
+        b"[DONE]",
+    )
+    check_sequence(events)
+    first, second = events[-1]["response"]["output"]
+    assert first == {"type": "function_call", "id": "fc#1", "call_id": "call_a", "name": "close_agent",
+                     "namespace": "multi_agent_v1", "arguments": '{"target": "a"}', "status": "completed"}  # fmt: skip
+    assert second == function_call("fc#2", "call_b", "exec_command", '{"cmd": "ls"}', "completed")
+    added = [e["item"] for e in events if e["type"] == "response.output_item.added"]
+    assert added[0]["namespace"] == "multi_agent_v1" and added[0]["name"] == "close_agent"
+
+
+def test_a_custom_tools_call_is_its_input_as_the_model_wrote_it() -> None:
+    patch = '*** Begin Patch\n*** Add File: a.txt\n+"hi" \\ there\n*** End Patch\n'
+    arguments = json.dumps({"input": patch})
+    reply = Translation(tools=codex_names())
+    events = reply.feed(
+        chunk({"content": "Patching."}),
+        chunk(call_delta(0, call_id="call_p", name="apply_patch", arguments=arguments[:10])),
+        chunk(call_delta(0, arguments=arguments[10:])),
+        chunk({}, finish="tool_calls"),
+        b"[DONE]",
+    )
+    check_sequence(events)
+    call = {"type": "custom_tool_call", "id": "ctc#1", "call_id": "call_p", "name": "apply_patch", "input": patch,
+            "status": "completed"}  # fmt: skip
+    assert events[-1]["response"]["output"][1] == call
+    where = {"item_id": "ctc#1", "output_index": 1}
+    # No delta while its JSON arrives; its input whole, once, as it closes.
+    told = [
+        {name: value for name, value in e.items() if name != "sequence_number"}
+        for e in events
+        if e.get("item_id") == "ctc#1" or e.get("item", {}).get("id") == "ctc#1"
+    ]
+    assert told == [
+        {"type": "response.output_item.added", "output_index": 1, "item": {**call, "input": "", "status": "in_progress"}},
+        {"type": "response.custom_tool_call_input.delta", **where, "delta": patch},
+        {"type": "response.custom_tool_call_input.done", **where, "input": patch},
+        {"type": "response.output_item.done", "output_index": 1, "item": call},
+    ]  # fmt: skip
+    assert reply.usage.written == len("Patching.") + len("apply_patch") + len(arguments)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "given"),
+    [
+        pytest.param('{"input": "x", "other": 1}', "x", id="more-than-asked"),
+        pytest.param("*** Begin Patch", "*** Begin Patch", id="not-json"),
+        pytest.param('{"patch": "x"}', '{"patch": "x"}', id="another-name"),
+        pytest.param('{"input": 5}', '{"input": 5}', id="not-a-string"),
+        pytest.param("", "", id="nothing"),
+    ],
+)
+def test_a_custom_call_whose_arguments_are_not_as_asked_keeps_them_as_they_came(
+    arguments: str, given: str
+) -> None:
+    reply = Translation(tools=codex_names())
+    events = reply.feed(
+        chunk(call_delta(0, call_id="call_p", name="multi_agent_v1__script", arguments=arguments)),
+        chunk({}, finish="tool_calls"),
+    )
+    check_sequence([*events, *reply.end()])
+    output = reply.response()["output"]
+    assert output == [{"type": "custom_tool_call", "id": "ctc#1", "call_id": "call_p", "name": "script",
+                       "namespace": "multi_agent_v1", "input": given, "status": "completed"}]  # fmt: skip
+
+
+def test_a_whole_completion_tells_the_callers_tools_too() -> None:
+    completion = {
+        "id": "c", "model": "m",
+        "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": None,
+                     "reasoning_content": "Patch it.", "tool_calls": [
+                         {"id": "c1", "type": "function", "function": {"name": "apply_patch", "arguments": '{"input":"p"}'}},
+                         {"id": "c2", "type": "function",
+                          "function": {"name": "multi_agent_v1__close_agent", "arguments": "{}"}}]}}],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13,
+                  "completion_tokens_details": {"reasoning_tokens": 2}},
+    }  # fmt: skip
+    response = as_response(completion, "my-model", {}, MAX_EVENT_BYTES, codex_names())
+    assert response is not None
+    reasoning_, patch, close = response["output"]
+    assert reasoning_["type"] == "reasoning" and reasoning_["summary"][0]["text"] == "Patch it."
+    assert (patch["type"], patch["name"], patch["input"]) == ("custom_tool_call", "apply_patch", "p")
+    assert (close["type"], close["namespace"], close["name"]) == (
+        "function_call",
+        "multi_agent_v1",
+        "close_agent",
+    )
+    assert response["usage"]["output_tokens_details"] == {"reasoning_tokens": 2}
+
+
+def test_a_name_the_relay_did_not_make_is_a_plain_function_call() -> None:
+    reply = Translation(tools=codex_names())
+    events = reply.feed(
+        chunk(call_delta(0, call_id="c", name="multi_agent_v1.close_agent", arguments="{}")), b"[DONE]"
+    )
+    check_sequence(events)
+    assert events[-1]["response"]["output"] == [
+        function_call("fc#1", "c", "multi_agent_v1.close_agent", "{}", "completed")
+    ]

@@ -34,6 +34,7 @@ from relay.formats.encoding import Encoder, Tally, encode
 from relay.formats.original_text import TextStream
 from relay.formats.responses_events import ChatToResponses, as_response
 from relay.formats.responses_passthrough import ResponsesPassThrough
+from relay.validation.responses_to_chat import as_chat_completions
 from tests.fake_replies import anthropic_events, anthropic_message
 from tests.fake_upstream import chunk, responses_stream
 
@@ -82,6 +83,10 @@ def mutated(draw: st.DrawFn, base: Any) -> Any:
 USER = [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]
 TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
 RESPONSES_TOOL = {"type": "function", "name": "f", "parameters": {"type": "object"}}
+# What Codex sends besides: a namespace of its own tools, a freeform (custom) tool, tools in the input.
+NAMESPACE = {"type": "namespace", "name": "ns", "description": "d",
+             "tools": [RESPONSES_TOOL, {"type": "custom", "name": "c", "format": {"type": "grammar", "definition": "x"}}]}  # fmt: skip
+CUSTOM = {"type": "custom", "name": "apply_patch", "description": "d", "format": {"type": "text"}}
 BODIES: dict[str, dict[str, Any]] = {
     "/api/chat": {"model": "m", "messages": USER, "temperature": 0.5, "max_tokens": 10, "stop": ["x"]},
     "/v1/chat/completions": {
@@ -101,12 +106,25 @@ BODIES: dict[str, dict[str, Any]] = {
                 "role": "user",
                 "content": [{"type": "input_text", "text": "hi"}, {"type": "input_image", "image_url": "u"}],
             },
+            {"type": "additional_tools", "role": "developer", "tools": [NAMESPACE]},
             {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"},
+            {"type": "function_call", "call_id": "d", "name": "f", "namespace": "ns", "arguments": "{}"},
+            {"type": "custom_tool_call", "call_id": "e", "name": "apply_patch", "input": "p"},
             {"type": "function_call_output", "call_id": "c", "output": "ok"},
+            {"type": "function_call_output", "call_id": "d", "output": "ok"},
+            {
+                "type": "custom_tool_call_output",
+                "call_id": "e",
+                "output": [{"type": "input_text", "text": "ok"}],
+            },
         ],
         "instructions": "be brief",
-        "tools": [RESPONSES_TOOL],
+        "tools": [RESPONSES_TOOL, NAMESPACE, CUSTOM],
         "tool_choice": {"type": "function", "name": "f"},
+        "client_metadata": {"thread_id": "t"},
+        "include": ["reasoning.encrypted_content"],
+        "prompt_cache_key": "k",
+        "store": False,
         "text": {"format": {"type": "json_schema", "name": "s", "schema": {}}},
         "reasoning": {"effort": "low"},
         "max_output_tokens": 10,
@@ -136,18 +154,31 @@ BODIES: dict[str, dict[str, Any]] = {
         "stream": True,
     },
     "/v1/messages/count_tokens": {"model": "m", "messages": [{"role": "user", "content": "hi"}], "tools": []},
+    # A route of its own (r/), which speaks the Responses API: compaction is only that API's.
+    "/v1/responses/compact": {
+        "model": "r/m",
+        "input": [{"role": "user", "content": "hi"}],
+        "instructions": "x",
+    },
 }
 
 
 @pytest.fixture(scope="module", params=[{}, {"MAX_TOKENS_LIMIT": "100"}], ids=["plain", "max-tokens-limit"])
 def app(request: pytest.FixtureRequest) -> Iterator[ChatRelay]:
     logging.getLogger("relay").handlers[:] = [logging.NullHandler()]
+    responses_route = {
+        "prefix": "r/",
+        "base_url": "http://127.0.0.1:9/v1",
+        "key_env": None,
+        "responses": True,
+    }
     environ = {
         "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
         "OPENAI_API_KEY": "sk-test",
         "ANTHROPIC_BASE_URL": "http://127.0.0.1:9",
         "ANTHROPIC_API_KEY": "sk-ant-test",
         "UPSTREAM_RETRIES": "0",
+        "UPSTREAMS": json.dumps([responses_route]),
     }
     yield ChatRelay(load_settings({**environ, **request.param}))
 
@@ -189,7 +220,19 @@ CHUNKS = [
             {
                 "index": 0,
                 "delta": {
-                    "tool_calls": [{"index": 0, "id": "call_1", "function": {"name": "f", "arguments": "{}"}}]
+                    "tool_calls": [
+                        {"index": 0, "id": "call_1", "function": {"name": "f", "arguments": "{}"}},
+                        {
+                            "index": 1,
+                            "id": "call_2",
+                            "function": {"name": "apply_patch", "arguments": '{"input":"p"}'},
+                        },
+                        {
+                            "index": 2,
+                            "id": "call_3",
+                            "function": {"name": "ns__c", "arguments": '{"input":"q"}'},
+                        },
+                    ]
                 },
                 "finish_reason": None,
             }
@@ -209,7 +252,12 @@ COMPLETION = {
                 "role": "assistant",
                 "content": "hi",
                 "tool_calls": [
-                    {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+                    {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}},
+                    {
+                        "id": "call_2",
+                        "type": "function",
+                        "function": {"name": "apply_patch", "arguments": '{"input":"p"}'},
+                    },
                 ],
             },
             "finish_reason": "tool_calls",
@@ -217,6 +265,8 @@ COMPLETION = {
     ],
     "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3, "completion_tokens_details": {}},
 }
+# What the functions of /v1/responses's body stand for, on a chat-only route.
+TOOL_NAMES = as_chat_completions({**BODIES["/v1/responses"], "tool_choice": None}, "max_tokens").tools
 RESPONSES_EVENTS = [
     json.loads(step.split(b"data: ", 1)[1])
     for step in responses_stream(["Hi", " there"])
@@ -229,6 +279,7 @@ def encoders() -> list[tuple[str, Encoder]]:
         ("text", TextStream("m")),
         ("chat", ChatEvents(hide_usage=True)),
         ("translated", ChatToResponses("m", {"tools": [RESPONSES_TOOL]})),
+        ("translated", ChatToResponses("m", {}, tools=TOOL_NAMES)),  # calls of a custom and a namespaced tool
     ]
 
 
@@ -275,6 +326,7 @@ def test_any_type_anywhere_in_a_whole_answer_is_read_without_a_failure(data: st.
             check_responses_events(out)
     Usage().chat_completion(completion)
     as_response(completion, "m", {}, 1 << 20)
+    as_response(completion, "m", {}, 1 << 20, TOOL_NAMES)
     chunks_as_completion(completion_as_chunks(completion) or [])
     for upstream in ("chat", "responses"):
         answer_value(body, "json", Encoding(upstream))

@@ -6,7 +6,8 @@ import re
 
 from relay.config import Settings
 
-ALLOWED_METHODS = ("GET", "POST", "OPTIONS")  # what a page may call: the endpoints and /v1/models
+# What a page may call: the endpoints, /v1/models, and a stored response (DELETE /v1/responses/{id}).
+ALLOWED_METHODS = ("GET", "POST", "DELETE", "OPTIONS")
 ALWAYS_ALLOWED_HEADERS = ("Content-Type", "Authorization")
 # Chromium caps a cached preflight at two hours; asking for more gains nothing.
 MAX_AGE_SECONDS = "7200"

@@ -36,6 +36,7 @@ SETTINGS: dict[str, bool] = {
     "ALLOWED_MODELS": False,
     "MAX_TOKENS_LIMIT": False,
     "ALLOWED_FIELDS": False,
+    "UNSUPPORTED_TOOLS": False,
     "MAX_BODY_BYTES": False,
     "MAX_REQUESTS_PER_CALLER": False,
     "CLIENT_IP_HOPS": False,

@@ -70,6 +70,7 @@ def in_effect(settings: Settings) -> dict[str, str]:
         "ALLOWED_MODELS": "unset: any model",
         "MAX_TOKENS_LIMIT": s.max_tokens_limit,
         "ALLOWED_FIELDS": s.allowed_fields,
+        "UNSUPPORTED_TOOLS": s.unsupported_tools,
         "MAX_BODY_BYTES": s.max_body_bytes,
         "MAX_REQUESTS_PER_CALLER": "unset: no share",
         "CLIENT_IP_HOPS": s.client_ip_hops,

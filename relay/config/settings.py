@@ -23,6 +23,9 @@ PLATFORM_REQUEST_LIMIT = 3600
 PLATFORM_GRACE = 10
 LONGEST_REQUEST_ALLOWED = PLATFORM_REQUEST_LIMIT - 60
 SERVER_WORKERS = ("gevent", "gthread")
+# What a chat-only route does with a tool the upstream would run itself (web_search, ...): the
+# first is the default (docs/openai-api.md, "POST /v1/responses").
+UNSUPPORTED_TOOLS = ("omit", "refuse")
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,9 @@ class Settings:
     allowed_models: tuple[str, ...] = ()  # empty: any model
     max_tokens_limit: int | None = None
     allowed_fields: tuple[str, ...] = ()  # passed on /v1/ besides the known ones, under MAX_TOKENS_LIMIT
+    # A tool the upstream runs itself, on a route that speaks only chat completions: left out of the
+    # translated request and logged ("omit"), or the request refused with a 400 naming it ("refuse").
+    unsupported_tools: str = UNSUPPORTED_TOOLS[0]
     connect_timeout: float = 10.0
     first_byte_timeout: float = 120.0
     # Minutes, not seconds: a reasoning model may think for minutes before its first token, and the
@@ -168,6 +174,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         allowed_models=env.items(environ, "ALLOWED_MODELS"),
         max_tokens_limit=env.positive_int(environ, "MAX_TOKENS_LIMIT", d.max_tokens_limit),
         allowed_fields=env.items(environ, "ALLOWED_FIELDS"),
+        unsupported_tools=env.choice(environ, "UNSUPPORTED_TOOLS", UNSUPPORTED_TOOLS),
         connect_timeout=env.seconds(environ, "UPSTREAM_CONNECT_TIMEOUT", d.connect_timeout),
         first_byte_timeout=env.seconds(environ, "UPSTREAM_FIRST_BYTE_TIMEOUT", d.first_byte_timeout),
         idle_timeout=env.seconds(environ, "UPSTREAM_IDLE_TIMEOUT", d.idle_timeout),

@@ -132,14 +132,15 @@ class Outgoing:
     """A request for the upstream, as an endpoint built it, and how its answer is to be encoded."""
 
     route: Route
-    path: str  # under the route's base URL, such as "/chat/completions"
+    path: str  # under the route's base URL, such as "/chat/completions" (a query, if any, checked)
     api_key: str | None
-    body: bytes
-    model: str  # as the caller named it
+    body: bytes  # b"": none (a GET, a DELETE)
+    model: str  # as the caller named it ("" where the request names none: a stored response's paths)
     stream: bool  # the caller asked for a stream
     encoding: Encoding
     most_output: int | None = None  # the reply's tokens at most, as asked or capped (None: not said)
     headers: tuple[tuple[str, str], ...] = ()  # the caller's headers the upstream needs (anthropic-version)
+    method: str = "POST"
 
     @property
     def accept(self) -> str:
@@ -166,10 +167,10 @@ class Upstreams:
         """Send; if the client leaves during the wait for the answer, stop waiting (ClientGone)."""
         with call.client.interruptible():
             response = self.of(outgoing.route).send(
-                "POST",
+                outgoing.method,
                 outgoing.path,
                 outgoing.api_key,
-                outgoing.body,
+                outgoing.body or None,
                 accept=outgoing.accept,
                 retry_statuses=outgoing.encoding.retry_statuses,
                 headers=outgoing.headers,

@@ -14,6 +14,7 @@ _OPENAI_ERROR_TYPES = {
     404: "not_found_error",
     405: "invalid_request_error",
     413: "invalid_request_error",
+    426: "invalid_request_error",
     429: "rate_limit_error",
 }
 

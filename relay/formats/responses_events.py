@@ -5,7 +5,8 @@ SDKs and the Vercel AI SDK read, as OpenAI sends them: `response.created`,
 `response.in_progress`; for reasoning (`reasoning_content`, `reasoning`,
 `reasoning_details`), a reasoning item with its summary text; for text, a message item
 (`output_item.added`, `content_part.added`, `output_text.delta`..., the `.done` events); for
-each tool call, a function_call item (`function_call_arguments.delta`...); then
+each tool call, a function_call item (`function_call_arguments.delta`...), or the call of the
+caller's namespaced or custom tool the function stands for (`ToolNames`); then
 `response.completed` (or `response.incomplete` when the reply ran out of tokens), with the
 whole output and the usage. A failure is an `error` event and `response.failed`, always
 after `response.created`. Every event carries its `sequence_number`, in the order sent.
@@ -23,6 +24,7 @@ from relay.formats.chat_chunks import completion_as_chunks, reasoning_of
 from relay.formats.original_text import describe_error
 from relay.formats.responses_items import event
 from relay.formats.responses_object import INCOMPLETE, Draft, TooLarge, response_usage
+from relay.formats.responses_tools import ToolNames
 from relay.formats.sse import MAX_EVENT_BYTES
 
 # Events are joined into writes of about this much: one per upstream read, more where the reply's
@@ -33,8 +35,14 @@ WRITE_BYTES = 256 * 1024
 class ChatToResponses:
     """Translates one chat completions stream into Responses events (an Encoder)."""
 
-    def __init__(self, model: str, request: dict[str, Any], limit: int = MAX_EVENT_BYTES) -> None:
-        self._draft = Draft(model, request, limit)
+    def __init__(
+        self,
+        model: str,
+        request: dict[str, Any],
+        limit: int = MAX_EVENT_BYTES,
+        tools: ToolNames | None = None,
+    ) -> None:
+        self._draft = Draft(model, request, limit, tools)
         self._sequence = 0
         self._started = False
         self._code = "server_error"  # of the failure, once failed
@@ -195,13 +203,17 @@ def first_choice(chunk: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def as_response(
-    completion: dict[str, Any], model: str, request: dict[str, Any], limit: int
+    completion: dict[str, Any],
+    model: str,
+    request: dict[str, Any],
+    limit: int,
+    tools: ToolNames | None = None,
 ) -> dict[str, Any] | None:
     """A whole chat completion as a Response object; None if it holds no reply."""
     chunks = completion_as_chunks(completion)
     if chunks is None:
         return None
-    translator = ChatToResponses(model, request, limit)
+    translator = ChatToResponses(model, request, limit, tools)
     translator.events([(b"", chunk) for chunk in chunks], [])
     translator.done([])
     return translator.response() if translator.replied else None

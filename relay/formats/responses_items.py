@@ -1,9 +1,14 @@
 """The output items of a Response translated from chat completions, and the events that tell them: pure.
 
-An item (a reasoning summary, a message's text, a function call) is kept as the pieces that
-arrived, joined once when it closes. Each gives the payloads of the events OpenAI sends for
-it: when it opens, each piece, and when it closes. They are numbered by the translator
-(relay/formats/responses_events.py) in the order they are sent.
+An item (a reasoning summary, a message's text, a function call, a custom tool's call) is kept
+as the pieces that arrived, joined once when it closes. Each gives the payloads of the events
+OpenAI sends for it: when it opens, each piece, and when it closes. They are numbered by the
+translator (relay/formats/responses_events.py) in the order they are sent.
+
+A call to a tool the relay made a function (relay/formats/responses_tools.py) is told as the
+caller's tool: a function in a namespace carries its `namespace`; a custom tool's call is a
+`custom_tool_call` whose input is what the model wrote, told whole when the call closes (its
+arguments arrive as JSON, whose pieces are not yet the input's).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from relay.formats import jsoncodec
+from relay.formats.responses_tools import custom_input
 
 Payload = dict[str, Any]
 
@@ -36,12 +42,13 @@ class Item:
     """One output item: where it stands in the output, and its content as it arrived."""
 
     index: int  # its place in the output: events name it by that
-    kind: str  # "message", "reasoning" or "function_call"
+    kind: str  # "message", "reasoning", "function_call" or "custom_tool_call"
     id: str
     pieces: list[str] = field(default_factory=list)  # text, summary or arguments
     open: bool = True
     call_id: str = ""
     name: str = ""
+    namespace: str | None = None  # of a function or custom tool in a namespace
 
     def content(self) -> str:
         if len(self.pieces) > 1:
@@ -65,8 +72,14 @@ class Item:
                 "id": self.id,
                 "summary": [{"type": "summary_text", "text": self.content()}],
             }
-        return {"type": "function_call", "id": self.id, "call_id": self.call_id, "name": self.name,
-                "arguments": self.content(), "status": status}  # fmt: skip
+        call: Payload = {"type": self.kind, "id": self.id, "call_id": self.call_id, "name": self.name}
+        if self.namespace is not None:
+            call["namespace"] = self.namespace
+        if self.kind == "custom_tool_call":
+            call["input"] = custom_input(self.content())
+        else:
+            call["arguments"] = self.content()
+        return {**call, "status": status}
 
     def _where(self) -> Payload:
         where: Payload = {"item_id": self.id, "output_index": self.index}
@@ -95,14 +108,16 @@ class Item:
             return [{**added, "item": {"type": "reasoning", "id": self.id, "summary": []}}, part]
         return [{**added, "item": self.as_json()}]
 
-    def grown(self, piece: str) -> Payload:
-        """A piece of its content, kept, and the event that tells it."""
+    def grown(self, piece: str) -> list[Payload]:
+        """A piece of its content, kept, and the event that tells it (none for a custom tool's call)."""
         self.pieces.append(piece)
         if self.kind == "message":
-            return {"type": "response.output_text.delta", **self._where(), "delta": piece, "logprobs": []}
+            return [{"type": "response.output_text.delta", **self._where(), "delta": piece, "logprobs": []}]
         if self.kind == "reasoning":
-            return {"type": "response.reasoning_summary_text.delta", **self._where(), "delta": piece}
-        return {"type": "response.function_call_arguments.delta", **self._where(), "delta": piece}
+            return [{"type": "response.reasoning_summary_text.delta", **self._where(), "delta": piece}]
+        if self.kind == "custom_tool_call":
+            return []  # a piece of JSON: the input is told whole when the call closes
+        return [{"type": "response.function_call_arguments.delta", **self._where(), "delta": piece}]
 
     def closed(self) -> list[Payload]:
         """The item is whole: its content once (joined here), then the item itself."""
@@ -121,6 +136,16 @@ class Item:
                     **where,
                     "part": {"type": "summary_text", "text": whole},
                 },
+            ]
+        elif self.kind == "custom_tool_call":
+            given = custom_input(whole)
+            done = [
+                *(
+                    [{"type": "response.custom_tool_call_input.delta", **where, "delta": given}]
+                    if given
+                    else []
+                ),
+                {"type": "response.custom_tool_call_input.done", **where, "input": given},
             ]
         else:
             done = [{"type": "response.function_call_arguments.done", **where, "arguments": whole}]

@@ -1,9 +1,10 @@
 """The Response object a reply translated from chat completions describes: pure, no I/O.
 
 `Draft` holds what the reply has so far: its output items in the order they began (reasoning,
-text, function calls; relay/formats/responses_items.py), its finish, its usage. It opens,
-grows and closes its items, giving the payloads of the events that tell it, and writes itself
-as a Response object in any state.
+text, tool calls; relay/formats/responses_items.py), its finish, its usage. It opens, grows
+and closes its items, giving the payloads of the events that tell it, and writes itself as a
+Response object in any state. A call to a function the relay made of the caller's tool is told
+as a call to that tool (`ToolNames`, relay/formats/responses_tools.py).
 
 Bounded by construction: at most MAX_OUTPUT_ITEMS items, and their content within the room
 that MAX_EVENT_BYTES leaves once the request the object repeats is counted, so that no
@@ -18,6 +19,7 @@ from typing import Any
 
 from relay.formats import jsoncodec
 from relay.formats.responses_items import Item, Payload, new_id
+from relay.formats.responses_tools import ToolNames
 from relay.formats.sse import MAX_EVENT_BYTES
 
 # chat finish_reason -> a Responses reply's incomplete_details.reason
@@ -75,7 +77,13 @@ def response_usage(usage: Any) -> dict[str, Any] | None:
 class Draft:
     """What the reply holds so far: its output items in order, its finish, its usage."""
 
-    def __init__(self, model: str, request: dict[str, Any], limit: int = MAX_EVENT_BYTES) -> None:
+    def __init__(
+        self,
+        model: str,
+        request: dict[str, Any],
+        limit: int = MAX_EVENT_BYTES,
+        tools: ToolNames | None = None,
+    ) -> None:
         self.id = new_id("resp")
         self.created_at = int(time.time())
         self.model = model
@@ -83,7 +91,10 @@ class Draft:
         self.items: list[Item] = []  # in the order they began; an item's index is its place here
         self.text: Item | None = None  # the message item text goes to, while open
         self.reasoning: Item | None = None  # the reasoning item its summary goes to, while open
-        self.calls: dict[int, Item] = {}  # chat tool-call index -> its function_call item
+        self.calls: dict[int, Item] = {}  # chat tool-call index -> its function_call (or custom) item
+        self.tools = (
+            tools if tools is not None else ToolNames()
+        )  # what the functions the relay made stand for
         self.finish: str | None = None
         self.usage: dict[str, Any] | None = None
         # What the output may still take, so that the last event stays within `limit`.
@@ -146,7 +157,7 @@ class Draft:
         if item is None or not item.open:
             item = self.reasoning = self._open("reasoning", "rs")
             out += item.opened()
-        return [*out, item.grown(summary)]
+        return [*out, *item.grown(summary)]
 
     def add_text(self, content: str) -> list[Payload]:
         """Text of the reply: a message item opened if none is open (reasoning ends there), and its delta."""
@@ -157,23 +168,29 @@ class Draft:
         if item is None or not item.open:
             item = self.text = self._open("message", "msg")
             out += item.opened()
-        return [*out, item.grown(content)]
+        return [*out, *item.grown(content)]
 
     def add_call(self, number: int, call_id: str | None, name: str | None, arguments: str) -> list[Payload]:
-        """A piece of tool call `number`: a function_call item opened for a new one, its arguments' delta."""
+        """A piece of tool call `number`: an item opened for a new one (a function_call, or the call of
+        the caller's tool the function stands for), its arguments' delta."""
         item = self.calls.get(number)
         out: list[Payload] = []
         if item is None:
             call_id = call_id or new_id("call")
             self._take_room(call_id, name or "", arguments, items=1)
             out += self._close_reasoning()
-            item = self.calls[number] = self._open("function_call", "fc")
+            ref = self.tools.ref(name or "")
+            custom = ref is not None and ref.custom
+            kind, prefix = ("custom_tool_call", "ctc") if custom else ("function_call", "fc")
+            item = self.calls[number] = self._open(kind, prefix)
             item.call_id, item.name = call_id, name or ""
+            if ref is not None:
+                item.name, item.namespace = ref.name, ref.namespace
             out += item.opened()
         elif arguments and item.open:
             self._take_room(arguments)
         if arguments and item.open:
-            out.append(item.grown(arguments))
+            out += item.grown(arguments)
         return out
 
     def close_items(self) -> list[Payload]:

@@ -77,6 +77,9 @@ class RequestLog:
     prompt_bytes: int = 0  # the request sent upstream, for an estimate of its tokens
     tokens: int | None = None  # what the reply cost (relay/access/usage.py), for the limits too
     usage_source: str | None = None  # "upstream" (its usage object) or "estimated"
+    # The types of tools a translated /v1/responses request offered that its chat-only upstream
+    # cannot run, left out of what was sent (relay/validation/responses_to_chat.py): a few, each cut.
+    omitted_tools: list[str] = field(default_factory=list)
 
     def mark_first_token(self) -> None:
         if self.first_token_ms is None:
@@ -112,6 +115,8 @@ class RequestLog:
             fields["usage_source"] = self.usage_source
         if self.detail:
             fields["detail"] = self.detail
+        if self.omitted_tools:
+            fields["omitted_tools"] = bounded(",".join(self.omitted_tools))
         if self.trace:
             fields["logging.googleapis.com/trace"] = self.trace
         level = _LEVELS.get(outcome, logging.WARNING)

@@ -29,7 +29,9 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+import flask
 import httpcore._utils
+import werkzeug.routing
 from functions_framework._http import gunicorn as framework_gunicorn
 from gevent import monkey  # type: ignore[import-untyped]
 
@@ -69,6 +71,25 @@ def configure_gunicorn(settings: Settings) -> None:
 
     setattr(application, "_framework_load_config", framework_load_config)  # noqa: B010
     setattr(application, "load_config", load_config)  # noqa: B010
+
+
+def route_websocket_handshakes() -> None:
+    """Let a WebSocket handshake reach the function, which answers it 426 (relay/app.py).
+
+    functions-framework's routes take plain HTTP only, and werkzeug answers a request with
+    `Connection: Upgrade` and `Upgrade: websocket` that matches none of them with a 400 before
+    the function runs: to Codex, which tries a WebSocket on /v1/responses first, a 400 is
+    fatal, where a 426 sends it to POST at once. The same routes for WebSocket requests, added
+    to the app functions-framework is importing `main.py` for (Flask's current app, then),
+    bring the handshake to the relay, with its log line and CORS headers like every answer.
+    """
+    try:
+        url_map = flask.current_app.url_map
+    except RuntimeError:  # imported outside functions-framework's app (a test importing main.py)
+        logger.warning("No Flask app while starting: a WebSocket handshake is answered 400, not 426")
+        return
+    url_map.add(werkzeug.routing.Rule("/", defaults={"path": ""}, endpoint="run", websocket=True))
+    url_map.add(werkzeug.routing.Rule("/<path:path>", endpoint="run", websocket=True))
 
 
 def _worker_started(worker: Any, grace: float) -> None:

@@ -24,6 +24,10 @@ from relay.waits import within
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "openai-stream-relay/0.1 (+httpx)"
+# At most this many parsed URLs are kept per upstream: enough for every fixed path (/chat/completions,
+# /responses, /embeddings, /models, ...). A stored response's paths each hold an id: past this many,
+# a path is parsed each time it is sent (a few microseconds) rather than kept without bound.
+KEPT_URLS = 16
 
 
 class Upstream:
@@ -33,7 +37,7 @@ class Upstream:
         self.settings = settings
         self.route = route
         self.pools = TransportPools(settings, route)
-        self._urls: dict[str, httpx.URL] = {}  # parsed once per path
+        self._urls: dict[str, httpx.URL] = {}  # parsed once per path, up to KEPT_URLS of them
         # No compression: the relay reads bodies as they come, and a small compressed body can
         # expand without bound (a "zip bomb"); a chat stream gains little from it anyway.
         self._headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **dict(route.headers)}
@@ -104,7 +108,9 @@ class Upstream:
         remaining = max(deadline - time.monotonic(), MIN_ATTEMPT_SECONDS)
         url = self._urls.get(path)
         if url is None:
-            url = self._urls[path] = httpx.URL(self.route.url(path))
+            url = httpx.URL(self.route.url(path))
+            if len(self._urls) < KEPT_URLS:
+                self._urls[path] = url
         # Host is the request's own (httpx adds it only to bodies it builds itself).
         sent = {"Host": url.netloc.decode("ascii"), **self._headers, **dict(headers), "Accept": accept}
         content = None

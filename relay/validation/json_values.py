@@ -93,3 +93,11 @@ def quoted_type(value: Any) -> str:
     if isinstance(value, str):
         return f'"{value[:64]}"'
     return "missing" if value is None else kind(value)
+
+
+def string_field(item: dict[str, Any], name: str, where: str) -> str:
+    """The string `item[name]`; a 400 naming `where.name` when it is anything else."""
+    value = item.get(name)
+    if not isinstance(value, str):
+        raise BadRequest(f'"{where}.{name}" must be a string, got {kind(value)}.')
+    return value
