@@ -15,7 +15,7 @@
     │   ├── RateLimited        429: over a limit the owner set (TooManyAtOnce: its share of a worker)
     │   └── ClientGone         the client left before its answer (logged as client_gone)
     ├── ShuttingDown           503: the server is restarting (SIGTERM); send the request again
-    └── UpstreamError          the upstream failed before the reply began
+    └── UpstreamError          the upstream failed before the reply began (relay/upstream/failures.py)
         ├── UpstreamHTTPError  the upstream's own 4xx/5xx, relayed with its status
         ├── UpstreamUnreachable 502: refused, DNS, TLS, closed without answering
         └── UpstreamTimeout    504: no connection or no answer in time
@@ -218,48 +218,6 @@ class ShuttingDown(RelayError):
     def headers(self) -> dict[str, str]:
         # Any other instance can serve it at once: every SDK retries a 503 that says so.
         return {"Retry-After": "1", "x-should-retry": "true"}
-
-
-class UpstreamError(RelayError):
-    """The upstream failed before any byte of the reply was sent."""
-
-    status = 502
-    outcome = "upstream_error"
-    retryable = False  # set for a connection failure, which another attempt may not meet
-
-    def headers(self) -> dict[str, str]:
-        # The relay has already retried as far as UPSTREAM_RETRIES allows: an SDK that retried too
-        # would multiply the upstream requests (the OpenAI SDKs heed this header).
-        return {"x-should-retry": "false"}
-
-
-# The statuses the relay retries itself (relay/upstream/retry.py); an SDK retries the same ones.
-RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
-
-
-class UpstreamHTTPError(UpstreamError):
-    """The upstream answered with an error status; the caller gets the same status."""
-
-    def __init__(self, status: int, message: str, retry_after: str | None = None) -> None:
-        super().__init__(message)
-        self.status = self.upstream_status = status
-        self.retry_after = retry_after
-
-    def headers(self) -> dict[str, str]:
-        # A 429 or 503 says when to try again; the caller should know too.
-        headers = super().headers() if self.status in RETRIED_STATUSES else {}
-        if self.retry_after:
-            headers["Retry-After"] = self.retry_after
-        return headers
-
-
-class UpstreamUnreachable(UpstreamError):
-    status = 502
-
-
-class UpstreamTimeout(UpstreamError):
-    status = 504
-    outcome = "timeout"
 
 
 # Where a caller who reached a path the relay does not serve should go instead.

@@ -303,6 +303,19 @@ def test_json_loads_accepts_lone_surrogates_and_refuses_nan() -> None:
             jsoncodec.loads(bad)
 
 
+@pytest.mark.parametrize(
+    "number", [2**64, -(2**64) - 1, 123456789012345678901234567890, 10**400, 2**63 - 1, 18446744073709551615]
+)
+def test_json_keeps_every_integer_exact_beyond_64_bits(number: int) -> None:
+    # orjson alone would read these as floats (1.2345678901234568e+29), changing the digits.
+    text = f'{{"seed": {number}}}'
+    for data in (text.encode(), text):
+        assert jsoncodec.loads(data) == {"seed": number}
+    assert jsoncodec.dumps(jsoncodec.loads(f"[{number}]".encode())) == f"[{number}]".encode()
+    quoted = b'{"text": "order 12345678901234567890123 shipped", "n": 1.5}'  # long digits in a string
+    assert jsoncodec.loads(quoted) == {"text": "order 12345678901234567890123 shipped", "n": 1.5}
+
+
 # -- decoder and wire format together, under every split ------------------------------------
 
 _tokens = st.lists(

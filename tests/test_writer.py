@@ -14,10 +14,11 @@ from collections.abc import Iterator
 import pytest
 
 from relay.access.usage import Usage
-from relay.errors import Dialect, RateLimited, RelayError, ShuttingDown, UpstreamHTTPError, UpstreamTimeout
+from relay.errors import Dialect, RateLimited, RelayError, ShuttingDown
 from relay.serving import writer as writer_module
 from relay.serving.request_log import RequestLog
 from relay.serving.writer import EVENT_STREAM_UTF8, TEXT, WRITE_LIMIT, Writer, Written
+from relay.upstream.failures import UpstreamHTTPError, UpstreamTimeout
 
 KEY = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXyZ0QPO0"
 RUN = KEY[8:16]  # eight characters of it after its public prefix

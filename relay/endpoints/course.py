@@ -25,7 +25,6 @@ from relay.access.limiter import Limiter
 from relay.access.usage import Usage, most_tokens
 from relay.config import Route, Settings
 from relay.endpoints.base import Call, Encoding, Outgoing, Upstreams
-from relay.errors import UpstreamError, UpstreamHTTPError, UpstreamUnreachable
 from relay.formats import jsoncodec
 from relay.formats.anthropic_events import message_as_events, message_of
 from relay.formats.chat_chunks import chunks_as_completion, completion_as_chunks
@@ -36,6 +35,7 @@ from relay.serving.passed_body import PassedBody
 from relay.serving.relayed_stream import RelayedStream
 from relay.serving.writer import Written
 from relay.upstream.bodies import JSON, OPENAI_API, Answer, body_kind, passed_headers, read_answer, read_error
+from relay.upstream.failures import UpstreamError, UpstreamHTTPError, UpstreamUnreachable
 
 
 class UpstreamEndpoint:

@@ -9,10 +9,11 @@ from relay.access.policy import bearer_key, choose_key, model_allowed
 from relay.config import Settings
 from relay.endpoints.base import Call, Upstreams
 from relay.endpoints.course import passed_on, read_while_there
-from relay.errors import KeyRequired, MissingApiKey, NotFound, UpstreamError
+from relay.errors import KeyRequired, MissingApiKey, NotFound
 from relay.formats import jsoncodec
 from relay.serving.writer import Written
 from relay.upstream.bodies import JSON, Answer
+from relay.upstream.failures import UpstreamError
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,9 @@ orjson does the work. It refuses a lone UTF-16 surrogate escape (`"\\ud83d"`,
 from a string cut in the middle of an emoji), which JSON text may legally hold
 and browsers do produce, and an integer beyond 64 bits; for those the standard
 library takes over, and the output still matches JavaScript's `JSON.stringify`:
-compact, non-ASCII as is, lone surrogates as `\\uXXXX`. Input nested deeper than
+compact, non-ASCII as is, lone surrogates as `\\uXXXX`. (orjson would read an integer
+beyond 64 bits as a float, losing digits: one of 20 digits or more is read by the standard
+library too.) Input nested deeper than
 orjson allows (1,024 levels when reading, 254 when writing) is refused, as
 JSONDecodeError or ValueError, never as a crash.
 """
@@ -21,6 +23,7 @@ import orjson
 logger = logging.getLogger(__name__)
 
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_LONG_DIGITS = re.compile(rb"\d{20}")
 
 
 class JSONDecodeError(ValueError):
@@ -28,12 +31,22 @@ class JSONDecodeError(ValueError):
 
 
 def loads(data: bytes | str) -> Any:
-    """Parse strict JSON (no NaN or Infinity); accept lone surrogate escapes."""
+    """Parse strict JSON (no NaN or Infinity); accept lone surrogate escapes; keep every integer exact."""
+    raw = data.encode() if isinstance(data, str) else data
     try:
-        return orjson.loads(data)
+        value = orjson.loads(data)
     except orjson.JSONDecodeError as error:
-        if b"\\u" not in (data.encode() if isinstance(data, str) else data):
+        if b"\\u" not in raw and _LONG_DIGITS.search(raw) is None:
             raise JSONDecodeError(str(error)) from None
+    else:
+        # orjson reads an integer beyond 64 bits as a float, losing its last digits (or refuses it
+        # past a float's range); a run of 20 digits is rare, and then the standard library reads it.
+        if _LONG_DIGITS.search(raw) is None:
+            return value
+        try:
+            return json.loads(data, parse_constant=_refuse_constant)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return value  # what orjson read (nested deeper than the standard library goes)
     try:
         return json.loads(data, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError, RecursionError) as error:

@@ -20,12 +20,13 @@ from typing import Any
 import httpx
 
 from relay.config import Settings
-from relay.errors import ClientGone, ShuttingDown, UpstreamError
+from relay.errors import ClientGone, ShuttingDown
 from relay.formats.encoding import Encoder, Tally, encode
 from relay.formats.sse import EventTooLarge, SSEDecoder
 from relay.serving.batches import Batches
 from relay.serving.client_connection import ClientWatch
 from relay.serving.request_log import RequestLog
+from relay.upstream.failures import UpstreamError
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from relay.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from relay.upstream.failures import UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from relay.waits import within
 
 JSON = "application/json"

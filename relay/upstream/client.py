@@ -15,8 +15,13 @@ import httpcore  # noqa: F401 - imported here, at start-up: httpx imports it at 
 import httpx
 
 from relay.config import Route, Settings
-from relay.errors import RETRIED_STATUSES, UpstreamError, UpstreamTimeout, UpstreamUnreachable
-from relay.upstream.failures import describe_transport_error
+from relay.upstream.failures import (
+    RETRIED_STATUSES,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+    describe_transport_error,
+)
 from relay.upstream.pools import TransportPools
 from relay.upstream.retry import MIN_ATTEMPT_SECONDS, retry_wait
 from relay.waits import within
