@@ -155,6 +155,13 @@ class RelayServer:
         )
         return [entry for entry in logs if entry["httpRequest"]["userAgent"] == user_agent]
 
+    def request_logs_since(self, seen: int, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """The request log lines written after the first `seen`, once there are `count` of them.
+
+        For a relay shared between tests: lines of earlier tests' requests are not this test's.
+        """
+        return self._poll(lambda logs: len(logs) >= seen + count, timeout)[seen:]
+
     def _poll(self, ready: Callable[[list[dict[str, Any]]], bool], timeout: float) -> list[dict[str, Any]]:
         """The request log lines once `ready` holds for them, or as they are when `timeout` runs out."""
         deadline = time.monotonic() + timeout

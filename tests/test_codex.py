@@ -73,6 +73,7 @@ def codex(
     provider: str = "custom",
     model: str = "relay-model",
     args: tuple[str, ...] = (),
+    websockets: bool = True,
 ) -> CodexRun:
     """`codex exec PROMPT` against the relay, in `home` (its CODEX_HOME and a work directory there)."""
     codex_home = home / "codex"
@@ -89,8 +90,9 @@ def codex(
     if provider == "custom":
         config += (
             f'[model_providers.relay]\nname = "relay"\nbase_url = "{relay.url}/v1"\nenv_key = "RELAY_TOKEN"\n'
-            'wire_api = "responses"\nsupports_websockets = true\n'
+            'wire_api = "responses"\n'
         )
+        config += "supports_websockets = true\n" if websockets else ""
     (codex_home / "config.toml").write_text(config)
     logged_before = len(relay.request_logs())
     environ = {
@@ -305,3 +307,42 @@ def test_codex_runs_code_through_the_tools_of_its_newer_models(
     else:
         assert first.json["input"][0]["type"] == "additional_tools"
         assert "tools" not in first.json
+
+
+# An upstream over its own rate limit, as OpenAI answers: retry in 10 ms.
+RATE_LIMITED = Reply(
+    status=429,
+    headers={"Content-Type": "application/json", "retry-after-ms": "10", "retry-after": "0"},
+    body=[
+        json.dumps({"error": {"message": "Rate limit reached", "type": "requests", "code": None}}).encode()
+    ],
+)
+
+
+def test_codex_retries_a_429_itself_and_the_relay_does_not_multiply_it(
+    agents: Path, fake: FakeUpstream, relay_factory: RelayFactory, tmp_path: Path
+) -> None:
+    """docs/openai-api.md, "Retries": one call costs the upstream what Codex alone would ask of it."""
+    fake.replies["*"] = RATE_LIMITED
+    direct = RelayServer({})  # not started: Codex pointed at the fake itself, for its own count
+    direct.port = fake.port
+    (tmp_path / "direct").mkdir()
+    alone = codex(agents, direct, tmp_path / "direct", "hi", websockets=False)
+    assert alone.returncode != 0
+    attempts = len(sent_to_upstream(fake))
+    assert attempts >= 2  # Codex retries a 429 itself
+
+    fake.requests.clear()
+    (tmp_path / "relayed").mkdir()
+    relayed = codex(agents, relay_for(relay_factory, "passed"), tmp_path / "relayed", "hi", websockets=False)
+    assert relayed.returncode != 0
+    assert len(sent_to_upstream(fake)) == attempts  # the relay passed each 429 on, retrying none
+
+    fake.requests.clear()
+    once = [RATE_LIMITED, responses_reply([message_item("recovered")])]
+    fake.replies["*"] = lambda request: once[min(len(sent_to_upstream(fake)) - 1, 1)]
+    (tmp_path / "once").mkdir()
+    recovered = codex(agents, relay_for(relay_factory, "passed"), tmp_path / "once", "hi", websockets=False)
+    assert recovered.returncode == 0, recovered.stderr
+    assert "recovered" in recovered.stdout
+    assert len(sent_to_upstream(fake)) == 2

@@ -414,6 +414,7 @@ def test_a_stored_responses_paths_pass_through_to_the_upstream_that_keeps_it(
     fake: FakeUpstream, responses_route: RelayServer
 ) -> None:
     fake.replies["*"] = stored_reply
+    seen = len(responses_route.request_logs())
     with sdk(responses_route) as client:
         assert client.responses.retrieve("resp_1").output_text == "stored"
         assert client.responses.cancel("resp_1").id == "resp_1"
@@ -432,7 +433,8 @@ def test_a_stored_responses_paths_pass_through_to_the_upstream_that_keeps_it(
     for sent in fake.requests:
         assert sent.headers["authorization"] == f"Bearer {SERVER_KEY}"
         assert sent.body == b""
-    logged = [entry for entry in responses_route.request_logs() if "/v1/responses/resp_1" in entry["message"]]
+    logged = responses_route.request_logs_since(seen, 5)
+    assert all("/v1/responses/resp_1" in entry["message"] for entry in logged)
     assert [entry["outcome"] for entry in logged] == ["ok"] * 5
 
 
