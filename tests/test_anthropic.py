@@ -546,6 +546,7 @@ def test_the_upstreams_error_event_is_passed_on_and_the_sdk_raises_it(
         {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
     ]
     fake.replies["claude-test"] = Reply(body=[*(anthropic_sse(event) for event in events), Stall()])
+    seen = len(private.request_logs())
     with (
         pytest.raises(anthropic.APIStatusError) as raised,
         sdk.messages.stream(model="claude-test", max_tokens=5, messages=USER) as stream,
@@ -554,7 +555,7 @@ def test_the_upstreams_error_event_is_passed_on_and_the_sdk_raises_it(
     assert "Overloaded" in str(raised.value)
     # The relay stops reading at the error: the upstream that would stall on is let go.
     assert fake.wait_for(lambda: fake.requests[0].client_closed is not None)
-    entry = private.request_logs()[-1]
+    (entry,) = private.request_logs_since(seen, 1)
     assert (entry["outcome"], entry["detail"]) == ("upstream_error", "error event in the stream")
 
 
