@@ -20,7 +20,7 @@ from relay.errors import BadRequest
 from relay.formats import jsoncodec
 from relay.formats.chat_chunks import completion_as_chunks
 from relay.formats.encoding import Encoder, Tally, encode
-from relay.formats.responses_events import ChatToResponses, as_response
+from relay.formats.responses_events import WRITE_BYTES, ChatToResponses, as_response
 from relay.formats.responses_object import (
     ECHOED,
     ITEM_BYTES,
@@ -1242,6 +1242,77 @@ def test_the_bound_is_the_limit_less_what_the_object_repeats() -> None:
     with pytest.raises(TooLarge):
         Draft("m", request, limit).add_call(0, "c" * 100, "f", "")
     Draft("m", request, limit).add_call(0, "c" * 80, "f", "")
+
+
+def test_a_calls_name_and_arguments_take_room_as_they_are_sent() -> None:
+    request: dict[str, Any] = {}
+    repeated = len(jsoncodec.dumps({name: None for name in ECHOED}))
+    room = OBJECT_BYTES + repeated + ITEM_BYTES
+    # The id, the name and the first arguments, each as JSON ('"f"' is 3 bytes, '""' is 2).
+    limit = room + len(b'"call_1"') + len(b'"f"') + len(b'""')
+    Draft("m", request, limit).add_call(0, "call_1", "f", "")  # just fits
+    with pytest.raises(TooLarge):
+        Draft("m", request, limit).add_call(0, "call_1", "ff", "")
+    with pytest.raises(TooLarge):
+        Draft("m", request, limit).add_call(0, "call_1", "f", "{")
+    Draft("m", request, limit + 1).add_call(0, "call_1", "ff", "")
+    Draft("m", request, limit - 1).add_call(0, "call_1", None, "")  # no name: an empty one, '""'
+
+
+@pytest.mark.parametrize("kind", ["arguments", "reasoning", "text"])
+def test_a_piece_of_an_open_item_costs_its_content_alone(kind: str) -> None:
+    """An item's own cost (ITEM_BYTES) is taken once, when it opens: 100 pieces of one item fit
+    in the room of one item and 100 pieces, and the 101st does not."""
+    repeated = len(jsoncodec.dumps({name: None for name in ECHOED}))
+    opening = len(b'"call_1"') + len(b'"f"') + len(b'""') if kind == "arguments" else 0
+    draft = Draft("m", {}, OBJECT_BYTES + repeated + ITEM_BYTES + opening + 100 * len(b'"x"'))
+    add = {
+        "arguments": lambda: draft.add_call(0, None, None, "x"),
+        "reasoning": lambda: draft.add_reasoning("x"),
+        "text": lambda: draft.add_text("x"),
+    }[kind]
+    if kind == "arguments":
+        draft.add_call(0, "call_1", "f", "")
+    for _ in range(100):
+        add()
+    with pytest.raises(TooLarge, match="larger than this relay translates"):
+        add()
+    assert len(draft.items) == 1
+
+
+@pytest.mark.parametrize("last", ["reasoning", "text", "call"])
+def test_no_kind_of_item_opens_past_the_bound(last: str) -> None:
+    draft = Draft("m", {}, 64 * 1024 * 1024)
+    for number in range(MAX_OUTPUT_ITEMS):
+        draft.add_call(number, f"call_{number}", "f", "")
+    with pytest.raises(TooLarge, match=f"more than {MAX_OUTPUT_ITEMS} output items"):
+        if last == "reasoning":
+            draft.add_reasoning("thinking")
+        elif last == "text":
+            draft.add_text("hello")
+        else:
+            draft.add_call(MAX_OUTPUT_ITEMS, "call_x", "f", "")
+    assert len(draft.items) == MAX_OUTPUT_ITEMS
+
+
+def test_one_reads_events_are_written_in_pieces_of_a_bounded_size() -> None:
+    """Many events from one upstream read are joined into writes, each about WRITE_BYTES at most."""
+    translator = ChatToResponses("my-model", {}, 64 * 1024 * 1024)
+    out: list[bytes] = []
+    feed(translator, [json.dumps(chunk({"content": "x" * 100})).encode() for _ in range(10_000)], out)
+    largest_event = max(len(block) for write in out for block in write.split(b"\n\n"))
+    assert len(out) > 1
+    assert all(len(write) <= WRITE_BYTES + largest_event + 2 for write in out), max(map(len, out))
+    assert "".join(e["delta"] for e in parse_events(out) if e["type"] == "response.output_text.delta") == (
+        "x" * 100 * 10_000
+    )
+
+
+def test_a_whole_completion_without_a_first_choice_is_no_response() -> None:
+    """A Response tells the first choice only: a completion of another choice alone holds no reply."""
+    completion = {"choices": [{"index": 1, "message": {"role": "assistant", "content": "second"}}]}
+    assert completion_as_chunks(completion) is not None
+    assert as_response(completion, "m", {}, MAX_EVENT_BYTES) is None
 
 
 def test_the_request_the_response_repeats_leaves_less_room() -> None:
