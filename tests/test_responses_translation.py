@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -1266,7 +1267,7 @@ def test_a_piece_of_an_open_item_costs_its_content_alone(kind: str) -> None:
     repeated = len(jsoncodec.dumps({name: None for name in ECHOED}))
     opening = len(b'"call_1"') + len(b'"f"') + len(b'""') if kind == "arguments" else 0
     draft = Draft("m", {}, OBJECT_BYTES + repeated + ITEM_BYTES + opening + 100 * len(b'"x"'))
-    add = {
+    add: Callable[[], object] = {
         "arguments": lambda: draft.add_call(0, None, None, "x"),
         "reasoning": lambda: draft.add_reasoning("x"),
         "text": lambda: draft.add_text("x"),

@@ -11,13 +11,22 @@ import json
 import logging
 from collections.abc import Iterator
 
+import flask
 import pytest
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from relay.access.usage import Usage
-from relay.errors import Dialect, RateLimited, RelayError, ShuttingDown
+from relay.errors import ENDPOINTS_HINT, BadRequest, Dialect, RateLimited, RelayError, ShuttingDown
 from relay.serving import writer as writer_module
 from relay.serving.request_log import RequestLog
-from relay.serving.writer import EVENT_STREAM_UTF8, TEXT, WRITE_LIMIT, Writer, Written
+from relay.serving.writer import (
+    EVENT_STREAM_UTF8,
+    TEXT,
+    WRITE_LIMIT,
+    Writer,
+    Written,
+    framework_error_response,
+)
 from relay.upstream.failures import UpstreamHTTPError, UpstreamTimeout
 
 KEY = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXyZ0QPO0"
@@ -256,3 +265,135 @@ def test_the_secrets_kept_are_every_one_given_once() -> None:
     writer.keep_secret(KEY, "hdr-SECRET-4c6e8a0b2d4f6a8c0e")
     body = f"{RUN} and 4c6e8a0b2d4f".encode()
     assert body_of(writer.fixed(200, body, TEXT, outcome="ok")) == b"[redacted] and [redacted]"
+
+
+# -- what the mutation run found untested ------------------------------------------------------------
+
+
+def test_an_answers_status_is_its_log_lines_and_an_errors_outcome_its_own(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="relay.request")
+    writer, _, _ = made()
+    writer.fixed(404, b"{}", "application/json", outcome="refused")
+    limited, _, _ = made()
+    limited.error(RateLimited("Rate limit: over", 30, waiting_helps=True))
+    streamed, _, _ = made()
+    response = streamed.stream(Source([b"a\n"]), TEXT).response
+    list(response.response)
+    response.close()
+    lines = fields(caplog)
+    assert [(line["httpRequest"]["status"], line["outcome"]) for line in lines] == [  # type: ignore[index]
+        (404, "refused"),
+        (429, "limited"),
+        (200, "ok"),
+    ]
+
+
+def test_a_stream_is_a_200_of_its_content_type_passed_through_as_written() -> None:
+    writer, _, _ = made()
+    response = writer.stream(Source([b"data: x\n\n"]), EVENT_STREAM_UTF8).response
+    assert (response.status_code, response.headers["Content-Type"]) == (200, EVENT_STREAM_UTF8)
+    assert response.direct_passthrough is True  # werkzeug leaves the writes as they are
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    response.close()
+
+
+def test_the_upstreams_own_usage_goes_to_the_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="relay.request")
+    writer, log, _ = made()
+    log.upstream_status = 200
+    writer.usage = Usage()
+    writer.usage.reported = {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+    writer.fixed(200, b"{}", "application/json", outcome="ok")
+    plain, log, _ = made()  # no reply was read: nothing to count, and no failure for it
+    log.upstream_status = 200
+    plain.fixed(200, b"{}", "application/json", outcome="ok")
+    first, second = fields(caplog)
+    assert (first["usage"], first["tokens"], first["usage_source"]) == (
+        {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7},
+        7,
+        "upstream",
+    )
+    assert "usage" not in second and "tokens" not in second
+
+
+def test_what_a_stream_holds_back_at_its_end_is_sent_and_counted(caplog: pytest.LogCaptureFixture) -> None:
+    """The carry that catches a secret split between writes is flushed when the stream ends."""
+    caplog.set_level(logging.INFO, logger="relay.request")
+    writer, _, _ = made()
+    writer.keep_secret(KEY)
+    tail = RUN[:5].encode()  # could begin a run of the key: held back until the text goes on or ends
+    response = writer.stream(Source([b"first\n", b"ends with " + tail]), TEXT).response
+    body = b"".join(response.response)  # type: ignore[arg-type]
+    response.close()
+    assert body == b"first\nends with " + tail
+    assert fields(caplog)[0]["bytes"] == len(body)
+
+
+class FailingSource(Source):
+    """A stream that ends in its format's error note: nothing after it is sent."""
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self.writes[0]
+        self.outcome = "error"
+        yield self.writes[1]
+        yield b"never"
+
+
+def test_a_stream_that_failed_ends_after_its_note_with_what_it_held() -> None:
+    writer, _, _ = made()
+    writer.keep_secret(KEY)
+    tail = RUN[:5].encode()
+    source = FailingSource([b"text\n", b"[Error: the upstream failed] " + tail])
+    response = writer.stream(source, TEXT).response
+    body = b"".join(response.response)  # type: ignore[arg-type]
+    response.close()
+    assert body == b"text\n[Error: the upstream failed] " + tail
+
+
+def test_the_limits_messages_and_a_write_at_the_limit(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caplog.set_level(logging.INFO)
+    writer, _, _ = made()
+    writer.fixed(200, b"x" * (WRITE_LIMIT + 1), "application/json", outcome="ok")
+    said = [record.getMessage() for record in caplog.records if record.name == "relay.serving.writer"]
+    assert said == [f"An answer of {WRITE_LIMIT + 1} bytes was made; the relay sends at most {WRITE_LIMIT}"]
+    monkeypatch.setattr(writer_module, "WRITE_LIMIT", 10)
+    caplog.clear()
+    streamed, _, _ = made()
+    response = streamed.stream(Source([b"x" * 10, b"y" * 11]), TEXT).response
+    body = b"".join(response.response)  # type: ignore[arg-type]
+    response.close()
+    assert body.startswith(b"x" * 10 + b"[cut:")  # ten bytes are within a limit of ten
+    said = [record.getMessage() for record in caplog.records if record.name == "relay.serving.writer"]
+    assert said == ["A write of 11 bytes was made; the relay sends at most 10"]
+
+
+def test_errors_are_openais_shape_unless_a_dialect_says_otherwise() -> None:
+    expected = {"error": {"message": "nope", "type": "invalid_request_error", "param": None, "code": None}}
+    assert json.loads(writer_module.json_error_body("nope", 400)) == expected
+    log = RequestLog(method="POST", path="/v1/chat/completions", user_agent="test")
+    written = Writer(log, Ends()).error(BadRequest("nope"))
+    assert json.loads(body_of(written)) == expected
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (NotFound(), f"404 Not Found: GET /nowhere is not served here. {ENDPOINTS_HINT}"),
+        (MethodNotAllowed(), "405 Method Not Allowed: GET /nowhere is not served here."),
+        (HTTPException(), "500 Unknown Error: GET /nowhere is not served here."),
+    ],
+)
+def test_an_error_the_framework_raises_is_plain_text_naming_the_request(
+    error: HTTPException, said: str
+) -> None:
+    with flask.Flask(__name__).test_request_context("/nowhere", method="GET"):
+        response = framework_error_response(error)
+    body = b"".join(response.response)  # type: ignore[arg-type]
+    assert body == said.encode()
+    assert response.status_code == int(said[:3])
+    assert (response.headers["Content-Type"], response.headers["Content-Length"]) == (TEXT, str(len(body)))
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
