@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from relay.access.usage import CHARS_PER_TOKEN, Usage, tokens_of, written_length
+from relay.access.usage import CHARS_PER_TOKEN, Usage, most_tokens, tokens_of, written_length
 from relay.formats.chat_events import ChatEvents
 from relay.formats.encoding import Tally, encode
 from tests.fake_replies import anthropic_events, anthropic_message
@@ -359,3 +359,38 @@ def test_a_whole_message_counts_its_usage_and_what_it_holds() -> None:
     nothing = Usage()
     nothing.message_object({"content": "x", "usage": "y"})
     assert (nothing.reported, nothing.written) == (None, 0)
+
+
+# -- what the mutation run found untested ------------------------------------------------------------
+
+
+def test_the_most_a_request_may_cost_is_its_prompt_and_its_replys_cap() -> None:
+    # docs/limits.md: a prompt's bytes / 4, rounded up, and max_tokens, or 4,096 where none is set.
+    assert most_tokens(41, 100) == 11 + 100
+    assert most_tokens(40, None) == 10 + 4096
+    assert most_tokens(0, 0) == 0
+
+
+def test_each_api_has_its_watcher_and_its_whole_answers_reader() -> None:
+    usage = Usage()
+    assert usage.watcher("chat") == usage.chat_chunk
+    assert usage.watcher("messages") == usage.messages_event
+    assert usage.watcher("responses") == usage.responses_event
+    reported = {"input_tokens": 2, "output_tokens": 3}
+    for upstream, answer in [
+        ("chat", {"choices": [{"index": 0, "message": {"content": "x" * 40}}], "usage": reported}),
+        ("responses", {"output": [{"type": "message", "content": [{"text": "x" * 40}]}], "usage": reported}),
+        ("messages", {"content": [{"type": "text", "text": "x" * 40}], "usage": reported}),
+    ]:
+        read = Usage()
+        read.whole(upstream, answer)
+        assert (read.reported, read.written) == (reported, 40), upstream
+    unknown = Usage()
+    unknown.whole("embeddings", {"usage": reported})
+    assert (unknown.reported, unknown.written) == (None, 0)
+
+
+def test_an_anthropic_thinking_block_counts_its_text() -> None:
+    usage = Usage()
+    usage.message_object({"content": [{"type": "thinking", "thinking": "x" * 400, "signature": "s" * 100}]})
+    assert usage.written == 400
