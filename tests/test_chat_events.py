@@ -889,3 +889,16 @@ def test_a_completion_made_chunks_and_back_is_the_same(choices: list[dict[str, A
 )  # fmt: skip
 def test_reasoning_of_a_delta(delta: dict[str, Any], text: str) -> None:
     assert reasoning_of(delta) == text
+
+
+def test_reasoning_details_of_every_chunk_are_kept_in_order() -> None:
+    first = {"type": "reasoning.text", "text": "Let me"}
+    second = {"type": "reasoning.summary", "summary": " think."}
+    completion = chunks_as_completion(
+        [
+            {"choices": [choice(0, {"reasoning_details": [first]})]},
+            {"choices": [choice(0, {"reasoning_details": [second], "content": "Hi"}, "stop")]},
+        ]
+    )
+    assert completion is not None
+    assert completion["choices"][0]["message"]["reasoning_details"] == [first, second]

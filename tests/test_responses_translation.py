@@ -1480,6 +1480,8 @@ CODEX_NAMESPACE = {"type": "namespace", "name": "ns", "tools": [FUNCTION, {"type
         pytest.param({"input": [{"type": "additional_tools", "tools": [FUNCTION, {"type": "image_generation"}]}]}, (),
                      {"input": [{"type": "additional_tools", "tools": [FUNCTION]}]}, ["image_generation"],
                      id="in-the-input"),
+        pytest.param({"input": ["Hi", {"type": "additional_tools", "tools": [CODEX_NAMESPACE]}]}, (), None, [],
+                     id="a-namespace-in-the-input-beside-a-string"),
     ],
 )  # fmt: skip
 def test_under_a_token_cap_a_tool_that_costs_beyond_tokens_is_left_out_or_refused(
@@ -1501,6 +1503,34 @@ def test_under_a_token_cap_a_tool_that_costs_beyond_tokens_is_left_out_or_refuse
         assert caught.value.message.endswith(
             "a tool the upstream runs itself, billed beyond the tokens this relay caps (MAX_TOKENS_LIMIT). Its "
             'owner can allow that type (ALLOWED_FIELDS); "function" and "custom" tools, and namespaces of them, pass.'
+        )
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        pytest.param({"tools": [FUNCTION, {"type": "web_search"}]}, '"tools[1].type" is "web_search": ', id="tools"),
+        pytest.param({"input": ["Hi", {"type": "additional_tools", "tools": [{"type": "image_generation"}]}]},
+                     '"input[1].tools[0].type" is "image_generation": ', id="in-the-input"),
+        pytest.param({"tools": [{"type": "namespace", "name": "ns", "tools": [FUNCTION, {"type": "mcp"}]}]},
+                     '"tools[0].tools[1].type" is "mcp": ', id="in-a-namespace"),
+    ],
+)  # fmt: skip
+def test_a_refused_tool_is_named_where_it_was_offered(fields: dict[str, Any], message: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        leave_out_billed_tools({"model": "m", "input": "Hi", **fields}, (), "refuse")
+    assert caught.value.message.startswith(message + "a tool the upstream runs itself")
+
+
+def test_a_tools_type_of_the_wrong_kind_is_named_with_its_kind() -> None:
+    for unsupported in ("omit", "refuse"):
+        with pytest.raises(BadRequest) as caught:
+            leave_out_billed_tools(
+                {"model": "m", "input": "Hi", "tools": [{"type": ["function"]}]}, (), unsupported
+            )
+        assert (
+            caught.value.message
+            == '"tools[0].type" is a list; a tool\'s type is a string such as "function".'
         )
 
 
