@@ -10,6 +10,7 @@ import pytest
 from relay.access.callers import ADDRESS_LIMIT, Caller, InFlight, client_address, identify
 from relay.access.cors import origin_allowed, own_origin, preflight_headers, response_headers
 from relay.access.policy import (
+    anthropic_key,
     bearer_key,
     bearer_token,
     check_access_token,
@@ -500,3 +501,58 @@ def test_no_record_is_kept_of_callers_with_nothing_in_flight() -> None:
         in_flight.leave(caller)
         in_flight.leave(caller)
     assert in_flight._counts == {}
+
+
+# --- Anthropic's endpoints: the x-api-key header (what the mutation run found untested) ----------------
+
+
+def test_an_access_token_in_x_api_key_is_accepted_and_wins_over_the_bearer() -> None:
+    assert check_access_token(PRIVATE, None, f"  {ALICE_TOKEN} ", "anthropic") == "alice"
+    assert check_access_token(PRIVATE, f"Bearer {BOB_TOKEN}", ALICE_TOKEN, "anthropic") == "alice"
+    assert check_access_token(PRIVATE, f"Bearer {BOB_TOKEN}", "  ", "anthropic") == "bob"
+
+
+@pytest.mark.parametrize(
+    ("authorization", "api_key", "said"),
+    [
+        pytest.param(None, None, "Unauthorized: this relay needs an access token. ", id="none"),
+        pytest.param(None, "tok-wrong", "Unauthorized: the access token sent is not valid for this relay. ",
+                     id="wrong"),
+    ],
+)  # fmt: skip
+def test_a_refusal_on_anthropics_endpoints_names_x_api_key(
+    authorization: str | None, api_key: str | None, said: str
+) -> None:
+    with pytest.raises(Unauthorized) as caught:
+        check_access_token(PRIVATE, authorization, api_key, "anthropic")
+    assert caught.value.message == said + (
+        'Send the header "x-api-key: <token>" (or "Authorization: Bearer <token>") with one of the access '
+        "tokens its owner set in ACCESS_TOKENS."
+    )
+    with pytest.raises(Unauthorized) as caught:
+        check_access_token(PRIVATE, authorization, api_key)  # elsewhere: the bearer alone
+    assert 'Send the header "Authorization: Bearer <token>" with' in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("settings", "authorization", "api_key", "key"),
+    [
+        pytest.param(OPEN, None, " sk-ant-own ", "sk-ant-own", id="x-api-key"),
+        pytest.param(OPEN, "Bearer sk-ant-bearer", "sk-ant-own", "sk-ant-own", id="x-api-key-wins"),
+        pytest.param(OPEN, "Bearer sk-ant-bearer", None, "sk-ant-bearer", id="bearer-alone"),
+        pytest.param(OPEN, "Bearer sk-ant-bearer", " ", "sk-ant-bearer", id="blank-x-api-key"),
+        pytest.param(OPEN, None, None, None, id="neither"),
+        pytest.param(PRIVATE, None, ALICE_TOKEN, None, id="an-access-token-is-no-key"),
+        pytest.param(NO_CLIENT_KEYS, "Bearer sk-ant-bearer", "sk-ant-own", None, id="client-keys-off"),
+    ],
+)  # fmt: skip
+def test_anthropic_key(
+    settings: Settings, authorization: str | None, api_key: str | None, key: str | None
+) -> None:
+    assert anthropic_key(settings, authorization, api_key) == key
+
+
+def test_an_x_api_key_that_cannot_travel_in_a_header_is_a_400() -> None:
+    with pytest.raises(BadRequest) as caught:
+        anthropic_key(OPEN, None, "sk-ant-\u00e9")
+    assert caught.value.message == "The API key in the x-api-key header must be visible ASCII characters."
