@@ -283,3 +283,38 @@ def test_a_redactor_is_kept_for_the_same_secrets_and_the_cache_is_bounded() -> N
     assert redactor_for(("sk-first-0000000000000000",)) is first  # the cache holds _CACHE_SIZE sets
     redactor_for(("sk-one-more-000000000000",))  # one set too many: the cache starts again
     assert redactor_for(("sk-first-0000000000000000",)) is not first
+
+
+# -- what the mutation run found untested ------------------------------------------------------------
+
+
+def test_a_run_at_the_very_start_of_a_text_or_a_stream_is_redacted_with_its_marker() -> None:
+    run = AFTER_PREFIX[:8]
+    assert redact(run, [KEY]) == REDACTED
+    assert redact(run + " tail", [KEY]) == REDACTED + " tail"
+    assert streamed(KEY, [run.encode() + b" tail"])[0] == REDACTED.encode() + b" tail"
+
+
+def test_a_text_with_a_lone_surrogate_is_redacted_and_kept_as_it_was() -> None:
+    assert redact("x\ud83d " + KEY, [KEY]) == "x\ud83d " + REDACTED
+
+
+def test_a_key_character_no_form_of_the_key_holds_is_not_held_back() -> None:
+    stream = Redactor((KEY,)).stream()
+    assert stream.feed(b"hello~") == b"hello~"  # "~" may be in a key, but is in none of this one's forms
+    assert stream.flush() == b""
+
+
+SHORT_SECRET = "Zq8Xw2Lp5Nc7Rt4Vb9Mk"  # 20 characters, no public prefix
+
+
+@pytest.mark.parametrize(
+    ("mask", "redacted"),
+    [
+        pytest.param("Zq8Xw...b9Mk", True, id="hidden-11-shown-9"),
+        pytest.param("Zq8Xw...Vb9Mk", False, id="hidden-10-shown-10"),
+        pytest.param("Zq8Xw2L...t4Vb9Mk", False, id="hidden-6-shown-14"),
+    ],
+)
+def test_a_mask_is_redacted_only_where_it_hides_more_than_it_shows(mask: str, redacted: bool) -> None:
+    assert redact(f"a {mask} b", [SHORT_SECRET]) == (f"a {REDACTED} b" if redacted else f"a {mask} b")
