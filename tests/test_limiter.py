@@ -484,7 +484,9 @@ def test_a_store_that_does_not_answer_lets_the_request_go_on_by_default(
     ]
 
 
-def test_a_store_that_does_not_answer_refuses_the_request_where_the_owner_said_so(silent_store: str) -> None:
+def test_a_store_that_does_not_answer_refuses_the_request_where_the_owner_said_so(
+    silent_store: str, caplog: pytest.LogCaptureFixture
+) -> None:
     limits = limiter(
         REDIS_URL=silent_store,
         RATE_LIMIT_REQUESTS="1/day",
@@ -499,6 +501,11 @@ def test_a_store_that_does_not_answer_refuses_the_request_where_the_owner_said_s
         "This relay's rate-limit store did not answer, and its owner chose to refuse requests then "
         "(LIMITS_ON_STORE_ERROR=deny). Try again shortly."
     )
+    port = silent_store.rsplit(":", 1)[1].split("/", maxsplit=1)[0]
+    assert caplog.messages == [
+        f"The limits store (REDIS_URL at 127.0.0.1:{port}) failed: TimeoutError; "
+        "the request is refused (LIMITS_ON_STORE_ERROR=deny)"
+    ]
 
 
 def test_tokens_the_store_does_not_take_are_logged(
