@@ -394,3 +394,28 @@ def test_an_anthropic_thinking_block_counts_its_text() -> None:
     usage = Usage()
     usage.message_object({"content": [{"type": "thinking", "thinking": "x" * 400, "signature": "s" * 100}]})
     assert usage.written == 400
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        pytest.param({"type": "message_start", "message": "not an object"}, id="message-start-of-a-string"),
+        pytest.param({"type": "message_start", "message": None}, id="message-start-of-null"),
+    ],
+)
+def test_an_anthropic_event_of_the_wrong_shape_counts_nothing(message: dict[str, Any]) -> None:
+    usage = Usage()
+    usage.messages_event(message)
+    assert (usage.reported, usage.written) == (None, 0)
+
+
+def test_a_whole_anthropic_message_of_the_wrong_shape_counts_what_it_can() -> None:
+    nested: dict[str, Any] = {}
+    deepest = nested
+    for _ in range(2000):  # deeper than JSON is written back: its input is not counted
+        deepest["a"] = {}
+        deepest = deepest["a"]
+    usage = Usage()
+    usage.message_object({"content": None})
+    usage.message_object({"content": [{"type": "tool_use", "name": "f" * 10, "input": nested}]})
+    assert (usage.reported, usage.written) == (None, 10)
