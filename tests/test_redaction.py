@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from relay.access import redaction
 from relay.access.redaction import REDACTED, Redactor, redact, redactor_for
-from relay.access.secret_forms import MASK
+from relay.access.secret_forms import MASK, base64_forms, public_prefix
 from relay.config.placeholders import is_secret
 
 KEY = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXyZ0QPO0"
@@ -318,3 +318,49 @@ SHORT_SECRET = "Zq8Xw2Lp5Nc7Rt4Vb9Mk"  # 20 characters, no public prefix
 )
 def test_a_mask_is_redacted_only_where_it_hides_more_than_it_shows(mask: str, redacted: bool) -> None:
     assert redact(f"a {mask} b", [SHORT_SECRET]) == (f"a {REDACTED} b" if redacted else f"a {mask} b")
+
+
+def test_of_two_secrets_one_inside_the_other_the_longer_is_redacted_whole() -> None:
+    inner = SHORT_SECRET
+    outer = "0" + SHORT_SECRET  # sorts before the inner one ("0" < "Z"), and holds it
+    assert redact(f"x {outer} y", [inner, outer]) == f"x {REDACTED} y"
+    assert redact(f"x {outer} y", [outer, inner]) == f"x {REDACTED} y"
+
+
+def test_a_streams_first_write_has_nothing_before_it() -> None:
+    secret = "XXXXab12cd34ef56gh78"  # its run of eight would begin before the stream did
+    assert streamed(secret, [b"ab12 hi"])[0] == b"ab12 hi"
+
+
+# -- the forms of a secret (relay/access/secret_forms.py) --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("secret", "prefix"),
+    [
+        pytest.param(b"sk-proj-" + b"a" * 8, 8, id="eight-after-the-prefix"),
+        pytest.param(b"sk-proj-" + b"a" * 7, 0, id="seven-after-the-prefix-is-no-prefix"),
+        pytest.param(b"sk-ant-api03-" + b"a" * 20, 13, id="the-longest-in-use"),
+        pytest.param(b"abcdefg-hijklmn-" + b"a" * 20, 0, id="longer-than-a-prefix"),
+        pytest.param(b"Zq8Xw2Lp5Nc7Rt4Vb9Mk", 0, id="none"),
+    ],
+)
+def test_a_keys_public_prefix(secret: bytes, prefix: int) -> None:
+    assert public_prefix(secret) == prefix
+
+
+def test_the_base64_forms_of_a_secret_are_its_bits_alone_in_three_alignments_and_two_alphabets() -> None:
+    secret = b"Ab3d~Ef6h?Ij9k"
+    # base64 of b"" + secret + "!!!" is QWIzZH5FZjZoP0lqOWshISE=; of b"x" + ... eEFiM2R+RWY2aD9JajlrISEh;
+    # of b"xy" + ... eHlBYjNkfkVmNmg/SWo5ayEhIQ==: the characters that depend on the secret alone.
+    assert base64_forms(secret) == {
+        b"QWIzZH5FZjZoP0lqOW",
+        b"FiM2R+RWY2aD9Jajlr",
+        b"FiM2R-RWY2aD9Jajlr",
+        b"BYjNkfkVmNmg/SWo5a",
+        b"BYjNkfkVmNmg_SWo5a",
+    }
+    for before in (b"", b"x", b"xy", b"xyz", b"\xff\xfe"):
+        for after in (b"", b"!", b"\x00\xff"):
+            encoded = base64.b64encode(before + secret + after)
+            assert any(form in encoded for form in base64_forms(secret))
