@@ -2207,3 +2207,43 @@ def test_a_name_the_relay_did_not_make_is_a_plain_function_call() -> None:
     assert events[-1]["response"]["output"] == [
         function_call("fc#1", "c", "multi_agent_v1.close_agent", "{}", "completed")
     ]
+
+
+# -- what the mutation run found untested ------------------------------------------------------------
+
+
+def test_a_tool_choice_of_a_custom_tool_with_a_namespace_of_the_wrong_type_names_the_tool() -> None:
+    body = chat_of(
+        tools=[{"type": "custom", "name": "patch"}],
+        tool_choice={"type": "custom", "name": "patch", "namespace": 5},
+    )
+    assert body["tool_choice"] == {"type": "function", "function": {"name": "patch"}}
+
+
+def test_a_tool_choice_whose_type_is_not_a_string_is_refused() -> None:
+    with pytest.raises(BadRequest) as caught:
+        chat_of(tools=[FUNCTION], tool_choice={"type": ["function"], "name": "f"})
+    assert caught.value.message == (
+        '"tool_choice" must be "auto", "none", "required" or {"type": "function", "name": ...} here.'
+    )
+
+
+def test_a_namespaced_tools_description_that_is_not_text_is_left_out() -> None:
+    member = {"type": "function", "name": "f", "description": 5, "parameters": {}}
+    body = chat_of(tools=[{"type": "namespace", "name": "ns", "description": 7, "tools": [member]}])
+    assert body["tools"] == [{"type": "function", "function": {"name": "ns__f", "parameters": {}}}]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        pytest.param({"tools": [{"type": "namespace", "name": "ns", "tools": [{"type": "function"}]}]},
+                     '"tools[0].tools[0].name" must be a string, got null.', id="namespaced-tool-without-a-name"),
+        pytest.param({"input": [{"type": "additional_tools", "tools": 5}]},
+                     '"input[0].tools" must be a list of tools, got a number.', id="additional-tools-not-a-list"),
+    ],
+)  # fmt: skip
+def test_a_malformed_tool_is_named_where_it_stands(fields: dict[str, Any], message: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        chat_of(**fields)
+    assert caught.value.message == message
