@@ -562,3 +562,10 @@ def test_a_store_call_that_hangs_under_the_gevent_worker_is_given_up_at_its_dead
 )
 def test_a_wait_is_said_in_the_unit_a_person_reads(seconds: int, said: str) -> None:
     assert _duration(seconds) == said
+
+
+def test_one_token_beyond_the_reservation_is_charged() -> None:
+    limits = limiter(RATE_LIMIT_TOKENS="10/day")
+    limits.settle(limits.admit(ALICE, "gpt-test", 5), 6)  # 6 used
+    limits.admit(ALICE, "gpt-test", 4)  # 10 held
+    refusal(limits, most=1)

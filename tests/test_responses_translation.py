@@ -2247,3 +2247,14 @@ def test_a_malformed_tool_is_named_where_it_stands(fields: dict[str, Any], messa
     with pytest.raises(BadRequest) as caught:
         chat_of(**fields)
     assert caught.value.message == message
+
+
+@pytest.mark.parametrize("arguments", ["", '{"input": ""}'])
+def test_a_custom_call_with_no_input_has_no_empty_delta(arguments: str) -> None:
+    reply = Translation(tools=codex_names())
+    events = reply.feed(
+        chunk(call_delta(0, call_id="call_p", name="apply_patch", arguments=arguments)),
+        chunk({}, finish="tool_calls"),
+    )
+    kinds = [e["type"] for e in events if e.get("item_id") == "ctc#1"]
+    assert kinds == ["response.custom_tool_call_input.done"]
