@@ -79,6 +79,29 @@ def raw_request(port: int, data: bytes, timeout: float = 10.0) -> bytes:
     return answer
 
 
+class WatchedStream:
+    """A paced /api/chat stream read on a thread of its own: the time between its reads, and its bytes.
+
+    For the tests that prove one request cannot stall the other streams of its worker.
+    """
+
+    def __init__(self, relay: RelayServer, model: str) -> None:
+        self.gaps: list[float] = []
+        self.received: list[bytes] = []
+        self.thread = threading.Thread(target=self._read, args=(relay, model))
+        self.thread.start()
+
+    def _read(self, relay: RelayServer, model: str) -> None:
+        body = {"model": model, "messages": USER}
+        with httpx.stream("POST", relay.url + "/api/chat", json=body, timeout=30) as response:
+            last = time.monotonic()
+            for data in response.iter_raw():
+                now = time.monotonic()
+                self.gaps.append(now - last)
+                self.received.append(data)
+                last = now
+
+
 @pytest.fixture
 def one_worker(relay_factory: RelayFactory) -> RelayServer:
     """The shipped server with one worker process, so that every request shares it."""
@@ -94,28 +117,14 @@ def test_a_huge_request_line_is_414_at_once_and_stalls_no_stream(
     # Was: gunicorn rescanned a multi-megabyte line on every read without yielding, so every
     # stream of the worker stalled for seconds.
     fake.replies["gpt-test"] = Reply(body=openai_stream([f" t{i}" for i in range(40)], pace=0.05))
-    gaps: list[float] = []
-    received: list[bytes] = []
-
-    def stream() -> None:
-        with httpx.stream(
-            "POST", one_worker.url + "/api/chat", json={"model": "gpt-test", "messages": USER}, timeout=30
-        ) as response:
-            last = time.monotonic()
-            for data in response.iter_raw():
-                now = time.monotonic()
-                gaps.append(now - last)
-                received.append(data)
-                last = now
-
-    streaming = threading.Thread(target=stream)
-    streaming.start()
+    watched = WatchedStream(one_worker, "gpt-test")
     time.sleep(0.3)
     for _ in range(3):
         answer = raw_request(one_worker.port, b"GET /" + b"a" * 4_000_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
         assert answer.startswith(b"HTTP/1.1 414 "), answer[:80]
-    streaming.join(30)
-    assert b"".join(received).endswith(b" t39")  # the whole reply
+    watched.thread.join(30)
+    gaps = watched.gaps
+    assert b"".join(watched.received).endswith(b" t39")  # the whole reply
     assert len(gaps) > 10  # in many reads (a busy machine may join a few tokens into one)
     # Tokens 50 ms apart: a gap of 3 s is a busy machine's margin; unbounded, each line stalled seconds.
     assert max(gaps[2:]) < 3.0, f"a token waited {max(gaps[2:]):.2f} s while the long lines were refused"
@@ -652,27 +661,15 @@ def test_30000_tool_calls_in_a_translated_reply_stall_no_other_stream(
         ]
     )
     fake.replies["gpt-paced"] = Reply(body=openai_stream([f" t{i}" for i in range(60)], pace=0.05))
-    gaps: list[float] = []
-
-    def paced() -> None:
-        with httpx.stream(
-            "POST", one_worker.url + "/api/chat", json={"model": "gpt-paced", "messages": USER}, timeout=30
-        ) as streamed:
-            last = time.monotonic()
-            for _ in streamed.iter_raw():
-                now = time.monotonic()
-                gaps.append(now - last)
-                last = now
-
-    reader = threading.Thread(target=paced)
-    reader.start()
+    paced = WatchedStream(one_worker, "gpt-paced")
     time.sleep(0.5)
     response = httpx.post(
         one_worker.url + "/v1/responses",
         json={"model": "gpt-calls", "input": "hi", "stream": True},
         timeout=60,
     )
-    reader.join(30)
+    paced.thread.join(30)
+    gaps = paced.gaps
     events = responses_events(response.text)
     assert [event["sequence_number"] for event in events] == list(range(len(events)))
     assert events[-1]["type"] == "response.failed"
