@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -130,6 +132,22 @@ def node() -> str:
             pytest.fail(why)
         pytest.skip(f"the Node client tests are skipped: {why}")
     return str(found)
+
+
+def run_node(node: str, script: str, relay: RelayServer, *args: str, timeout: float = 60) -> dict[str, Any]:
+    """Run a script of tests/node against the relay (RELAY_URL, RELAY_TOKEN): the JSON of its last line."""
+    completed = subprocess.run(
+        [node, str(ROOT / "tests" / "node" / script), *args],
+        env={**os.environ, "RELAY_URL": relay.url, "RELAY_TOKEN": ACCESS_TOKEN},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    lines = completed.stdout.strip().splitlines()
+    assert lines, completed.stderr[-2000:]
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
 
 
 @pytest.fixture(scope="session")

@@ -9,14 +9,12 @@ which makes a missing Node a failure.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import ACCESS_TOKEN, RelayFactory
+from tests.conftest import ACCESS_TOKEN, RelayFactory, run_node
 from tests.fake_upstream import FakeUpstream, Reply, openai_stream
 from tests.relay_server import ROOT, RelayServer
 
@@ -29,18 +27,7 @@ def relay(relay_factory: RelayFactory) -> RelayServer:
 
 
 def run(node: str, relay: RelayServer, mode: str) -> dict[str, Any]:
-    completed = subprocess.run(
-        [node, str(NODE_DIR / "ai_sdk.mjs"), mode],
-        env={**os.environ, "RELAY_URL": relay.url, "RELAY_TOKEN": ACCESS_TOKEN},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    lines = completed.stdout.strip().splitlines()
-    assert lines, completed.stderr[-2000:]
-    result: dict[str, Any] = json.loads(lines[-1])
-    return result
+    return run_node(node, "ai_sdk.mjs", relay, mode)
 
 
 USAGE = {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}

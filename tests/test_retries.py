@@ -10,19 +10,16 @@ the figures these tests hold.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from typing import Any
 
 import openai
 import pytest
 
 from tests.chat_client import chat
-from tests.conftest import ACCESS_TOKEN, RelayFactory
+from tests.conftest import ACCESS_TOKEN, RelayFactory, run_node
 from tests.fake_upstream import FakeUpstream, RecordedRequest, Reply, openai_stream
-from tests.relay_server import ROOT, RelayServer
+from tests.relay_server import RelayServer
 
-NODE_SCRIPT = ROOT / "tests" / "node" / "retries.mjs"
 # What an upstream that is over its own rate limit answers: retry in 10 ms (the clients honour it).
 RATE_LIMITED = {"Content-Type": "application/json", "retry-after-ms": "10", "retry-after": "0"}
 LIMIT_BODY = json.dumps(
@@ -82,18 +79,7 @@ def test_the_python_sdk_retries_an_upstream_429_itself_and_the_relay_does_not(
 
 
 def node_call(node: str, relay: RelayServer, client: str, model: str) -> dict[str, Any]:
-    completed = subprocess.run(
-        [node, str(NODE_SCRIPT), client, model],
-        env={**os.environ, "RELAY_URL": relay.url, "RELAY_TOKEN": ACCESS_TOKEN},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    lines = completed.stdout.strip().splitlines()
-    assert lines, completed.stderr[-2000:]
-    result: dict[str, Any] = json.loads(lines[-1])
-    return result
+    return run_node(node, "retries.mjs", relay, client, model, timeout=120)
 
 
 @pytest.mark.parametrize("client", ["openai", "ai-sdk"])
