@@ -12,7 +12,7 @@ from relay.endpoints.chat_completions import key_or_401
 from relay.endpoints.course import UpstreamEndpoint
 from relay.errors import BadRequest
 from relay.formats import jsoncodec
-from relay.validation.json_values import check_depth, kind, model_name, parse_json_object
+from relay.validation.json_values import check_depths, kind, model_name, parse_json_object
 
 PASSED_AS_IT_ARRIVES = Encoding("embeddings", as_it_arrives=True)
 
@@ -24,8 +24,7 @@ class Embeddings(UpstreamEndpoint):
         given = data.get("input")
         if not (isinstance(given, (str, list)) and given):
             raise BadRequest(f'"input" must be a non-empty string or list, got {kind(given)}.')
-        for name, value in data.items():
-            check_depth(value, name)
+        check_depths(data)
         route, data["model"] = self.upstreams.route(call, model)
         api_key = key_or_401(self.settings, bearer_key(self.settings, call.authorization), route)
         body = jsoncodec.dumps(data)

@@ -26,7 +26,7 @@ from relay.formats.responses_passthrough import ResponsesPassThrough
 from relay.serving.writer import EVENT_STREAM_UTF8
 from relay.upstream.bodies import WHOLE_BODY_LIMIT
 from relay.validation.chat_body import check_fields
-from relay.validation.json_values import check_depth, model_name, parse_json_object
+from relay.validation.json_values import check_depths, model_name, parse_json_object
 from relay.validation.responses_body import (
     RESPONSES_FIELDS,
     ResponsesRequest,
@@ -106,8 +106,7 @@ class ResponsesCompact(UpstreamEndpoint):
         settings = self.settings
         data = parse_json_object(call.body(), "model and input")
         model = model_name(data)
-        for name, value in data.items():
-            check_depth(value, name)
+        check_depths(data)
         route, data["model"] = self.upstreams.route(call, model)
         if settings.max_tokens_limit is not None:
             check_fields(data, RESPONSES_FIELDS, settings.allowed_fields)

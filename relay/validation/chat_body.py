@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from relay.errors import BadRequest
-from relay.validation.json_values import check_depth, model_name, parse_json_object, token_count
+from relay.validation.json_values import (
+    check_depths,
+    model_name,
+    parse_json_object,
+    refuse_unknown_fields,
+    token_count,
+)
 
 # The fields a caller may set a reply's length with.
 TOKEN_FIELDS = ("max_tokens", "max_completion_tokens")
@@ -63,19 +69,13 @@ def parse_chat_completions(body: bytes) -> ChatCompletionsRequest:
     messages = data.get("messages")
     if not isinstance(messages, list) or not messages:
         raise BadRequest('"messages" must be a non-empty list of messages.')
-    for name, value in data.items():
-        check_depth(value, name)
+    check_depths(data)
     return ChatCompletionsRequest(data, model)
 
 
 def check_fields(data: dict[str, Any], known: frozenset[str], allowed: tuple[str, ...]) -> None:
     """Under MAX_TOKENS_LIMIT: refuse a field outside `known` and ALLOWED_FIELDS, naming it."""
-    for name in data:
-        if name not in known and name not in allowed:
-            raise BadRequest(
-                f'"{name[:64]}" is not passed on by this relay while it caps tokens (MAX_TOKENS_LIMIT): '
-                "it may make a reply cost more than its tokens. Its owner can allow it (ALLOWED_FIELDS)."
-            )
+    refuse_unknown_fields(data, known, allowed)
     tier = data.get("service_tier")
     if (
         tier is not None

@@ -60,6 +60,22 @@ def check_depth(value: Any, where: str) -> None:
         raise BadRequest(f'"{where}" is nested more than {MAX_DEPTH} levels deep.')
 
 
+def check_depths(data: dict[str, Any]) -> None:
+    """Each field of a body within MAX_DEPTH, named in the refusal."""
+    for name, value in data.items():
+        check_depth(value, name)
+
+
+def refuse_unknown_fields(data: dict[str, Any], known: frozenset[str], allowed: tuple[str, ...]) -> None:
+    """Under MAX_TOKENS_LIMIT: refuse a field outside `known` and ALLOWED_FIELDS, naming it."""
+    for name in data:
+        if name not in known and name not in allowed:
+            raise BadRequest(
+                f'"{name[:64]}" is not passed on by this relay while it caps tokens (MAX_TOKENS_LIMIT): '
+                "it may make a reply cost more than its tokens. Its owner can allow it (ALLOWED_FIELDS)."
+            )
+
+
 def is_number(value: Any) -> bool:
     # bool is an int in Python, but `true` is not a number in JSON; an int of any size is
     # finite (and too large for math.isfinite to take).

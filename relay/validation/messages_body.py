@@ -15,11 +15,12 @@ from typing import Any
 
 from relay.errors import BadRequest
 from relay.validation.json_values import (
-    check_depth,
+    check_depths,
     kind,
     model_name,
     parse_json_object,
     quoted_type,
+    refuse_unknown_fields,
     token_count,
 )
 
@@ -73,8 +74,7 @@ def parse_messages(body: bytes) -> MessagesRequest:
     messages = data.get("messages")
     if not isinstance(messages, list) or not messages:
         raise BadRequest(f'"messages" must be a non-empty list of messages, got {kind(messages)}.')
-    for name, value in data.items():
-        check_depth(value, name)
+    check_depths(data)
     request = MessagesRequest(data, model)
     request.asked_tokens()
     return request
@@ -82,12 +82,7 @@ def parse_messages(body: bytes) -> MessagesRequest:
 
 def check_messages_fields(data: dict[str, Any], allowed: tuple[str, ...]) -> None:
     """Under MAX_TOKENS_LIMIT: refuse a field, a value, a context edit or a tool the cap does not bound."""
-    for name in data:
-        if name not in MESSAGES_FIELDS and name not in allowed:
-            raise BadRequest(
-                f'"{name[:64]}" is not passed on by this relay while it caps tokens (MAX_TOKENS_LIMIT): '
-                "it may make a reply cost more than its tokens. Its owner can allow it (ALLOWED_FIELDS)."
-            )
+    refuse_unknown_fields(data, MESSAGES_FIELDS, allowed)
     for name, values in PRICED_VALUES.items():
         value = data.get(name)
         if value is not None and not (isinstance(value, str) and value in values) and name not in allowed:

@@ -18,7 +18,7 @@ from typing import Any
 
 from relay.errors import BadRequest
 from relay.validation.json_values import (
-    check_depth,
+    check_depths,
     kind,
     model_name,
     parse_json_object,
@@ -74,8 +74,7 @@ def parse_responses(body: bytes) -> ResponsesRequest:
     given = data.get("input")
     if not (isinstance(given, str) and given) and not (isinstance(given, list) and given):
         raise BadRequest(f'"input" must be a non-empty string or list of input items, got {kind(given)}.')
-    for name, value in data.items():
-        check_depth(value, name)
+    check_depths(data)
     return ResponsesRequest(data, model)
 
 
