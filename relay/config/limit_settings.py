@@ -63,9 +63,7 @@ class LimitSettings:
         """Where the counters are, for a message: REDIS_URL's host (never its password), or this process."""
         if not self.redis_url:
             return "in this process"
-        parts = urlsplit(self.redis_url)
-        where = parts.path if parts.scheme == "redis+unix" else f"{parts.hostname}:{parts.port or 6379}"
-        return f"REDIS_URL at {where}"
+        return f"REDIS_URL at {store_place(self.redis_url)}"
 
     def for_caller(self, name: str) -> tuple[Named | None, Named | None]:
         """A caller's requests and tokens limits, each with its setting: the caller's own, else everyone's."""
@@ -149,3 +147,9 @@ def _models(environ: Mapping[str, str], name: str) -> tuple[tuple[str, Limit], .
             raise ConfigError(f'{name}["{pattern}"] must be a string such as "1000000/day".')
         models.append((pattern, parse_limit(limit, f'{name}["{pattern}"]')))
     return tuple(models)
+
+
+def store_place(url: str) -> str:
+    """Where a REDIS_URL's store is, for a message: its socket's path or host and port, never a password."""
+    parts = urlsplit(url)
+    return parts.path if parts.scheme == "redis+unix" else f"{parts.hostname}:{parts.port or 6379}"

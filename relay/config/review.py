@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlsplit
 
 from relay.config.environment import masked_url
 from relay.config.known_settings import SETTINGS
-from relay.config.limit_settings import LimitSettings
+from relay.config.limit_settings import LimitSettings, store_place
 from relay.config.placeholders import MIN_SECRET, is_secret
 from relay.config.settings import PLATFORM_GRACE, Settings
 
@@ -190,7 +190,7 @@ def store_problem(url: str, timeout: float) -> str | None:
     the relay's store client would.
     """
     parts = urlsplit(url)
-    where = parts.path if parts.scheme == "redis+unix" else f"{parts.hostname}:{parts.port or 6379}"
+    where = store_place(url)
     try:
         if parts.scheme == "redis+unix":
             connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
