@@ -201,7 +201,6 @@ class StreamRedaction:
             self._keep(data[:end], data[end:])
             self._going_on = self._going_on and not end
             return data[:end]
-        self._held = b""
         return self._send(redactor.unmask(data), final=False)
 
     def flush(self) -> bytes:

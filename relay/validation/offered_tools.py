@@ -68,7 +68,7 @@ def chat_tools(
             for index, member in enumerate(inner):
                 at = f"{where}.tools[{index}]"
                 if _tool_type(member, at) in CALLER_TOOLS:
-                    found.append(_Tool(at, member, namespace, about or None))
+                    found.append(_Tool(at, member, namespace, about))
                 else:
                     _unsupported(at, member["type"], omitted, unsupported)
         else:
