@@ -379,10 +379,9 @@ def test_fifty_streams_at_once_relay_no_more_than_the_budget_allows(
     admitted = [answer for answer in answers if answer.status_code == 200]
     refused = [answer for answer in answers if answer.status_code == 429]
     assert len(answers) == 50 and len(admitted) + len(refused) == 50
-    # Each reserves 200 tokens and its prompt's estimate (~20): at most 4 fit in 1,000.
-    assert 1 <= len(fake.requests) <= 4, len(fake.requests)
-    assert len(admitted) == len(fake.requests)
-    assert sum(200 for _ in fake.requests) <= 1000
+    # Each reserves 200 tokens and its prompt's estimate (~20): 4 fit in 1,000, a fifth does not
+    # (and what the four give back when they end, ~20 each, leaves no room for one either).
+    assert (len(fake.requests), len(admitted), len(refused)) == (4, 4, 46)
     assert "(BUDGET_TOKENS)" in refused[0].text and "this request's up to" in refused[0].text
 
 
@@ -390,8 +389,8 @@ def test_two_instances_share_the_reservations(fake: FakeUpstream, redis: Redis, 
     fake.replies["gpt-test"] = Reply(body=cost(200))
     both = relays(2, REDIS_URL=redis.url, RATE_LIMIT_TOKENS="1000/hour", MAX_TOKENS_LIMIT="200")
     answers = burst(both, 40)
-    assert 1 <= len(fake.requests) <= 4, len(fake.requests)
-    assert sum(answer.status_code == 200 for answer in answers) == len(fake.requests)
+    assert len(fake.requests) == 4  # as for one instance: the reservations are counted in one store
+    assert sum(answer.status_code == 200 for answer in answers) == 4
 
 
 def test_reservations_are_given_back_after_short_replies(
