@@ -46,6 +46,7 @@ def started_stream(
                 ) as response,
             ):
                 into["status"] = response.status_code
+                into["headers"] = dict(response.headers)
                 into["id"] = response.headers.get("x-relay-request-id")
                 into["body"] = b"".join(response.iter_raw())
                 into["ended"] = time.monotonic()
@@ -89,6 +90,7 @@ def test_sigterm_ends_every_request_properly_before_the_platforms_kill(
     try:  # a new request, after SIGTERM: not taken (refused, or the listener already closed)
         late = httpx.post(relay.url + "/api/chat", json=ASKED["original"][1], timeout=5)
         assert late.status_code == 503 and "send the request again" in late.text
+        assert late.headers["retry-after"] == "1"
     except httpx.ConnectError:
         pass
     try:
@@ -132,10 +134,13 @@ def test_sigterm_ends_every_request_properly_before_the_platforms_kill(
         }
     for result in results["waiting"]:
         assert result["status"] == 503 and b"The server is restarting" in result["body"]
+        # Every SDK retries a 503 that says so, and another instance serves it at once.
+        assert (result["headers"]["retry-after"], result["headers"]["x-should-retry"]) == ("1", "true")
 
     lines = {entry["request_id"]: entry for entry in relay.request_logs()}
     for kind, ended in results.items():
         for result in ended:
             assert lines[result["id"]]["outcome"] == "shutdown", (kind, lines[result["id"]])
+            assert lines[result["id"]]["severity"] == "WARNING"
     assert fake.wait_for(lambda: all(request.ended for request in fake.requests), timeout=5)
     assert 7 < exited < 10, f"{exited:.1f} s"  # the grace (8 s) was given, and it ended in time
