@@ -246,7 +246,7 @@ def test_codex_calls_a_namespaced_tool_on_a_chat_only_route(
     assert "multi_agent_v1__close_agent" in [tool["function"]["name"] for tool in first.json["tools"]]
     (result,) = tool_results(second)
     assert "unsupported call" not in result  # what Codex says of a call it cannot match to a tool
-    assert "no-such-agent" in result or "agent" in result.lower()
+    assert "no-such-agent" in result  # Codex ran it: its answer names the agent the call named
     call = second.json["messages"][-2]["tool_calls"][0]
     assert call["function"] == {"name": "multi_agent_v1__close_agent", "arguments": arguments}
 
@@ -330,7 +330,7 @@ def test_codex_retries_a_429_itself_and_the_relay_does_not_multiply_it(
     alone = codex(agents, direct, tmp_path / "direct", "hi", websockets=False)
     assert alone.returncode != 0
     attempts = len(sent_to_upstream(fake))
-    assert attempts >= 2  # Codex retries a 429 itself
+    assert attempts == 6  # Codex 0.171 retries a 429 itself: 6 attempts (docs/openai-api.md, Retries)
 
     fake.requests.clear()
     (tmp_path / "relayed").mkdir()
