@@ -219,7 +219,7 @@ def test_a_stream_goes_out_as_one_text_redacted_however_its_writes_split_it(
     assert (line["bytes"], line["outcome"]) == (len(b"key [redacted] then\n"), "ok")
 
 
-def test_a_stream_the_client_left_is_logged_as_such_with_what_it_got(
+def test_a_stream_closed_before_its_end_logs_its_sources_outcome_and_what_the_client_got(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="relay.request")
@@ -228,7 +228,9 @@ def test_a_stream_the_client_left_is_logged_as_such_with_what_it_got(
     response = writer.stream(source, TEXT).response
     body = iter(response.response)
     assert (next(body), next(body)) == (b"", b"one\n")
-    response.close()  # the server closes the body: its client left
+    response.close()  # the server closes the body before its end: its client left
+    # The outcome is the source's ("client_gone" until it ends otherwise: relay/serving/relayed_stream.py);
+    # the writer's part is to log it, with the bytes sent. End to end: tests/test_hardening.py.
     line = fields(caplog)[0]
     assert (line["outcome"], line["bytes"]) == ("client_gone", 4)
 
