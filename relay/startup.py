@@ -64,7 +64,7 @@ def say_what_to_know(settings: Settings, environ: Mapping[str, str]) -> None:
         logger.warning("%s", warning)
     for note in notes(settings):
         logger.info("%s", note)
-    others = foreign(environ, also=(route.key_env for route in settings.routes if route.key_env))
+    others = foreign(environ, also=settings.key_envs)
     if others:
         logger.info(
             "Not settings of this relay (other programs may read them): %s",

@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
         return 0
     try:
         settings = load_settings(environ)
-        keys = {route.key_env for route in settings.routes if route.key_env}
+        keys = set(settings.key_envs)
         found = misspelt(dict.fromkeys(options.shell_names, ""), also={*keys, *environ})
         if found:
             raise ConfigError(refusal(found, where=" (exported in the shell that deploys)"))
@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
         lines.append(f"Limits store: {settings.limits.store_name} answers.")
     lines.extend(f"Warning: {warning}" for warning in said)
     lines.extend(f"Note: {note}" for note in notes(settings) if not options.brief)
-    others = foreign(environ, also=(route.key_env for route in settings.routes if route.key_env))
+    others = foreign(environ, also=settings.key_envs)
     if others and not options.brief:
         lines.append(
             "Not settings of this relay (other programs may read them): "

@@ -118,6 +118,11 @@ class Settings:
         return (self.default_route, self.anthropic_route, *self.routes)
 
     @property
+    def key_envs(self) -> tuple[str, ...]:
+        """The variables UPSTREAMS names for its routes' keys: the owner's own names, not misspellings."""
+        return tuple(route.key_env for route in self.routes if route.key_env)
+
+    @property
     def secrets(self) -> tuple[str | None, ...]:
         """Every key and token the relay holds: none may reach a response or a log line."""
         return (
@@ -199,7 +204,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     )
     _check_together(settings)
     # Last: a misspelt name is found whatever else is wrong, and a route's key_env is the owner's to call.
-    found = misspelt(environ, also=(route.key_env for route in settings.routes if route.key_env))
+    found = misspelt(environ, also=settings.key_envs)
     if found:
         raise ConfigError(refusal(found))
     return settings
