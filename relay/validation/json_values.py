@@ -117,3 +117,17 @@ def string_field(item: dict[str, Any], name: str, where: str) -> str:
     if not isinstance(value, str):
         raise BadRequest(f'"{where}.{name}" must be a string, got {kind(value)}.')
     return value
+
+
+def tool_list(value: Any, where: str) -> list[Any]:
+    """A list of tools at `where`; a 400 naming it when it is anything else."""
+    if not isinstance(value, list):
+        raise BadRequest(f'"{where}" must be a list of tools, got {kind(value)}.')
+    return value
+
+
+def tool_object(value: Any, where: str) -> dict[str, Any]:
+    """A tool at `where`: a JSON object; a 400 naming it when it is anything else."""
+    if not isinstance(value, dict):
+        raise BadRequest(f'"{where}" must be a tool object, got {kind(value)}.')
+    return value

@@ -22,6 +22,8 @@ from relay.validation.json_values import (
     quoted_type,
     refuse_unknown_fields,
     token_count,
+    tool_list,
+    tool_object,
 )
 
 # With MAX_TOKENS_LIMIT, only these fields pass (and ALLOWED_FIELDS): the Messages API's own
@@ -116,11 +118,8 @@ def check_tools(tools: Any, allowed: tuple[str, ...]) -> None:
     """Refuse a tool the upstream runs itself unless ALLOWED_FIELDS names its type (dated or not)."""
     if tools is None:
         return
-    if not isinstance(tools, list):
-        raise BadRequest(f'"tools" must be a list of tools, got {kind(tools)}.')
-    for index, tool in enumerate(tools):
-        if not isinstance(tool, dict):
-            raise BadRequest(f'"tools[{index}]" must be a tool object, got {kind(tool)}.')
+    for index, given in enumerate(tool_list(tools, "tools")):
+        tool = tool_object(given, f"tools[{index}]")
         tool_type = tool.get("type")
         if tool_type is None or (isinstance(tool_type, str) and client_tool(tool_type, allowed)):
             continue

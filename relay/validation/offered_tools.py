@@ -17,7 +17,12 @@ from typing import Any
 
 from relay.errors import BadRequest
 from relay.formats.responses_tools import ToolNames, ToolRef, custom_parameters
-from relay.validation.json_values import kind, quoted_type, string_field
+from relay.validation.json_values import (
+    quoted_type,
+    string_field,
+    tool_list,
+    tool_object,
+)
 from relay.validation.responses_body import note_omitted
 
 # Tools the caller runs, which a chat upstream can call: functions, and what becomes one.
@@ -28,15 +33,11 @@ def offered(data: dict[str, Any]) -> Iterator[tuple[str, Any]]:
     """Every tool the request offers, with where it is: `tools`, then `additional_tools` input items."""
     tools = data.get("tools")
     if tools is not None:
-        if not isinstance(tools, list):
-            raise BadRequest(f'"tools" must be a list of tools, got {kind(tools)}.')
-        yield from ((f"tools[{index}]", tool) for index, tool in enumerate(tools))
+        yield from ((f"tools[{index}]", tool) for index, tool in enumerate(tool_list(tools, "tools")))
     given = data.get("input")
     for index, item in enumerate(given if isinstance(given, list) else ()):
         if isinstance(item, dict) and item.get("type") == "additional_tools":
-            more = item.get("tools")
-            if not isinstance(more, list):
-                raise BadRequest(f'"input[{index}].tools" must be a list of tools, got {kind(more)}.')
+            more = tool_list(item.get("tools"), f"input[{index}].tools")
             yield from ((f"input[{index}].tools[{number}]", tool) for number, tool in enumerate(more))
 
 
@@ -62,9 +63,7 @@ def chat_tools(
         elif tool_type == "namespace":
             namespace = string_field(tool, "name", where)
             about = tool.get("description") if isinstance(tool.get("description"), str) else None
-            inner = tool.get("tools")
-            if not isinstance(inner, list):
-                raise BadRequest(f'"{where}.tools" must be a list of tools, got {kind(inner)}.')
+            inner = tool_list(tool.get("tools"), f"{where}.tools")
             for index, member in enumerate(inner):
                 at = f"{where}.tools[{index}]"
                 if _tool_type(member, at) in CALLER_TOOLS:
@@ -80,9 +79,7 @@ def chat_tools(
 
 
 def _tool_type(tool: Any, where: str) -> str:
-    if not isinstance(tool, dict):
-        raise BadRequest(f'"{where}" must be a tool object, got {kind(tool)}.')
-    tool_type = tool.get("type")
+    tool_type = tool_object(tool, where).get("type")
     if not isinstance(tool_type, str):
         raise BadRequest(
             f'"{where}.type" is {quoted_type(tool_type)}; a tool\'s type is a string such as "function", '

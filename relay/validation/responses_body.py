@@ -24,6 +24,8 @@ from relay.validation.json_values import (
     parse_json_object,
     quoted_type,
     token_count,
+    tool_list,
+    tool_object,
 )
 
 # With MAX_TOKENS_LIMIT, only these fields pass (and ALLOWED_FIELDS): the Responses API's own
@@ -114,13 +116,10 @@ def _kept(
     *,
     inside: bool = False,
 ) -> list[Any]:
-    if not isinstance(tools, list):
-        raise BadRequest(f'"{where}" must be a list of tools, got {kind(tools)}.')
     kept = []
-    for index, tool in enumerate(tools):
+    for index, given in enumerate(tool_list(tools, where)):
         at = f"{where}[{index}]"
-        if not isinstance(tool, dict):
-            raise BadRequest(f'"{at}" must be a tool object, got {kind(tool)}.')
+        tool = tool_object(given, at)
         tool_type = tool.get("type")
         if tool_type == "namespace" and not inside:
             members = _kept(tool.get("tools"), f"{at}.tools", allowed, unsupported, omitted, inside=True)
