@@ -7,11 +7,11 @@ and the token fields MAX_TOKENS_LIMIT caps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from relay.errors import BadRequest
 from relay.validation.json_values import (
+    ApiBody,
     check_depths,
     model_name,
     parse_json_object,
@@ -43,16 +43,8 @@ CHAT_FIELDS = frozenset(
 SERVICE_TIERS = frozenset({"auto", "default", "flex"})
 
 
-@dataclass
-class ChatCompletionsRequest:
+class ChatCompletionsRequest(ApiBody):
     """A /v1/chat/completions body: the JSON object to pass on, and what the relay reads of it."""
-
-    data: dict[str, Any]
-    model: str  # as the caller named it, route prefix included
-
-    @property
-    def stream(self) -> bool:
-        return self.data.get("stream") is True
 
     def asked_tokens(self) -> dict[str, int]:
         """The token fields the caller set, as whole numbers."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from relay.errors import BadRequest
@@ -131,3 +132,20 @@ def tool_object(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise BadRequest(f'"{where}" must be a tool object, got {kind(value)}.')
     return value
+
+
+@dataclass
+class ApiBody:
+    """A JSON body of one of the APIs: the object to pass on, and the model it names."""
+
+    data: dict[str, Any]
+    model: str  # as the caller named it, route prefix included
+
+    @property
+    def stream(self) -> bool:
+        return self.data.get("stream") is True
+
+    def token_field(self, name: str) -> int | None:
+        """The whole number the caller set in `name`, if any (a 400 naming it for anything else)."""
+        value = self.data.get(name)
+        return None if value is None else token_count(name, value)

@@ -10,18 +10,17 @@ tools that cost only tokens: the upstream runs its server tools itself and bills
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from relay.errors import BadRequest
 from relay.validation.json_values import (
+    ApiBody,
     check_depths,
     kind,
     model_name,
     parse_json_object,
     quoted_type,
     refuse_unknown_fields,
-    token_count,
     tool_list,
     tool_object,
 )
@@ -53,20 +52,11 @@ CLIENT_TOOLS = re.compile(r"custom|(bash|text_editor|computer|memory)_\d{8}")
 _DATED = re.compile(r"(.+)_\d{8}")
 
 
-@dataclass
-class MessagesRequest:
+class MessagesRequest(ApiBody):
     """A Messages body: the JSON object to pass on, and what the relay reads of it."""
 
-    data: dict[str, Any]
-    model: str  # as the caller named it, route prefix included
-
-    @property
-    def stream(self) -> bool:
-        return self.data.get("stream") is True
-
     def asked_tokens(self) -> int | None:
-        value = self.data.get("max_tokens")
-        return None if value is None else token_count("max_tokens", value)
+        return self.token_field("max_tokens")
 
 
 def parse_messages(body: bytes) -> MessagesRequest:

@@ -13,17 +13,16 @@ or refused with a 400 naming it (UNSUPPORTED_TOOLS=refuse).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from relay.errors import BadRequest
 from relay.validation.json_values import (
+    ApiBody,
     check_depths,
     kind,
     model_name,
     parse_json_object,
     quoted_type,
-    token_count,
     tool_list,
     tool_object,
 )
@@ -54,20 +53,11 @@ OMITTED_LIMIT = 8
 TYPE_LIMIT = 64
 
 
-@dataclass
-class ResponsesRequest:
+class ResponsesRequest(ApiBody):
     """A /v1/responses body: the JSON object, and what the relay reads of it."""
 
-    data: dict[str, Any]
-    model: str
-
-    @property
-    def stream(self) -> bool:
-        return self.data.get("stream") is True
-
     def asked_tokens(self) -> int | None:
-        value = self.data.get("max_output_tokens")
-        return None if value is None else token_count("max_output_tokens", value)
+        return self.token_field("max_output_tokens")
 
 
 def parse_responses(body: bytes) -> ResponsesRequest:
