@@ -24,9 +24,8 @@ from relay.formats.anthropic_events import (
     error_event,
     message_as_events,
     message_of,
-    named,
 )
-from relay.formats.encoding import Tally, encode
+from relay.formats.encoding import Tally, encode, named
 from relay.formats.error_shapes import anthropic_error, anthropic_error_type, openai_error
 from relay.upstream.routes import Router
 from relay.validation.messages_body import check_messages_fields, client_tool, parse_messages

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from relay.formats import jsoncodec
-from relay.formats.encoding import Event
+from relay.formats.encoding import Event, named
 from relay.formats.error_shapes import anthropic_error
 
 # What Anthropic sends while a reply is slow to come, and its clients ignore (the SDKs skip it,
@@ -25,14 +25,6 @@ KEEPALIVE = b'event: ping\ndata: {"type": "ping"}\n\n'
 # The events that end a reply: nothing follows them.
 ENDS = frozenset({"message_stop", "error"})
 CUT_SHORT = "the upstream's stream ended before message_stop; the reply is incomplete"
-
-
-def named(kind: str | None, payload: bytes) -> bytes:
-    """One event as Anthropic frames it: its type as the event's name, then its data."""
-    if b"\n" in payload:
-        payload = payload.replace(b"\n", b"\ndata: ")  # data that came on several lines goes on several
-    name = kind.encode() if kind is not None and kind.isascii() and kind.isprintable() else None
-    return (b"event: " + name + b"\n" if name else b"") + b"data: " + payload + b"\n\n"
 
 
 def error_event(message: str) -> bytes:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from relay.formats import jsoncodec
-from relay.formats.encoding import Event
+from relay.formats.encoding import Event, named
 from relay.formats.error_shapes import openai_error
 
 DONE_EVENT = b"data: [DONE]\n\n"
@@ -42,10 +42,7 @@ class ChatEvents:
                 continue  # the usage chunk its caller did not ask for
             if value.get("error") is not None and self.error is None:
                 self.error = "error event in the stream"
-            if b"\n" in payload:
-                # Data that came on several `data:` lines goes out on several again.
-                payload = payload.replace(b"\n", b"\ndata: ")  # noqa: PLW2901 - the same event, re-framed
-            framed.append(b"data: " + payload + b"\n\n")
+            framed.append(named(None, payload))
         if framed:
             self.replied = True
             out.append(b"".join(framed))

@@ -80,3 +80,12 @@ def encode(
         encoder.events(events, out)
     if done and not encoder.finished:
         encoder.done(out)
+
+
+def named(kind: str | None, payload: bytes) -> bytes:
+    """One SSE event: its name, if it has a printable one, then its data (data that came on several
+    lines goes out on several again)."""
+    if b"\n" in payload:
+        payload = payload.replace(b"\n", b"\ndata: ")
+    name = kind.encode() if kind is not None and kind.isascii() and kind.isprintable() else None
+    return (b"event: " + name + b"\n" if name else b"") + b"data: " + payload + b"\n\n"

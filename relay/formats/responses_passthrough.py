@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from relay.formats.encoding import Event
+from relay.formats.encoding import Event, named
 from relay.formats.responses_items import event, new_id
 
 # The Responses API's events that end a reply.
@@ -46,10 +46,7 @@ class ResponsesPassThrough:
                 self._response = {name: response.get(name) for name in ("id", "created_at", "model")}
             if kind in ("error", "response.failed") and self.error is None:
                 self.error = f"{kind} event in the stream"
-            if b"\n" in payload:
-                payload = payload.replace(b"\n", b"\ndata: ")  # noqa: PLW2901 - the same event, re-framed
-            name = kind.encode() if isinstance(kind, str) and kind.isprintable() and kind.isascii() else None
-            framed.append((b"event: " + name + b"\n" if name else b"") + b"data: " + payload + b"\n\n")
+            framed.append(named(kind if isinstance(kind, str) else None, payload))
             if isinstance(kind, str) and kind in ENDS:
                 self.finished = True
                 break
