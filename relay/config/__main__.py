@@ -20,6 +20,7 @@ from relay.config import ConfigError, Settings, load_settings
 from relay.config.environment import masked_url
 from relay.config.known_settings import SETTINGS, foreign, misspelt, refusal
 from relay.config.review import listing, notes, store_warning, warnings
+from relay.config.upstreams import KEY_SETTINGS
 
 _ABOUT = """\
 Check the relay's settings in this environment, as the relay reads them at start-up.
@@ -102,8 +103,7 @@ def _upstreams(settings: Settings) -> list[str]:
     lines = ["Upstreams (a model goes to the first route whose prefix it has, else to its API's default):"]
     for route in settings.all_routes:
         if route.api_key:
-            default_key = "ANTHROPIC_API_KEY" if route.api == "anthropic" else "OPENAI_API_KEY"
-            key = f"key from {route.key_env or default_key}"
+            key = f"key from {route.key_env or KEY_SETTINGS[route.api]}"
         elif route.needs_key:
             key = "no key: only callers who send their own" if settings.allow_client_keys else "no key"
         else:

@@ -39,6 +39,7 @@ APIS: tuple[Api, ...] = ("openai", "anthropic")
 # How each is named in messages, and the setting that holds its default route's base URL.
 API_NAMES: dict[Api, str] = {"openai": "OpenAI API", "anthropic": "Anthropic API"}
 BASE_URL_SETTINGS: dict[Api, str] = {"openai": "OPENAI_BASE_URL", "anthropic": "ANTHROPIC_BASE_URL"}
+KEY_SETTINGS: dict[Api, str] = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 # Upstreams known to speak the Responses API (POST /responses); any other speaks chat completions
 # only, unless its route says "responses": true.
 RESPONSES_HOSTS = frozenset({"api.openai.com"})

@@ -12,12 +12,12 @@ relay's own errors come in Anthropic's shape (relay/serving/writer.py).
 
 from __future__ import annotations
 
-from relay.access.policy import anthropic_key, choose_key, token_cap
+from relay.access.policy import anthropic_key, token_cap
 from relay.config.environment import HEADER_TEXT
 from relay.endpoints.base import Call, Encoding, Outgoing
-from relay.endpoints.chat_completions import most_output
+from relay.endpoints.chat_completions import key_or_401, most_output
 from relay.endpoints.course import UpstreamEndpoint
-from relay.errors import BadRequest, KeyRequired, MissingApiKey
+from relay.errors import BadRequest
 from relay.formats import jsoncodec
 from relay.formats.anthropic_events import KEEPALIVE, MessagesPassThrough
 from relay.serving.writer import EVENT_STREAM_UTF8
@@ -75,10 +75,7 @@ def outgoing(
     """The request for the model's Anthropic route: its key, the caller's headers, the body as it came."""
     settings = endpoint.settings
     route, upstream_model = endpoint.upstreams.route(call, request.model, "anthropic")
-    try:
-        api_key = choose_key(settings, anthropic_key(settings, call.authorization, call.api_key), route)
-    except MissingApiKey:
-        raise KeyRequired("ANTHROPIC_API_KEY") from None
+    api_key = key_or_401(settings, anthropic_key(settings, call.authorization, call.api_key), route)
     body = jsoncodec.dumps({**request.data, "model": upstream_model})
     # Claude Code calls the beta form of the API (?beta=true), as it would Anthropic's own.
     if call.request.args.get("beta") == "true":

@@ -13,6 +13,7 @@ from typing import Any
 
 from relay.access.policy import bearer_key, choose_key, token_cap
 from relay.config import Route, Settings
+from relay.config.upstreams import KEY_SETTINGS
 from relay.endpoints.base import Call, Encoding, Outgoing
 from relay.endpoints.course import UpstreamEndpoint
 from relay.errors import KeyRequired, MissingApiKey
@@ -88,8 +89,9 @@ def token_field(route: Route) -> str:
 
 
 def key_or_401(settings: Settings, client_key: str | None, route: Route) -> str | None:
-    """Who pays, as on the original endpoint; no key at all is OpenAI's 401 (AuthenticationError)."""
+    """Who pays, as on the original endpoint; no key at all is a 401 naming the route's API's key
+    setting (the SDKs' AuthenticationError)."""
     try:
         return choose_key(settings, client_key, route)
     except MissingApiKey:
-        raise KeyRequired() from None
+        raise KeyRequired(KEY_SETTINGS[route.api]) from None
