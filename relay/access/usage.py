@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from relay.formats import jsoncodec
-from relay.formats.chat_chunks import completion_as_chunks, reasoning_of
+from relay.formats.chat_chunks import completion_as_chunks, reasoning_of, whole_count
 from relay.formats.responses_passthrough import ENDS
 
 CHARS_PER_TOKEN = 4  # OpenAI's rule of thumb for English; code and JSON run closer to 3
@@ -44,10 +44,6 @@ COUNTED = (
 )
 
 
-def _whole(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
-
-
 def tokens_of(usage: Any) -> int | None:
     """The tokens a reply cost, from an upstream's usage: chat completions', the Responses API's, Anthropic's.
 
@@ -56,10 +52,10 @@ def tokens_of(usage: Any) -> int | None:
     """
     if not isinstance(usage, dict):
         return None
-    total = _whole(usage.get("total_tokens"))
+    total = whole_count(usage.get("total_tokens"))
     if total is not None:
         return total
-    parts = [_whole(usage.get(name)) for name in COUNTED]
+    parts = [whole_count(usage.get(name)) for name in COUNTED]
     counted = [part for part in parts if part is not None]
     return sum(counted) if counted else None
 

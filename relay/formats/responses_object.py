@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from relay.formats import jsoncodec
+from relay.formats.chat_chunks import whole_count
 from relay.formats.responses_items import Item, Payload, new_id
 from relay.formats.responses_tools import ToolNames
 from relay.formats.sse import MAX_EVENT_BYTES
@@ -50,7 +51,7 @@ class TooLarge(ValueError):
 
 def _count(value: Any) -> int:
     """A whole count of tokens in a usage object, or 0 (the upstream's may be of any type)."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+    return whole_count(value) or 0
 
 
 def _detail(usage: dict[str, Any], name: str, field_name: str) -> int:
