@@ -74,10 +74,7 @@ class ChatToResponses:
         self._complete()
         self._flush(out)
 
-    def end(self, out: list[bytes]) -> None:
-        """The upstream's stream ended without [DONE]: the reply is complete all the same."""
-        self._complete()
-        self._flush(out)
+    end = done  # the upstream's stream ended without [DONE]: the reply is complete all the same
 
     def note(self, message: str, out: list[bytes]) -> None:
         """A failure after the stream began: an error event, and the reply failed (once)."""
