@@ -436,6 +436,7 @@ def test_a_stored_responses_paths_pass_through_to_the_upstream_that_keeps_it(
     logged = responses_route.request_logs_since(seen, 5)
     assert all("/v1/responses/resp_1" in entry["message"] for entry in logged)
     assert [entry["outcome"] for entry in logged] == ["ok"] * 5
+    assert not any("tokens" in entry for entry in logged)  # reading a stored reply spends nothing now
 
 
 @pytest.mark.parametrize(

@@ -77,8 +77,11 @@ class StoredResponse(UpstreamEndpoint):
         if query:
             path += "?" + query.decode("ascii")
         stream = action == "" and "true" in parse_qs(query.decode("ascii")).get("stream", ())
-        encoding = Encoding("responses", partial(ResponsesPassThrough, ""), content_type=EVENT_STREAM_UTF8)
-        # Nothing is generated: no reply to reserve tokens for (admit, below, takes nothing either).
+        # Nothing is generated: no tokens to reserve or count (a stored reply's usage is not spent now),
+        # and admit, below, counts no request either.
+        encoding = Encoding(
+            "responses", partial(ResponsesPassThrough, ""), content_type=EVENT_STREAM_UTF8, free=True
+        )
         return Outgoing(route, path, api_key, b"", "", stream, encoding, 0, method=request.method)
 
     def admit(self, call: Call, outgoing: Outgoing) -> None:
