@@ -21,7 +21,7 @@ from relay.access import limits_store
 from relay.access.callers import Caller
 from relay.access.limiter import Limiter, Reservation, StoreUnavailable, _duration
 from relay.config.environment import ConfigError
-from relay.config.limit_settings import Limit, LimitSettings, parse_limit, read_limits
+from relay.config.limit_settings import Limit, LimitSettings, parse_limit, read_limits, store_place
 from relay.errors import RateLimited
 
 ALICE, BOB = Caller("token:alice", "alice"), Caller("token:bob", "bob")
@@ -569,3 +569,16 @@ def test_one_token_beyond_the_reservation_is_charged() -> None:
     limits.settle(limits.admit(ALICE, "gpt-test", 5), 6)  # 6 used
     limits.admit(ALICE, "gpt-test", 4)  # 10 held
     refusal(limits, most=1)
+
+
+@pytest.mark.parametrize(
+    ("url", "place"),
+    [
+        pytest.param("redis://:s3cret@10.0.0.7:6380/0", "10.0.0.7:6380", id="host-and-port"),
+        pytest.param("redis://10.0.0.7/0", "10.0.0.7:6379", id="the-default-port"),
+        pytest.param("redis+unix:///var/run/redis.sock?db=0", "/var/run/redis.sock", id="a-unix-socket"),
+    ],
+)
+def test_the_store_is_named_by_where_it_is_never_by_its_password(url: str, place: str) -> None:
+    assert store_place(url) == place
+    assert read_limits({"REDIS_URL": url}).store_name == f"REDIS_URL at {place}"
